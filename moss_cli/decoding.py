@@ -1,0 +1,146 @@
+"""Token-by-token decoding: greedy or sampled, with an optional guard against n-gram loops."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    temperature: float = 0.0  # 0 means greedy; the official scripts sample at 1.0
+    top_p: float = 1.0
+    top_k: int = 50  # the official scripts' value; 0 turns it off
+    max_new_tokens: int = 1024
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class RepetitionGuard:
+    """Stops a decode whose tail is one n-gram repeated: greedy decoding can loop until the cap.
+
+    Fires when the last `min_repeats` copies (or more) of an n-gram of at most `max_ngram` tokens
+    cover at least `min_span` tokens.
+    """
+
+    max_ngram: int = 24
+    min_repeats: int = 4
+    min_span: int = 16
+
+    def is_looping(self, tokens: list[int]) -> bool:
+        for n in range(1, self.max_ngram + 1):
+            repeats = max(self.min_repeats, -(-self.min_span // n))
+            span = n * repeats
+            if len(tokens) < span:
+                break
+            tail = tokens[-span:]
+            if all(tail[i] == tail[i % n] for i in range(n, span)):
+                return True
+        return False
+
+
+@dataclass
+class Decoded:
+    token_ids: list[int]
+    finish_reason: str  # "stop" (end of turn), "length" (token cap) or "repetition" (loop guard)
+
+
+class TokenSampler:
+    """Picks the next token from logits: argmax, or temperature -> top-k -> top-p sampling."""
+
+    def __init__(self, options: DecodingOptions, device: torch.device):
+        self.options = options
+        self.generator = None
+        if not options.greedy:
+            self.generator = torch.Generator(device=device)
+            if options.seed is None:
+                self.generator.seed()
+            else:
+                self.generator.manual_seed(options.seed)
+            self.warpers = _logits_warpers(options)
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        logits = logits.float()  # (1, V)
+        if self.options.greedy:
+            return int(logits.argmax(dim=-1))
+        scores = self.warpers(None, logits)
+        probs = torch.softmax(scores, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=self.generator))
+
+
+def _logits_warpers(options: DecodingOptions):
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(options.temperature)])
+    if options.top_k:
+        warpers.append(TopKLogitsWarper(options.top_k))
+    if options.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(options.top_p))
+    return warpers
+
+
+def decode_tokens(
+    first_logits: torch.Tensor,
+    step: Callable[[int], torch.Tensor],
+    sampler: TokenSampler,
+    stop_ids: set[int],
+    max_new_tokens: int,
+    guard: RepetitionGuard | None = None,
+) -> Decoded:
+    """Run the loop: pick a token, feed it with `step` (returns the next logits), until a stop."""
+    tokens: list[int] = []
+    for token in _token_stream(first_logits, step, sampler, max_new_tokens):
+        if token in stop_ids:
+            return Decoded(tokens, "stop")
+        tokens.append(token)
+        if guard is not None and guard.is_looping(tokens):
+            return Decoded(tokens, "repetition")
+    return Decoded(tokens, "length")
+
+
+def _token_stream(
+    logits: torch.Tensor, step: Callable[[int], torch.Tensor], sampler: TokenSampler, limit: int
+) -> Iterator[int]:
+    for i in range(limit):
+        token = sampler(logits)
+        yield token
+        if i + 1 < limit:
+            logits = step(token)
+
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(reasoning, answer): Thinking models wrap reasoning in <think>...</think> before the answer.
+
+    Instruct models sometimes emit an empty block. An unclosed <think> means the token cap cut
+    the reasoning short, so there is no answer yet.
+    """
+    reasoning = [m.strip() for m in _THINK.findall(text)]
+    answer = _THINK.sub("", text)
+    if "<think>" in answer:
+        answer, _, unfinished = answer.partition("<think>")
+        reasoning.append(unfinished.strip())
+    elif "</think>" in answer:
+        # The opening tag was part of the prompt.
+        before, _, answer = answer.rpartition("</think>")
+        reasoning.insert(0, before.strip())
+    return "\n\n".join(r for r in reasoning if r), answer.strip()

@@ -1,0 +1,114 @@
+"""Config dataclasses mirroring the checkpoint's `config.json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import Qwen3Config, WhisperConfig
+
+from ..errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class AudioEncoderConfig:
+    """`audio_config`: the Whisper-style encoder behind a conv stem."""
+
+    d_model: int = 1280
+    output_dim: int = 1280  # encoder output width fed to the adapters (== d_model in all releases)
+    num_mel_bins: int = 128
+    encoder_layers: int = 32
+    encoder_attention_heads: int = 20
+    encoder_ffn_dim: int = 5120
+    downsample_rate: int = 8  # three stride-2 convs over time
+    downsample_hidden_size: int = 480  # conv channels; stem_proj sees 480 * (128 / 8) features
+    n_window: int = 200  # the encoder sees windows of 2 * n_window mel frames (4 s)
+    conv_chunksize: int = 64  # windows per encoder batch
+    max_source_positions: int = 1500
+    activation_function: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    deepstack_encoder_layer_indexes: tuple[int, ...] = (8, 16, 24)  # taps, 0-based, before the final norm
+    encoder_attention_window_size: int = 100  # present in configs, unused by every implementation
+
+    @property
+    def window_frames(self) -> int:
+        return 2 * self.n_window
+
+    @property
+    def stem_features(self) -> int:
+        # Frequency is halved three times like time: 128 bins -> 16.
+        return self.downsample_hidden_size * (self.num_mel_bins // self.downsample_rate)
+
+    def whisper_config(self) -> WhisperConfig:
+        """The config transformers' WhisperEncoderLayer reads."""
+        config = WhisperConfig(
+            d_model=self.d_model,
+            encoder_attention_heads=self.encoder_attention_heads,
+            encoder_ffn_dim=self.encoder_ffn_dim,
+            activation_function=self.activation_function,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+        )
+        config._attn_implementation = "sdpa"
+        return config
+
+
+@dataclass(frozen=True)
+class MossAudioConfig:
+    """Root of `config.json`: encoder, adapter width, DeepStack and the Qwen3 language model."""
+
+    audio: AudioEncoderConfig
+    language: Qwen3Config
+    adapter_hidden_size: int = 8192  # gated-MLP width of the adapter and DeepStack mergers
+    deepstack_num_inject_layers: int | None = None  # None: one merger per encoder tap
+    dtype: str = "bfloat16"  # dtype the weights were saved in
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_deepstack_mergers(self) -> int:
+        taps = len(self.audio.deepstack_encoder_layer_indexes)
+        if self.deepstack_num_inject_layers is None:
+            return taps
+        return min(taps, int(self.deepstack_num_inject_layers))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> MossAudioConfig:
+        if raw.get("model_type") != "moss_audio":
+            raise CheckpointError(f"config.json: model_type is {raw.get('model_type')!r}, expected 'moss_audio'")
+        if not isinstance(raw.get("audio_config"), dict) or not isinstance(raw.get("language_config"), dict):
+            raise CheckpointError("config.json: audio_config and language_config must both be present")
+        audio = _audio_config(raw["audio_config"])
+        language = Qwen3Config(**{k: v for k, v in raw["language_config"].items() if k != "model_type"})
+        return cls(
+            audio=audio,
+            language=language,
+            adapter_hidden_size=int(raw.get("adapter_hidden_size", 8192)),
+            deepstack_num_inject_layers=raw.get("deepstack_num_inject_layers"),
+            dtype=str(raw.get("dtype") or raw.get("torch_dtype") or "bfloat16"),
+            extra=raw,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MossAudioConfig:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot read config ({exc})") from None
+        return cls.from_dict(raw)
+
+
+def _audio_config(raw: dict) -> AudioEncoderConfig:
+    known = {f.name for f in dataclasses.fields(AudioEncoderConfig)}
+    values = {k: v for k, v in raw.items() if k in known}
+    if "deepstack_encoder_layer_indexes" in values:
+        values["deepstack_encoder_layer_indexes"] = tuple(values["deepstack_encoder_layer_indexes"] or ())
+    config = AudioEncoderConfig(**values)
+    if config.output_dim != config.d_model:
+        # The reference would add an out_proj here; no released checkpoint has one.
+        raise CheckpointError(
+            f"config.json: audio_config.output_dim {config.output_dim} != d_model {config.d_model} is not supported"
+        )
+    return config

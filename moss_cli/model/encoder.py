@@ -1,0 +1,103 @@
+"""The windowed audio encoder: conv stem + Whisper encoder layers, 4 s windows encoded on their own."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
+
+from .config import AudioEncoderConfig
+
+
+@dataclass
+class EncodedAudio:
+    """Encoder output for one recording: N = ceil(frames / 8) tokens."""
+
+    last_hidden: torch.Tensor  # (N, d_model), after the final LayerNorm
+    taps: list[torch.Tensor]  # DeepStack taps, each (N, d_model), before the final LayerNorm
+
+
+def conv_output_length(frames: int | torch.Tensor) -> int | torch.Tensor:
+    """Length after three Conv(k=3, s=2, p=1) layers: (L - 1) // 2 + 1, three times."""
+    for _ in range(3):
+        frames = (frames - 1) // 2 + 1
+    return frames
+
+
+def sinusoid_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
+    """Whisper's sinusoids, (length, dim): sin half then cos half, computed in float32."""
+    increment = math.log(10_000.0) / (dim // 2 - 1)
+    inv_timescales = torch.exp(-increment * torch.arange(dim // 2, device=device, dtype=torch.float32))
+    scaled = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_timescales[None, :]
+    return torch.cat([scaled.sin(), scaled.cos()], dim=1)
+
+
+class MossAudioEncoder(nn.Module):
+    """Attribute names are the checkpoint keys under `audio_encoder.`."""
+
+    def __init__(self, config: AudioEncoderConfig):
+        super().__init__()
+        self.config = config
+        channels = config.downsample_hidden_size
+        self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
+        self.stem_proj = nn.Linear(config.stem_features, config.d_model)
+        whisper = config.whisper_config()
+        self.layers = nn.ModuleList(WhisperEncoderLayer(whisper) for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self._tap_indexes = frozenset(config.deepstack_encoder_layer_indexes)
+
+    def forward(self, mel: torch.Tensor) -> EncodedAudio:
+        """mel (n_mels, T) -> EncodedAudio with ceil(T / 8) tokens."""
+        windows = list(mel.split(self.config.window_frames, dim=-1))
+        # Every batch is padded to the longest window overall, even a batch holding only the
+        # short last window: the reference pads all windows first, then batches them.
+        pad_to = windows[0].shape[-1]
+        hidden_parts: list[torch.Tensor] = []
+        tap_parts: list[list[torch.Tensor]] = [[] for _ in self._tap_indexes]
+        for start in range(0, len(windows), self.config.conv_chunksize):
+            batch = windows[start : start + self.config.conv_chunksize]
+            lengths = [w.shape[-1] for w in batch]
+            hidden, taps = self.encode_windows(batch, pad_to)
+            for i, valid in enumerate(conv_output_length(n) for n in lengths):
+                hidden_parts.append(hidden[i, :valid])
+                for k, tap in enumerate(taps):
+                    tap_parts[k].append(tap[i, :valid])
+        return EncodedAudio(torch.cat(hidden_parts), [torch.cat(parts) for parts in tap_parts])
+
+    def encode_windows(self, windows: list[torch.Tensor], pad_to: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encode up to conv_chunksize windows, zero-padded to `pad_to` frames, as one batch.
+
+        Padding the short last window into the batch (rather than encoding it alone) is what the
+        reference does, and it changes the conv outputs at the window's edge, so we keep it.
+        Returns hidden (B, L, d) and the DeepStack taps, each (B, L, d).
+        """
+        lengths = torch.tensor([w.shape[-1] for w in windows], device=windows[0].device)
+        # 1. Pad: (B, n_mels, pad_to)
+        x = windows[0].new_zeros(len(windows), windows[0].shape[0], pad_to)
+        for i, window in enumerate(windows):
+            x[i, :, : window.shape[-1]] = window
+        x = x.to(self.stem_proj.weight.dtype)
+        # 2. Conv stem: (B, 1, n_mels, T) -> (B, C, n_mels / 8, T / 8) -> (B, T / 8, d)
+        x = x.unsqueeze(1)
+        for conv in (self.conv1, self.conv2, self.conv3):
+            x = nn.functional.gelu(conv(x))
+        x = self.stem_proj(x.permute(0, 3, 1, 2).flatten(2))
+        out_lengths = conv_output_length(lengths)
+        x = x[:, : int(out_lengths.max())]
+        # 3. Positions restart at 0 in every window.
+        x = x + sinusoid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        # 4. Whisper layers with padded keys masked out: additive mask (B, 1, 1, L)
+        padding = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
+        mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
+        mask = mask.masked_fill(padding, torch.finfo(x.dtype).min)[:, None, None, :]
+        taps = []
+        for index, layer in enumerate(self.layers):
+            x = layer(x, mask)
+            if index in self._tap_indexes:
+                taps.append(x)
+        return self.layer_norm(x), taps

@@ -1,0 +1,146 @@
+"""Finding a checkpoint (local directory or Hugging Face hub id) and loading it with every key checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, ModelUnavailableError
+from .config import MossAudioConfig
+from .modeling import MossAudioModel
+
+DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
+CONFIG_FILE = "config.json"
+SINGLE_WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+# What a client needs from a hub repo; skips README images and the like.
+CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.json", "*.jinja"]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_checkpoint(model: str, *, revision: str | None = None, cache_dir: str | None = None) -> Path:
+    """A local checkpoint directory for `model`: the directory itself, or the hub snapshot in the cache.
+
+    Downloads only when the hub is reachable and HF_HUB_OFFLINE is not set.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return _check_files(path, model)
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelUnavailableError(
+            f"model {model!r}: not a checkpoint directory nor a hub id like {DEFAULT_MODEL!r}"
+        )
+    return _check_files(_download(model, revision, cache_dir), model)
+
+
+def _download(repo_id: str, revision: str | None, cache_dir: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    hint = "download it where the hub is reachable, or pass a local directory with --model /path/to/checkpoint"
+    try:
+        folder = snapshot_download(
+            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=CHECKPOINT_PATTERNS
+        )
+    except LocalEntryNotFoundError:
+        raise ModelUnavailableError(
+            f"model {repo_id!r}: not in the Hugging Face cache and the hub cannot be reached "
+            f"(offline or HF_HUB_OFFLINE=1); {hint}"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelUnavailableError(f"model {repo_id!r}: no such repository on the Hugging Face hub; {hint}") from None
+    except Exception as exc:  # network and hub errors come in many types; all mean "not available"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelUnavailableError(f"model {repo_id!r}: cannot be downloaded ({reason}); {hint}") from None
+    return Path(folder)
+
+
+def _check_files(folder: Path, model: str) -> Path:
+    required = [CONFIG_FILE, "vocab.json", "merges.txt"]
+    missing = [name for name in required if not (folder / name).is_file()]
+    if not (folder / SINGLE_WEIGHTS).is_file() and not (folder / WEIGHTS_INDEX).is_file():
+        missing.append(f"{SINGLE_WEIGHTS} or {WEIGHTS_INDEX}")
+    if missing:
+        raise ModelUnavailableError(f"model {model!r}: {folder} lacks {', '.join(missing)}")
+    return folder
+
+
+def weight_locations(folder: Path) -> dict[str, Path]:
+    """Tensor name -> the safetensors file holding it (sharded or single-file layout)."""
+    from safetensors import safe_open
+
+    index = folder / WEIGHTS_INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{index}: unreadable weight index ({exc})") from None
+        return {name: folder / shard for name, shard in weight_map.items()}
+    with safe_open(folder / SINGLE_WEIGHTS, framework="pt") as handle:
+        return {name: folder / SINGLE_WEIGHTS for name in handle.keys()}
+
+
+def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
+    """Every parameter present with its shape, nothing extra; the message names the first mismatch."""
+    from safetensors import safe_open
+
+    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    missing = sorted(set(expected) - set(locations))
+    if missing:
+        raise CheckpointError(f"checkpoint lacks tensor {missing[0]} ({len(missing)} missing in all)")
+    unexpected = sorted(set(locations) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"checkpoint has unexpected tensor {unexpected[0]} ({len(unexpected)} in all)")
+    for file, names in _group_by_file(locations).items():
+        if not file.is_file():
+            raise CheckpointError(f"weight file {file.name} named in the index is missing")
+        with safe_open(file, framework="pt") as handle:
+            present = set(handle.keys())
+            for name in names:
+                if name not in present:
+                    raise CheckpointError(f"tensor {name} is not in {file.name} as the index says")
+                shape = tuple(handle.get_slice(name).get_shape())
+                if shape != expected[name]:
+                    raise CheckpointError(f"tensor {name} has shape {list(shape)}, expected {list(expected[name])}")
+
+
+def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAudioModel:
+    """Build the model without initialising it, check the weights, then load them onto `device`."""
+    from safetensors import safe_open
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
+
+    config = MossAudioConfig.from_file(folder / CONFIG_FILE)
+    with torch.device("meta"):
+        model = MossAudioModel(config)
+    locations = weight_locations(folder)
+    check_weights(model, locations)
+    state: dict[str, torch.Tensor] = {}
+    for file, names in _group_by_file(locations).items():
+        with safe_open(file, framework="pt", device=str(device)) as handle:
+            for name in names:
+                state[name] = handle.get_tensor(name).to(dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    # Rotary frequencies are computed, not stored: rebuild them on the real device.
+    model.language_model.rotary_emb = Qwen3RotaryEmbedding(config.language).to(device)
+    leftover = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:
+        raise CheckpointError(f"tensor {leftover[0]} was not loaded")
+    return model.eval()
+
+
+def load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except Exception as exc:  # tokenizers raise ValueError, OSError, JSON errors...
+        raise CheckpointError(f"{folder}: cannot load the tokenizer ({exc})") from None
+
+
+def _group_by_file(locations: dict[str, Path]) -> dict[Path, list[str]]:
+    grouped: dict[Path, list[str]] = {}
+    for name, file in locations.items():
+        grouped.setdefault(file, []).append(name)
+    return grouped

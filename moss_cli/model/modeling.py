@@ -1,0 +1,112 @@
+"""MOSS-Audio: windowed audio encoder -> gated-MLP adapter -> Qwen3 decoder, with DeepStack injection."""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from transformers import DynamicCache
+from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
+
+from .config import MossAudioConfig
+from .encoder import EncodedAudio, MossAudioEncoder
+
+# transformers 5.x renamed Qwen3Model's `past_key_values` argument to `cache`; accept either.
+_CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
+
+
+class GatedMLP(nn.Module):
+    """down(silu(gate(x)) * up(x)), no biases: the adapter and every DeepStack merger."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(input_size, hidden_size, bias=False)
+        self.up_proj = nn.Linear(input_size, hidden_size, bias=False)
+        self.down_proj = nn.Linear(hidden_size, output_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class MossAudioModel(nn.Module):
+    """Attribute names are the checkpoint keys. Knows nothing about tokenization or prompts."""
+
+    def __init__(self, config: MossAudioConfig):
+        super().__init__()
+        self.config = config
+        hidden = config.language.hidden_size
+        self.audio_encoder = MossAudioEncoder(config.audio)
+        self.language_model = Qwen3Model(config.language)
+        self.audio_adapter = GatedMLP(config.audio.d_model, config.adapter_hidden_size, hidden)
+        self.deepstack_audio_merger_list = nn.ModuleList(
+            GatedMLP(config.audio.d_model, config.adapter_hidden_size, hidden)
+            for _ in range(config.num_deepstack_mergers)
+        )
+        self.lm_head = nn.Linear(hidden, config.language.vocab_size, bias=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.config.language)
+
+    @torch.inference_mode()
+    def encode_audio(self, mel: torch.Tensor) -> EncodedAudio:
+        """mel (n_mels, T) -> encoder states, N = ceil(T / 8) tokens."""
+        return self.audio_encoder(mel.to(self.device))
+
+    @torch.inference_mode()
+    def prefill(
+        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache
+    ) -> torch.Tensor:
+        """Run the prompt (1, S) through the LLM, filling `cache`; returns last-position logits (1, V)."""
+        embeds = self.language_model.embed_tokens(input_ids)  # (1, S, H)
+        deepstack: list[torch.Tensor] = []
+        if audio is not None:
+            count = int(audio_mask.sum())
+            if count != audio.last_hidden.shape[0]:
+                raise ValueError(f"prompt has {count} audio positions, encoder gave {audio.last_hidden.shape[0]}")
+            # 1. Audio embeddings replace the placeholder embeddings.
+            embeds = embeds.clone()
+            embeds[audio_mask] = self.audio_adapter(audio.last_hidden).to(embeds.dtype)
+            # 2. Merged taps k are added after LLM layer k, at audio positions, during prefill only.
+            deepstack = [merge(tap) for merge, tap in zip(self.deepstack_audio_merger_list, audio.taps)]
+        with self._inject_deepstack(audio_mask, deepstack):
+            hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
+        return self.lm_head(hidden[:, -1])
+
+    @torch.inference_mode()
+    def decode_step(self, token_ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        """Feed new tokens (1, n) after the cached prefix; returns last-position logits (1, V)."""
+        hidden = self._run_llm(input_ids=token_ids, cache=cache)
+        return self.lm_head(hidden[:, -1])
+
+    def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
+        out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
+        return out.last_hidden_state
+
+    @contextmanager
+    def _inject_deepstack(self, audio_mask: torch.Tensor, deepstack: list[torch.Tensor]):
+        def make_hook(states: torch.Tensor):
+            def add_at_audio_positions(_module, _inputs, output):
+                hidden = output[0] if isinstance(output, tuple) else output
+                hidden = hidden.clone()
+                hidden[audio_mask] = hidden[audio_mask] + states.to(hidden.dtype)
+                return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+            return add_at_audio_positions
+
+        layers = self.language_model.layers
+        handles = [layers[k].register_forward_hook(make_hook(states)) for k, states in enumerate(deepstack)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
