@@ -28,14 +28,17 @@ def load_audio(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: no such file") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{path}: cannot decode audio ({_first_line(exc)})") from None
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    return to_model_rate(mono, rate)
+    try:
+        return to_model_rate(mono, rate)
+    except AudioError as exc:
+        raise AudioError(f"{path}: {exc}") from None
 
 
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -132,11 +132,18 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAu
 
 def load_tokenizer(folder: Path):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # AutoTokenizer reads config.json and warns that it does not know `moss_audio`; it needs only
+    # tokenizer_config.json, so the warning is noise.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         return AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # tokenizers raise ValueError, OSError, JSON errors...
         raise CheckpointError(f"{folder}: cannot load the tokenizer ({exc})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def _group_by_file(locations: dict[str, Path]) -> dict[Path, list[str]]:

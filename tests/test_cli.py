@@ -1,0 +1,97 @@
+import pytest
+from typer.testing import CliRunner
+
+from moss_cli import Answer
+from moss_cli.cli import app
+
+runner = CliRunner()
+
+
+def ask(*args):
+    return runner.invoke(app, ["ask", *map(str, args)])
+
+
+def test_ask_prints_only_the_answer(tiny_checkpoint, wav_file, tiny_engine):
+    result = ask(wav_file, "Describe the audio.", "--model", tiny_checkpoint, "--max-new-tokens", 8)
+    assert result.exit_code == 0, result.stderr
+    expected = tiny_engine.ask(wav_file, "Describe the audio.", __import__("moss_cli").DecodingOptions(max_new_tokens=8))
+    assert result.stdout == expected.text + "\n"
+    assert "loading" in result.stderr  # logs go to stderr, never stdout
+
+
+def test_quiet_and_several_questions(tiny_checkpoint, wav_file):
+    one = ask(wav_file, "First?", "-m", tiny_checkpoint, "--max-new-tokens", 6, "-q")
+    two = ask(wav_file, "Second?", "-m", tiny_checkpoint, "--max-new-tokens", 6, "-q")
+    both = ask(wav_file, "First?", "Second?", "-m", tiny_checkpoint, "--max-new-tokens", 6, "-q")
+    assert both.exit_code == 0 and both.stderr == ""
+    assert both.stdout == one.stdout + "\n" + two.stdout
+
+
+def test_missing_audio_is_one_line_and_exit_1(tiny_checkpoint, tmp_path):
+    result = ask(tmp_path / "absent.wav", "Hi", "-m", tiny_checkpoint)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"moss: error: {tmp_path / 'absent.wav'}: no such file"
+    assert result.stdout == ""
+
+
+def test_audio_too_short(tiny_checkpoint, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "blip.wav"
+    sf.write(path, np.zeros(100, dtype=np.float32), 16_000)
+    result = ask(path, "Hi", "-m", tiny_checkpoint, "-q")
+    assert result.exit_code == 1 and "too short" in result.stderr and str(path) in result.stderr
+
+
+def test_unavailable_model_exit_2_without_traceback(wav_file):
+    result = ask(wav_file, "Hi", "--model", "OpenMOSS-Team/MOSS-Audio-4B-Instruct")
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("moss: error")]
+    assert len(lines) == 1 and "OpenMOSS-Team/MOSS-Audio-4B-Instruct" in lines[0] and "--model" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_checkpoint_exit_2_naming_the_tensor(tmp_path, wav_file):
+    import torch
+    from tiny_checkpoint import TinySpec, random_weights, write_checkpoint, write_weights
+
+    folder = write_checkpoint(tmp_path / "broken", TinySpec())
+    weights = random_weights(TinySpec())
+    weights["lm_head.weight"] = torch.zeros(151936, 8)
+    write_weights(folder, weights)
+    result = ask(wav_file, "Hi", "-m", folder, "-q")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "lm_head.weight" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--temperature", "-1"], ["--top-p", "1.5"], ["--max-new-tokens", "0"]])
+def test_bad_flags_are_usage_errors(wav_file, flag):
+    assert ask(wav_file, "Hi", *flag).exit_code == 2
+
+
+def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
+    """The model is outside the unit under test here: a stand-in engine returns a Thinking answer."""
+
+    class ThinkingEngine:
+        class model:
+            device, dtype = "cpu", "torch.float32"
+
+        def encode(self, samples):
+            from moss_cli.engine import EncodedClip
+
+            return EncodedClip(states=None, seconds=samples.size / 16_000)
+
+        def ask(self, clip, question, options):
+            return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
+
+    monkeypatch.setattr("moss_cli.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
+    shown = ask(wav_file, "Who?", "--show-reasoning", "-q")
+    hidden = ask(wav_file, "Who?", "-q")
+    assert shown.stdout == hidden.stdout == "Two people talk.\n"
+    assert "I hear two voices." in shown.stderr and hidden.stderr == ""
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("moss ")
