@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,6 +88,9 @@ def ask(
     seed: SeedOpt = None,
     time_markers: TimeMarkersOpt = True,
     show_reasoning: ShowReasoningOpt = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per question (JSON Lines) instead of plain text.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Ask questions about a recording; prints only the answers (one blank line between several)."""
@@ -102,9 +106,12 @@ def ask(
             answer = engine.ask(clip, question, options)
             if show_reasoning and answer.reasoning:
                 stderr.print(answer.reasoning, markup=False)
-            if index:
-                sys.stdout.write("\n")
-            sys.stdout.write(answer.text + "\n")
+            if json_lines:
+                record = {"audio": str(audio), "question": question, "answer": answer.text,
+                          "finish_reason": answer.finish_reason, "model": model}
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(("\n" if index else "") + answer.text + "\n")
             sys.stdout.flush()
 
 

@@ -95,3 +95,15 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("moss ")
+
+
+def test_json_lines_one_object_per_question(tiny_checkpoint, wav_file):
+    import json
+
+    plain = ask(wav_file, "First?", "-m", tiny_checkpoint, "--max-new-tokens", 6, "-q")
+    result = ask(wav_file, "First?", "Second?", "-m", tiny_checkpoint, "--max-new-tokens", 6, "-q", "--json")
+    assert result.exit_code == 0
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["question"] for r in records] == ["First?", "Second?"]
+    assert records[0]["answer"] + "\n" == plain.stdout
+    assert all(r["audio"] == str(wav_file) and r["finish_reason"] in {"stop", "length"} for r in records)
