@@ -1,62 +1,88 @@
-"""The `moss` command line. The only place that prints, catches domain errors and picks exit codes."""
+"""The `moss` command line: thin commands over one pipeline. Only the CLI prints and picks exit codes."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from . import __version__
-from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
 from .model.loading import DEFAULT_MODEL
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # an input could not be processed
-EXIT_USAGE = 2  # bad flags, no inputs, unknown or broken model
-LONG_AUDIO_SECONDS = 600  # the authors recommend under 10 minutes per request
+from .runner import EXIT_USAGE, OutputSpec, UsageError, report, run_files, stderr
 
 app = typer.Typer(
-    help="Audio understanding from the shell with MOSS-Audio: transcripts, captions, answers.",
+    help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# Shared options: one definition, used by every command.
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m", envvar="MOSS_MODEL",
-        help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).",
-    ),
-]
-DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
-DtypeOpt = Annotated[
-    str,
-    typer.Option(
-        help="auto, float32, bfloat16 or float16. auto picks bfloat16 on GPUs (the checkpoint's own dtype) "
-        "and float32 on CPU, where bfloat16 matmuls are slow on most processors.",
-    ),
-]
-TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="0 decodes greedily; above 0 samples.")]
-TopPOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass (sampling only).")]
-TopKOpt = Annotated[int, typer.Option(min=0, help="Sample from the k likeliest tokens; 0 for all (sampling only).")]
-MaxNewTokensOpt = Annotated[int, typer.Option(min=1, help="Most tokens to generate per answer.")]
-SeedOpt = Annotated[int | None, typer.Option(help="Random seed for sampling, for repeatable runs.")]
-TimeMarkersOpt = Annotated[
-    bool, typer.Option("--time-markers/--no-time-markers", help="Mark every 2 s of audio in the prompt.")
-]
-ShowReasoningOpt = Annotated[
-    bool, typer.Option("--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")
-]
+# ---- shared options: defined once, used by every command --------------------------------------
+Inputs = Annotated[list[Path], typer.Argument(help="Audio files.", show_default=False)]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
+    help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
+DeviceOpt = Annotated[str, typer.Option(rich_help_panel="Model", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+DtypeOpt = Annotated[str, typer.Option(
+    rich_help_panel="Model",
+    help="auto, float32, bfloat16 or float16. auto picks bfloat16 on GPUs (the checkpoint's own dtype) and "
+    "float32 on CPU, where bfloat16 matmuls are slow on most processors.")]
+TemperatureOpt = Annotated[float, typer.Option(min=0.0, rich_help_panel="Decoding", help="0 decodes greedily; above 0 samples.")]
+TopPOpt = Annotated[float, typer.Option(min=0.0, max=1.0, rich_help_panel="Decoding", help="Nucleus sampling mass.")]
+TopKOpt = Annotated[int, typer.Option(min=0, rich_help_panel="Decoding", help="Sample from the k likeliest tokens; 0: all.")]
+MaxTokensOpt = Annotated[int | None, typer.Option(
+    min=1, rich_help_panel="Decoding", show_default="scales with audio length",
+    help="Most tokens to generate per request.")]
+SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", help="Random seed for sampling.")]
+TimeMarkersOpt = Annotated[bool, typer.Option(
+    "--time-markers/--no-time-markers", rich_help_panel="Model", help="Mark every 2 s of audio in the prompt.")]
+PromptOpt = Annotated[str | None, typer.Option(rich_help_panel="Decoding", help="Ask this instead of the task's official prompt.")]
+ServerOpt = Annotated[str | None, typer.Option(
+    envvar="MOSS_SERVER", rich_help_panel="Server",
+    help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1).")]
+ServerModelOpt = Annotated[str | None, typer.Option(rich_help_panel="Server", help="Model name on the server (default: its first).")]
+ApiKeyOpt = Annotated[str | None, typer.Option(envvar="MOSS_API_KEY", rich_help_panel="Server", help="Bearer token for the server.")]
+TimeoutOpt = Annotated[float, typer.Option(min=1.0, rich_help_panel="Server", help="Seconds to wait for one server reply.")]
+OutputDirOpt = Annotated[Path | None, typer.Option(
+    "--output-dir", "-o", rich_help_panel="Output", help="Write <input stem>.<ext> files here instead of stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
+ShowReasoningOpt = Annotated[bool, typer.Option(
+    "--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")]
+SrtOpt = Annotated[bool, typer.Option("--srt", rich_help_panel="Output", help="SubRip subtitles.")]
+VttOpt = Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="WebVTT subtitles.")]
+JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")]
+TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")]
+TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
+LineCharsOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most characters per subtitle line.")]
+LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
+CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    model: str
+    device: str
+    dtype: str
+    time_markers: bool
+    server: str | None
+    server_model: str | None
+    api_key: str | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int | None
+    seed: int | None
 
 
 def _version(value: bool) -> None:
@@ -67,102 +93,240 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
 ) -> None:
-    """Audio understanding from the shell with MOSS-Audio: transcripts, captions, answers."""
+    """Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers."""
+
+
+@app.command()
+def transcribe(
+    audio: Inputs,
+    words: Annotated[bool, typer.Option("--words", help="Word-level times: one cue per word in SRT/VTT.")] = False,
+    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    prompt: PromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    time_markers: TimeMarkersOpt = True,
+    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
+    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
+    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Transcribe speech with times: text, SRT, VTT or JSON, sentence or word level."""
+    from .tasks import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
+
+    task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
+    outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt), output_dir, layout)
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "transcribing",
+         lambda pipeline, rec: pipeline.timed(task, rec))
+
+
+@app.command()
+def events(
+    audio: Inputs,
+    json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    prompt: PromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    time_markers: TimeMarkersOpt = True,
+    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
+    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
+    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
+    from .tasks import EVENTS
+
+    task = EVENTS.with_prompt(prompt)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds)
+    outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt), output_dir, layout)
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "listening to",
+         lambda pipeline, rec: pipeline.timed(task, rec))
+
+
+@app.command()
+def caption(
+    audio: Inputs,
+    speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
+    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    time_markers: TimeMarkersOpt = True,
+    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
+    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
+    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Describe what can be heard (or, with --speech, the voice)."""
+    from .tasks import CAPTION, SPEECH_CAPTION
+
+    task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
+    instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
+                   "recording." if speech else "Combine these into one description of the whole recording.")
+    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "describing",
+         lambda pipeline, rec: pipeline.described(task, rec, instruction))
+
+
+@app.command("describe-music")
+def describe_music(
+    audio: Inputs,
+    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    time_markers: TimeMarkersOpt = True,
+    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
+    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
+    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Describe music: style and tempo, harmony, instruments, structure, mood."""
+    from .tasks import MUSIC
+
+    task = MUSIC.with_prompt(prompt)
+    instruction = "Combine these into one description of the whole piece, covering the same aspects."
+    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "describing",
+         lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
 @app.command()
 def ask(
     audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
     questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
-    model: ModelOpt = DEFAULT_MODEL,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    temperature: TemperatureOpt = 0.0,
-    top_p: TopPOpt = 1.0,
-    top_k: TopKOpt = 50,
-    max_new_tokens: MaxNewTokensOpt = 1024,
-    seed: SeedOpt = None,
-    time_markers: TimeMarkersOpt = True,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
     show_reasoning: ShowReasoningOpt = False,
-    json_lines: Annotated[
-        bool, typer.Option("--json", help="One JSON object per question (JSON Lines) instead of plain text.")
-    ] = False,
+    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+    time_markers: TimeMarkersOpt = True,
+    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
+    max_new_tokens: Annotated[int, typer.Option(min=1, rich_help_panel="Decoding", help="Most tokens per answer.")] = 1024,
+    seed: SeedOpt = None,
+    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Ask questions about a recording; prints only the answers (one blank line between several)."""
-    options = _decoding_options(temperature, top_p, top_k, max_new_tokens, seed)
-    with _reported_errors():
-        samples = _read_audio(audio)  # before the model loads: a bad path fails fast
-        engine = _load_engine(model, device, dtype, time_markers, quiet)
-        clip = engine.encode(samples)
-        if clip.seconds > LONG_AUDIO_SECONDS and not quiet:
-            stderr.print(f"moss: {audio}: {clip.seconds / 60:.1f} min of audio in one request; "
-                         "the model is tuned for under 10 minutes")
+    """Ask questions about a recording; prints only the answers (a blank line between several).
+
+    Up to 10 minutes of audio go to the model in one request. Longer recordings: a question that
+    names a time ("at 7:30", "between 5 and 7 minutes") is answered from the audio around it,
+    any other from every part of the file, combined.
+    """
+    engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
+    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
+    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning))
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def _formats(**flags: bool) -> tuple[str, ...]:
+    chosen = tuple(name for name, on in flags.items() if on)
+    return chosen or ("txt",)
+
+
+def _layout(max_line_chars: int, max_lines: int, max_cue_seconds: float, word_cues: bool = False):
+    from .subtitles import CueLayout
+
+    return CueLayout(max_line_chars, max_lines, max_cue_seconds, word_cues)
+
+
+def _run(paths, outputs, engine_choice, sampling, quiet, label, work) -> None:
+    """Check the command line, start the engine on first use, process every file, exit."""
+    try:
+        outputs.check(len(paths))
+        options = _pipeline_options(sampling)
+    except (UsageError, ValueError) as exc:
+        raise typer.Exit(report(exc if isinstance(exc, UsageError) else UsageError(str(exc)))) from None
+    engine = _LazyEngine(engine_choice, quiet)
+
+    def process(recording, bar):
+        from .pipeline import Pipeline
+
+        return work(Pipeline(engine.get(), options, bar), recording)
+
+    try:
+        code = run_files(paths, process, outputs, quiet=quiet, label=label)
+    except BaseException as exc:  # model missing, server down for good, Ctrl-C: ends the whole run
+        if isinstance(exc, (typer.Exit, SystemExit)):
+            raise
+        raise typer.Exit(report(exc)) from None
+    raise typer.Exit(code)
+
+
+def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:
+    """One recording, several questions: the audio is read once and (locally) encoded once."""
+    from .pipeline import Pipeline, Recording
+    from .progress import ProgressBar
+    from .runner import read_recording
+
+    try:
+        recording = read_recording(path)  # before the model loads: a bad path fails fast
+        pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
         for index, question in enumerate(questions):
-            answer = engine.ask(clip, question, options)
-            if show_reasoning and answer.reasoning:
-                stderr.print(answer.reasoning, markup=False)
-            if json_lines:
-                record = {"audio": str(audio), "question": question, "answer": answer.text,
-                          "finish_reason": answer.finish_reason, "model": model}
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                sys.stdout.write(("\n" if index else "") + answer.text + "\n")
-            sys.stdout.flush()
+            with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
+                pipeline.progress = bar
+                result = pipeline.ask(recording, question)
+            _print_answer(result, index, json_lines, show_reasoning)
+    except Exception as exc:
+        return report(exc)
+    except KeyboardInterrupt as exc:
+        return report(exc)
+    return 0
 
 
-def _decoding_options(temperature: float, top_p: float, top_k: int, max_new_tokens: int, seed: int | None):
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool) -> None:
+    if show_reasoning and result.reasoning:
+        stderr.print(result.reasoning, markup=False)
+    if json_lines:
+        record = {"audio": result.audio, "question": result.question, "answer": result.text,
+                  "finish_reason": result.finish_reason, "model": result.model}
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(("\n" if index else "") + result.text + "\n")
+    sys.stdout.flush()
+
+
+def _pipeline_options(sampling: Sampling):
     from .decoding import DecodingOptions
+    from .pipeline import PipelineOptions
 
-    try:
-        return DecodingOptions(temperature, top_p, top_k, max_new_tokens, seed)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-def _read_audio(path: Path):
-    from .audio import MIN_SAMPLES, SAMPLE_RATE, load_audio
-
-    samples = load_audio(path)
-    if samples.size < MIN_SAMPLES:
-        raise AudioError(f"{path}: too short ({samples.size / SAMPLE_RATE:.3f} s of audio)")
-    return samples
+    decoding = DecodingOptions(sampling.temperature, sampling.top_p, sampling.top_k,
+                               sampling.max_new_tokens or 1024, sampling.seed)
+    return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens)
 
 
-def _load_engine(model: str, device: str, dtype: str, time_markers: bool, quiet: bool):
-    from .engine import MossAudio
+class _LazyEngine:
+    """Loads the model (or connects to the server) when the first file needs it, once."""
 
-    if not quiet:
-        stderr.print(f"moss: loading {model}", markup=False)
-    engine = MossAudio.load(model, device=device, dtype=dtype, time_markers=time_markers)
-    if not quiet:
-        stderr.print(f"moss: model on {engine.model.device} in {str(engine.model.dtype).removeprefix('torch.')}")
-    return engine
+    def __init__(self, choice: EngineChoice, quiet: bool):
+        self.choice = choice
+        self.quiet = quiet
+        self._engine = None
 
+    def get(self):
+        if self._engine is None:
+            self._engine = self._open()
+        return self._engine
 
-@contextmanager
-def _reported_errors():
-    """Domain errors become one line on stderr and an exit code; never a traceback."""
-    try:
-        yield
-    except (ModelUnavailableError, CheckpointError) as exc:
-        _fail(exc, EXIT_USAGE)
-    except AudioError as exc:
-        _fail(exc, EXIT_FAILED)
-    except MossError as exc:
-        _fail(exc, EXIT_USAGE)
-    except KeyboardInterrupt:
-        stderr.print("moss: interrupted")
-        raise typer.Exit(130) from None
+    def _open(self):
+        choice = self.choice
+        if choice.server:
+            from .remote import RemoteEngine, ServerConfig
 
+            key = choice.api_key or os.environ.get("OPENAI_API_KEY")
+            return RemoteEngine(ServerConfig(choice.server, choice.server_model, key, choice.timeout))
+        from .engine import MossAudio
 
-def _fail(exc: Exception, code: int) -> None:
-    stderr.print(f"moss: error: {exc}", markup=False)
-    raise typer.Exit(code) from None
+        if not self.quiet:
+            stderr.print(f"moss: loading {choice.model}", markup=False)
+        engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype, time_markers=choice.time_markers)
+        if not self.quiet:
+            stderr.print(f"moss: model on {engine.model.device} in {str(engine.model.dtype).removeprefix('torch.')}")
+        return engine
 
 
 if __name__ == "__main__":

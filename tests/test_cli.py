@@ -74,15 +74,12 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
     """The model is outside the unit under test here: a stand-in engine returns a Thinking answer."""
 
     class ThinkingEngine:
+        name = "thinking-stand-in"
+
         class model:
             device, dtype = "cpu", "torch.float32"
 
-        def encode(self, samples):
-            from moss_cli.engine import EncodedClip
-
-            return EncodedClip(states=None, seconds=samples.size / 16_000)
-
-        def ask(self, clip, question, options):
+        def ask(self, audio, question, options, guard=None):
             return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
 
     monkeypatch.setattr("moss_cli.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))

@@ -1,0 +1,258 @@
+"""The order of work, written down once: audio -> chunk plan -> prompts -> engine -> parse -> results.
+
+The engine is anything with `ask(samples, question, options, guard)` and `ask_text(question, options)`:
+the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
+from .decoding import DecodingOptions, RepetitionGuard
+from .engine import Answer
+from .parsing import parse_bracketed, parse_events, strip_times
+from .results import Event, Result, Segment, Word
+from .text import join_words
+from .tasks import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
+from .timeref import TimeSpan, find_time_span, format_clock, shift_times
+from .vad import speech_regions
+
+MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
+MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
+MAX_SPLIT_DEPTH = 4
+ASK_MARGIN_SECONDS = 60.0  # audio kept on each side of the time a question names
+WORD_GAP_SECONDS = 0.8  # a pause this long between words starts a new segment
+_LOOP = re.compile(r"(.{3,120}?)(?:\s*\1){5,}\s*$", re.DOTALL)
+
+
+class Engine(Protocol):
+    name: str
+
+    def ask(self, audio: np.ndarray, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
+
+    def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
+
+
+class Progress(Protocol):
+    def advance(self, seconds: float) -> None: ...
+
+
+class _NoProgress:
+    def advance(self, seconds: float) -> None:
+        pass
+
+
+@dataclass
+class Recording:
+    name: str  # how results and messages refer to it (usually the path)
+    samples: np.ndarray  # 16 kHz mono float32
+
+    @property
+    def duration(self) -> float:
+        return self.samples.size / SAMPLE_RATE
+
+    def cut(self, chunk: Chunk) -> np.ndarray:
+        return self.samples[chunk.start : chunk.end]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    token_cap: int | None = None  # the user's --max-new-tokens; otherwise budgets scale with audio length
+    guard: RepetitionGuard | None = field(default_factory=RepetitionGuard)
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None):
+        self.engine = engine
+        self.options = options
+        self.progress = progress or _NoProgress()
+
+    # -- timed tasks: transcribe, events ------------------------------------------------------
+    def timed(self, task: Task, recording: Recording) -> Result:
+        """Chunks cut in silence, one request each, times mapped back to the file."""
+        speech = speech_regions(recording.samples)
+        skip_silence = task.output != "events"  # sounds matter for events, not only speech
+        policy = ChunkPolicy(task.chunk_seconds, MAX_CHUNK_SECONDS, skip_silence=skip_silence)
+        result = Result(task.name, recording.name, recording.duration, self.engine.name)
+        previous_end = 0
+        for chunk in plan_chunks(recording.samples.size, speech, policy):
+            if chunk.speech:
+                for piece, answer in self._answers(task, recording, chunk, speech, skip_silence, result.warnings):
+                    self._collect(task, piece, answer, result)
+            self.progress.advance((chunk.end - previous_end) / SAMPLE_RATE)
+            previous_end = chunk.end
+        self.progress.advance((recording.samples.size - previous_end) / SAMPLE_RATE)
+        return _finish(task, result)
+
+    def _answers(self, task, recording, chunk, speech, skip_silence, warnings, depth=0) -> list[tuple[Chunk, Answer]]:
+        """Ask about one chunk; output cut off by the token cap or stuck in a loop is retried in halves."""
+        budget = task.token_budget(chunk.duration, self.options.token_cap)
+        options = replace(self.options.decoding, max_new_tokens=budget)
+        answer = self.engine.ask(recording.cut(chunk), task.prompt, options, self.options.guard)
+        reason = cut_short(answer)
+        if reason is None:
+            return [(chunk, answer)]
+        parts = []
+        if chunk.duration >= MIN_SPLIT_SECONDS and depth < MAX_SPLIT_DEPTH:
+            parts = [p for p in split_chunk(chunk, speech, skip_silence) if p.speech]
+        if len(parts) < 2:
+            warnings.append(f"{_span(chunk)}: model output {reason}; kept as it is")
+            return [(chunk, answer)]
+        return [pair for part in parts for pair in self._answers(task, recording, part, speech, skip_silence, warnings, depth + 1)]
+
+    def _collect(self, task: Task, chunk: Chunk, answer: Answer, result: Result) -> None:
+        if task.output == "events":
+            result.events += events_from(answer.text, chunk)
+        else:
+            result.segments += segments_from(answer.text, chunk, words=task.output == "words")
+
+    # -- text tasks: caption, describe-music, ask ------------------------------------------------
+    def described(self, task: Task, recording: Recording, combine_instruction: str) -> Result:
+        """One request up to 10 minutes; longer audio in windows, combined by a text-only request."""
+        answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard)
+        return Result(task.name, recording.name, recording.duration, self.engine.name, text=answer.text,
+                      reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+
+    def ask(self, recording: Recording, question: str) -> Result:
+        """Up to 10 minutes: the whole file, decoded exactly as asked (no loop guard).
+
+        Longer: the window around a time the question names, or every window, combined.
+        """
+        span = find_time_span(question, recording.duration) if recording.duration > ONE_REQUEST_SECONDS else None
+        if span is None:
+            instruction = f"Using these partial answers, answer this question about the whole recording: {question}"
+            answer = self._over_windows(ASK, recording, question, instruction, guard=None)
+        else:
+            answer = self._ask_window(recording, question, span)
+        return Result(ASK.name, recording.name, recording.duration, self.engine.name, text=answer.text,
+                      question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+
+    def _ask_window(self, recording: Recording, question: str, span: TimeSpan) -> Answer:
+        window = window_around(span, recording.samples.size)
+        local = relative_question(question, span, window.offset)
+        note = (f"(This audio is the part from {format_clock(window.offset)} to "
+                f"{format_clock(window.offset + window.duration)} of a longer recording; "
+                f"give times counted from the start of this part.)")
+        answer = self._ask_audio(ASK, recording.cut(window), f"{local}\n{note}", window.duration, guard=None)
+        self.progress.advance(recording.duration)
+        return replace(answer, text=shift_times(answer.text, window.offset))
+
+    def _over_windows(self, task: Task, recording: Recording, prompt: str, instruction: str, guard) -> Answer:
+        if recording.duration <= ONE_REQUEST_SECONDS:
+            answer = self._ask_audio(task, recording.samples, prompt, recording.duration, guard)
+            self.progress.advance(recording.duration)
+            return answer
+        speech = speech_regions(recording.samples)
+        windows = plan_chunks(recording.samples.size, speech, ChunkPolicy(LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS))
+        partials = []
+        for window in windows:
+            answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)
+            partials.append((window, answer.text))
+            self.progress.advance(window.duration)
+        options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
+        return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
+
+    def _ask_audio(self, task: Task, samples: np.ndarray, prompt: str, seconds: float, guard) -> Answer:
+        budget = task.token_budget(seconds, self.options.token_cap)
+        return self.engine.ask(samples, prompt, replace(self.options.decoding, max_new_tokens=budget), guard)
+
+
+def cut_short(answer: Answer) -> str | None:
+    """Why an output cannot be trusted to be complete, or None."""
+    if answer.finish_reason == "length":
+        return "hit the token cap"
+    tail = (answer.raw_text or answer.text)[-2000:]  # a loop shows at the end; keeps the regex cheap
+    if answer.finish_reason == "repetition" or _LOOP.search(tail):
+        return "looped on a repeated phrase"
+    return None
+
+
+def segments_from(output: str, chunk: Chunk, words: bool) -> list[Segment]:
+    spans = parse_bracketed(output, chunk.duration)
+    if not spans:  # no usable times: one segment over the chunk, flagged as estimated
+        text = strip_times(output)
+        end = chunk.offset + chunk.duration
+        return [Segment(chunk.offset, end, text, estimated=True)] if text else []
+    if words:
+        return group_words([Word(s.text, chunk.to_file_time(s.start), chunk.to_file_time(s.end)) for s in spans])
+    return [Segment(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
+
+
+def events_from(output: str, chunk: Chunk) -> list[Event]:
+    spans = parse_events(output, chunk.duration)
+    if not spans:
+        text = strip_times(output)
+        return [Event(chunk.offset, chunk.offset + chunk.duration, text, estimated=True)] if text else []
+    return [Event(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
+
+
+def group_words(words: list[Word]) -> list[Segment]:
+    """Words into sentence-like segments: split after end punctuation or at a pause."""
+    segments: list[Segment] = []
+    for word in words:
+        current = segments[-1] if segments else None
+        if current is None or _ends_sentence(current.words[-1].word) or word.start - current.end >= WORD_GAP_SECONDS:
+            segments.append(Segment(word.start, word.end, word.word, [word]))
+            continue
+        current.words.append(word)
+        current.end = word.end
+        current.text = join_words([w.word for w in current.words])
+    return segments
+
+
+def window_around(span: TimeSpan, n_samples: int) -> Chunk:
+    """At most 10 minutes around the named time, with a margin on each side, inside the file."""
+    start = max(0.0, span.start - ASK_MARGIN_SECONDS)
+    end = min(span.end + ASK_MARGIN_SECONDS, start + ONE_REQUEST_SECONDS)
+    end = min(end, n_samples / SAMPLE_RATE)
+    start = max(0.0, min(start, end - 2 * ASK_MARGIN_SECONDS))
+    return Chunk(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE))
+
+
+def relative_question(question: str, span: TimeSpan, offset: float) -> str:
+    """The question with its time moved into the window: "at 7:30" -> "at 1:00" for a window at 6:30."""
+    if span.start == span.end:
+        words = span.text.split()
+        lead = words[0] + " " if len(words) > 1 and words[0].isalpha() else ""
+        return question.replace(span.text, f"{lead}{format_clock(span.start - offset)}", 1)
+    if span.text.lower().startswith(("between", "from")):
+        word = span.text.split()[0]
+        return question.replace(
+            span.text, f"{word} {format_clock(span.start - offset)} and {format_clock(span.end - offset)}", 1
+        )
+    return question
+
+
+def combine_prompt(partials: list[tuple[Chunk, str]], instruction: str) -> str:
+    parts = "\n\n".join(
+        f"Part {i} ({format_clock(chunk.offset)} to {format_clock(chunk.offset + chunk.duration)}):\n"
+        f"{shift_times(text, chunk.offset)}"
+        for i, (chunk, text) in enumerate(partials, start=1)
+    )
+    return (f"A long recording was analysed in {len(partials)} consecutive parts. Here is the result for each "
+            f"part, with times counted from the start of the recording.\n\n{parts}\n\n{instruction}")
+
+
+def _finish(task: Task, result: Result) -> Result:
+    for index, segment in enumerate(result.segments):
+        segment.id = index
+    if task.output == "events":
+        result.text = "\n".join(f"{e.start:.2f} - {e.end:.2f}: {e.description}" for e in result.events)
+    else:
+        result.text = join_words([s.text for s in result.segments])
+    return result
+
+
+def _ends_sentence(word: str) -> bool:
+    return word.rstrip("\"')]}»”’").endswith((".", "!", "?", "。", "！", "？"))
+
+
+def _span(chunk: Chunk) -> str:
+    return f"{format_clock(chunk.offset)}-{format_clock(chunk.offset + chunk.duration)}"

@@ -1,0 +1,87 @@
+"""Typed results that flow from parsing to the writers. JSON is made from these, never ad hoc."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """All written timestamps come from integer milliseconds."""
+    return int(round(seconds * 1000))
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds from the start of the file
+    end: float
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "start": _ms_round(self.start), "end": _ms_round(self.end)}
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    estimated: bool = False  # the model gave no usable times: the segment spans its chunk
+    id: int = 0
+
+    def to_dict(self) -> dict:
+        out = {"id": self.id, "start": _ms_round(self.start), "end": _ms_round(self.end), "text": self.text,
+               "words": [w.to_dict() for w in self.words]}
+        if self.estimated:
+            out["estimated"] = True
+        return out
+
+
+@dataclass
+class Event:
+    start: float
+    end: float
+    description: str
+    estimated: bool = False
+
+    def to_dict(self) -> dict:
+        out = {"start": _ms_round(self.start), "end": _ms_round(self.end), "description": self.description}
+        if self.estimated:
+            out["estimated"] = True
+        return out
+
+
+@dataclass
+class Result:
+    """What one task produced for one recording."""
+
+    task: str  # transcribe, caption, describe-music, ask, events
+    audio: str
+    duration: float
+    model: str
+    text: str = ""  # the transcript, caption or answer
+    segments: list[Segment] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    question: str | None = None
+    reasoning: str = ""  # a Thinking model's <think> text, for --show-reasoning (not in JSON)
+    finish_reason: str | None = None  # for single answers: "stop", or "length" when the token cap cut it
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out: dict = {"task": self.task, "audio": self.audio, "model": self.model,
+                     "duration": _ms_round(self.duration), "text": self.text}
+        if self.question is not None:
+            out["question"] = self.question
+        if self.finish_reason is not None:
+            out["finish_reason"] = self.finish_reason
+        if self.task == "transcribe":
+            out["segments"] = [s.to_dict() for s in self.segments]
+        if self.task == "events":
+            out["events"] = [e.to_dict() for e in self.events]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def _ms_round(seconds: float) -> float:
+    return seconds_to_ms(seconds) / 1000
