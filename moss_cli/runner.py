@@ -135,6 +135,9 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         stderr.print("moss: interrupted")
         return 130
+    if isinstance(exc, BrokenPipeError):  # the reader went away (`moss ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     code = EXIT_FAILED if isinstance(exc, AudioError) else EXIT_USAGE
     if isinstance(exc, (ModelUnavailableError, CheckpointError, UsageError)):
         code = EXIT_USAGE

@@ -42,9 +42,15 @@ def segment_cues(segment: Segment, layout: CueLayout) -> list[Cue]:
         return [_cue(w.start, w.end, w.word) for w in segment.words]
     if segment.words:
         timed = [(w.word, w.start, w.end) for w in segment.words]
-    else:
-        timed = _spread(split_tokens(segment.text, layout.max_line_chars), segment.start, segment.end)
-    return [_cue(group[0][1], group[-1][2], _lines(group, layout)) for group in _pack(timed, layout)]
+        return [_cue(group[0][1], group[-1][2], _lines(group, layout)) for group in _pack(timed, layout)]
+    # No word times: share the span out by characters. Unspaced runs (CJK) are cut small enough
+    # that a piece fits in max_seconds; a lone long-lasting word is shown for max_seconds at most.
+    duration = max(segment.end - segment.start, 1e-3)
+    chars_in_time = max(1, int(layout.max_seconds * max(len(segment.text), 1) / duration))
+    tokens = split_tokens(segment.text, min(layout.max_line_chars, chars_in_time))
+    timed = _spread(tokens, segment.start, segment.end)
+    return [_cue(group[0][1], min(group[-1][2], group[0][1] + layout.max_seconds), _lines(group, layout))
+            for group in _pack(timed, layout)]
 
 
 def _pack(timed: list[tuple[str, float, float]], layout: CueLayout) -> list[list[tuple[str, float, float]]]:
