@@ -210,8 +210,8 @@ def group_words(words: list[Word]) -> list[Segment]:
 def window_around(span: TimeSpan, n_samples: int) -> Chunk:
     """At most 10 minutes around the named time, with a margin on each side, inside the file."""
     start = max(0.0, span.start - ASK_MARGIN_SECONDS)
-    end = min(span.end + ASK_MARGIN_SECONDS, start + ONE_REQUEST_SECONDS)
-    end = min(end, n_samples / SAMPLE_RATE)
+    end = max(span.end + ASK_MARGIN_SECONDS, start + 2 * ASK_MARGIN_SECONDS)  # near the start: same context
+    end = min(end, start + ONE_REQUEST_SECONDS, n_samples / SAMPLE_RATE)
     start = max(0.0, min(start, end - 2 * ASK_MARGIN_SECONDS))
     return Chunk(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE))
 
