@@ -17,17 +17,19 @@ class ProgressBar:
         self.enabled = enabled and sys.stderr.isatty()
         self.started = time.monotonic()
         self.done = 0.0
+        self.steps = 0  # requests finished (chunks, windows)
         self._progress = None
         self._task = None
 
     def advance(self, seconds: float) -> None:
         self.done = min(self.total, self.done + seconds)
+        self.steps += 1
         if not self.enabled:
             return
         if self._progress is None and time.monotonic() - self.started >= SHOW_AFTER_SECONDS:
             self._start()
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done)
+            self._progress.update(self._task, completed=self.done, steps=self.steps)
 
     def close(self) -> None:
         if self._progress is not None:
@@ -46,8 +48,9 @@ class ProgressBar:
 
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio"), TimeRemainingColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio, {task.fields[steps]} chunks"),
+            TimeRemainingColumn(),
             console=Console(stderr=True), transient=True,
         )
         self._progress.start()
-        self._task = self._progress.add_task(self.label, total=self.total, completed=self.done)
+        self._task = self._progress.add_task(self.label, total=self.total, completed=self.done, steps=self.steps)
