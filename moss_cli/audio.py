@@ -22,23 +22,11 @@ MEL_DTYPE = torch.bfloat16  # the reference quantises the log-mel to bf16 before
 
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """Decode a file to 16 kHz mono float32 samples in [-1, 1]."""
-    import soundfile as sf
+    """Decode a whole file to 16 kHz mono float32 samples in [-1, 1]."""
+    from .sources import open_audio
 
-    path = Path(path)
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_first_line(exc)})") from None
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    try:
-        return to_model_rate(mono, rate)
-    except AudioError as exc:
-        raise AudioError(f"{path}: {exc}") from None
+    with open_audio(path) as source:
+        return source.read()
 
 
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -78,8 +66,3 @@ def _feature_extractor():
     return WhisperFeatureExtractor(
         feature_size=N_MELS, sampling_rate=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -13,7 +13,8 @@ import typer
 
 from . import __version__
 from .model.loading import DEFAULT_MODEL
-from .runner import EXIT_USAGE, OutputSpec, UsageError, report, run_files, stderr
+from .errors import MossError
+from .runner import OutputSpec, UsageError, report, stderr
 
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
@@ -24,7 +25,9 @@ app = typer.Typer(
 )
 
 # ---- shared options: defined once, used by every command --------------------------------------
-Inputs = Annotated[list[Path], typer.Argument(help="Audio files.", show_default=False)]
+Inputs = Annotated[list[str], typer.Argument(
+    help="Audio or video files, directories (searched recursively), globs, - (a list of paths on stdin) "
+    "or @list.txt.", show_default=False)]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
     help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
@@ -51,6 +54,16 @@ ApiKeyOpt = Annotated[str | None, typer.Option(envvar="MOSS_API_KEY", rich_help_
 TimeoutOpt = Annotated[float, typer.Option(min=1.0, rich_help_panel="Server", help="Seconds to wait for one server reply.")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
     "--output-dir", "-o", rich_help_panel="Output", help="Write <input stem>.<ext> files here instead of stdout.")]
+SkipExistingOpt = Annotated[bool, typer.Option(
+    "--skip-existing", rich_help_panel="Batch",
+    help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", rich_help_panel="Batch", help="Replace outputs even if another input or tool made them.")]
+ErrorsOpt = Annotated[Path | None, typer.Option(
+    "--errors", rich_help_panel="Batch", help="Write the failures to this file as JSON Lines.")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", min=1, rich_help_panel="Batch",
+    help="Decode the next files while one is processed; with --server, send up to N requests at once.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 ShowReasoningOpt = Annotated[bool, typer.Option(
     "--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")]
@@ -74,6 +87,15 @@ class EngineChoice:
     server_model: str | None
     api_key: str | None
     timeout: float
+
+
+@dataclass(frozen=True)
+class BatchFlags:
+    skip_existing: bool
+    overwrite: bool
+    errors: Path | None
+    jobs: int
+    quiet: bool
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,8 @@ def transcribe(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
+    jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe speech with times: text, SRT, VTT or JSON, sentence or word level."""
@@ -120,7 +144,8 @@ def transcribe(
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
     outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt), output_dir, layout)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "transcribing",
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
@@ -136,6 +161,8 @@ def events(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
+    jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
@@ -145,7 +172,8 @@ def events(
     layout = _layout(max_line_chars, max_lines, max_cue_seconds)
     outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt), output_dir, layout)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "listening to",
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
@@ -160,6 +188,8 @@ def caption(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
+    jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe what can be heard (or, with --speech, the voice)."""
@@ -170,7 +200,8 @@ def caption(
                    "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "describing",
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
@@ -184,6 +215,8 @@ def describe_music(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
+    jobs: JobsOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
@@ -193,7 +226,8 @@ def describe_music(
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed), quiet, "describing",
+         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
@@ -234,27 +268,45 @@ def _layout(max_line_chars: int, max_lines: int, max_cue_seconds: float, word_cu
     return CueLayout(max_line_chars, max_lines, max_cue_seconds, word_cues)
 
 
-def _run(paths, outputs, engine_choice, sampling, quiet, label, work) -> None:
+def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
+    from .inputs import expand_inputs
+    from .runner import BatchPolicy, run_batch
+
     try:
-        outputs.check(len(paths))
+        items = expand_inputs(raw_inputs)
+        outputs.check(len(items))
         options = _pipeline_options(sampling)
-    except (UsageError, ValueError) as exc:
-        raise typer.Exit(report(exc if isinstance(exc, UsageError) else UsageError(str(exc)))) from None
-    engine = _LazyEngine(engine_choice, quiet)
+        if flags.skip_existing and flags.overwrite:
+            raise UsageError("--skip-existing and --overwrite contradict each other")
+    except (MossError, ValueError) as exc:
+        raise typer.Exit(report(exc if isinstance(exc, MossError) else UsageError(str(exc)))) from None
+    engine = _LazyEngine(engine_choice, flags.quiet)
+    concurrency = flags.jobs if engine_choice.server else 1
+    settings = _settings(task, engine_choice, sampling, outputs)
+    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, flags.jobs, flags.quiet, settings)
 
     def process(recording, bar):
         from .pipeline import Pipeline
 
-        return work(Pipeline(engine.get(), options, bar), recording)
+        return work(Pipeline(engine.get(), options, bar, concurrency), recording)
 
     try:
-        code = run_files(paths, process, outputs, quiet=quiet, label=label)
-    except BaseException as exc:  # model missing, server down for good, Ctrl-C: ends the whole run
-        if isinstance(exc, (typer.Exit, SystemExit)):
-            raise
-        raise typer.Exit(report(exc)) from None
+        code = run_batch(items, process, outputs, policy, label)
+    except Exception as exc:  # model missing, server gone: ends the whole run
+        code = report(exc)
     raise typer.Exit(code)
+
+
+def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) -> dict:
+    """Everything that shapes an output, recorded in its manifest for --skip-existing."""
+    from dataclasses import asdict
+
+    engine = {k: v for k, v in asdict(engine_choice).items() if k not in ("api_key", "timeout", "device")}
+    if engine_choice.server:
+        engine.pop("dtype")
+    return {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
+            "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
 
 
 def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:

@@ -7,6 +7,7 @@ the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from .chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
 from .decoding import DecodingOptions, RepetitionGuard
 from .engine import Answer
 from .parsing import parse_bracketed, parse_events, strip_times
+from .sources import AudioSource
 from .results import Event, Result, Segment, Word
 from .text import join_words
 from .tasks import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
@@ -51,14 +53,22 @@ class _NoProgress:
 @dataclass
 class Recording:
     name: str  # how results and messages refer to it (usually the path)
-    samples: np.ndarray  # 16 kHz mono float32
+    source: AudioSource  # 16 kHz mono, read by range
+
+    @classmethod
+    def from_array(cls, name: str, samples: np.ndarray) -> Recording:
+        return cls(name, AudioSource.from_array(name, samples))
+
+    @property
+    def n_samples(self) -> int:
+        return self.source.n_samples
 
     @property
     def duration(self) -> float:
-        return self.samples.size / SAMPLE_RATE
+        return self.source.duration
 
     def cut(self, chunk: Chunk) -> np.ndarray:
-        return self.samples[chunk.start : chunk.end]
+        return self.source.read(chunk.start, chunk.end)
 
 
 @dataclass(frozen=True)
@@ -69,27 +79,46 @@ class PipelineOptions:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None):
+    def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None,
+                 concurrency: int = 1):
         self.engine = engine
         self.options = options
         self.progress = progress or _NoProgress()
+        self.concurrency = concurrency  # requests in flight at once; >1 only for a server
 
     # -- timed tasks: transcribe, events ------------------------------------------------------
     def timed(self, task: Task, recording: Recording) -> Result:
         """Chunks cut in silence, one request each, times mapped back to the file."""
-        speech = speech_regions(recording.samples)
+        speech = speech_regions(recording.source)
         skip_silence = task.output != "events"  # sounds matter for events, not only speech
         policy = ChunkPolicy(task.chunk_seconds, MAX_CHUNK_SECONDS, skip_silence=skip_silence)
         result = Result(task.name, recording.name, recording.duration, self.engine.name)
+        chunks = plan_chunks(recording.n_samples, speech, policy)
+
+        def answer(chunk: Chunk) -> list[tuple[Chunk, Answer]]:
+            if not chunk.speech:
+                return []
+            return self._answers(task, recording, chunk, speech, skip_silence, result.warnings)
+
         previous_end = 0
-        for chunk in plan_chunks(recording.samples.size, speech, policy):
-            if chunk.speech:
-                for piece, answer in self._answers(task, recording, chunk, speech, skip_silence, result.warnings):
-                    self._collect(task, piece, answer, result)
+        for chunk, answered in zip(chunks, self._map(answer, chunks)):
+            for piece, reply in answered:
+                self._collect(task, piece, reply, result)
             self.progress.advance((chunk.end - previous_end) / SAMPLE_RATE)
             previous_end = chunk.end
-        self.progress.advance((recording.samples.size - previous_end) / SAMPLE_RATE)
+        self.progress.advance((recording.n_samples - previous_end) / SAMPLE_RATE)
         return _finish(task, result)
+
+    def _map(self, function, items):
+        """In order; with concurrency > 1 (a server), up to that many requests at once."""
+        return map(function, items) if self.concurrency <= 1 else self._map_concurrently(function, items)
+
+    def _map_concurrently(self, function, items):
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            yield from pool.map(function, items)
+        finally:
+            pool.shutdown(cancel_futures=True)
 
     def _answers(self, task, recording, chunk, speech, skip_silence, warnings, depth=0) -> list[tuple[Chunk, Answer]]:
         """Ask about one chunk; output cut off by the token cap or stuck in a loop is retried in halves."""
@@ -135,7 +164,7 @@ class Pipeline:
                       question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
 
     def _ask_window(self, recording: Recording, question: str, span: TimeSpan) -> Answer:
-        window = window_around(span, recording.samples.size)
+        window = window_around(span, recording.n_samples)
         local = relative_question(question, span, window.offset)
         note = (f"(This audio is the part from {format_clock(window.offset)} to "
                 f"{format_clock(window.offset + window.duration)} of a longer recording; "
@@ -146,11 +175,11 @@ class Pipeline:
 
     def _over_windows(self, task: Task, recording: Recording, prompt: str, instruction: str, guard) -> Answer:
         if recording.duration <= ONE_REQUEST_SECONDS:
-            answer = self._ask_audio(task, recording.samples, prompt, recording.duration, guard)
+            answer = self._ask_audio(task, recording.source.read(), prompt, recording.duration, guard)
             self.progress.advance(recording.duration)
             return answer
-        speech = speech_regions(recording.samples)
-        windows = plan_chunks(recording.samples.size, speech, ChunkPolicy(LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS))
+        speech = speech_regions(recording.source)
+        windows = plan_chunks(recording.n_samples, speech, ChunkPolicy(LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS))
         partials = []
         for window in windows:
             answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)

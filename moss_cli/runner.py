@@ -1,28 +1,34 @@
-"""The command-line side of a run: inputs in order, one engine, outputs routed, each failure reported.
+"""The command-line side of a batch: inputs in order, outputs placed and written safely, failures reported.
 
 Part of the CLI layer: it prints (to stderr) and picks exit codes; the library below it only raises.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
+from .inputs import InputFile
+from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
 from .pipeline import Recording
 from .progress import ProgressBar
 from .results import Result
+from .sources import AudioSource, open_audio
 from .subtitles import CueLayout
 from .writers import get_writer
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -37,6 +43,8 @@ class OutputSpec:
     layout: CueLayout = CueLayout()
 
     def check(self, n_inputs: int) -> None:
+        if n_inputs == 0:
+            raise UsageError("no audio files among the inputs")
         if self.output_dir is not None:
             return
         if len(self.formats) > 1:
@@ -44,67 +52,153 @@ class OutputSpec:
         if n_inputs > 1 and self.formats[0] not in ("txt", "json"):
             raise UsageError(f"several inputs with --{self.formats[0]} need -o/--output-dir DIR")
 
+    def targets(self, item: InputFile) -> list[tuple[str, Path]]:
+        if self.output_dir is None:
+            return []
+        return [(extension, item.output(self.output_dir, extension)) for extension in self.formats]
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    skip_existing: bool = False  # skip inputs whose outputs are up to date
+    overwrite: bool = False  # replace outputs even if another input or tool made them
+    errors_file: Path | None = None  # failures as JSON Lines
+    jobs: int = 1  # files decoded ahead of the one being processed, plus one
+    quiet: bool = False
+    settings: dict = field(default_factory=dict)  # everything that shapes an output, for manifests
+
 
 @dataclass
 class RunSummary:
     done: int = 0
-    failed: int = 0
+    skipped: int = 0
+    failures: list[dict] = field(default_factory=list)
     audio_seconds: float = 0.0
+    interrupted: bool = False
+
+    def fail(self, item: InputFile, exc: BaseException) -> None:
+        self.failures.append({"input": str(item.path), "error": str(exc), "kind": type(exc).__name__})
+        stderr.print(f"moss: error: {exc}", markup=False)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed else EXIT_OK
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if self.failures else EXIT_OK
 
 
 Work = Callable[[Recording, ProgressBar], Result]
 
 
-def run_files(
-    paths: list[Path], work: Work, outputs: OutputSpec, *, quiet: bool, label: str,
-    on_result: Callable[[Result], None] | None = None,
-) -> int:
-    """Process every input; a failing file is reported in one line and the rest go on."""
-    outputs.check(len(paths))
+def run_batch(items: list[InputFile], work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str) -> int:
+    """Process every input; a failing file gets one line on stderr and the rest go on."""
+    outputs.check(len(items))
     summary, started = RunSummary(), time.monotonic()
-    for index, path in enumerate(paths):
-        try:
-            recording = read_recording(path)
-            with ProgressBar(f"{label} {path.name}", recording.duration, enabled=not quiet) as bar:
-                result = work(recording, bar)
-        except (AudioError, _remote_error()) as exc:
-            summary.failed += 1
-            stderr.print(f"moss: error: {exc}", markup=False)
-            continue
-        for warning in result.warnings:
-            if not quiet:
-                stderr.print(f"moss: warning: {path}: {warning}", markup=False)
-        write_result(result, path, outputs, first=index == 0, several=len(paths) > 1)
-        if on_result:
-            on_result(result)
-        summary.done += 1
-        summary.audio_seconds += recording.duration
-    if len(paths) > 1 and not quiet:
-        stderr.print(f"moss: {summary.done} done, {summary.failed} failed, "
-                     f"{summary.audio_seconds / 3600:.2f} h of audio in {time.monotonic() - started:.0f} s")
+    todo = []
+    for item in items:
+        digest = _plan(item, outputs, policy, summary)
+        if digest is not False:
+            todo.append((item, digest))
+    try:
+        with tempfile.TemporaryDirectory(prefix="moss-") as workdir:
+            for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
+                _process(item, digest, opening, work, outputs, policy, summary, label, first=item is items[0],
+                         several=len(items) > 1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        stderr.print("moss: interrupted; finished outputs are complete, re-run with --skip-existing for the rest")
+    finally:
+        _finish(summary, policy, len(items), time.monotonic() - started)
     return summary.exit_code
 
 
+def _plan(item: InputFile, outputs: OutputSpec, policy: BatchPolicy, summary: RunSummary) -> str | None | bool:
+    """The input's content hash (None when writing to stdout), or False when it is skipped or fails."""
+    targets = outputs.targets(item)
+    if not targets:
+        return None
+    try:
+        digest = content_hash(item.path)
+    except IsADirectoryError:
+        summary.fail(item, AudioError(f"{item.path}: is a directory, not an audio file"))
+        return False
+    except OSError as exc:
+        summary.fail(item, AudioError(f"{item.path}: {exc.strerror or 'unreadable'}"))
+        return False
+    if policy.skip_existing and all(up_to_date(path, digest, policy.settings) for _, path in targets):
+        summary.skipped += 1
+        return False
+    if not policy.overwrite:
+        for _, path in targets:
+            owner = made_from(path)
+            if path.exists() and owner != str(item.path):
+                reason = "was not made by moss" if owner is None else f"was made from {owner}"
+                summary.fail(item, UsageError(f"{item.path}: output {path} exists and {reason}; --overwrite replaces it"))
+                return False
+    return digest
+
+
+def _opened_ahead(todo, workdir: str, ahead: int) -> Iterator[tuple[InputFile, str | None, Future]]:
+    """Open (decode, convert) up to `ahead` inputs in the background while the current one runs."""
+    with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
+        queue: deque = deque()
+        pending = iter(todo)
+        try:
+            for item, digest in pending:
+                queue.append((item, digest, pool.submit(open_audio, item.path, workdir)))
+                if len(queue) > ahead:
+                    yield queue.popleft()
+            while queue:
+                yield queue.popleft()
+        finally:  # interrupted: close what was opened ahead, so no temporary file is left
+            for _, _, future in queue:
+                future.cancel()
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    future.result().close()
+
+
+def _process(item, digest, opening: Future, work, outputs, policy, summary, label, *, first, several) -> None:
+    from .remote import ServerError
+
+    try:
+        with opening.result() as source:
+            recording = _recording(item, source)
+            with ProgressBar(f"{label} {item.path.name}", recording.duration, enabled=not policy.quiet) as bar:
+                result = work(recording, bar)
+    except (AudioError, ServerError) as exc:
+        summary.fail(item, exc)
+        return
+    if not policy.quiet:
+        for warning in result.warnings:
+            stderr.print(f"moss: warning: {item.path}: {warning}", markup=False)
+    _write(result, item, digest, outputs, policy, first=first, several=several)
+    summary.done += 1
+    summary.audio_seconds += recording.duration
+
+
+def _recording(item: InputFile, source: AudioSource) -> Recording:
+    from .audio import MIN_SAMPLES, SAMPLE_RATE
+
+    if source.n_samples < MIN_SAMPLES:
+        raise AudioError(f"{item.path}: too short ({source.n_samples / SAMPLE_RATE:.3f} s of audio)")
+    return Recording(str(item.path), source)
+
+
 def read_recording(path: Path) -> Recording:
-    from .audio import MIN_SAMPLES, SAMPLE_RATE, load_audio
-
-    samples = load_audio(path)
-    if samples.size < MIN_SAMPLES:
-        raise AudioError(f"{path}: too short ({samples.size / SAMPLE_RATE:.3f} s of audio)")
-    return Recording(str(path), samples)
+    """A single input opened in full, for `ask` (which needs no batch machinery)."""
+    source = open_audio(path)
+    return _recording(InputFile(path, Path(path.stem)), source)
 
 
-def write_result(result: Result, path: Path, outputs: OutputSpec, *, first: bool, several: bool) -> None:
+def _write(result: Result, item: InputFile, digest, outputs: OutputSpec, policy: BatchPolicy, *, first, several) -> None:
     if outputs.output_dir is None:
         _to_stdout(result, outputs, first=first, several=several)
         return
-    outputs.output_dir.mkdir(parents=True, exist_ok=True)
-    for extension in outputs.formats:
-        target = outputs.output_dir / f"{path.stem}.{extension}"
+    for extension, target in outputs.targets(item):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        record = describe(item.path, digest, policy.settings)
+        # The manifest goes first: an output is only ever trusted with a manifest beside it.
+        atomic_write(manifest_path(target), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
         atomic_write(target, lambda file: get_writer(extension, outputs.layout).write(result, file))
 
 
@@ -120,6 +214,8 @@ def _to_stdout(result: Result, outputs: OutputSpec, *, first: bool, several: boo
 
 def atomic_write(target: Path, fill: Callable) -> None:
     """Write through a temporary file in the same folder, then rename: never a truncated output."""
+    for stale in target.parent.glob(f".{target.name}.*.part"):  # left by a killed run
+        stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
@@ -130,24 +226,27 @@ def atomic_write(target: Path, fill: Callable) -> None:
         raise
 
 
+def _finish(summary: RunSummary, policy: BatchPolicy, n_inputs: int, seconds: float) -> None:
+    if policy.errors_file is not None:
+        lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in summary.failures)
+        atomic_write(policy.errors_file, lambda file: file.write(lines))
+    if (n_inputs > 1 or summary.skipped or summary.interrupted) and not policy.quiet:
+        stderr.print(f"moss: {summary.done} done, {summary.skipped} skipped, {len(summary.failures)} failed; "
+                     f"{summary.audio_seconds / 3600:.2f} h of audio in {seconds:.0f} s")
+
+
 def report(exc: BaseException) -> int:
     """One line on stderr for an error that ends the whole run; returns the exit code."""
+    from .remote import ServerError
+
     if isinstance(exc, KeyboardInterrupt):
         stderr.print("moss: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     if isinstance(exc, BrokenPipeError):  # the reader went away (`moss ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    code = EXIT_FAILED if isinstance(exc, AudioError) else EXIT_USAGE
+    code = EXIT_FAILED if isinstance(exc, (AudioError, ServerError)) else EXIT_USAGE
     if isinstance(exc, (ModelUnavailableError, CheckpointError, UsageError)):
         code = EXIT_USAGE
-    if isinstance(exc, _remote_error()):
-        code = EXIT_FAILED
     stderr.print(f"moss: error: {exc}", markup=False)
     return code
-
-
-def _remote_error() -> type[MossError]:
-    from .remote import ServerError
-
-    return ServerError

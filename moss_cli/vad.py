@@ -15,7 +15,29 @@ MIN_SILENCE_MS = 300  # gaps shorter than this are pauses inside speech, not pla
 ENERGY_FRAME = 480  # 30 ms frames for the fallback detector
 
 
-def speech_regions(samples: np.ndarray) -> list[tuple[int, int]]:
+SILENCE_FLOOR = 1e-4  # -80 dBFS: a block quieter than this is digital silence, not worth a VAD pass
+
+
+BLOCK_SECONDS = 60
+OVERLAP_SECONDS = 5  # each block is scanned with this much context on both sides
+
+
+def speech_regions(source) -> list[tuple[int, int]]:
+    """Speech in an AudioSource, scanned in overlapping blocks so memory stays bounded.
+
+    The overlap lets speech that straddles a block border be seen whole from one side.
+    """
+    regions: list[tuple[int, int]] = []
+    size, overlap = BLOCK_SECONDS * SAMPLE_RATE, OVERLAP_SECONDS * SAMPLE_RATE
+    for start in range(0, source.n_samples, size):
+        first = max(0, start - overlap)
+        block = source.read(first, start + size + overlap)
+        if block.size and np.abs(block).max() >= SILENCE_FLOOR:
+            regions += [(first + a, first + b) for a, b in speech_regions_in(block)]
+    return _merge(regions, MIN_SILENCE_MS * SAMPLE_RATE // 1000)
+
+
+def speech_regions_in(samples: np.ndarray) -> list[tuple[int, int]]:
     """Sorted, non-overlapping [start, end) sample ranges that contain speech."""
     if samples.size == 0:
         return []

@@ -40,7 +40,7 @@ class ScriptedEngine:
 @pytest.fixture(scope="module")
 def three_minutes():
     audio, truth = phrase_recording(180.0, seed=5)
-    return Recording("three.wav", audio), truth
+    return Recording.from_array("three.wav", audio), truth
 
 
 def test_overflowing_chunks_are_split_and_retried(three_minutes):
@@ -84,7 +84,7 @@ def test_token_budget_scales_with_chunk_length(three_minutes):
 def test_silence_is_not_sent_for_transcription():
     audio = np.zeros(16_000 * 90, dtype=np.float32)
     engine = ScriptedEngine()
-    result = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, Recording("silence.wav", audio))
+    result = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, Recording.from_array("silence.wav", audio))
     assert engine.calls == [] and result.segments == []
 
 

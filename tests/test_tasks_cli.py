@@ -54,7 +54,9 @@ def test_several_inputs_json_lines(wav_file, local, tmp_path):
 def test_one_bad_input_among_good_ones(wav_file, local, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    result = run("describe-music", wav_file, bad, wav_file, *local, code=1)
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(wav_file.read_bytes())
+    result = run("describe-music", wav_file, bad, copy, *local, code=1)
     assert result.stdout.count("==> ") == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("moss: error")]
     assert len(errors) == 1 and str(bad) in errors[0]
