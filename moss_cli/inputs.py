@@ -51,10 +51,9 @@ def expand_inputs(arguments: list[str], stdin: TextIO | None = None) -> list[Inp
 
 def _audio_files(root: Path) -> list[Path]:
     files = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders.sort()
-        files += [Path(folder) / n for n in sorted(names) if Path(n).suffix.lower().lstrip(".") in AUDIO_EXTENSIONS]
-    return files
+    for folder, _, names in os.walk(root):
+        files += [Path(folder) / n for n in names if Path(n).suffix.lower().lstrip(".") in AUDIO_EXTENSIONS]
+    return sorted(files)
 
 
 def _relative_to_common_parent(paths: list[Path]) -> list[InputFile]:

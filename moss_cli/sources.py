@@ -55,6 +55,9 @@ class AudioSource:
                 block = file.read(end - start, dtype="float32", always_2d=True)[:, 0]
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{self.name}: decoding failed ({_first_line(exc)})") from None
+        if block.size < end - start:
+            raise AudioError(f"{self.name}: truncated or damaged: the audio stops at "
+                             f"{(start + block.size) / SAMPLE_RATE:.1f} s of {self.duration:.1f} s")
         return _checked(block, self.name)
 
     def blocks(self, seconds: float = BLOCK_SECONDS) -> Iterator[tuple[int, np.ndarray]]:
