@@ -89,6 +89,9 @@ class FakeMoss:
     requests: list[dict] = field(default_factory=list)
     fail_first: int = 0  # answer this many requests with 503 first, to exercise retries
     served: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0  # the most requests seen at once
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, body: dict) -> tuple[int, dict]:
         self.served += 1
@@ -157,7 +160,14 @@ class FakeServer:
                     self._send(404, {"error": {"message": "no such route"}})
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                self._send(*fake_model.answer(body))
+                with fake_model.lock:
+                    fake_model.in_flight += 1
+                    fake_model.most_in_flight = max(fake_model.most_in_flight, fake_model.in_flight)
+                try:
+                    self._send(*fake_model.answer(body))
+                finally:
+                    with fake_model.lock:
+                        fake_model.in_flight -= 1
 
             def _send(self, status, payload):
                 data = json.dumps(payload).encode()

@@ -219,3 +219,30 @@ def test_three_hours_of_silence_in_bounded_memory(tmp_path):
     onset = 100 * 60 + 20 + np.flatnonzero(burst)[0] / 16_000
     assert len(result["segments"]) == 1 and abs(result["segments"][0]["start"] - onset) < 0.01
     assert peak_kib < 1_000_000  # the 16 kHz float samples alone would take 690 MB
+
+
+def test_jobs_send_requests_at_once_with_the_same_results(tmp_path):
+    from fake_server import phrase_recording
+
+    audio, truth = phrase_recording(300.0, seed=4)
+    path = tmp_path / "five.wav"
+    sf.write(path, audio, 16_000, subtype="PCM_16")
+    outputs = {}
+    for jobs in (1, 4):
+        with FakeServer(slow_server(0.2)) as server:
+            result = transcribe(server, path, "--json", "-q", "--jobs", jobs)
+            outputs[jobs] = json.loads(result.stdout)["segments"]
+            most = server.fake.most_in_flight
+        assert most == (1 if jobs == 1 else min(4, len(server.fake.requests)))
+    assert outputs[1] == outputs[4] and len(outputs[1]) == len(truth)
+
+
+def test_jobs_decode_ahead_in_a_batch(corpus, tmp_path):
+    root, files = corpus
+    with FakeServer() as server:
+        one = transcribe(server, root, "--json", "-o", tmp_path / "one")
+        three = transcribe(server, root, "--json", "-o", tmp_path / "three", "-j", "3")
+    assert one.exit_code == three.exit_code == 1
+    for path in (p for p in (tmp_path / "one").rglob("*.json") if not p.name.startswith(".")):
+        twin = tmp_path / "three" / path.relative_to(tmp_path / "one")
+        assert json.loads(path.read_text())["segments"] == json.loads(twin.read_text())["segments"]
