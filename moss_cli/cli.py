@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -64,6 +64,9 @@ ErrorsOpt = Annotated[Path | None, typer.Option(
 JobsOpt = Annotated[int, typer.Option(
     "--jobs", "-j", min=1, rich_help_panel="Batch",
     help="Decode the next files while one is processed; with --server, send up to N requests at once.")]
+BatchSizeOpt = Annotated[int | None, typer.Option(
+    min=1, rich_help_panel="Model", show_default="from free memory",
+    help="Chunks decoded together by the local model.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 ShowReasoningOpt = Annotated[bool, typer.Option(
     "--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")]
@@ -87,6 +90,8 @@ class EngineChoice:
     server_model: str | None
     api_key: str | None
     timeout: float
+    batch_size: int | None = None  # local: rows decoded together (None: from free memory)
+    jobs: int = 1  # server: requests in flight
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def transcribe(
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Transcribe speech with times: text, SRT, VTT or JSON, sentence or word level."""
@@ -143,7 +148,7 @@ def transcribe(
     task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
     outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt), output_dir, layout)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
          lambda pipeline, rec: pipeline.timed(task, rec))
@@ -162,7 +167,7 @@ def events(
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
@@ -171,7 +176,7 @@ def events(
     task = EVENTS.with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds)
     outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt), output_dir, layout)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
@@ -189,7 +194,7 @@ def caption(
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe what can be heard (or, with --speech, the voice)."""
@@ -199,7 +204,7 @@ def caption(
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
@@ -216,7 +221,7 @@ def describe_music(
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
@@ -225,7 +230,7 @@ def describe_music(
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
@@ -281,15 +286,15 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
             raise UsageError("--skip-existing and --overwrite contradict each other")
     except (MossError, ValueError) as exc:
         raise typer.Exit(report(exc if isinstance(exc, MossError) else UsageError(str(exc)))) from None
+    engine_choice = replace(engine_choice, jobs=flags.jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
-    concurrency = flags.jobs if engine_choice.server else 1
     settings = _settings(task, engine_choice, sampling, outputs)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, flags.jobs, flags.quiet, settings)
 
     def process(recording, bar):
         from .pipeline import Pipeline
 
-        return work(Pipeline(engine.get(), options, bar, concurrency), recording)
+        return work(Pipeline(engine.get(), options, bar), recording)
 
     try:
         code = run_batch(items, process, outputs, policy, label)
@@ -302,7 +307,8 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) ->
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
-    engine = {k: v for k, v in asdict(engine_choice).items() if k not in ("api_key", "timeout", "device")}
+    engine = {k: v for k, v in asdict(engine_choice).items()
+              if k not in ("api_key", "timeout", "device", "batch_size", "jobs")}
     if engine_choice.server:
         engine.pop("dtype")
     return {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
@@ -318,10 +324,10 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     try:
         recording = read_recording(path)  # before the model loads: a bad path fails fast
         pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
-        for index, question in enumerate(questions):
-            with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
-                pipeline.progress = bar
-                result = pipeline.ask(recording, question)
+        with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
+            pipeline.progress = bar
+            results = pipeline.ask_all(recording, questions)
+        for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning)
     except Exception as exc:
         return report(exc)
@@ -370,12 +376,14 @@ class _LazyEngine:
             from .remote import RemoteEngine, ServerConfig
 
             key = choice.api_key or os.environ.get("OPENAI_API_KEY")
-            return RemoteEngine(ServerConfig(choice.server, choice.server_model, key, choice.timeout))
+            return RemoteEngine(ServerConfig(choice.server, choice.server_model, key, choice.timeout,
+                                             concurrency=choice.jobs))
         from .engine import MossAudio
 
         if not self.quiet:
             stderr.print(f"moss: loading {choice.model}", markup=False)
-        engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype, time_markers=choice.time_markers)
+        engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,
+                                time_markers=choice.time_markers, batch_size=choice.batch_size)
         if not self.quiet:
             stderr.print(f"moss: model on {engine.model.device} in {str(engine.model.dtype).removeprefix('torch.')}")
         return engine

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -94,35 +93,6 @@ def _logits_warpers(options: DecodingOptions):
     if options.top_p < 1.0:
         warpers.append(TopPLogitsWarper(options.top_p))
     return warpers
-
-
-def decode_tokens(
-    first_logits: torch.Tensor,
-    step: Callable[[int], torch.Tensor],
-    sampler: TokenSampler,
-    stop_ids: set[int],
-    max_new_tokens: int,
-    guard: RepetitionGuard | None = None,
-) -> Decoded:
-    """Run the loop: pick a token, feed it with `step` (returns the next logits), until a stop."""
-    tokens: list[int] = []
-    for token in _token_stream(first_logits, step, sampler, max_new_tokens):
-        if token in stop_ids:
-            return Decoded(tokens, "stop")
-        tokens.append(token)
-        if guard is not None and guard.is_looping(tokens):
-            return Decoded(tokens, "repetition")
-    return Decoded(tokens, "length")
-
-
-def _token_stream(
-    logits: torch.Tensor, step: Callable[[int], torch.Tensor], sampler: TokenSampler, limit: int
-) -> Iterator[int]:
-    for i in range(limit):
-        token = sampler(logits)
-        yield token
-        if i + 1 < limit:
-            logits = step(token)
 
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)

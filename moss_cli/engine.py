@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from . import audio as audio_io
-from .decoding import DecodingOptions, RepetitionGuard, TokenSampler, decode_tokens, split_reasoning
+from .decoding import DecodingOptions, RepetitionGuard, split_reasoning
+from .generation import Job, generate, generate_after_prefix
 from .errors import MossError
 from .model.encoder import EncodedAudio
 from .model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
@@ -33,6 +34,16 @@ class Answer:
     token_ids: list[int]
     finish_reason: str  # "stop", "length" or "repetition"
     prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question about one recording, for `ask_many`."""
+
+    audio: AudioInput | EncodedClip
+    question: str
+    options: DecodingOptions = DecodingOptions()
+    guard: RepetitionGuard | None = None
 
 
 @dataclass
@@ -74,15 +85,49 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def default_batch_size(model: MossAudioModel, context_tokens: int = 2048) -> int:
+    """Rows that fit: a quarter of the free memory for KV caches of `context_tokens` each, at most 16.
+
+    On CPU, batches past ~8 rows stop paying (matmuls are already compute-bound).
+    """
+    config = model.config.language
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
+    per_row = per_token * context_tokens * model.dtype.itemsize
+    if model.device.type == "cuda":
+        free = torch.cuda.mem_get_info(model.device)[0]
+        return int(max(1, min(64, free // 4 // per_row)))
+    free = _available_memory()
+    return int(max(1, min(8, free // 4 // per_row)))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
 class MossAudio:
     """A loaded MOSS-Audio checkpoint with its tokenizer and prompt layout."""
 
-    def __init__(self, model: MossAudioModel, tokenizer, *, name: str, stop_ids: set[int], time_markers: bool = True):
+    def __init__(
+        self, model: MossAudioModel, tokenizer, *, name: str, stop_ids: set[int], time_markers: bool = True,
+        batch_size: int | None = None,
+    ):
         self.model = model
+        self.batch_size = batch_size or default_batch_size(model)
         self.prompts = PromptBuilder(tokenizer, time_markers=time_markers)
         self.name = name
         self.stop_ids = stop_ids
         self._last_clip: tuple[bytes, EncodedClip] | None = None
+
+    @property
+    def parallelism(self) -> int:
+        return self.batch_size
 
     @classmethod
     def load(
@@ -93,14 +138,14 @@ class MossAudio:
         dtype: str = "auto",
         time_markers: bool = True,
         revision: str | None = None,
+        batch_size: int | None = None,
     ) -> MossAudio:
         """Load from a local directory or a hub id (through the Hugging Face cache)."""
         folder = resolve_checkpoint(model, revision=revision)
         target = resolve_device(device)
         weights = load_model(folder, target, resolve_dtype(dtype, target))
-        return cls(
-            weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder), time_markers=time_markers
-        )
+        return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
+                   time_markers=time_markers, batch_size=batch_size)
 
     def encode(self, audio: AudioInput, sample_rate: int = audio_io.SAMPLE_RATE) -> EncodedClip:
         """Run a file or a mono array through the audio encoder (the same samples twice in a row: once)."""
@@ -121,31 +166,55 @@ class MossAudio:
         guard: RepetitionGuard | None = None,
     ) -> Answer:
         """Ask one question about a recording; the question goes verbatim after the audio."""
+        return self.ask_many([Request(audio, question, options, guard)])[0]
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]:
+        """Many (audio, question) requests, encoded and decoded in batches of `batch_size`."""
+        answers: list[Answer] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            clips = self._encode_all([r.audio for r in batch])
+            jobs = [Job(self.prompts.audio_question(r.question, c.n_tokens), c.states, r.options, r.guard)
+                    for r, c in zip(batch, clips)]
+            answers += [self._answer(job, d) for job, d in zip(jobs, generate(self.model, jobs, self.stop_ids))]
+        return answers
+
+    def ask_questions(
+        self, audio: AudioInput | EncodedClip, questions: list[str], options: DecodingOptions = DecodingOptions(),
+        guard: RepetitionGuard | None = None,
+    ) -> list[Answer]:
+        """Several questions about one recording: audio encoded and its prompt prefix filled once."""
         clip = audio if isinstance(audio, EncodedClip) else self.encode(audio)
-        prompt = self.prompts.audio_question(question, clip.n_tokens)
-        return self._generate(prompt, clip.states, options, guard)
+        prefix = self.prompts.audio_prefix(clip.n_tokens)
+        suffixes = [self.prompts.question_suffix(q) for q in questions]
+        jobs = [Job(Prompt(prefix.input_ids + s.input_ids), clip.states, options, guard) for s in suffixes]
+        decoded = generate_after_prefix(self.model, prefix, clip.states, suffixes, jobs, self.stop_ids)
+        return [self._answer(job, d) for job, d in zip(jobs, decoded)]
 
     def ask_text(
         self, question: str, options: DecodingOptions = DecodingOptions(), guard: RepetitionGuard | None = None
     ) -> Answer:
         """A text-only request, e.g. to combine partial answers."""
-        return self._generate(self.prompts.text_question(question), None, options, guard)
+        job = Job(self.prompts.text_question(question), None, options, guard)
+        return self._answer(job, generate(self.model, [job], self.stop_ids)[0])
 
-    def _generate(
-        self, prompt: Prompt, states: EncodedAudio | None, options: DecodingOptions, guard: RepetitionGuard | None
-    ) -> Answer:
-        ids, audio_mask = prompt.tensors(self.model.device)
-        cache = self.model.new_cache()
-        first_logits = self.model.prefill(ids, audio_mask, states, cache)
+    def _encode_all(self, audios: list[AudioInput | EncodedClip]) -> list[EncodedClip]:
+        """Arrays not encoded yet go through the encoder together."""
+        clips: list[EncodedClip | None] = [a if isinstance(a, EncodedClip) else None for a in audios]
+        todo = [i for i, clip in enumerate(clips) if clip is None]
+        if len(todo) == 1:
+            clips[todo[0]] = self.encode(audios[todo[0]])
+        elif todo:
+            samples = [_samples(audios[i], audio_io.SAMPLE_RATE) for i in todo]
+            states = self.model.encode_many([audio_io.log_mel(s) for s in samples])
+            for i, s, state in zip(todo, samples, states):
+                clips[i] = EncodedClip(state, audio_io.duration(s))
+        return clips
 
-        def step(token: int) -> torch.Tensor:
-            return self.model.decode_step(torch.tensor([[token]], device=self.model.device), cache)
-
-        sampler = TokenSampler(options, self.model.device)
-        decoded = decode_tokens(first_logits, step, sampler, self.stop_ids, options.max_new_tokens, guard)
+    def _answer(self, job: Job, decoded) -> Answer:
         raw = self.prompts.decode(decoded.token_ids)
         reasoning, text = split_reasoning(raw)
-        return Answer(text, reasoning, raw, decoded.token_ids, decoded.finish_reason, len(prompt.input_ids))
+        return Answer(text, reasoning, raw, decoded.token_ids, decoded.finish_reason, len(job.prompt.input_ids))
 
 
 def _samples(audio: AudioInput, sample_rate: int) -> np.ndarray:

@@ -7,7 +7,6 @@ the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -16,7 +15,7 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
 from .decoding import DecodingOptions, RepetitionGuard
-from .engine import Answer
+from .engine import Answer, Request
 from .parsing import parse_bracketed, parse_events, strip_times
 from .sources import AudioSource
 from .results import Event, Result, Segment, Word
@@ -35,8 +34,14 @@ _LOOP = re.compile(r"(.{3,120}?)(?:\s*\1){5,}\s*$", re.DOTALL)
 
 class Engine(Protocol):
     name: str
+    parallelism: int  # requests worth sending together (batch rows, or requests in flight)
 
     def ask(self, audio: np.ndarray, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]: ...
+
+    def ask_questions(self, audio: np.ndarray, questions: list[str], options: DecodingOptions,
+                      guard: RepetitionGuard | None = None) -> list[Answer]: ...
 
     def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
 
@@ -79,62 +84,61 @@ class PipelineOptions:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None,
-                 concurrency: int = 1):
+    def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None):
         self.engine = engine
         self.options = options
         self.progress = progress or _NoProgress()
-        self.concurrency = concurrency  # requests in flight at once; >1 only for a server
 
     # -- timed tasks: transcribe, events ------------------------------------------------------
     def timed(self, task: Task, recording: Recording) -> Result:
-        """Chunks cut in silence, one request each, times mapped back to the file."""
+        """Chunks cut in silence, asked in batches, times mapped back to the file."""
         speech = speech_regions(recording.source)
         skip_silence = task.output != "events"  # sounds matter for events, not only speech
         policy = ChunkPolicy(task.chunk_seconds, MAX_CHUNK_SECONDS, skip_silence=skip_silence)
         result = Result(task.name, recording.name, recording.duration, self.engine.name)
         chunks = plan_chunks(recording.n_samples, speech, policy)
-
-        def answer(chunk: Chunk) -> list[tuple[Chunk, Answer]]:
-            if not chunk.speech:
-                return []
-            return self._answers(task, recording, chunk, speech, skip_silence, result.warnings)
-
-        previous_end = 0
-        for chunk, answered in zip(chunks, self._map(answer, chunks)):
-            for piece, reply in answered:
-                self._collect(task, piece, reply, result)
-            self.progress.advance((chunk.end - previous_end) / SAMPLE_RATE)
-            previous_end = chunk.end
-        self.progress.advance((recording.n_samples - previous_end) / SAMPLE_RATE)
+        self.progress.advance(recording.duration - sum(c.duration for c in chunks if c.speech))
+        group = max(1, self.engine.parallelism)
+        speaking = [c for c in chunks if c.speech]
+        for start in range(0, len(speaking), group):  # a group at a time: memory stays bounded
+            for piece, answer in self._rounds(task, recording, speaking[start : start + group], speech, skip_silence,
+                                              result.warnings):
+                self._collect(task, piece, answer, result)
         return _finish(task, result)
 
-    def _map(self, function, items):
-        """In order; with concurrency > 1 (a server), up to that many requests at once."""
-        return map(function, items) if self.concurrency <= 1 else self._map_concurrently(function, items)
+    def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:
+        """Ask about all chunks together; output cut off by the token cap or stuck in a loop is asked
+        again in halves, in the next round. Returns (chunk, answer) pairs in time order."""
+        finished: list[tuple[Chunk, Answer]] = []
+        pending = [(chunk, 0) for chunk in chunks]
+        while pending:
+            requests = [Request(recording.cut(chunk), task.prompt, self._options(task, chunk.duration),
+                                self.options.guard) for chunk, _ in pending]
+            retry = []
+            for (chunk, depth), answer in zip(pending, self.engine.ask_many(requests)):
+                parts = self._split_for_retry(chunk, depth, answer, speech, skip_silence, warnings)
+                if parts:
+                    retry += [(part, depth + 1) for part in parts]
+                else:
+                    finished.append((chunk, answer))
+                    self.progress.advance(chunk.duration)
+            pending = retry
+        return sorted(finished, key=lambda pair: pair[0].start)
 
-    def _map_concurrently(self, function, items):
-        pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        try:
-            yield from pool.map(function, items)
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-    def _answers(self, task, recording, chunk, speech, skip_silence, warnings, depth=0) -> list[tuple[Chunk, Answer]]:
-        """Ask about one chunk; output cut off by the token cap or stuck in a loop is retried in halves."""
-        budget = task.token_budget(chunk.duration, self.options.token_cap)
-        options = replace(self.options.decoding, max_new_tokens=budget)
-        answer = self.engine.ask(recording.cut(chunk), task.prompt, options, self.options.guard)
+    def _split_for_retry(self, chunk, depth, answer, speech, skip_silence, warnings) -> list[Chunk]:
         reason = cut_short(answer)
         if reason is None:
-            return [(chunk, answer)]
+            return []
         parts = []
         if chunk.duration >= MIN_SPLIT_SECONDS and depth < MAX_SPLIT_DEPTH:
             parts = [p for p in split_chunk(chunk, speech, skip_silence) if p.speech]
         if len(parts) < 2:
             warnings.append(f"{_span(chunk)}: model output {reason}; kept as it is")
-            return [(chunk, answer)]
-        return [pair for part in parts for pair in self._answers(task, recording, part, speech, skip_silence, warnings, depth + 1)]
+            return []
+        return parts
+
+    def _options(self, task: Task, seconds: float) -> DecodingOptions:
+        return replace(self.options.decoding, max_new_tokens=task.token_budget(seconds, self.options.token_cap))
 
     def _collect(self, task: Task, chunk: Chunk, answer: Answer, result: Result) -> None:
         if task.output == "events":
@@ -162,6 +166,16 @@ class Pipeline:
             answer = self._ask_window(recording, question, span)
         return Result(ASK.name, recording.name, recording.duration, self.engine.name, text=answer.text,
                       question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+
+    def ask_all(self, recording: Recording, questions: list[str]) -> list[Result]:
+        """Several questions: up to 10 minutes, the audio is encoded and pre-filled once for all."""
+        if recording.duration > ONE_REQUEST_SECONDS or len(questions) < 2:
+            return [self.ask(recording, question) for question in questions]
+        options = replace(self.options.decoding, max_new_tokens=ASK.token_budget(recording.duration, self.options.token_cap))
+        answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
+        self.progress.advance(recording.duration)
+        return [Result(ASK.name, recording.name, recording.duration, self.engine.name, text=a.text, question=q,
+                       reasoning=a.reasoning, finish_reason=a.finish_reason) for q, a in zip(questions, answers)]
 
     def _ask_window(self, recording: Recording, question: str, span: TimeSpan) -> Answer:
         window = window_around(span, recording.n_samples)

@@ -66,11 +66,18 @@ class PromptBuilder:
 
     def audio_question(self, question: str, n_audio_tokens: int) -> Prompt:
         """system, then the user turn: <audio start> audio <audio end> newline question."""
-        # Text before and after the audio span is tokenized separately, as the reference does.
+        return Prompt(self.audio_prefix(n_audio_tokens).input_ids + self.question_suffix(question).input_ids)
+
+    def audio_prefix(self, n_audio_tokens: int) -> Prompt:
+        """Everything up to the end of the audio span: the part several questions share."""
+        # Text before and after the audio span is tokenized separately, as the reference does,
+        # so the prompt splits cleanly here.
         before = f"<|im_start|>system\n{self.system_prompt}<|im_end|>\n<|im_start|>user\n"
-        after = f"\n{question}<|im_end|>\n<|im_start|>assistant\n"
         audio = [AUDIO_START_ID, *audio_placeholder_ids(n_audio_tokens, self.time_markers), AUDIO_END_ID]
-        return Prompt(self._encode(before) + audio + self._encode(after))
+        return Prompt(self._encode(before) + audio)
+
+    def question_suffix(self, question: str) -> Prompt:
+        return Prompt(self._encode(f"\n{question}<|im_end|>\n<|im_start|>assistant\n"))
 
     def text_question(self, question: str) -> Prompt:
         """The same layout without audio, for requests over text alone."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
 from .decoding import DecodingOptions, RepetitionGuard, split_reasoning
-from .engine import Answer
+from .engine import Answer, Request
 from .errors import MossError
 from .processor import SYSTEM_PROMPT
 
@@ -28,6 +29,7 @@ class ServerConfig:
     api_key: str | None = None
     timeout: float = 600.0  # seconds per request: a long chunk can take a while to decode
     retries: int = 4  # on connection errors, 429 and 5xx, with exponential backoff
+    concurrency: int = 1  # requests in flight at once
 
 
 class RemoteEngine:
@@ -49,6 +51,26 @@ class RemoteEngine:
             {"type": "text", "text": question},
         ]
         return self._complete(content, options)
+
+    @property
+    def parallelism(self) -> int:
+        return self.config.concurrency
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]:
+        """Up to `concurrency` requests in flight; answers in request order."""
+        def one(request: Request) -> Answer:
+            return self.ask(request.audio, request.question, request.options, request.guard)
+
+        if self.config.concurrency <= 1 or len(requests) <= 1:
+            return [one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            return list(pool.map(one, requests))
+
+    def ask_questions(
+        self, audio: np.ndarray, questions: list[str], options: DecodingOptions = DecodingOptions(),
+        guard: RepetitionGuard | None = None,
+    ) -> list[Answer]:
+        return self.ask_many([Request(audio, q, options, guard) for q in questions])
 
     def ask_text(
         self, question: str, options: DecodingOptions = DecodingOptions(), guard: RepetitionGuard | None = None

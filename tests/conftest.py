@@ -30,7 +30,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def tiny_engine(tiny_checkpoint):
     from moss_cli import MossAudio
 
-    return MossAudio.load(str(tiny_checkpoint), device="cpu")
+    return MossAudio.load(str(tiny_checkpoint), device="cpu", batch_size=1)
 
 
 def synthetic_speechlike(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from moss_cli.decoding import DecodingOptions, RepetitionGuard, TokenSampler, decode_tokens, split_reasoning
+from moss_cli.decoding import DecodingOptions, RepetitionGuard, TokenSampler, split_reasoning
 
 
 @pytest.mark.parametrize(
@@ -35,34 +35,6 @@ def test_decoding_option_validation():
         DecodingOptions(top_p=0)
     with pytest.raises(ValueError):
         DecodingOptions(max_new_tokens=0)
-
-
-def scripted(sequence, vocab=10):
-    """Logits that put the mass on the next token of `sequence`: a stand-in model for the loop."""
-    steps = iter(sequence[1:])
-
-    def logits_for(token):
-        out = torch.zeros(1, vocab)
-        out[0, token] = 5.0
-        return out
-
-    return logits_for(sequence[0]), lambda _token: logits_for(next(steps))
-
-
-def test_decode_stops_at_end_of_turn():
-    first, step = scripted([3, 4, 9, 1])
-    decoded = decode_tokens(first, step, TokenSampler(DecodingOptions(), torch.device("cpu")), {9}, 10)
-    assert decoded.token_ids == [3, 4] and decoded.finish_reason == "stop"
-
-
-def test_decode_stops_at_cap_and_on_loops():
-    first, step = scripted([1, 2] * 20)
-    sampler = TokenSampler(DecodingOptions(), torch.device("cpu"))
-    capped = decode_tokens(first, step, sampler, {9}, 5)
-    assert capped.token_ids == [1, 2, 1, 2, 1] and capped.finish_reason == "length"
-    first, step = scripted([1, 2] * 20)
-    looped = decode_tokens(first, step, sampler, {9}, 40, RepetitionGuard(min_repeats=4, min_span=8))
-    assert looped.finish_reason == "repetition" and len(looped.token_ids) == 8
 
 
 def test_sampling_is_seeded_and_top_k_one_is_greedy():

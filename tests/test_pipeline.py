@@ -14,8 +14,14 @@ class ScriptedEngine:
     """Answers like the model would, from the phrases it hears; overflows on audio longer than `fits`."""
 
     name = "scripted"
+    parallelism = 4
+
+    def ask_many(self, requests):
+        self.rounds.append(len(requests))
+        return [self.ask(r.audio, r.question, r.options, r.guard) for r in requests]
 
     def __init__(self, fits=1e9, timed=True):
+        self.rounds = []
         self.fits = fits
         self.timed = timed
         self.calls = []
@@ -108,3 +114,11 @@ def test_group_words_into_sentences():
     segments = group_words(words)
     assert [s.text for s in segments] == ["Hello there.", "New one", "after a pause"]
     assert [(s.start, s.end) for s in segments] == [(0, 0.8), (0.9, 1.3), (3.0, 3.9)]
+
+
+def test_chunks_are_asked_in_batches(three_minutes):
+    recording, truth = three_minutes
+    engine = ScriptedEngine(fits=20.0)
+    result = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, recording)
+    assert max(engine.rounds) == engine.parallelism  # several chunks per request round
+    assert len(result.segments) == len(truth)

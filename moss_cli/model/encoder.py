@@ -19,6 +19,12 @@ class EncodedAudio:
     last_hidden: torch.Tensor  # (N, d_model), after the final LayerNorm
     taps: list[torch.Tensor]  # DeepStack taps, each (N, d_model), before the final LayerNorm
 
+    @classmethod
+    def cat(cls, parts: list[EncodedAudio]) -> EncodedAudio:
+        """Several recordings' states end to end, in the order their prompts are batched."""
+        taps = [torch.cat([p.taps[k] for p in parts]) for k in range(len(parts[0].taps))]
+        return cls(torch.cat([p.last_hidden for p in parts]), taps)
+
 
 def conv_output_length(frames: int | torch.Tensor) -> int | torch.Tensor:
     """Length after three Conv(k=3, s=2, p=1) layers: (L - 1) // 2 + 1, three times."""
@@ -53,21 +59,35 @@ class MossAudioEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> EncodedAudio:
         """mel (n_mels, T) -> EncodedAudio with ceil(T / 8) tokens."""
-        windows = list(mel.split(self.config.window_frames, dim=-1))
-        # Every batch is padded to the longest window overall, even a batch holding only the
-        # short last window: the reference pads all windows first, then batches them.
-        pad_to = windows[0].shape[-1]
-        hidden_parts: list[torch.Tensor] = []
-        tap_parts: list[list[torch.Tensor]] = [[] for _ in self._tap_indexes]
-        for start in range(0, len(windows), self.config.conv_chunksize):
-            batch = windows[start : start + self.config.conv_chunksize]
-            lengths = [w.shape[-1] for w in batch]
-            hidden, taps = self.encode_windows(batch, pad_to)
-            for i, valid in enumerate(conv_output_length(n) for n in lengths):
-                hidden_parts.append(hidden[i, :valid])
-                for k, tap in enumerate(taps):
-                    tap_parts[k].append(tap[i, :valid])
-        return EncodedAudio(torch.cat(hidden_parts), [torch.cat(parts) for parts in tap_parts])
+        return self.forward_many([mel])[0]
+
+    def forward_many(self, mels: list[torch.Tensor]) -> list[EncodedAudio]:
+        """Several recordings at once: their 4 s windows share encoder batches.
+
+        The reference pads every window of a recording to that recording's longest window (4 s,
+        or the whole clip if shorter), which changes the conv outputs at a short window's edge.
+        Windows are therefore batched only with others padded to the same length.
+        """
+        windows = []  # (recording, window index, pad_to, window)
+        for r, mel in enumerate(mels):
+            pieces = mel.split(self.config.window_frames, dim=-1)
+            windows += [(r, w, pieces[0].shape[-1], piece) for w, piece in enumerate(pieces)]
+        outputs: dict[tuple[int, int], tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        for pad_to in sorted({w[2] for w in windows}):
+            group = [w for w in windows if w[2] == pad_to]
+            for start in range(0, len(group), self.config.conv_chunksize):
+                batch = group[start : start + self.config.conv_chunksize]
+                hidden, taps = self.encode_windows([w[3] for w in batch], pad_to)
+                for i, (r, w, _, piece) in enumerate(batch):
+                    valid = conv_output_length(piece.shape[-1])
+                    outputs[r, w] = (hidden[i, :valid], [tap[i, :valid] for tap in taps])
+        return [self._joined([outputs[r, w] for (rr, w, _, _) in windows if rr == r]) for r in range(len(mels))]
+
+    @staticmethod
+    def _joined(parts: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> EncodedAudio:
+        hidden = torch.cat([h for h, _ in parts])
+        taps = [torch.cat([t[k] for _, t in parts]) for k in range(len(parts[0][1]))]
+        return EncodedAudio(hidden, taps)
 
     def encode_windows(self, windows: list[torch.Tensor], pad_to: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Encode up to conv_chunksize windows, zero-padded to `pad_to` frames, as one batch.

@@ -63,11 +63,21 @@ class MossAudioModel(nn.Module):
         return self.audio_encoder(mel.to(self.device))
 
     @torch.inference_mode()
+    def encode_many(self, mels: list[torch.Tensor]) -> list[EncodedAudio]:
+        """Several recordings through the encoder in shared window batches."""
+        return self.audio_encoder.forward_many([mel.to(self.device) for mel in mels])
+
+    @torch.inference_mode()
     def prefill(
-        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache
+        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the prompt (1, S) through the LLM, filling `cache`; returns last-position logits (1, V)."""
-        embeds = self.language_model.embed_tokens(input_ids)  # (1, S, H)
+        """Run prompts (B, S) through the LLM, filling `cache`; returns last-position logits (B, V).
+
+        Batched prompts are left-padded, with `attention_mask` (B, S) marking real tokens; `audio`
+        holds the states of every row's audio in row order.
+        """
+        embeds = self.language_model.embed_tokens(input_ids)  # (B, S, H)
         deepstack: list[torch.Tensor] = []
         if audio is not None:
             count = int(audio_mask.sum())
@@ -78,14 +88,24 @@ class MossAudioModel(nn.Module):
             embeds[audio_mask] = self.audio_adapter(audio.last_hidden).to(embeds.dtype)
             # 2. Merged taps k are added after LLM layer k, at audio positions, during prefill only.
             deepstack = [merge(tap) for merge, tap in zip(self.deepstack_audio_merger_list, audio.taps)]
+        padding = {} if attention_mask is None else {
+            "attention_mask": attention_mask, "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0)}
         with self._inject_deepstack(audio_mask, deepstack):
-            hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
+            hidden = self._run_llm(inputs_embeds=embeds, cache=cache, **padding)
         return self.lm_head(hidden[:, -1])
 
     @torch.inference_mode()
-    def decode_step(self, token_ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Feed new tokens (1, n) after the cached prefix; returns last-position logits (1, V)."""
-        hidden = self._run_llm(input_ids=token_ids, cache=cache)
+    def decode_step(
+        self, token_ids: torch.Tensor, cache: DynamicCache, attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Feed new tokens (B, n) after the cached ones; returns last-position logits (B, V).
+
+        With padded batches, `attention_mask` covers cached and new tokens and `position_ids` (B, n)
+        continue each row's own count.
+        """
+        padding = {} if attention_mask is None else {"attention_mask": attention_mask, "position_ids": position_ids}
+        hidden = self._run_llm(input_ids=token_ids, cache=cache, **padding)
         return self.lm_head(hidden[:, -1])
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:

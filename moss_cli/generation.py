@@ -1,0 +1,112 @@
+"""Prompts through the model: left-padded batches with per-row stopping, and shared prefixes.
+
+A batch gives each row the tokens one-at-a-time decoding would: padding is masked, positions
+count from each row's first real token, and a row that stops leaves the batch (its cache rows
+are dropped) so the rest run at the smaller size.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .decoding import Decoded, DecodingOptions, RepetitionGuard, TokenSampler
+from .model.encoder import EncodedAudio
+from .model.modeling import MossAudioModel
+from .processor import AUDIO_TOKEN_ID, Prompt
+
+PAD_ID = 151643  # <|endoftext|>: any id works under the mask; this one is the tokenizer's pad
+
+
+@dataclass
+class Job:
+    prompt: Prompt
+    audio: EncodedAudio | None
+    options: DecodingOptions
+    guard: RepetitionGuard | None = None
+
+
+def generate(model: MossAudioModel, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
+    """Complete every job's prompt together; one row per job."""
+    device = model.device
+    width = max(len(job.prompt.input_ids) for job in jobs)
+    ids = torch.full((len(jobs), width), PAD_ID, dtype=torch.long, device=device)
+    mask = torch.zeros((len(jobs), width), dtype=torch.long, device=device)
+    for row, job in enumerate(jobs):
+        n = len(job.prompt.input_ids)
+        ids[row, width - n :] = torch.tensor(job.prompt.input_ids, device=device)
+        mask[row, width - n :] = 1
+    states = [job.audio for job in jobs if job.audio is not None]
+    audio = EncodedAudio.cat(states) if states else None
+    cache = model.new_cache()
+    # A single prompt needs no mask: that is the path the conformance cases pin down.
+    batched = len(jobs) > 1
+    logits = model.prefill(ids, ids == AUDIO_TOKEN_ID, audio, cache, attention_mask=mask if batched else None)
+    return _decode(model, cache, logits, mask if batched else None, jobs, stop_ids)
+
+
+def generate_after_prefix(
+    model: MossAudioModel, prefix: Prompt, audio: EncodedAudio, suffixes: list[Prompt], jobs_options: list[Job],
+    stop_ids: set[int],
+) -> list[Decoded]:
+    """Prefill `prefix` (system, user turn, audio) once; complete each suffix from a copy of its cache."""
+    ids, audio_mask = prefix.tensors(model.device)
+    shared = model.new_cache()
+    model.prefill(ids, audio_mask, audio, shared)
+    results = []
+    for suffix, job in zip(suffixes, jobs_options):
+        cache = copy.deepcopy(shared)
+        logits = model.decode_step(torch.tensor([suffix.input_ids], device=model.device), cache)
+        results += _decode(model, cache, logits, None, [job], stop_ids)
+    return results
+
+
+def _decode(model, cache, logits, mask, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
+    samplers = [TokenSampler(job.options, model.device) for job in jobs]
+    tokens: list[list[int]] = [[] for _ in jobs]
+    reasons: list[str] = ["length"] * len(jobs)
+    active = list(range(len(jobs)))
+    positions = None if mask is None else mask.sum(-1, keepdim=True) - 1  # (B, 1): last real position
+    while active:
+        picks = _pick(logits, [samplers[row] for row in active], all(jobs[row].options.greedy for row in active))
+        going = []
+        for index, (row, token) in enumerate(zip(active, picks)):
+            reason = _stop_reason(token, tokens[row], jobs[row], stop_ids)
+            if reason:
+                reasons[row] = reason
+            else:
+                going.append((index, row, token))
+        if not going:
+            break
+        if len(going) < len(active):  # drop finished rows from the batch and its cache
+            keep = torch.tensor([index for index, _, _ in going], device=model.device)
+            cache.batch_select_indices(keep)
+            mask = None if mask is None else mask[keep]
+            positions = None if positions is None else positions[keep]
+        active = [row for _, row, _ in going]
+        step = torch.tensor([[token] for _, _, token in going], device=model.device)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+            positions = positions + 1
+        logits = model.decode_step(step, cache, attention_mask=mask, position_ids=positions)
+    return [Decoded(t, r) for t, r in zip(tokens, reasons)]
+
+
+def _stop_reason(token: int, tokens: list[int], job: Job, stop_ids: set[int]) -> str | None:
+    """Append `token` unless it ends the turn; say why the row stops, if it does."""
+    if token in stop_ids:
+        return "stop"
+    tokens.append(token)
+    if job.guard is not None and job.guard.is_looping(tokens):
+        return "repetition"
+    if len(tokens) >= job.options.max_new_tokens:
+        return "length"
+    return None
+
+
+def _pick(logits: torch.Tensor, samplers: list[TokenSampler], greedy: bool) -> list[int]:
+    if greedy:
+        return logits.float().argmax(dim=-1).tolist()
+    return [sampler(logits[i : i + 1]) for i, sampler in enumerate(samplers)]
