@@ -1,0 +1,191 @@
+"""moss against an official-style baseline on the same checkpoint and recording, side by side.
+
+    python benchmarks/bench.py --size small --seconds 300            # random checkpoint, built here
+    python benchmarks/bench.py --model /path/to/MOSS-Audio-4B-Instruct --audio talk.wav --device cuda
+
+The baseline does what the official inference path does: one request per chunk, each encoded
+on its own, eager attention, logits over the whole prompt at prefill, batch size 1. Both sides
+get the same chunk plan and decode exactly --tokens tokens per chunk (end-of-turn ignored), so
+the work is the same and only the engine differs. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from moss_cli.chunking import ChunkPolicy, plan_chunks  # noqa: E402
+from moss_cli.decoding import DecodingOptions  # noqa: E402
+from moss_cli.engine import MossAudio, Request  # noqa: E402
+from moss_cli.pipeline import Recording  # noqa: E402
+from moss_cli.tasks import TRANSCRIBE_SENTENCES  # noqa: E402
+from moss_cli.vad import speech_regions  # noqa: E402
+
+# Sizes: tiny and small for any machine; 4b and 8b are the released configurations.
+SIZES = {
+    "tiny": dict(d_model=16, encoder_layers=3, encoder_heads=2, encoder_ffn=32, conv_channels=4, adapter_hidden=24,
+                 hidden=16, intermediate=32, llm_layers=2, heads=2, kv_heads=1, head_dim=8),
+    "small": dict(d_model=256, encoder_layers=4, encoder_heads=4, encoder_ffn=1024, conv_channels=32,
+                  adapter_hidden=1024, hidden=512, intermediate=1536, llm_layers=8, heads=8, kv_heads=2, head_dim=64),
+    "4b": dict(d_model=1280, encoder_layers=32, encoder_heads=20, encoder_ffn=5120, conv_channels=480,
+               adapter_hidden=8192, hidden=2560, intermediate=9728, llm_layers=36, heads=32, kv_heads=8, head_dim=128,
+               taps=[8, 16, 24], inject=3),
+    "8b": dict(d_model=1280, encoder_layers=32, encoder_heads=20, encoder_ffn=5120, conv_channels=480,
+               adapter_hidden=8192, hidden=4096, intermediate=12288, llm_layers=36, heads=32, kv_heads=8, head_dim=128,
+               taps=[8, 16, 24], inject=3),
+}
+
+
+@dataclass
+class Figures:
+    name: str
+    seconds: float
+    audio_seconds: float
+    tokens: int
+    peak_mb: float
+
+    @property
+    def realtime(self) -> float:
+        return self.audio_seconds / self.seconds
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds
+
+
+def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_size: int | None) -> MossAudio:
+    """A random checkpoint of a named size, built in place (no file for 4b/8b: they are 8-16 GB)."""
+    from moss_cli.model.config import MossAudioConfig
+    from moss_cli.model.loading import load_tokenizer
+    from moss_cli.model.modeling import MossAudioModel
+    from tiny_checkpoint import TinySpec, config_json, write_tokenizer
+
+    spec = TinySpec(**SIZES[size])
+    config = MossAudioConfig.from_dict(config_json(spec))
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = MossAudioModel(config).to(dtype).eval()
+    folder = Path(tempfile.mkdtemp(prefix="moss-bench-"))
+    write_tokenizer(folder)
+    return MossAudio(model, load_tokenizer(folder), name=f"random-{size}", stop_ids=set(), batch_size=batch_size)
+
+
+def recording(path: str | None, seconds: float) -> Recording:
+    if path:
+        from moss_cli.sources import open_audio
+
+        return Recording(path, open_audio(path))
+    from fake_server import phrase_recording
+
+    audio, _ = phrase_recording(seconds, seed=0, gaps=(0.3, 2.0))
+    return Recording(f"synthetic {seconds:.0f} s", __import__("moss_cli.sources", fromlist=["x"]).AudioSource.from_array("synthetic", audio))
+
+
+def run_moss(engine: MossAudio, rec: Recording, chunks, tokens: int) -> int:
+    options = DecodingOptions(max_new_tokens=tokens)
+    answers = engine.ask_many([Request(rec.cut(c), TRANSCRIBE_SENTENCES.prompt, options) for c in chunks])
+    return sum(len(a.token_ids) for a in answers)
+
+
+@torch.inference_mode()
+def run_baseline(engine: MossAudio, rec: Recording, chunks, tokens: int) -> int:
+    """The official path's costs: per-request encoding, eager attention, full-prompt logits, batch 1."""
+    model = engine.model
+    previous = model.config.language._attn_implementation
+    model.config.language._attn_implementation = "eager"
+    produced = 0
+    try:
+        for chunk in chunks:
+            clip = engine.encode(rec.cut(chunk).copy())
+            engine._last_clip = None  # the official path keeps nothing between requests
+            prompt = engine.prompts.audio_question(TRANSCRIBE_SENTENCES.prompt, clip.n_tokens)
+            ids, audio_mask = prompt.tensors(model.device)
+            cache = model.new_cache()
+            hidden = _prefill_hidden(model, ids, audio_mask, clip.states, cache)
+            logits = model.lm_head(hidden)[:, -1]  # generate() computes the whole prompt's logits
+            for step in range(tokens):
+                token = int(logits.float().argmax(-1))
+                produced += 1
+                if step + 1 < tokens:
+                    logits = model.decode_step(torch.tensor([[token]], device=model.device), cache)
+    finally:
+        model.config.language._attn_implementation = previous
+    return produced
+
+
+def _prefill_hidden(model, ids, audio_mask, states, cache):
+    captured = {}
+    handle = model.language_model.norm.register_forward_hook(lambda _m, _i, out: captured.setdefault("h", out))
+    try:
+        model.prefill(ids, audio_mask, states, cache)
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def measure(name: str, function, device: torch.device, audio_seconds: float) -> Figures:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    tokens = function()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Figures(name, time.perf_counter() - start, audio_seconds, tokens, peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="small", help="random checkpoint size (without --model)")
+    parser.add_argument("--model", help="a real checkpoint directory or hub id instead of random weights")
+    parser.add_argument("--audio", help="recording (default: synthetic speech of --seconds)")
+    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per chunk, both sides")
+    parser.add_argument("--chunk-seconds", type=float, default=60.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+
+    from moss_cli.engine import resolve_device, resolve_dtype
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    if args.model:
+        engine = MossAudio.load(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+        engine.stop_ids = set()
+    else:
+        engine = random_engine(args.size, device, dtype, args.batch_size)
+    rec = recording(args.audio, args.seconds)
+    chunks = [c for c in plan_chunks(rec.n_samples, speech_regions(rec.source),
+                                     ChunkPolicy(args.chunk_seconds, 120.0, skip_silence=True)) if c.speech]
+    print(f"{engine.name} on {device} ({str(dtype).removeprefix('torch.')}), {rec.name}: {rec.duration:.0f} s "
+          f"in {len(chunks)} chunks, {args.tokens} tokens each, batch size {engine.batch_size}", flush=True)
+    run_moss(engine, rec, chunks[:1], 4)  # warm-up: kernels, allocator
+    rows = [measure("moss", lambda: run_moss(engine, rec, chunks, args.tokens), device, rec.duration)]
+    if not args.skip_baseline:
+        rows.append(measure("baseline", lambda: run_baseline(engine, rec, chunks, args.tokens), device, rec.duration))
+    print(f"{'engine':<10}{'wall s':>9}{'x realtime':>12}{'tokens/s':>11}{'peak MB':>10}")
+    for row in rows:
+        print(f"{row.name:<10}{row.seconds:>9.2f}{row.realtime:>12.1f}{row.tokens_per_second:>11.1f}{row.peak_mb:>10.0f}")
+    if len(rows) == 2:
+        print(f"moss is {rows[1].seconds / rows[0].seconds:.2f}x faster than the official-style baseline")
+
+
+if __name__ == "__main__":
+    main()
