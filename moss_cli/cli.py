@@ -317,21 +317,20 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) ->
 
 def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:
     """One recording, several questions: the audio is read once and (locally) encoded once."""
-    from .pipeline import Pipeline, Recording
+    from .pipeline import Pipeline
     from .progress import ProgressBar
     from .runner import read_recording
 
     try:
         recording = read_recording(path)  # before the model loads: a bad path fails fast
-        pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
-        with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
-            pipeline.progress = bar
-            results = pipeline.ask_all(recording, questions)
+        with recording.source:  # a converted input's temporary file goes with it
+            pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
+            with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
+                pipeline.progress = bar
+                results = pipeline.ask_all(recording, questions)
         for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning)
-    except Exception as exc:
-        return report(exc)
-    except KeyboardInterrupt as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
 

@@ -185,9 +185,13 @@ def _recording(item: InputFile, source: AudioSource) -> Recording:
 
 
 def read_recording(path: Path) -> Recording:
-    """A single input opened in full, for `ask` (which needs no batch machinery)."""
+    """A single input, for `ask` (which needs no batch machinery); close its source when done."""
     source = open_audio(path)
-    return _recording(InputFile(path, Path(path.stem)), source)
+    try:
+        return _recording(InputFile(path, Path(path.stem)), source)
+    except AudioError:
+        source.close()
+        raise
 
 
 def _write(result: Result, item: InputFile, digest, outputs: OutputSpec, policy: BatchPolicy, *, first, several) -> None:

@@ -9,7 +9,6 @@ tracks) through FFmpeg's libraries via PyAV.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +58,6 @@ class AudioSource:
             raise AudioError(f"{self.name}: truncated or damaged: the audio stops at "
                              f"{(start + block.size) / SAMPLE_RATE:.1f} s of {self.duration:.1f} s")
         return _checked(block, self.name)
-
-    def blocks(self, seconds: float = BLOCK_SECONDS) -> Iterator[tuple[int, np.ndarray]]:
-        """(start sample, samples) for consecutive blocks over the whole source."""
-        size = int(seconds * SAMPLE_RATE)
-        for start in range(0, self.n_samples, size):
-            yield start, self.read(start, start + size)
 
     def close(self) -> None:
         if self._temporary and self._path is not None:

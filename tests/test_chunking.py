@@ -65,3 +65,18 @@ def test_never_over_the_maximum():
         chunks = plan_chunks(700 * S, speech, policy)
         assert all(c.duration <= policy.max_seconds for c in chunks)
         assert chunks[0].start == 0 and chunks[-1].end == 700 * S
+
+
+def test_energy_fallback_finds_loud_stretches():
+    import numpy as np
+
+    from moss_cli.vad import energy_regions
+
+    samples = np.zeros(10 * S, np.float32)
+    samples[2 * S : 3 * S] = 0.3 * np.sin(np.arange(S) * 0.1)
+    samples[7 * S : 8 * S] = 0.2 * np.sin(np.arange(S) * 0.2)
+    regions = energy_regions(samples)
+    assert len(regions) == 2
+    (a, b), (c, d) = regions
+    assert a <= 2 * S < 3 * S <= b and c <= 7 * S < 8 * S <= d  # padded, never clipped
+    assert b < 5 * S < c

@@ -95,3 +95,15 @@ def test_encode_once_ask_many(tiny_engine):
     clip = tiny_engine.encode(samples)
     for question in ("Describe the audio.", "Transcribe the audio."):
         assert tiny_engine.ask(clip, question).token_ids == tiny_engine.ask(samples, question).token_ids
+
+
+def test_encoder_sdpa_matches_eager(tiny_engine):
+    mel = log_mel(synthetic_speechlike(9.3, seed=2))
+    eager = tiny_engine.model.encode_audio(mel)
+    tiny_engine.model.audio_encoder.use_attention("sdpa")
+    try:
+        fused = tiny_engine.model.encode_audio(mel)
+    finally:
+        tiny_engine.model.audio_encoder.use_attention("eager")
+    assert torch.allclose(fused.last_hidden, eager.last_hidden, atol=1e-5)
+    assert tiny_engine.model.audio_encoder.layers[0].self_attn.config._attn_implementation == "eager"

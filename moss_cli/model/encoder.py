@@ -56,6 +56,11 @@ class MossAudioEncoder(nn.Module):
         self.layers = nn.ModuleList(WhisperEncoderLayer(whisper) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self._tap_indexes = frozenset(config.deepstack_encoder_layer_indexes)
+        self._whisper = whisper  # shared by every layer: switching its attention switches them all
+
+    def use_attention(self, implementation: str) -> None:
+        """"eager" (as the reference runs) or "sdpa" (fused kernels, for GPUs)."""
+        self._whisper._attn_implementation = implementation
 
     def forward(self, mel: torch.Tensor) -> EncodedAudio:
         """mel (n_mels, T) -> EncodedAudio with ceil(T / 8) tokens."""

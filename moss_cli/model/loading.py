@@ -124,6 +124,8 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAu
     model.load_state_dict(state, strict=True, assign=True)
     # Rotary frequencies are computed, not stored: rebuild them on the real device.
     model.language_model.rotary_emb = Qwen3RotaryEmbedding(config.language).to(device)
+    if device.type == "cuda":  # fused attention pays on GPUs; on CPU eager keeps the reference's numbers
+        model.audio_encoder.use_attention("sdpa")
     leftover = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"tensor {leftover[0]} was not loaded")
