@@ -87,8 +87,8 @@ def repair(spans: list[Timed], duration: float) -> list[Timed]:
     for span in spans:
         start, end = sorted((_clamp(span.start, duration), _clamp(span.end, duration)))
         previous = repaired[-1] if repaired else None
-        if previous and _same_text(previous.text, span.text) and start < previous.end + 1.0:
-            previous.end = max(previous.end, end)  # the model repeated itself
+        if previous and _same_text(previous.text, span.text) and start < previous.end:
+            previous.end = max(previous.end, end)  # the same segment again, over the same time
             continue
         if previous and start < previous.end:
             start = previous.end

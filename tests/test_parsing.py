@@ -35,8 +35,12 @@ def test_reversed_times_are_swapped():
 
 
 def test_repeated_segments_are_dropped():
-    out = "[0.00]same line[2.00][2.00]same line[4.00][4.00]same line[6.00][6.00]new[7.00]"
-    assert spans(out) == [(0.0, 6.0, "same line"), (6.0, 7.0, "new")]
+    out = "[0.00]same line[2.00][0.00]same line[2.00][1.50]Same line.[3.00][3.00]new[4.00]"
+    assert spans(out) == [(0.0, 3.0, "same line"), (3.0, 4.0, "new")]
+
+
+def test_words_said_twice_in_a_row_are_kept():
+    assert spans("[0.00]no[0.40][0.40]no[0.80]") == [(0.0, 0.4, "no"), (0.4, 0.8, "no")]
 
 
 def test_text_without_time_is_kept_with_the_previous_span():
