@@ -122,6 +122,7 @@ class MossAudio:
         self.batch_size = batch_size or default_batch_size(model)
         self.prompts = PromptBuilder(tokenizer, time_markers=time_markers)
         self.name = name
+        self.thinking = "thinking" in Path(name).name.lower()  # MOSS-Audio-4B-Thinking and the like
         self.stop_ids = stop_ids
         self._last_clip: tuple[bytes, EncodedClip] | None = None
 

@@ -137,8 +137,11 @@ class Pipeline:
             return []
         return parts
 
+    def _budget(self, task: Task, seconds: float) -> int:
+        return task.token_budget(seconds, self.options.token_cap, thinking=getattr(self.engine, "thinking", False))
+
     def _options(self, task: Task, seconds: float) -> DecodingOptions:
-        return replace(self.options.decoding, max_new_tokens=task.token_budget(seconds, self.options.token_cap))
+        return replace(self.options.decoding, max_new_tokens=self._budget(task, seconds))
 
     def _collect(self, task: Task, chunk: Chunk, answer: Answer, result: Result) -> None:
         if task.output == "events":
@@ -171,7 +174,7 @@ class Pipeline:
         """Several questions: up to 10 minutes, the audio is encoded and pre-filled once for all."""
         if recording.duration > ONE_REQUEST_SECONDS or len(questions) < 2:
             return [self.ask(recording, question) for question in questions]
-        options = replace(self.options.decoding, max_new_tokens=ASK.token_budget(recording.duration, self.options.token_cap))
+        options = replace(self.options.decoding, max_new_tokens=self._budget(ASK, recording.duration))
         answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
         self.progress.advance(recording.duration)
         return [Result(ASK.name, recording.name, recording.duration, self.engine.name, text=a.text, question=q,
@@ -203,7 +206,7 @@ class Pipeline:
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
 
     def _ask_audio(self, task: Task, samples: np.ndarray, prompt: str, seconds: float, guard) -> Answer:
-        budget = task.token_budget(seconds, self.options.token_cap)
+        budget = self._budget(task, seconds)
         return self.engine.ask(samples, prompt, replace(self.options.decoding, max_new_tokens=budget), guard)
 
 

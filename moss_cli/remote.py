@@ -40,6 +40,7 @@ class RemoteEngine:
         self.url = config.url.rstrip("/")
         self.session = _session(config)
         self.name = config.model or self._served_model()
+        self.thinking = "thinking" in self.name.lower()
 
     def ask(
         self, audio: np.ndarray, question: str, options: DecodingOptions = DecodingOptions(),

@@ -35,6 +35,7 @@ EVENTS_PROMPT = (
     "end_sec. Cover the full timeline from beginning to end when possible."
 )
 
+THINKING_TOKENS = 1024  # extra budget for a Thinking model's reasoning
 ONE_REQUEST_SECONDS = 600.0  # the authors recommend under 10 minutes of audio per request
 LONG_WINDOW_SECONDS = 480.0  # windows for long captions and questions, cut in silence, at most 10 min
 
@@ -48,9 +49,14 @@ class Task:
     tokens_per_second: float  # expected output tokens per second of audio, for the token budget
     base_tokens: int = 96  # headroom for short chunks and Thinking preambles
 
-    def token_budget(self, seconds: float, cap: int | None = None) -> int:
-        """max_new_tokens for a request: scales with the audio's length unless the user set one (`cap`)."""
-        return cap if cap else int(self.base_tokens + self.tokens_per_second * seconds)
+    def token_budget(self, seconds: float, cap: int | None = None, thinking: bool = False) -> int:
+        """max_new_tokens for a request: scales with the audio's length unless the user set one (`cap`).
+
+        Thinking checkpoints reason in <think>...</think> first, which needs room of its own.
+        """
+        if cap:
+            return cap
+        return int(self.base_tokens + self.tokens_per_second * seconds + (THINKING_TOKENS if thinking else 0))
 
     def with_prompt(self, prompt: str | None) -> Task:
         if not prompt:

@@ -123,3 +123,11 @@ def test_chunks_are_asked_in_batches(three_minutes):
     assert 1 < engine.rounds[0] <= engine.parallelism  # several chunks per request round
     assert engine.rounds[1] == 2 * engine.rounds[0]  # too long for the engine: all halves asked together
     assert len(result.segments) == len(truth)
+
+
+def test_thinking_models_get_room_to_reason(three_minutes):
+    recording, _ = three_minutes
+    engine = ScriptedEngine()
+    engine.thinking = True
+    Pipeline(engine).timed(TRANSCRIBE_SENTENCES, recording)
+    assert all(t == int(96 + 12 * s + 1024) for s, t in engine.calls)
