@@ -284,8 +284,8 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         options = _pipeline_options(sampling)
         if flags.skip_existing and flags.overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other")
-    except (MossError, ValueError) as exc:
-        raise typer.Exit(report(exc if isinstance(exc, MossError) else UsageError(str(exc)))) from None
+    except MossError as exc:
+        raise typer.Exit(report(exc)) from None
     engine_choice = replace(engine_choice, jobs=flags.jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
     settings = _settings(task, engine_choice, sampling, outputs)
@@ -351,8 +351,11 @@ def _pipeline_options(sampling: Sampling):
     from .decoding import DecodingOptions
     from .pipeline import PipelineOptions
 
-    decoding = DecodingOptions(sampling.temperature, sampling.top_p, sampling.top_k,
-                               sampling.max_new_tokens or 1024, sampling.seed)
+    try:
+        decoding = DecodingOptions(sampling.temperature, sampling.top_p, sampling.top_k,
+                                   sampling.max_new_tokens or 1024, sampling.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens)
 
 

@@ -249,8 +249,12 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):  # the reader went away (`moss ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    code = EXIT_FAILED if isinstance(exc, (AudioError, ServerError)) else EXIT_USAGE
     if isinstance(exc, (ModelUnavailableError, CheckpointError, UsageError)):
         code = EXIT_USAGE
+    elif isinstance(exc, MossError):
+        code = EXIT_FAILED if isinstance(exc, (AudioError, ServerError)) else EXIT_USAGE
+    else:  # a bug, not a bad input: say so, still in one line
+        stderr.print(f"moss: internal error: {type(exc).__name__}: {exc}", markup=False)
+        return EXIT_FAILED
     stderr.print(f"moss: error: {exc}", markup=False)
     return code

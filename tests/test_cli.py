@@ -65,7 +65,7 @@ def test_broken_checkpoint_exit_2_naming_the_tensor(tmp_path, wav_file):
     assert result.stderr.count("\n") == 1 and "lm_head.weight" in result.stderr
 
 
-@pytest.mark.parametrize("flag", [["--temperature", "-1"], ["--top-p", "1.5"], ["--max-new-tokens", "0"]])
+@pytest.mark.parametrize("flag", [["--temperature", "-1"], ["--top-p", "1.5"], ["--top-p", "0"], ["--max-new-tokens", "0"]])
 def test_bad_flags_are_usage_errors(wav_file, flag):
     assert ask(wav_file, "Hi", *flag).exit_code == 2
 

@@ -123,6 +123,7 @@ class MossAudioEncoder(nn.Module):
         taps = []
         for index, layer in enumerate(self.layers):
             x = layer(x, mask)
+            x = x[0] if isinstance(x, tuple) else x  # transformers before 5.2 returned (states, attn)
             if index in self._tap_indexes:
                 taps.append(x)
         return self.layer_norm(x), taps
