@@ -378,8 +378,8 @@ class _LazyEngine:
             from .remote import RemoteEngine, ServerConfig
 
             key = choice.api_key or os.environ.get("OPENAI_API_KEY")
-            return RemoteEngine(ServerConfig(choice.server, choice.server_model, key, choice.timeout,
-                                             concurrency=choice.jobs))
+            return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, key,
+                                             choice.timeout, concurrency=choice.jobs))
         from .engine import MossAudio
 
         if not self.quiet:

@@ -26,6 +26,7 @@ class ServerError(MossError):
 class ServerConfig:
     url: str  # base URL ending in /v1
     model: str | None = None  # the served model name; asked from /models when not given
+    fallback_model: str | None = None  # used when the server has no /models listing
     api_key: str | None = None
     timeout: float = 600.0  # seconds per request: a long chunk can take a while to decode
     retries: int = 4  # on connection errors, 429 and 5xx, with exponential backoff
@@ -104,10 +105,11 @@ class RemoteEngine:
                       int(usage.get("prompt_tokens") or 0))
 
     def _served_model(self) -> str:
-        reply = self._get("/models")
         try:
-            return reply["data"][0]["id"]
-        except (KeyError, IndexError, TypeError):
+            return self._get("/models")["data"][0]["id"]
+        except (ServerError, KeyError, IndexError, TypeError):
+            if self.config.fallback_model:  # not every server lists its models
+                return self.config.fallback_model
             raise ServerError(f"{self.url}/models lists no model; pass --server-model") from None
 
     def _get(self, path: str) -> dict:

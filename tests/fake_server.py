@@ -88,6 +88,8 @@ def phrases_in(audio: np.ndarray) -> list[Phrase]:
 class FakeMoss:
     requests: list[dict] = field(default_factory=list)
     fail_first: int = 0  # answer this many requests with 503 first, to exercise retries
+    list_models: bool = True  # False: /v1/models is 404, as on some servers
+    authorizations: list = field(default_factory=list)  # the Authorization header of each request
     served: int = 0
     in_flight: int = 0
     most_in_flight: int = 0  # the most requests seen at once
@@ -150,7 +152,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path.endswith("/v1/models"):
+                if self.path.endswith("/v1/models") and fake_model.list_models:
                     self._send(200, {"object": "list", "data": [{"id": "moss-fake", "object": "model"}]})
                 else:
                     self._send(404, {"error": {"message": "no such route"}})
@@ -160,6 +162,7 @@ class FakeServer:
                     self._send(404, {"error": {"message": "no such route"}})
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake_model.authorizations.append(self.headers.get("Authorization"))
                 with fake_model.lock:
                     fake_model.in_flight += 1
                     fake_model.most_in_flight = max(fake_model.most_in_flight, fake_model.in_flight)

@@ -135,3 +135,12 @@ def test_request_carries_wav_and_sampling_options(wav_file):
     assert body["temperature"] == 0.7 and body["top_p"] == 0.9 and body["top_k"] == 50 and body["seed"] == 3
     assert body["messages"][0] == {"role": "system", "content": "You are a helpful assistant."}
     assert body["messages"][1]["content"][1]["text"].startswith("Please describe this piece of music")
+
+
+def test_api_key_and_a_server_without_a_model_list(wav_file, monkeypatch):
+    monkeypatch.setenv("MOSS_API_KEY", "sekrit")
+    with FakeServer(FakeMoss(list_models=False)) as server:
+        result = runner.invoke(app, ["caption", str(wav_file), "--server", server.url, "-q", "-m", "my/model"])
+        assert result.exit_code == 0, result.stderr
+        assert server.fake.requests[0]["body"]["model"] == "my/model"
+        assert server.fake.authorizations == ["Bearer sekrit"]

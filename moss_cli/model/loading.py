@@ -142,8 +142,13 @@ def load_tokenizer(folder: Path):
     hf_logging.set_verbosity_error()
     try:
         return AutoTokenizer.from_pretrained(str(folder))
-    except Exception as exc:  # tokenizers raise ValueError, OSError, JSON errors...
-        raise CheckpointError(f"{folder}: cannot load the tokenizer ({exc})") from None
+    except Exception as first:  # tokenizers raise ValueError, OSError, JSON errors...
+        try:  # a tokenizer_config.json without tokenizer_class: the files are Qwen's BPE all the same
+            from transformers import Qwen2Tokenizer
+
+            return Qwen2Tokenizer.from_pretrained(str(folder))
+        except Exception:
+            raise CheckpointError(f"{folder}: cannot load the tokenizer ({first})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
 
