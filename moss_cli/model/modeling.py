@@ -92,7 +92,7 @@ class MossAudioModel(nn.Module):
             "attention_mask": attention_mask, "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0)}
         with self._inject_deepstack(audio_mask, deepstack):
             hidden = self._run_llm(inputs_embeds=embeds, cache=cache, **padding)
-        return self.lm_head(hidden[:, -1])
+        return self.logits(hidden[:, -1])
 
     @torch.inference_mode()
     def decode_step(
@@ -106,7 +106,16 @@ class MossAudioModel(nn.Module):
         """
         padding = {} if attention_mask is None else {"attention_mask": attention_mask, "position_ids": position_ids}
         hidden = self._run_llm(input_ids=token_ids, cache=cache, **padding)
-        return self.lm_head(hidden[:, -1])
+        return self.logits(hidden[:, -1])
+
+    def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """lm_head over (B, H). On CPU, BLAS runs a few row counts (2, 3, 6, 7) up to 2x slower than
+        the next multiple of 4, so those are padded with zero rows and the extra logits dropped."""
+        rows = last_hidden.shape[0]
+        if self.device.type != "cpu" or rows == 1 or rows % 4 == 0:
+            return self.lm_head(last_hidden)
+        padded = torch.cat([last_hidden, last_hidden.new_zeros(4 - rows % 4, last_hidden.shape[1])])
+        return self.lm_head(padded)[:rows]
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
