@@ -233,6 +233,7 @@ def atomic_write(target: Path, fill: Callable) -> None:
 def _finish(summary: RunSummary, policy: BatchPolicy, n_inputs: int, seconds: float) -> None:
     if policy.errors_file is not None:
         lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in summary.failures)
+        policy.errors_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(policy.errors_file, lambda file: file.write(lines))
     if (n_inputs > 1 or summary.skipped or summary.interrupted) and not policy.quiet:
         stderr.print(f"moss: {summary.done} done, {summary.skipped} skipped, {len(summary.failures)} failed; "
