@@ -11,7 +11,7 @@ Python API:
 __version__ = "0.1.0"
 
 from .decoding import DecodingOptions, RepetitionGuard  # noqa: E402
-from .engine import Answer, EncodedClip, MossAudio  # noqa: E402
+from .engine import Answer, EncodedClip, MossAudio, Request  # noqa: E402
 from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError  # noqa: E402
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "MossAudio",
     "MossError",
     "RepetitionGuard",
+    "Request",
 ]

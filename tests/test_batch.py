@@ -151,16 +151,26 @@ def start_moss(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def recordings(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        sf.write(folder / f"rec{i}.wav", speech(6, i), 16_000, subtype="PCM_16")
+    return folder
+
+
+def start_and_await_first_output(root: Path, out: Path, server):
+    """A run in its own process, returned once it has finished its first file."""
+    process = start_moss("transcribe", root, "--srt", "-o", out, "--server", server.url)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*.srt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process
+
+
 def test_killed_run_leaves_no_partial_files_and_resumes(tmp_path):
-    root, out = tmp_path / "in", tmp_path / "out"
-    root.mkdir()
-    for i in range(6):
-        sf.write(root / f"rec{i}.wav", speech(6, i), 16_000, subtype="PCM_16")
+    root, out = recordings(tmp_path / "in", 6), tmp_path / "out"
     with FakeServer(slow_server(0.4)) as server:
-        process = start_moss("transcribe", root, "--srt", "-o", out, "--server", server.url)
-        deadline = time.monotonic() + 60
-        while not list(out.glob("*.srt")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        process = start_and_await_first_output(root, out, server)
         time.sleep(0.5)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -179,15 +189,9 @@ def test_killed_run_leaves_no_partial_files_and_resumes(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
-    root, out = tmp_path / "in", tmp_path / "out"
-    root.mkdir()
-    for i in range(4):
-        sf.write(root / f"rec{i}.wav", speech(6, i), 16_000, subtype="PCM_16")
+    root, out = recordings(tmp_path / "in", 4), tmp_path / "out"
     with FakeServer(slow_server(0.5)) as server:
-        process = start_moss("transcribe", root, "--srt", "-o", out, "--server", server.url)
-        deadline = time.monotonic() + 60
-        while not list(out.glob("*.srt")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        process = start_and_await_first_output(root, out, server)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 130
