@@ -6,23 +6,24 @@ Python API:
     moss = MossAudio.load("OpenMOSS-Team/MOSS-Audio-4B-Instruct")
     clip = moss.encode("talk.wav")            # encode once ...
     print(moss.ask(clip, "Transcribe the audio.").text)   # ... ask many times
+
+Names load on first use, so `moss --help` does not wait for torch and transformers.
 """
 
 __version__ = "0.1.0"
+DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
 
-from .decoding import DecodingOptions, RepetitionGuard  # noqa: E402
-from .engine import Answer, EncodedClip, MossAudio, Request  # noqa: E402
-from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError  # noqa: E402
+_EXPORTS = {
+    "Answer": "engine", "EncodedClip": "engine", "MossAudio": "engine", "Request": "engine",
+    "DecodingOptions": "decoding", "RepetitionGuard": "decoding",
+    "AudioError": "errors", "CheckpointError": "errors", "ModelUnavailableError": "errors", "MossError": "errors",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "Answer",
-    "AudioError",
-    "CheckpointError",
-    "DecodingOptions",
-    "EncodedClip",
-    "ModelUnavailableError",
-    "MossAudio",
-    "MossError",
-    "RepetitionGuard",
-    "Request",
-]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'moss_cli' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .model.loading import DEFAULT_MODEL
+from . import DEFAULT_MODEL, __version__
 from .errors import MossError
 from .runner import OutputSpec, UsageError, report, stderr
 

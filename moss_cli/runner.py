@@ -15,18 +15,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
 from .inputs import InputFile
 from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
-from .pipeline import Recording
 from .progress import ProgressBar
 from .results import Result
-from .sources import AudioSource, open_audio
 from .subtitles import CueLayout
 from .writers import get_writer
+
+if TYPE_CHECKING:  # the pipeline brings torch: loaded when a file is processed, not for --help
+    from .pipeline import Recording
+    from .sources import AudioSource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,7 +90,7 @@ class RunSummary:
         return EXIT_FAILED if self.failures else EXIT_OK
 
 
-Work = Callable[[Recording, ProgressBar], Result]
+Work = Callable[["Recording", ProgressBar], Result]
 
 
 def run_batch(items: list[InputFile], work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str) -> int:
@@ -140,6 +143,8 @@ def _plan(item: InputFile, outputs: OutputSpec, policy: BatchPolicy, summary: Ru
 
 def _opened_ahead(todo, workdir: str, ahead: int) -> Iterator[tuple[InputFile, str | None, Future]]:
     """Open (decode, convert) up to `ahead` inputs in the background while the current one runs."""
+    from .sources import open_audio
+
     with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
         queue: deque = deque()
         pending = iter(todo)
@@ -178,6 +183,7 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
 
 def _recording(item: InputFile, source: AudioSource) -> Recording:
     from .audio import MIN_SAMPLES, SAMPLE_RATE
+    from .pipeline import Recording
 
     if source.n_samples < MIN_SAMPLES:
         raise AudioError(f"{item.path}: too short ({source.n_samples / SAMPLE_RATE:.3f} s of audio)")
@@ -186,6 +192,8 @@ def _recording(item: InputFile, source: AudioSource) -> Recording:
 
 def read_recording(path: Path) -> Recording:
     """A single input, for `ask` (which needs no batch machinery); close its source when done."""
+    from .sources import open_audio
+
     source = open_audio(path)
     try:
         return _recording(InputFile(path, Path(path.stem)), source)

@@ -11,7 +11,7 @@ from ..errors import CheckpointError, ModelUnavailableError
 from .config import MossAudioConfig
 from .modeling import MossAudioModel
 
-DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
+from .. import DEFAULT_MODEL
 CONFIG_FILE = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
