@@ -63,7 +63,9 @@ def _check_files(folder: Path, model: str) -> Path:
     if not (folder / SINGLE_WEIGHTS).is_file() and not (folder / WEIGHTS_INDEX).is_file():
         missing.append(f"{SINGLE_WEIGHTS} or {WEIGHTS_INDEX}")
     if missing:
-        raise ModelUnavailableError(f"model {model!r}: {folder} lacks {', '.join(missing)}")
+        raise ModelUnavailableError(
+            f"model {model!r}: {folder} lacks {', '.join(missing)}; pass a complete checkpoint directory with --model"
+        )
     return folder
 
 
