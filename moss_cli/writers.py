@@ -53,8 +53,9 @@ class VttWriter(Writer):
     def write(self, result: Result, file: TextIO) -> None:
         file.write("WEBVTT\n\n")
         for cue in cues_for(result, self.layout):
-            # "-->" would end the cue timing line early; a blank line would end the cue.
-            text = "\n".join(line for line in cue.text.replace("-->", "->").splitlines() if line.strip())
+            # Cue text is markup: &, < and > are escaped; a blank line would end the cue early.
+            escaped = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            text = "\n".join(line for line in escaped.splitlines() if line.strip())
             file.write(f"{format_timestamp(cue.start_ms, '.')} --> {format_timestamp(cue.end_ms, '.')}\n{text}\n\n")
 
 

@@ -1,3 +1,4 @@
+import html
 import io
 import json
 from pathlib import Path
@@ -64,7 +65,8 @@ def test_vtt_reparses_with_webvtt():
     assert captions[0].start == "00:00:00.000" and captions[0].end == "00:00:02.010"
     assert captions[-1].end == "01:02:05.500"
     events_vtt = webvtt.from_buffer(io.StringIO(render(events(), "vtt"))).captions
-    assert len(events_vtt) == 2 and "-->" not in events_vtt[0].text
+    assert len(events_vtt) == 2
+    assert html.unescape(events_vtt[0].text) == "traffic noise --> rising"  # markup escaped, text intact
 
 
 def test_text_is_preserved_across_cues():
