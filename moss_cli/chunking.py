@@ -35,6 +35,10 @@ class Chunk:
     def duration(self) -> float:
         return (self.end - self.start) / SAMPLE_RATE
 
+    @property
+    def end_time(self) -> float:
+        return self.end / SAMPLE_RATE
+
     def to_file_time(self, seconds: float) -> float:
         """A chunk-relative time as a file time, kept inside the chunk."""
         return self.offset + min(max(seconds, 0.0), self.duration)

@@ -21,7 +21,7 @@ from .errors import MossError
 from .model.encoder import EncodedAudio
 from .model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
 from .model.modeling import MossAudioModel
-from .processor import IM_END_ID, Prompt, PromptBuilder
+from .processor import IM_END_ID, PromptBuilder
 
 AudioInput = str | Path | np.ndarray
 
@@ -86,9 +86,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def default_batch_size(model: MossAudioModel, context_tokens: int = 2048) -> int:
-    """Rows that fit: a quarter of the free memory for KV caches of `context_tokens` each, at most 16.
+    """Rows whose KV caches of `context_tokens` each fit in a quarter of the free memory.
 
-    On CPU, batches past ~8 rows stop paying (matmuls are already compute-bound).
+    At most 64 on CUDA; at most 8 on CPU, where more rows stop paying.
     """
     config = model.config.language
     per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
@@ -186,10 +186,8 @@ class MossAudio:
     ) -> list[Answer]:
         """Several questions about one recording: audio encoded and its prompt prefix filled once."""
         clip = audio if isinstance(audio, EncodedClip) else self.encode(audio)
-        prefix = self.prompts.audio_prefix(clip.n_tokens)
-        suffixes = [self.prompts.question_suffix(q) for q in questions]
-        jobs = [Job(Prompt(prefix.input_ids + s.input_ids), clip.states, options, guard) for s in suffixes]
-        decoded = generate_after_prefix(self.model, prefix, clip.states, suffixes, jobs, self.stop_ids)
+        jobs = [Job(self.prompts.audio_question(q, clip.n_tokens), clip.states, options, guard) for q in questions]
+        decoded = generate_after_prefix(self.model, self.prompts.audio_prefix(clip.n_tokens), jobs, self.stop_ids)
         return [self._answer(job, d) for job, d in zip(jobs, decoded)]
 
     def ask_text(

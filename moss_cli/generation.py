@@ -47,18 +47,17 @@ def generate(model: MossAudioModel, jobs: list[Job], stop_ids: set[int]) -> list
     return _decode(model, cache, logits, mask if batched else None, jobs, stop_ids)
 
 
-def generate_after_prefix(
-    model: MossAudioModel, prefix: Prompt, audio: EncodedAudio, suffixes: list[Prompt], jobs_options: list[Job],
-    stop_ids: set[int],
-) -> list[Decoded]:
-    """Prefill `prefix` (system, user turn, audio) once; complete each suffix from a copy of its cache."""
+def generate_after_prefix(model: MossAudioModel, prefix: Prompt, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
+    """Jobs whose prompts all start with `prefix` (system, user turn, their shared audio): the prefix
+    is filled once, and each job goes on from a copy of that cache."""
     ids, audio_mask = prefix.tensors(model.device)
     shared = model.new_cache()
-    model.prefill(ids, audio_mask, audio, shared)
+    model.prefill(ids, audio_mask, jobs[0].audio, shared)
     results = []
-    for suffix, job in zip(suffixes, jobs_options):
+    for job in jobs:
         cache = copy.deepcopy(shared)
-        logits = model.decode_step(torch.tensor([suffix.input_ids], device=model.device), cache)
+        suffix = job.prompt.input_ids[len(prefix.input_ids) :]
+        logits = model.decode_step(torch.tensor([suffix], device=model.device), cache)
         results += _decode(model, cache, logits, None, [job], stop_ids)
     return results
 

@@ -153,8 +153,7 @@ class Pipeline:
     def described(self, task: Task, recording: Recording, combine_instruction: str) -> Result:
         """One request up to 10 minutes; longer audio in windows, combined by a text-only request."""
         answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard)
-        return Result(task.name, recording.name, recording.duration, self.engine.name, text=answer.text,
-                      reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+        return self._answered(task, recording, answer)
 
     def ask(self, recording: Recording, question: str) -> Result:
         """Up to 10 minutes: the whole file, decoded exactly as asked (no loop guard).
@@ -167,24 +166,26 @@ class Pipeline:
             answer = self._over_windows(ASK, recording, question, instruction, guard=None)
         else:
             answer = self._ask_window(recording, question, span)
-        return Result(ASK.name, recording.name, recording.duration, self.engine.name, text=answer.text,
-                      question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+        return self._answered(ASK, recording, answer, question)
 
     def ask_all(self, recording: Recording, questions: list[str]) -> list[Result]:
         """Several questions: up to 10 minutes, the audio is encoded and pre-filled once for all."""
         if recording.duration > ONE_REQUEST_SECONDS or len(questions) < 2:
             return [self.ask(recording, question) for question in questions]
-        options = replace(self.options.decoding, max_new_tokens=self._budget(ASK, recording.duration))
+        options = self._options(ASK, recording.duration)
         answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
         self.progress.advance(recording.duration)
-        return [Result(ASK.name, recording.name, recording.duration, self.engine.name, text=a.text, question=q,
-                       reasoning=a.reasoning, finish_reason=a.finish_reason) for q, a in zip(questions, answers)]
+        return [self._answered(ASK, recording, a, q) for q, a in zip(questions, answers)]
+
+    def _answered(self, task: Task, recording: Recording, answer: Answer, question: str | None = None) -> Result:
+        return Result(task.name, recording.name, recording.duration, self.engine.name, text=answer.text,
+                      question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
 
     def _ask_window(self, recording: Recording, question: str, span: TimeSpan) -> Answer:
         window = window_around(span, recording.n_samples)
         local = relative_question(question, span, window.offset)
         note = (f"(This audio is the part from {format_clock(window.offset)} to "
-                f"{format_clock(window.offset + window.duration)} of a longer recording; "
+                f"{format_clock(window.end_time)} of a longer recording; "
                 f"give times counted from the start of this part.)")
         answer = self._ask_audio(ASK, recording.cut(window), f"{local}\n{note}", window.duration, guard=None)
         self.progress.advance(recording.duration)
@@ -206,8 +207,7 @@ class Pipeline:
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
 
     def _ask_audio(self, task: Task, samples: np.ndarray, prompt: str, seconds: float, guard) -> Answer:
-        budget = self._budget(task, seconds)
-        return self.engine.ask(samples, prompt, replace(self.options.decoding, max_new_tokens=budget), guard)
+        return self.engine.ask(samples, prompt, self._options(task, seconds), guard)
 
 
 def cut_short(answer: Answer) -> str | None:
@@ -224,8 +224,7 @@ def segments_from(output: str, chunk: Chunk, words: bool) -> list[Segment]:
     spans = parse_bracketed(output, chunk.duration)
     if not spans:  # no usable times: one segment over the chunk, flagged as estimated
         text = strip_times(output)
-        end = chunk.offset + chunk.duration
-        return [Segment(chunk.offset, end, text, estimated=True)] if text else []
+        return [Segment(chunk.offset, chunk.end_time, text, estimated=True)] if text else []
     if words:
         return group_words([Word(s.text, chunk.to_file_time(s.start), chunk.to_file_time(s.end)) for s in spans])
     return [Segment(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
@@ -235,7 +234,7 @@ def events_from(output: str, chunk: Chunk) -> list[Event]:
     spans = parse_events(output, chunk.duration)
     if not spans:
         text = strip_times(output)
-        return [Event(chunk.offset, chunk.offset + chunk.duration, text, estimated=True)] if text else []
+        return [Event(chunk.offset, chunk.end_time, text, estimated=True)] if text else []
     return [Event(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
 
 
@@ -278,7 +277,7 @@ def relative_question(question: str, span: TimeSpan, offset: float) -> str:
 
 def combine_prompt(partials: list[tuple[Chunk, str]], instruction: str) -> str:
     parts = "\n\n".join(
-        f"Part {i} ({format_clock(chunk.offset)} to {format_clock(chunk.offset + chunk.duration)}):\n"
+        f"Part {i} ({format_clock(chunk.offset)} to {format_clock(chunk.end_time)}):\n"
         f"{shift_times(text, chunk.offset)}"
         for i, (chunk, text) in enumerate(partials, start=1)
     )
@@ -301,4 +300,4 @@ def _ends_sentence(word: str) -> bool:
 
 
 def _span(chunk: Chunk) -> str:
-    return f"{format_clock(chunk.offset)}-{format_clock(chunk.offset + chunk.duration)}"
+    return f"{format_clock(chunk.offset)}-{format_clock(chunk.end_time)}"

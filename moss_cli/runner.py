@@ -105,8 +105,7 @@ def run_batch(items: list[InputFile], work: Work, outputs: OutputSpec, policy: B
     try:
         with tempfile.TemporaryDirectory(prefix="moss-") as workdir:
             for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
-                _process(item, digest, opening, work, outputs, policy, summary, label, first=item is items[0],
-                         several=len(items) > 1)
+                _process(item, digest, opening, work, outputs, policy, summary, label, several=len(items) > 1)
     except KeyboardInterrupt:
         summary.interrupted = True
         stderr.print("moss: interrupted; finished outputs are complete, re-run with --skip-existing for the rest")
@@ -162,7 +161,7 @@ def _opened_ahead(todo, workdir: str, ahead: int) -> Iterator[tuple[InputFile, s
                     future.result().close()
 
 
-def _process(item, digest, opening: Future, work, outputs, policy, summary, label, *, first, several) -> None:
+def _process(item, digest, opening: Future, work, outputs, policy, summary, label, *, several) -> None:
     from .remote import ServerError
 
     try:
@@ -176,7 +175,8 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
     if not policy.quiet:
         for warning in result.warnings:
             stderr.print(f"moss: warning: {item.path}: {warning}", markup=False)
-    _write(result, item, digest, outputs, policy, first=first, several=several)
+    # "first" is the first result written, whichever inputs failed or were skipped before it.
+    _write(result, item, digest, outputs, policy, first=summary.done == 0, several=several)
     summary.done += 1
     summary.audio_seconds += recording.duration
 
