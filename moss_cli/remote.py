@@ -15,9 +15,6 @@ from .engine import Answer, Request
 from .errors import MossError
 from .processor import SYSTEM_PROMPT
 
-API_KEY_ENV = "MOSS_API_KEY"
-
-
 class ServerError(MossError):
     """The server could not be reached or refused a request (after retries)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The authors' evaluation and demo prompts (MOSS-AUDIO.md), verbatim.
-ASR_PROMPT = "Transcribe the audio."
 SENTENCE_PROMPT = (
     "Transcribe the audio into sentence-level timestamps using the format [xx.xx]text[yy.yy], where xx.xx "
     "and yy.yy are timestamps with centisecond precision rounded to two decimal places. Concatenate "
