@@ -322,6 +322,8 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
 
     try:
         recording = read_recording(path)  # before the model loads: a bad path fails fast
+        for warning in [] if quiet else recording.source.warnings:
+            stderr.print(f"moss: warning: {path}: {warning}", markup=False)
         with recording.source:  # a converted input's temporary file goes with it
             pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:

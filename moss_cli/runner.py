@@ -169,6 +169,7 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
             recording = _recording(item, source)
             with ProgressBar(f"{label} {item.path.name}", recording.duration, enabled=not policy.quiet) as bar:
                 result = work(recording, bar)
+            result.warnings[:0] = source.warnings  # damage found while decoding comes first
     except (AudioError, ServerError) as exc:
         summary.fail(item, exc)
         return

@@ -112,9 +112,10 @@ class MossAudioModel(nn.Module):
         """lm_head over (B, H) -> (B, V).
 
         On CPU, BLAS multiplies a few rows by the large (V, H) head 2-4x faster as head @ rows.T
-        (an operand it reads transposed) than as rows @ head.T; a single row keeps nn.Linear.
+        (an operand it reads transposed) than as rows @ head.T; a single row keeps nn.Linear, and
+        so do half-precision heads, whose rounding would then depend on the layout.
         """
-        if self.device.type != "cpu" or last_hidden.shape[0] == 1:
+        if self.device.type != "cpu" or last_hidden.shape[0] == 1 or self.dtype != torch.float32:
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()
 
