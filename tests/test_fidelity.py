@@ -164,3 +164,17 @@ def test_clips_down_to_one_mel_frame_are_answered(tiny_engine, n_samples):
 def test_shorter_clips_are_refused_clearly():
     with pytest.raises(AudioError, match=r"audio too short: 159 samples \(0\.0099 s\); at least 160"):
         log_mel(np.zeros(159, dtype=np.float32))
+
+
+def test_cli_ask_takes_an_own_layout(tiny_checkpoint, wav_file, tiny_engine):
+    from typer.testing import CliRunner
+
+    from moss_cli.cli import app
+
+    layout = "<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>\nWhat is it?<|im_end|>\n<|im_start|>assistant\n"
+    result = CliRunner().invoke(app, ["ask", str(wav_file), layout, "-m", str(tiny_checkpoint),
+                                      "--max-new-tokens", "8", "-q"])
+    assert result.exit_code == 0, result.stderr
+    expected = tiny_engine.ask(wav_file, layout, DecodingOptions(max_new_tokens=8))
+    assert result.stdout == expected.text + "\n"
+    assert expected.prompt_tokens < tiny_engine.ask(wav_file, "What is it?", SHORT).prompt_tokens
