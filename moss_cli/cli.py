@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -74,6 +75,21 @@ VttOpt = Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="W
 JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")]
 TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")]
 TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
+HtmlOpt = Annotated[bool, typer.Option(
+    "--html", rich_help_panel="Output",
+    help="A self-contained page per recording: waveform, timeline, list and a player (index.html for several).")]
+
+
+class HtmlAudio(str, Enum):
+    auto = "auto"  # a link when the page is a file and browsers play the input, else embedded
+    link = "link"
+    embed = "embed"
+    none = "none"
+
+
+HtmlAudioOpt = Annotated[HtmlAudio, typer.Option(
+    "--html-audio", rich_help_panel="Output",
+    help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it can).")]
 LineCharsOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most characters per subtitle line.")]
 LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
 CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
@@ -129,6 +145,7 @@ def transcribe(
     audio: Inputs,
     words: Annotated[bool, typer.Option("--words", help="Word-level times: one cue per word in SRT/VTT.")] = False,
     srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False,
+    html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
     max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     prompt: PromptOpt = None,
@@ -146,7 +163,8 @@ def transcribe(
 
     task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
-    outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt), output_dir, layout)
+    outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt, html=html), output_dir, layout,
+                         html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
@@ -157,6 +175,7 @@ def transcribe(
 def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
+    html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
     max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     prompt: PromptOpt = None,
@@ -174,7 +193,8 @@ def events(
 
     task = EVENTS.with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds)
-    outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt), output_dir, layout)
+    outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt, html=html), output_dir, layout,
+                         html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
@@ -185,7 +205,8 @@ def events(
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
-    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
+    output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -202,7 +223,7 @@ def caption(
     task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+    _run(audio, OutputSpec(_formats(json=json_, txt=txt, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -212,7 +233,8 @@ def caption(
 @app.command("describe-music")
 def describe_music(
     audio: Inputs,
-    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
+    output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -228,7 +250,7 @@ def describe_music(
 
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+    _run(audio, OutputSpec(_formats(json=json_, txt=txt, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -240,6 +262,11 @@ def ask(
     audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
     questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
+    html: Annotated[bool, typer.Option(
+        "--html", rich_help_panel="Output",
+        help="A page with the questions and answers beside a player: on stdout instead of the answers, "
+        "or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     show_reasoning: ShowReasoningOpt = False,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -257,7 +284,10 @@ def ask(
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
-    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning))
+    if output_dir is not None and not html:
+        raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
+    page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
+    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -310,33 +340,52 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) ->
               if k not in ("api_key", "timeout", "device", "batch_size", "jobs")}
     if engine_choice.server:
         engine.pop("dtype")
-    return {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
-            "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
+                "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    if "html" in outputs.formats:
+        settings["html_audio"] = outputs.html_audio
+    return settings
 
 
-def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:
-    """One recording, several questions: the audio is read once and (locally) encoded once."""
+def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
+    """One recording, several questions: the audio is read once and (locally) encoded once.
+
+    `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
+    """
     from .pipeline import Pipeline
     from .progress import ProgressBar
-    from .runner import read_recording
+    from .runner import ask_page_target, read_recording, write_ask_page
 
     try:
+        if page is not None:  # before the model loads: a bad command line fails fast
+            if json_lines and page.output_dir is None:
+                raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
+            page.check(1)
+            target = ask_page_target(path, page)
         recording = read_recording(path)  # before the model loads: a bad path fails fast
         with recording.source:  # a converted input's temporary file goes with it
             pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
                 pipeline.progress = bar
                 results = pipeline.ask_all(recording, questions)
+            if page is not None:
+                from .tasks import ASK
+
+                settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
+                write_ask_page(results, recording.source, path, target, page, settings)
+        page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
-            _print_answer(result, index, json_lines, show_reasoning)
+            _print_answer(result, index, json_lines, show_reasoning, to_stdout=not page_on_stdout)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
 
 
-def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool) -> None:
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, to_stdout: bool = True) -> None:
     if show_reasoning and result.reasoning:
         stderr.print(result.reasoning, markup=False)
+    if not to_stdout:  # stdout carries the --html page
+        return
     if json_lines:
         record = {"audio": result.audio, "question": result.question, "answer": result.text,
                   "finish_reason": result.finish_reason, "model": result.model}
