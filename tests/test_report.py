@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from corpus import build_corpus, speech
+from corpus import speech
 from fake_server import FakeServer
 from moss_cli import report
 from moss_cli.cli import app
@@ -183,13 +183,23 @@ def cli(server, command, *args):
     return runner.invoke(app, [command, *map(str, args), "--server", server.url])
 
 
+def small_corpus(root: Path) -> dict[str, list[Path]]:
+    """Same names in two folders, non-ASCII names with spaces, and a file that is not audio."""
+    good = [root / "a" / "talk.wav", root / "b" / "talk.wav", root / "ü ber" / "ä ö talk.flac"]
+    for seed, path in enumerate(good):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, speech(6 + seed, seed), 16_000)
+    (root / "text.wav").write_text("this is not audio\n" * 50)
+    return {"good": good, "bad": [root / "text.wav"]}
+
+
 def test_pages_beside_other_outputs_with_an_index(tmp_path):
     root = tmp_path / "in"
-    files = build_corpus(root)
+    files = small_corpus(root)
     out = tmp_path / "out"
     with FakeServer() as server:
         result = cli(server, "transcribe", root, "--html", "--json", "-o", out)
-        assert result.exit_code == 1  # the corpus's bad files
+        assert result.exit_code == 1  # the file that is not audio
         asked = len(server.fake.requests)
         again = cli(server, "transcribe", root, "--html", "--json", "-o", out, "--skip-existing")
         assert len(server.fake.requests) == asked and again.exit_code == 1  # pages count as up to date
