@@ -354,7 +354,8 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     """
     from .pipeline import Pipeline
     from .progress import ProgressBar
-    from .runner import ask_page_target, read_recording, write_ask_page
+    from .pages import ask_page_target, write_ask_page
+    from .runner import read_recording
 
     try:
         if page is not None:  # before the model loads: a bad command line fails fast

@@ -207,8 +207,8 @@ def read_summary(page: Path) -> dict | None:
 
 
 def _summary(first: dict, n_segments: int, n_events: int, n_results: int) -> dict:
-    counts = {"transcribe": ("segments", n_segments), "events": ("events", n_events)}
-    noun, count = counts.get(first["task"], ("answers", n_results))
+    counts = {"transcribe": ("segments", n_segments), "events": ("events", n_events), "ask": ("answers", n_results)}
+    noun, count = counts.get(first["task"], (None, None))  # a caption or description is one text: nothing to count
     return {"audio": first["audio"], "title": Path(first["audio"]).name, "task": first["task"],
             "duration": first["duration"], "model": first["model"], "count": count, "noun": noun}
 

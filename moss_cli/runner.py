@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
-from . import __version__
 from .inputs import InputFile
 from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
 from .progress import ProgressBar
@@ -34,8 +33,6 @@ if TYPE_CHECKING:  # the pipeline brings torch: loaded when a file is processed,
     from .sources import AudioSource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-INDEX_NAME = "index.html"  # --html with several inputs and -o DIR: DIR/index.html lists the pages
-INDEX_OWNER = "(index of the report pages)"  # the "input" in the index's manifest: no one recording
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -113,7 +110,10 @@ def run_batch(items: list[InputFile], work: Work, outputs: OutputSpec, policy: B
         with tempfile.TemporaryDirectory(prefix="moss-") as workdir:
             for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
                 _process(item, digest, opening, work, outputs, policy, summary, label, several=len(items) > 1)
-        _write_index(items, outputs, policy)
+        if "html" in outputs.formats:
+            from .pages import write_index
+
+            write_index(items, outputs, policy)
     except KeyboardInterrupt:
         summary.interrupted = True
         stderr.print("moss: interrupted; finished outputs are complete, re-run with --skip-existing for the rest")
@@ -238,7 +238,7 @@ def _to_stdout(result: Result, outputs: OutputSpec, page: PageContext | None, *,
     sys.stdout.flush()
 
 
-# ---- --html: what a page needs from the audio, the index, `ask`'s page ----------------------------
+# ---- --html: what a page needs from the audio (the index and `ask`'s page: pages.py) ---------------
 def _page_context(source: AudioSource, item: InputFile, outputs: OutputSpec, policy: BatchPolicy) -> PageContext | None:
     """Waveform peaks and the page's audio, read while the recording is still open (None without --html)."""
     if "html" not in outputs.formats:
@@ -247,58 +247,6 @@ def _page_context(source: AudioSource, item: InputFile, outputs: OutputSpec, pol
 
     target = dict(outputs.targets(item)).get("html")  # None: the page goes to stdout
     return page_context(source, item.path, target, outputs.html_audio, policy.settings)
-
-
-def _write_index(items: list[InputFile], outputs: OutputSpec, policy: BatchPolicy) -> None:
-    """DIR/index.html lists the pages of this run's inputs (made now or up to date): name, duration, counts."""
-    if "html" not in outputs.formats or outputs.output_dir is None or len(items) < 2:
-        return
-    from .report import read_summary, relative_link, render_index
-
-    index = outputs.output_dir / INDEX_NAME
-    pages = {item.output(outputs.output_dir, "html"): item for item in items}
-    if index in pages or (index.exists() and made_from(index) != INDEX_OWNER and not policy.overwrite):
-        if not policy.quiet:
-            stderr.print(f"moss: warning: {index} is not moss's index of these pages; left as it is", markup=False)
-        return
-    entries = []
-    for page, item in pages.items():
-        summary = read_summary(page)  # pages of failed inputs are absent; skipped ones are read back
-        if summary is not None:
-            entries.append({**summary, "href": relative_link(page, index),
-                            "name": (item.stem.parent / item.path.name).as_posix()})
-    title = Path(os.path.abspath(outputs.output_dir)).name or "moss"
-    record = {"input": INDEX_OWNER, "pages": [entry["href"] for entry in entries], "moss": __version__}
-    atomic_write(manifest_path(index), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-    atomic_write(index, lambda file: file.write(render_index(entries, title)))
-
-
-def ask_page_target(path: Path, outputs: OutputSpec) -> Path | None:
-    """Where `ask --html` writes its page (None: stdout); checked before the model loads."""
-    if outputs.output_dir is None:
-        return None
-    target = InputFile(path, Path(path.stem)).output(outputs.output_dir, "html")
-    owner = made_from(target)
-    if target.exists() and owner != str(path):
-        reason = "was not made by moss" if owner is None else f"was made from {owner}"
-        raise UsageError(f"{path}: output {target} exists and {reason}; remove it or choose another -o")
-    return target
-
-
-def write_ask_page(results: list[Result], source: AudioSource, path: Path, target: Path | None,
-                   outputs: OutputSpec, settings: dict) -> None:
-    """`ask --html`: every question and answer beside the player, as a file (with its manifest) or on stdout."""
-    from .report import page_context, render_page
-
-    html = render_page(results, page_context(source, path, target, outputs.html_audio, settings))
-    if target is None:
-        sys.stdout.write(html)
-        sys.stdout.flush()
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    record = describe(path, content_hash(path), settings)
-    atomic_write(manifest_path(target), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-    atomic_write(target, lambda file: file.write(html))
 
 
 def atomic_write(target: Path, fill: Callable) -> None:

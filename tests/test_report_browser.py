@@ -49,9 +49,9 @@ def pages(tmp_path_factory) -> dict[str, Path]:
     segments = [Segment(p.start, p.end, f"phrase {p.index} was said here.", id=p.index) for p in phrases]
     events = [Event(p.start, p.end, f"voice {p.index}") for p in phrases]
     events += [Event(60.0 * k, 60.0 * k + 45.0, "traffic passing") for k in range(10)]  # overlaps: stacked rows
+    events.sort(key=lambda e: e.start)
     for result, mode in [(Result("transcribe", str(long_wav), 600.0, "moss-test", segments=segments), "embed"),
-                         (Result("events", str(long_wav), 600.0, "moss-test", events=sorted(events, key=lambda e: e.start)),
-                          "auto")]:
+                         (Result("events", str(long_wav), 600.0, "moss-test", events=events), "auto")]:
         write_like_the_runner(result, long_wav, root / result.task / "ten minutes", mode)
     sf.write(root / "in" / "short.flac", phrase_recording(20.0, seed=8)[0], 16_000)
     (root / "in" / "b").mkdir()
@@ -135,6 +135,13 @@ def test_clicking_plays_from_there_and_highlights_what_plays(browser, pages):
     box = canvas.bounding_box()
     canvas.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})  # three quarters in
     page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 450) < 2", timeout=10_000)
+    page.evaluate("document.getElementById('player').pause()")
+
+    item = page.locator('#items [data-kind="segment"]').nth(60)  # the keyboard: Tab to an item, Enter
+    item.focus()
+    page.keyboard.press("Enter")
+    start = float(item.get_attribute("data-start"))
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 2", timeout=10_000)
     page.evaluate("document.getElementById('player').pause()")
     assert opened.problems == []
     page.close()
