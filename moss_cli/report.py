@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from .results import Result
 from .text import join_words
-from .timeref import format_clock
+from .timeref import format_clock, seconds_of
 
 if TYPE_CHECKING:
     from .sources import AudioSource
@@ -45,6 +45,8 @@ PLAYABLE = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".og
             ".webm": "audio/webm", ".mp4": "audio/mp4"}
 TASK_LABELS = {"transcribe": "Transcript", "events": "Sound events", "caption": "Caption",
                "describe-music": "Music description", "ask": "Questions"}
+# Times an answer names, made playable: clock times (1:05, 01:02:03) and bracketed seconds ([12.34]).
+_ANSWER_TIME = re.compile(r"(?<![\d.:])(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?)(?![\d:])|\[(\d+(?:\.\d+)?)\]")
 _SUMMARY = re.compile(r'<script type="application/json" id="moss-summary">(.*?)</script>', re.DOTALL)
 
 
@@ -289,8 +291,20 @@ def _event_items(events: list[dict]) -> list[dict]:
 
 
 def _answers(results: list[Result]) -> list[dict]:
-    return [{"question": result.question, "text": result.text, "cut": result.finish_reason == "length"}
-            for result in results]
+    return [{"question": result.question, "parts": _answer_parts(result.text, result.duration),
+             "cut": result.finish_reason == "length"} for result in results]
+
+
+def _answer_parts(text: str, duration: float) -> list[dict]:
+    """The answer as text parts; a time it names inside the recording gets a `start` (the page plays from it)."""
+    parts, done = [], 0
+    for match in _ANSWER_TIME.finditer(text):
+        seconds = seconds_of(match.group(1)) if match.group(1) else float(match.group(2))
+        if seconds is None or seconds > duration:
+            continue
+        parts += [{"text": text[done : match.start()], "start": None}, {"text": match.group(0), "start": round(seconds, 3)}]
+        done = match.end()
+    return [*parts, {"text": text[done:], "start": None}]
 
 
 @lru_cache(maxsize=None)

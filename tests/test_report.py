@@ -115,6 +115,14 @@ def test_text_cannot_break_out_of_the_page():
     assert read_summary_from_text(page)["audio"] == "x</script>.wav"
 
 
+def test_times_an_answer_names_play_from_there():
+    text = "A dog barks at 1:05 & again at [70.5]; a car at 2:30, after the end."
+    page = render_page([Result("ask", "t.wav", 100.0, "m", text=text, question="When?")])
+    assert Elements(page).times("time") == [(65.0, 65.0), (70.5, 70.5)]  # 2:30 lies past the recording's end
+    shown = re.search(r'<p class="text">(.*?)</p>', page, re.DOTALL).group(1)
+    assert html.unescape(re.sub(r"<[^>]+>", "", shown)) == text  # the words are all there, in order
+
+
 def read_summary_from_text(page: str) -> dict:
     found = re.search(r'<script type="application/json" id="moss-summary">(.*?)</script>', page, re.DOTALL)
     return json.loads(found.group(1))

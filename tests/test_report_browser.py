@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from browser import CHROMIUM, Browser
 from fake_server import FakeServer, phrase_recording
 from moss_cli.cli import app
-from moss_cli.report import page_context
+from moss_cli.report import page_context, render_page
 from moss_cli.results import Event, Result, Segment
 from moss_cli.sources import open_audio
-from moss_cli.writers import HtmlWriter, get_writer
+from moss_cli.writers import get_writer
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -52,7 +52,11 @@ def pages(tmp_path_factory) -> dict[str, Path]:
     events.sort(key=lambda e: e.start)
     for result, mode in [(Result("transcribe", str(long_wav), 600.0, "moss-test", segments=segments), "embed"),
                          (Result("events", str(long_wav), 600.0, "moss-test", events=events), "auto")]:
-        write_like_the_runner(result, long_wav, root / result.task / "ten minutes", mode)
+        write_like_the_runner([result], long_wav, root / result.task / "ten minutes", mode)
+    answers = [Result("ask", str(long_wav), 600.0, "moss-test", question="When does the dog bark?",
+                      text="The dog barks at 1:05 and again at [421.5]."),
+               Result("ask", str(long_wav), 600.0, "moss-test", question="What is it?", text="A recording.")]
+    write_like_the_runner(answers, long_wav, root / "ask" / "ten minutes", "auto")
     sf.write(root / "in" / "short.flac", phrase_recording(20.0, seed=8)[0], 16_000)
     (root / "in" / "b").mkdir()
     sf.write(root / "in" / "b" / "other.wav", phrase_recording(12.0, seed=9)[0], 16_000, subtype="PCM_16")
@@ -61,19 +65,20 @@ def pages(tmp_path_factory) -> dict[str, Path]:
                                           "-q", "--server", server.url])
         assert result.exit_code == 0, result.stderr
     return {"transcript": root / "transcribe" / "ten minutes.html", "events": root / "events" / "ten minutes.html",
+            "ask": root / "ask" / "ten minutes.html",
             "short": root / "cli" / "short.html", "other": root / "cli" / "b" / "other.html",
             "index": root / "cli" / "index.html"}
 
 
-def write_like_the_runner(result: Result, audio: Path, stem: Path, mode: str) -> None:
+def write_like_the_runner(results: list[Result], audio: Path, stem: Path, mode: str) -> None:
     """JSON and page, the page with the waveform and audio the runner reads from the open recording."""
     with open_audio(audio) as source:
-        context = page_context(source, audio, stem.with_suffix(".html"), mode, {"task": result.task})
+        context = page_context(source, audio, stem.with_suffix(".html"), mode, {"task": results[0].task})
     stem.parent.mkdir(parents=True, exist_ok=True)
     with open(stem.with_suffix(".json"), "w", encoding="utf-8") as file:
-        get_writer("json").write(result, file)
+        get_writer("json").write(results[0], file)
     with open(stem.with_suffix(".html"), "w", encoding="utf-8") as file:
-        HtmlWriter(page=context).write(result, file)
+        file.write(render_page(results, context))
 
 
 def opened_with_audio(browser, path: Path, **size):
@@ -142,6 +147,17 @@ def test_clicking_plays_from_there_and_highlights_what_plays(browser, pages):
     page.keyboard.press("Enter")
     start = float(item.get_attribute("data-start"))
     page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 2", timeout=10_000)
+    page.evaluate("document.getElementById('player').pause()")
+    assert opened.problems == []
+    page.close()
+
+
+def test_times_in_answers_play(browser, pages):
+    opened = opened_with_audio(browser, pages["ask"])
+    page = opened.page
+    assert page.locator(".question").all_inner_texts() == ["When does the dog bark?", "What is it?"]
+    page.locator("button.time", has_text="[421.5]").click()
+    page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 421.5) < 2", timeout=10_000)
     page.evaluate("document.getElementById('player').pause()")
     assert opened.problems == []
     page.close()
