@@ -45,7 +45,7 @@ class SrtWriter(Writer):
 
         subtitles = [
             srt.Subtitle(index, timedelta(milliseconds=start), timedelta(milliseconds=end), text)
-            for index, (start, end, text) in enumerate(_shown(result, self.layout, str), start=1)
+            for index, (start, end, text) in enumerate(_shown(result, self.layout, escape=str), start=1)
         ]
         file.write(srt.compose(subtitles, reindex=False))
 
@@ -58,7 +58,7 @@ class VttWriter(Writer):
 
     def write(self, result: Result, file: TextIO) -> None:
         file.write("WEBVTT\n\n")
-        for start, end, text in _shown(result, self.layout, _escape_vtt):
+        for start, end, text in _shown(result, self.layout, escape=_escape_vtt, word_times=self.layout.words):
             file.write(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{text}\n\n")
 
 
@@ -82,8 +82,8 @@ class AssWriter(Writer):
         file.write(subs.to_string("ass"))
 
 
-def _shown(result: Result, layout: CueLayout, escape) -> list[tuple[int, int, str]]:
-    """(start_ms, end_ms, text) as SRT and VTT show them: word-timed, highlighted or plain."""
+def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False) -> list[tuple[int, int, str]]:
+    """(start_ms, end_ms, text) as SRT and VTT show them: highlighted, with inline word times, or plain."""
     shown = []
     for cue in cues_for(result, layout):
         if layout.highlight_words and any(piece.timed for piece in cue.pieces):
@@ -91,7 +91,7 @@ def _shown(result: Result, layout: CueLayout, escape) -> list[tuple[int, int, st
                 text = render(cue, lambda i, piece, now=spoken: f"<u>{escape(piece.text)}</u>" if i in now
                               else escape(piece.text))
                 shown.append((start, end, text))
-        elif layout.words and escape is _escape_vtt:
+        elif word_times:
             marks = word_marks(cue)
             shown.append((cue.start_ms, cue.end_ms, render(cue, lambda i, piece: _vtt_mark(marks[i]) + escape(piece.text))))
         else:

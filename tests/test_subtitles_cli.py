@@ -1,6 +1,5 @@
 """Subtitles end to end: the CLI through a stand-in server that speaks English or Chinese sentences."""
 
-import io
 import json
 import re
 
