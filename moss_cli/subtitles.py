@@ -230,10 +230,12 @@ def _retime(cues: list[Cue], duration_ms: int, layout: CueLayout, overlaps_allow
 
 
 def _keep_gap(cue: Cue, following: Cue, gap: int) -> None:
-    """Close up a gap shorter than `gap`: the cue ends earlier; if it cannot, the next starts later."""
+    """Close up a gap shorter than `gap`: the cue ends earlier, but not before its last word has
+    started (so every word keeps its time inside the cue); if it cannot, the next starts later."""
     if following.start_ms - cue.end_ms >= gap:
         return
-    cue.end_ms = max(cue.start_ms + 1, following.start_ms - gap)
+    last_word = max((seconds_to_ms(p.start) for p in cue.pieces[1:] if p.timed), default=cue.start_ms)
+    cue.end_ms = max(last_word + 1, following.start_ms - gap)
     if following.start_ms - cue.end_ms < gap:
         following.start_ms = cue.end_ms + gap
         following.end_ms = max(following.end_ms, following.start_ms + 1)

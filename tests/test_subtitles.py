@@ -271,6 +271,17 @@ def test_a_gap_shorter_than_two_frames_is_closed_up():
                  min_gap_seconds=0.1) == [(1000, 2900), (3000, 5000)]
 
 
+def test_closing_a_gap_never_cuts_off_a_word_time():
+    """The last word starts 20 ms before the next cue: the next cue starts a little later instead."""
+    first = [Word("It", 1.0, 1.4), Word("ends", 1.5, 1.9), Word("here.", 2.0, 2.02)]
+    second = [Word("Next", 2.04, 2.5), Word("one", 2.6, 3.0), Word("now.", 3.1, 3.5)]
+    result = Result("transcribe", "x.wav", 10.0, "m", segments=[
+        Segment(1.0, 2.02, "It ends here.", words=first), Segment(2.04, 3.5, "Next one now.", words=second)])
+    cues = cues_for(result, CueLayout(words=True, max_line_width=14, max_lines=1))
+    assert [(c.text, c.start_ms, c.end_ms) for c in cues] == [("It ends here.", 1000, 2001), ("Next one now.", 2067, 3500)]
+    assert [word_marks(c) for c in cues] == [[None, 1500, 2000], [None, 2600, 3100]]
+
+
 def test_fast_cue_is_extended_to_its_reading_time():
     text = "This sentence has exactly fifty characters in it.."  # 50 characters: 2.5 s at 20 cps
     assert times(transcript((1.0, 2.0, text))) == [(1000, 3500)]

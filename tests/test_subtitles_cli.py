@@ -11,6 +11,7 @@ import webvtt
 from typer.testing import CliRunner
 
 import fake_server
+from chromium import CHROMIUM, parse_in_chromium
 from fake_server import FakeServer, phrase_recording
 from moss_cli.cli import app
 from moss_cli.text import display_width, is_unspaced
@@ -101,6 +102,12 @@ def test_words_in_every_format(recording, language, tmp_path):
         in_cues += re.split(r"<[^>]*>| |\n", caption.raw_text)
     assert [w for w in in_cues if w] == words  # every word exactly once, in order
     assert len(words) / len(captions) >= 3
+    if CHROMIUM:  # the browser's own parser reads every cue and every inline time
+        browser = parse_in_chromium({"talk.vtt": (tmp_path / "talk.vtt").read_text(encoding="utf-8")},
+                                    tmp_path / "browser")["talk.vtt"]
+        assert [(round(c["start"] * 1000), round(c["end"] * 1000), len(c["marks"])) for c in browser] == \
+            [(round(start * 1000), round(end * 1000), caption.raw_text.count("<"))
+             for (start, end, _), caption in zip(cues, captions)]
 
     subs = list(srt.parse((tmp_path / "talk.srt").read_text(encoding="utf-8")))
     assert [s.content for s in subs] == [c[2] for c in cues]

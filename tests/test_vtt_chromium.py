@@ -1,64 +1,24 @@
 """Our WebVTT read by a browser's own parser: headless Chromium loads each file as a <track> and
 reports every cue it parsed (times, text, inline timestamps). Skipped where Chromium is absent."""
 
-import html
 import io
-import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
+from chromium import CHROMIUM, parse_in_chromium
 from moss_cli.results import Result, Segment
 from moss_cli.subtitles import CueLayout, cues_for, word_marks
 from moss_cli.writers import get_writer
 from transcripts import chinese_words, english_words, sentence_result, word_result
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-
-PAGE = """<!doctype html><html><body><video>%s</video><pre id="out">pending</pre><script>
-const tracks = [...document.querySelectorAll('track')];
-let left = tracks.length;
-const report = () => {
-  const files = tracks.map(t => [...t.track.cues].map(c => {
-    const walker = document.createTreeWalker(c.getCueAsHTML(), NodeFilter.SHOW_PROCESSING_INSTRUCTION);
-    const marks = [];
-    while (walker.nextNode()) marks.push(walker.currentNode.data);
-    return {start: c.startTime, end: c.endTime, text: c.text, marks: marks};
-  }));
-  document.getElementById('out').textContent = JSON.stringify(files);
-};
-for (const t of tracks) {
-  t.track.mode = 'hidden';
-  t.addEventListener('load', () => { if (--left === 0) report(); });
-  t.addEventListener('error', () => { document.getElementById('out').textContent = 'error ' + t.src; });
-}
-</script></body></html>"""
 
 
 def render(result, layout):
     buffer = io.StringIO()
     get_writer("vtt", layout).write(result, buffer)
     return buffer.getvalue()
-
-
-def parse_in_chromium(files: dict[str, str], folder) -> dict[str, list[dict]]:
-    for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    tracks = "".join(f'<track kind="subtitles" src="{name}">' for name in files)
-    (folder / "page.html").write_text(PAGE % tracks, encoding="utf-8")
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={folder / 'profile'}", "--allow-file-access-from-files",
-               "--virtual-time-budget=10000", "--dump-dom", (folder / "page.html").as_uri()]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    found = re.search(r'<pre id="out">(.*?)</pre>', dom, re.DOTALL)
-    assert found, dom[-2000:]
-    payload = html.unescape(found.group(1))
-    assert payload.startswith("["), payload
-    return dict(zip(files, json.loads(payload)))
 
 
 def test_chromium_reads_every_cue_and_word_time(tmp_path):
