@@ -211,10 +211,16 @@ def _lines(group: list[Atom], layout: CueLayout) -> tuple[tuple[Piece, ...], ...
 
 # ---- timing rules -----------------------------------------------------------------------------------
 def _retime(cues: list[Cue], duration_ms: int, layout: CueLayout, overlaps_allowed: bool) -> list[Cue]:
-    """Longest and shortest time on screen, reading speed and the gap between cues, cue by cue."""
+    """Longest and shortest time on screen, reading speed and the gap between cues, cue by cue.
+
+    Events keep their start times (sounds can overlap, so can their cues); speech cues never
+    overlap: a cue that cannot end early enough pushes the next one later.
+    """
     cues.sort(key=lambda c: (c.start_ms, c.end_ms))
     gap, longest = seconds_to_ms(layout.min_gap_seconds), seconds_to_ms(layout.max_seconds)
     for index, cue in enumerate(cues):
+        if index and not overlaps_allowed:  # moves only when the previous cue could not end earlier
+            cue.start_ms = max(cue.start_ms, cues[index - 1].end_ms + gap)
         following = cues[index + 1] if index + 1 < len(cues) else None
         cue.end_ms = max(min(cue.end_ms, cue.start_ms + longest), cue.start_ms + 1)
         overlapping = following is not None and following.start_ms < cue.end_ms
@@ -225,20 +231,18 @@ def _retime(cues: list[Cue], duration_ms: int, layout: CueLayout, overlaps_allow
         wanted = cue.start_ms + seconds_to_ms(layout.seconds_to_read(cue.chars))
         cue.end_ms = max(cue.end_ms, min(wanted, limit))
         if following is not None and not (overlapping and overlaps_allowed):
-            _keep_gap(cue, following, gap)
+            _end_before(cue, following.start_ms - gap)
     return cues
 
 
-def _keep_gap(cue: Cue, following: Cue, gap: int) -> None:
-    """Close up a gap shorter than `gap`: the cue ends earlier, but not before its last word has
-    started (so every word keeps its time inside the cue); if it cannot, the next starts later."""
-    if following.start_ms - cue.end_ms >= gap:
+def _end_before(cue: Cue, latest: int) -> None:
+    """Close up a gap shorter than the minimum: the cue ends by `latest`, but not before its last
+    word has started (so every word keeps its time inside the cue), nor before it starts; the next
+    cue then waits for it."""
+    if cue.end_ms <= latest:
         return
     last_word = max((seconds_to_ms(p.start) for p in cue.pieces[1:] if p.timed), default=cue.start_ms)
-    cue.end_ms = max(last_word + 1, following.start_ms - gap)
-    if following.start_ms - cue.end_ms < gap:
-        following.start_ms = cue.end_ms + gap
-        following.end_ms = max(following.end_ms, following.start_ms + 1)
+    cue.end_ms = max(cue.start_ms + 1, min(last_word + 1, cue.end_ms), latest)
 
 
 # ---- word times inside cues -------------------------------------------------------------------------

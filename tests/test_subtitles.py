@@ -1,9 +1,12 @@
 """Subtitle layout and timing: invariants over long transcripts, and each rule on its own."""
 
 import io
+import random
 import re
 
+import pysubs2
 import pytest
+import srt
 import webvtt
 
 from moss_cli.linebreak import is_sentence, make_atoms
@@ -25,8 +28,8 @@ def render(result, extension, layout=CueLayout()):
 
 def assert_rules(result: Result, layout: CueLayout, *, readable: bool = True):
     """Every rule a subtitler checks. `readable`: the speech leaves room for the minimum duration and
-    reading speed everywhere, so those hold for every cue; otherwise a cue may be shorter or faster
-    only when it already runs up to the next cue (or the end of the audio)."""
+    reading speed everywhere, so those hold for every cue; False: a cue may be shorter or faster
+    only when it already runs up to the next cue (or the end of the audio); None: neither checked."""
     cues = cues_for(result, layout)
     gap, longest = seconds_to_ms(layout.min_gap_seconds), seconds_to_ms(layout.max_seconds)
     shortest, end_of_audio = seconds_to_ms(layout.min_seconds), seconds_to_ms(result.duration)
@@ -34,19 +37,26 @@ def assert_rules(result: Result, layout: CueLayout, *, readable: bool = True):
         lines = cue.text.split("\n")
         assert 1 <= len(lines) <= layout.max_lines, cue
         assert all(0 < display_width(line) <= layout.max_line_width for line in lines), cue
-        assert not any(line[0] in NO_BREAK_BEFORE for line in lines[1:]), cue
-        assert not any(line[-1] in NO_BREAK_AFTER for line in lines[:-1]), cue
         assert not any(is_unspaced(a) and is_unspaced(b) for a, b in re.findall(r"(\S) (\S)", cue.text)), cue
-        if len(lines) > 1:  # no line holding a single word, unless it is a sentence ("Yes.")
+        if readable is not None:  # breaks only a line too narrow for a word and its punctuation forces
+            assert not any(line[0] in NO_BREAK_BEFORE for line in lines[1:]), cue
+            assert not any(line[-1] in NO_BREAK_AFTER for line in lines[:-1]), cue
+        if len(lines) > 1 and readable is not None:  # no line holding a single word, unless it is a sentence
             atoms = [make_atoms(list(line), layout.max_line_width) for line in cue.lines]
             assert all(len(line) > 1 or is_sentence([a for l in atoms for a in l], sum(map(len, atoms[:k])))
                        for k, line in enumerate(atoms)), cue
         duration = cue.end_ms - cue.start_ms
         assert 0 < duration <= longest, cue
         following = cues[index + 1] if index + 1 < len(cues) else None
+        assert following is None or following.start_ms >= cue.start_ms, (cue, following)
+        if result.task == "events" and following is not None and (following.start_ms < cue.end_ms or
+                                                                  following.start_ms - cue.start_ms <= gap):
+            continue  # sounds at the same time (or too close to part): their cues overlap or touch
         assert following is None or following.start_ms - cue.end_ms >= gap, (cue, following)
         at_limit = cue.end_ms == (end_of_audio if following is None else following.start_ms - gap)
         fast = layout.max_cps and cue.chars / duration * 1000 > layout.max_cps + 0.01
+        if readable is None:
+            continue
         if readable:
             assert duration >= shortest and not fast, cue
         else:
@@ -133,6 +143,51 @@ def test_ten_minutes_of_word_vtt_reads_back_with_word_times_in_order():
         assert len(times) == len(cue.pieces) - 1  # every word after the first carries its time
         spoken += caption.text.split()
     assert spoken == [w.word for s in result.segments for w in s.words]
+
+
+ODD_WORDS = ["hello", "world,", "the", "a", "x" * 60, "今天", "，", "「", "」", "。", "안녕", "ちょっと", "ー", "(", ")",
+             "e\u0301t\u00e9", "&", "<b>", "-->", "…", "Yes.", ""]
+
+
+def odd_result(rng: random.Random) -> Result:
+    """Awkward input: zero-length and touching words, huge words, lone punctuation, mixed scripts."""
+    if rng.random() < 0.3:
+        events = [Event(a, a + rng.choice([0, 0.01, 1, 10, 40]), " ".join(rng.choices(ODD_WORDS, k=rng.randint(1, 30))))
+                  for a in sorted(rng.uniform(0, 50) for _ in range(rng.randint(0, 8)))]
+        return Result("events", "e.wav", 100.0, "m", events=events)
+    segments, now = [], rng.uniform(0, 2)
+    for _ in range(rng.randint(0, 10)):
+        texts = rng.choices(ODD_WORDS, k=rng.randint(1, 25))
+        if rng.random() < 0.5:
+            words = []
+            for text in texts:
+                length = rng.choice([0.0, 0.01, 0.05, 0.2, 3.0])
+                words.append(Word(text, round(now, 3), round(now + length, 3)))
+                now += length + rng.choice([0, 0, 0.02, 0.3, 1.5])
+            segments.append(Segment(words[0].start, words[-1].end, join_words([w.word for w in words]), words))
+        else:
+            length = rng.choice([0.01, 0.5, 8, 30])
+            segments.append(Segment(now, now + length, " ".join(texts)))
+            now += length + rng.choice([0, 0.05, 2])
+    return Result("transcribe", "t.wav", now, "m", segments=segments)
+
+
+def test_awkward_input_keeps_the_hard_rules():
+    """Rules that hold whatever the input: lines, widths, longest cue, gaps, order, text kept, valid files."""
+    for seed in range(120):
+        rng = random.Random(seed)
+        result = odd_result(rng)
+        longest = rng.choice([1.0, 3.0, 7.0])
+        layout = CueLayout(max_line_width=rng.choice([4, 10, 42]), max_lines=rng.choice([1, 2, 3]),
+                           max_seconds=longest, min_seconds=rng.choice([0, min(longest, 0.833)]),
+                           min_gap_seconds=rng.choice([0, 0.066, 0.5]), max_cps=rng.choice([0, 5, 20]),
+                           words=rng.random() < 0.5, highlight_words=rng.random() < 0.3)
+        cues = assert_rules(result, layout, readable=None)
+        if result.task == "transcribe":
+            assert_text_kept(result, cues)
+        list(srt.parse(render(result, "srt", layout)))  # each file reads back
+        webvtt.from_buffer(io.StringIO(render(result, "vtt", layout)))
+        assert len(pysubs2.SSAFile.from_string(render(result, "ass", layout)).events) == len(cues)
 
 
 # ---- line breaking -----------------------------------------------------------------------------------
@@ -349,8 +404,6 @@ def test_highlight_words_gives_one_cue_per_word_change():
 
 
 def test_ass_karaoke_durations_add_up_to_the_cue():
-    import pysubs2
-
     subs = pysubs2.SSAFile.from_string(render(word_result(english_words(120, 7), 120.0), "ass", CueLayout(words=True)))
     assert subs.events
     for event in subs.events:
