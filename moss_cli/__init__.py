@@ -6,6 +6,7 @@ Python API:
     moss = MossAudio.load("OpenMOSS-Team/MOSS-Audio-4B-Instruct")
     clip = moss.encode("talk.wav")            # encode once ...
     print(moss.ask(clip, "Transcribe the audio.").text)   # ... ask many times
+    samples = load_audio("talk.mp3")          # 16 kHz mono float32, the samples the model sees
 
 Names load on first use, so `moss --help` does not wait for torch and transformers.
 """
@@ -16,6 +17,7 @@ DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
 _EXPORTS = {
     "Answer": "engine", "EncodedClip": "engine", "MossAudio": "engine", "Request": "engine",
     "DecodingOptions": "decoding", "RepetitionGuard": "decoding",
+    "load_audio": "audio",
     "AudioError": "errors", "CheckpointError": "errors", "ModelUnavailableError": "errors", "MossError": "errors",
 }
 __all__ = sorted(_EXPORTS)

@@ -6,7 +6,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import AudioError
 
@@ -17,12 +16,15 @@ N_MELS = 128
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
 ENCODER_DOWNSAMPLE = 8  # three stride-2 convolutions
 TOKENS_PER_SECOND = FRAMES_PER_SECOND / ENCODER_DOWNSAMPLE  # 12.5 audio tokens per second
-MIN_SAMPLES = N_FFT  # below one analysis window there is no spectrum to compute
-MEL_DTYPE = torch.bfloat16  # the reference quantises the log-mel to bf16 before the encoder
+MIN_SAMPLES = HOP_LENGTH  # one 10 ms mel frame: the least the official front end turns into a token
+MEL_DTYPE = "bfloat16"  # the reference quantises the log-mel to bf16 before the encoder
 
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """Decode a whole file to 16 kHz mono float32 samples in [-1, 1]."""
+    """A whole file as 16 kHz mono float32: the exact samples the official front end gives the model.
+
+    FFmpeg's decoding, channels averaged, torchaudio's sinc resampling (see sources.py).
+    """
     from .sources import open_audio
 
     with open_audio(path) as source:
@@ -30,29 +32,31 @@ def load_audio(path: str | Path) -> np.ndarray:
 
 
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Resample mono samples to SAMPLE_RATE (soxr through librosa) and check they are usable."""
+    """Resample mono samples to SAMPLE_RATE (the official sinc resampler) and check they are usable."""
+    from .resample import resample
+
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1:
         raise AudioError(f"expected mono samples, got an array of shape {samples.shape}")
     if not np.all(np.isfinite(samples)):
         raise AudioError("audio contains NaN or infinite samples")
     if rate != SAMPLE_RATE and samples.size:
-        import librosa
-
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE).astype(np.float32)
+        samples = resample(samples, rate, SAMPLE_RATE)
     return samples
 
 
-def log_mel(samples: np.ndarray) -> torch.Tensor:
+def log_mel(samples: np.ndarray):
     """Whisper log-mel (128 bins) without the 30 s padding: (N_MELS, len(samples) // HOP_LENGTH), bf16."""
     if samples.size < MIN_SAMPLES:
         raise AudioError(
-            f"audio too short: {samples.size / SAMPLE_RATE:.3f} s "
-            f"(at least {MIN_SAMPLES / SAMPLE_RATE:.3f} s needed)"
+            f"audio too short: {samples.size} samples ({samples.size / SAMPLE_RATE:.4f} s); "
+            f"at least {MIN_SAMPLES} (one 10 ms mel frame) are needed"
         )
     # Whisper's own extractor, so the features match the reference to the last bit.
     features = _feature_extractor()._np_extract_fbank_features(samples[None, :], device="cpu")
-    return torch.from_numpy(np.ascontiguousarray(features[0])).to(MEL_DTYPE)
+    import torch  # not at the top: decoding audio for a server needs no torch
+
+    return torch.from_numpy(np.ascontiguousarray(features[0])).to(getattr(torch, MEL_DTYPE))
 
 
 def duration(samples: np.ndarray) -> float:

@@ -75,6 +75,8 @@ VttOpt = Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="W
 JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")]
 TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")]
 TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
+AssOpt = Annotated[bool, typer.Option("--ass", rich_help_panel="Output", help="Advanced SubStation Alpha subtitles.")]
+AllOpt = Annotated[bool, typer.Option("--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")]
 HtmlOpt = Annotated[bool, typer.Option(
     "--html", rich_help_panel="Output",
     help="A self-contained page per recording: waveform, timeline, list and a player (index.html for several).")]
@@ -90,9 +92,21 @@ class HtmlAudio(str, Enum):
 HtmlAudioOpt = Annotated[HtmlAudio, typer.Option(
     "--html-audio", rich_help_panel="Output",
     help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it can).")]
-LineCharsOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most characters per subtitle line.")]
+LineWidthOpt = Annotated[int, typer.Option(
+    "--max-line-width", "--max-line-chars", min=1, rich_help_panel="Subtitles",
+    help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).")]
 LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
 CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
+MinCueSecondsOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles", help="Shortest cue, in seconds, when there is silence to extend it into.")]
+GapOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles", help="Least time between cues, in seconds (2 frames); a shorter gap is closed up.")]
+CpsOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles",
+    help="Most characters per second to read (20 suits Latin scripts); a faster cue is extended into silence. 0: no limit.")]
+HighlightOpt = Annotated[bool, typer.Option(
+    "--highlight-words", rich_help_panel="Subtitles",
+    help="SRT/VTT: one cue per spoken word, the current word underlined (implies --words).")]
 
 
 @dataclass(frozen=True)
@@ -143,11 +157,14 @@ def main(
 @app.command()
 def transcribe(
     audio: Inputs,
-    words: Annotated[bool, typer.Option("--words", help="Word-level times: one cue per word in SRT/VTT.")] = False,
-    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False,
-    html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
+    words: Annotated[bool, typer.Option(
+        "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
+    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
-    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
+    highlight_words: HighlightOpt = False,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -158,13 +175,15 @@ def transcribe(
     jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Transcribe speech with times: text, SRT, VTT or JSON, sentence or word level."""
+    """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level."""
     from .tasks import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
+    words = words or highlight_words
     task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
-    outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt, html=html), output_dir, layout,
-                         html_audio.value)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
+                     words=words, highlight_words=highlight_words)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
@@ -175,9 +194,10 @@ def transcribe(
 def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
-    html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
-    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -192,9 +212,9 @@ def events(
     from .tasks import EVENTS
 
     task = EVENTS.with_prompt(prompt)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds)
-    outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt, html=html), output_dir, layout,
-                         html_audio.value)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
@@ -205,8 +225,8 @@ def events(
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
-    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -223,7 +243,7 @@ def caption(
     task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -233,8 +253,8 @@ def caption(
 @app.command("describe-music")
 def describe_music(
     audio: Inputs,
-    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -250,7 +270,7 @@ def describe_music(
 
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -291,15 +311,20 @@ def ask(
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def _formats(**flags: bool) -> tuple[str, ...]:
-    chosen = tuple(name for name, on in flags.items() if on)
+def _formats(every: bool, **flags: bool) -> tuple[str, ...]:
+    """The extensions asked for (--all: every one the command has); plain text when none is."""
+    chosen = tuple(name for name, on in flags.items() if on or every)
     return chosen or ("txt",)
 
 
-def _layout(max_line_chars: int, max_lines: int, max_cue_seconds: float, word_cues: bool = False):
+def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds: float, min_gap: float,
+            max_cps: float, **word_options: bool):
     from .subtitles import CueLayout
 
-    return CueLayout(max_line_chars, max_lines, max_cue_seconds, word_cues)
+    try:
+        return CueLayout(max_line_width, max_lines, max_seconds, min_seconds, min_gap, max_cps, **word_options)
+    except ValueError as exc:
+        raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
 def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work) -> None:
@@ -352,9 +377,9 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
 
     `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
     """
+    from .pages import ask_page_target, write_ask_page
     from .pipeline import Pipeline
     from .progress import ProgressBar
-    from .pages import ask_page_target, write_ask_page
     from .runner import read_recording
 
     try:
@@ -364,6 +389,8 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
             page.check(1)
             target = ask_page_target(path, page)
         recording = read_recording(path)  # before the model loads: a bad path fails fast
+        for warning in [] if quiet else recording.source.warnings:
+            stderr.print(f"moss: warning: {path}: {warning}", markup=False)
         with recording.source:  # a converted input's temporary file goes with it
             pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:

@@ -21,7 +21,7 @@ from .errors import MossError
 from .model.encoder import EncodedAudio
 from .model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
 from .model.modeling import MossAudioModel
-from .processor import IM_END_ID, PromptBuilder
+from .processor import IM_END_ID, PromptBuilder, has_audio_span
 
 AudioInput = str | Path | np.ndarray
 
@@ -187,7 +187,10 @@ class MossAudio:
         """Several questions about one recording: audio encoded and its prompt prefix filled once."""
         clip = audio if isinstance(audio, EncodedClip) else self.encode(audio)
         jobs = [Job(self.prompts.audio_question(q, clip.n_tokens), clip.states, options, guard) for q in questions]
-        decoded = generate_after_prefix(self.model, self.prompts.audio_prefix(clip.n_tokens), jobs, self.stop_ids)
+        if any(has_audio_span(q) for q in questions):  # own layouts share no default prefix
+            decoded = generate(self.model, jobs, self.stop_ids)
+        else:
+            decoded = generate_after_prefix(self.model, self.prompts.audio_prefix(clip.n_tokens), jobs, self.stop_ids)
         return [self._answer(job, d) for job, d in zip(jobs, decoded)]
 
     def ask_text(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 
 from .audio import TOKENS_PER_SECOND
+from .errors import MossError
 from .model.encoder import conv_output_length
 
 AUDIO_TOKEN_ID = 151654  # placeholder, replaced by audio embeddings ('<|AUDIO|>' in the reference)
@@ -17,6 +19,13 @@ DIGIT_IDS = {str(d): 15 + d for d in range(10)}  # '0'..'9' in the Qwen vocabula
 MARKER_EVERY_SECONDS = 2
 TOKENS_PER_MARKER = round(TOKENS_PER_SECOND * MARKER_EVERY_SECONDS)  # 25 audio tokens between markers
 SYSTEM_PROMPT = "You are a helpful assistant."
+# A prompt that holds this span is the whole prompt, with the audio placed at the span: how the
+# official processor lets users write their own layouts (no default system/user/assistant wrapper).
+AUDIO_SPAN = re.compile(r"<\|audio_bos\|>(?:<\|AUDIO\|>)+<\|audio_eos\|>")
+
+
+def has_audio_span(prompt: str) -> bool:
+    return AUDIO_SPAN.search(prompt) is not None
 
 
 def audio_token_count(mel_frames: int) -> int:
@@ -65,7 +74,12 @@ class PromptBuilder:
         self.system_prompt = system_prompt
 
     def audio_question(self, question: str, n_audio_tokens: int) -> Prompt:
-        """system, then the user turn: <audio start> audio <audio end> newline question."""
+        """system, then the user turn: <audio start> audio <audio end> newline question.
+
+        A question holding the audio span is used as the whole prompt instead (see AUDIO_SPAN).
+        """
+        if has_audio_span(question):
+            return self.own_layout(question, n_audio_tokens)
         return Prompt(self.audio_prefix(n_audio_tokens).input_ids + self.question_suffix(question).input_ids)
 
     def audio_prefix(self, n_audio_tokens: int) -> Prompt:
@@ -78,6 +92,18 @@ class PromptBuilder:
 
     def question_suffix(self, question: str) -> Prompt:
         return Prompt(self._encode(f"\n{question}<|im_end|>\n<|im_start|>assistant\n"))
+
+    def own_layout(self, prompt: str, n_audio_tokens: int) -> Prompt:
+        """The user's own layout: text before the span, the audio, text after, each tokenized apart."""
+        spans = list(AUDIO_SPAN.finditer(prompt))
+        if len(spans) != 1:
+            raise MossError(
+                f"the prompt holds {len(spans)} audio spans (<|audio_bos|><|AUDIO|><|audio_eos|>); "
+                "one recording fills exactly one"
+            )
+        span = spans[0]
+        audio = [AUDIO_START_ID, *audio_placeholder_ids(n_audio_tokens, self.time_markers), AUDIO_END_ID]
+        return Prompt(self._encode(prompt[: span.start()]) + audio + self._encode(prompt[span.end() :]))
 
     def text_question(self, question: str) -> Prompt:
         """The same layout without audio, for requests over text alone."""

@@ -177,6 +177,7 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
             recording = _recording(item, source)
             with ProgressBar(f"{label} {item.path.name}", recording.duration, enabled=not policy.quiet) as bar:
                 result = work(recording, bar)
+            result.warnings[:0] = source.warnings  # damage found while decoding comes first
             page = _page_context(source, item, outputs, policy)
     except (AudioError, ServerError) as exc:
         summary.fail(item, exc)

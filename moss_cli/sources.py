@@ -1,13 +1,14 @@
 """Audio files as seekable 16 kHz mono sources, decoded without holding a whole long file in memory.
 
-A 16 kHz mono file libsndfile reads (WAV, FLAC, OGG, MP3) is read in place. Anything else is
-converted once, block by block, into a temporary 16 kHz mono float WAV: libsndfile formats at
-other rates or channel counts through soxr, and the rest (m4a/aac, opus, webm, mp4/mkv audio
-tracks) through FFmpeg's libraries via PyAV.
+The samples are the official front end's, bit for bit: FFmpeg's decoding (libsndfile where it
+gives the same floats: PCM and FLAC), channels averaged, then torchaudio's sinc resampling
+(`resample.py`). A 16 kHz mono PCM/FLAC file is read in place. Anything else is converted once,
+block by block, into a temporary 16 kHz mono float WAV, so a long file never sits in memory whole.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import AudioError
+from .resample import Resampler, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
 
@@ -27,6 +29,7 @@ class AudioSource:
         self._path = path
         self._samples = samples
         self._temporary = temporary
+        self.warnings: list[str] = []  # found while decoding (damage), for the run to report
         if samples is not None:
             self.n_samples = int(samples.size)
         else:
@@ -70,11 +73,46 @@ class AudioSource:
         self.close()
 
 
+# Formats whose samples libsndfile decodes to the very floats FFmpeg gives (integer and float
+# PCM, FLAC): read in place or converted from libsndfile. Everything else, lossy codecs included
+# (MP3, Vorbis, Opus, AAC), goes through FFmpeg's own decoders, as the official front end
+# (torchaudio over TorchCodec) decodes it, so the samples are the official ones.
+EXACT_CONTAINERS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF", "FLAC"}
+EXACT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+# Lossy formats are left to FFmpeg without asking libsndfile first (its MP3 decoder prints
+# warnings of its own on stderr).
+FFMPEG_SUFFIXES = {".mp3", ".mp2", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".mkv", ".wma"}
+# Decoded audio this much shorter than its header claims is reported as damaged.
+DAMAGE_TOLERANCE_SECONDS = 0.5
+
+
 def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSource:
     """Open an input; raises AudioError naming the file and the reason."""
-    import soundfile as sf
-
     path = Path(path)
+    _check_readable(path)
+    info = None if path.suffix.lower() in FFMPEG_SUFFIXES else _sndfile_info(path)
+    if info is not None and info.frames == 0:
+        raise AudioError(f"{path}: no audio (0 samples)")
+    exact = info is not None and info.format in EXACT_CONTAINERS and info.subtype in EXACT_SUBTYPES
+    if exact and info.samplerate == SAMPLE_RATE and info.channels == 1:
+        source = AudioSource(str(path), path)
+        source.warnings = _damage(info.duration, _sndfile_claimed_seconds(info))
+        return source
+    target = Path(tempfile.mkstemp(prefix="moss-", suffix=".wav", dir=workdir)[1])
+    try:
+        warnings = _convert(path, target, _sndfile_blocks(path) if exact else _pyav_blocks(path))
+        source = AudioSource(str(path), target, temporary=True)
+        source.warnings = warnings
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if source.n_samples == 0:
+        source.close()
+        raise AudioError(f"{path}: no audio (0 samples)")
+    return source
+
+
+def _check_readable(path: Path) -> None:
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
     if not path.exists():
@@ -85,68 +123,110 @@ def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSour
                 raise AudioError(f"{path}: empty file")
     except PermissionError:
         raise AudioError(f"{path}: permission denied") from None
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        info = None
-    if info is not None and info.frames == 0:
-        raise AudioError(f"{path}: no audio (0 samples)")
-    if info is not None and info.samplerate == SAMPLE_RATE and info.channels == 1:
-        return AudioSource(str(path), path)
-    target = Path(tempfile.mkstemp(prefix="moss-", suffix=".wav", dir=workdir)[1])
-    try:
-        if info is not None:
-            _convert_sndfile(path, target)
-        else:
-            _convert_with_pyav(path, target)
-        source = AudioSource(str(path), target, temporary=True)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    if source.n_samples == 0:
-        source.close()
-        raise AudioError(f"{path}: no audio (0 samples)")
-    return source
 
 
-def _convert_sndfile(path: Path, target: Path) -> None:
-    """Mix down and resample block by block (soxr keeps its filter state across blocks)."""
+def _sndfile_info(path: Path):
     import soundfile as sf
-    import soxr
 
     try:
-        with sf.SoundFile(str(path)) as file, _writer(target) as out:
-            resampler = soxr.ResampleStream(file.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            for block in file.blocks(blocksize=file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True):
-                mono = _checked(block.mean(axis=1), str(path))
-                out.write(resampler.resample_chunk(mono, last=False))
-            out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+
+
+def _convert(path: Path, target: Path, blocks) -> list[str]:
+    """Mix down and resample the decoder's blocks into `target`; returns warnings (damage found).
+
+    `blocks` yields (rate, (frames, channels) float32 block) and finally (None, claimed seconds).
+    """
+    warnings: list[str] = []
+    resampler = None
+    decoded = 0.0
+    with _writer(target) as out:
+        for rate, block in blocks:
+            if rate is None:  # the decoder's last word: how long the file says it is
+                warnings += _damage(decoded, block)
+                break
+            if resampler is None:
+                resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+                first_rate = rate
+            if rate != first_rate:
+                raise AudioError(f"{path}: the sample rate changes within the file ({first_rate} Hz, then {rate} Hz)")
+            decoded += block.shape[0] / rate
+            mono = _checked(mix_down(block), str(path))
+            out.write(resampler.push(mono) if resampler else mono)
+        if resampler is not None:
+            out.write(resampler.finish())
+    return warnings
+
+
+def _damage(readable: float, claimed: float | None) -> list[str]:
+    if claimed is not None and readable < claimed - DAMAGE_TOLERANCE_SECONDS:
+        return [f"damaged: {readable:.1f} s of {claimed:.1f} s readable"]
+    return []
+
+
+def _sndfile_claimed_seconds(info) -> float:
+    """The length the header claims: libsndfile trims a truncated WAV's length silently, but logs
+    the data chunk's declared size ("data : 160000 (should be 79978)")."""
+    declared = re.search(r"^data\s*:\s*(\d+)\s*\(should be \d+\)", info.extra_info, re.MULTILINE)
+    align = re.search(r"Block Align\s*:\s*(\d+)", info.extra_info)
+    if declared and align and int(align.group(1)) > 0:
+        return int(declared.group(1)) / int(align.group(1)) / info.samplerate
+    return info.duration
+
+
+def _sndfile_blocks(path: Path):
+    """Native-rate blocks from libsndfile; a short read is the end of the audio, never stale data."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as file:
+            while True:
+                block = file.read(file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                yield file.samplerate, block
+        yield None, _sndfile_claimed_seconds(sf.info(str(path)))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
 
 
-def _convert_with_pyav(path: Path, target: Path) -> None:
+def _pyav_blocks(path: Path):
+    """Native-rate float blocks from FFmpeg's decoders (PyAV); damage after some audio is a warning."""
     try:
         import av
     except ImportError:
-        raise AudioError(f"{path}: not a format libsndfile reads, and PyAV is not installed") from None
+        raise AudioError(f"{path}: not a format libsndfile reads exactly, and PyAV is not installed") from None
     try:
-        with av.open(str(path)) as container, _writer(target) as out:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise AudioError(f"{path}: no audio track")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            for frame in container.decode(stream):
-                for piece in resampler.resample(frame):
-                    out.write(_checked(piece.to_ndarray().reshape(-1), str(path)))
-            for piece in resampler.resample(None):
-                out.write(_checked(piece.to_ndarray().reshape(-1), str(path)))
-    except AudioError:
-        raise
+        container = av.open(str(path))
     except av.error.InvalidDataError:
         raise AudioError(f"{path}: not an audio or video file") from None
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
+    with container:
+        stream = next((s for s in container.streams if s.type == "audio"), None)
+        if stream is None:
+            raise AudioError(f"{path}: no audio track")
+        to_float = av.AudioResampler(format="fltp")  # sample format only: same rate and channels
+        decoded_any = False
+        try:
+            for frame in container.decode(stream):
+                for piece in to_float.resample(frame):
+                    decoded_any = True
+                    yield piece.sample_rate, piece.to_ndarray().T
+        except (av.error.FFmpegError, ValueError) as exc:
+            if not decoded_any:
+                raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
+        yield None, _claimed_seconds(container, stream)
+
+
+def _claimed_seconds(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def _writer(target: Path):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import TextIO
 
 from .results import Result, seconds_to_ms
-from .subtitles import CueLayout, cues_for, format_timestamp
+from .subtitles import Cue, CueLayout, cues_for, format_timestamp, render, word_marks, word_steps
 
 
 class Writer:
@@ -35,28 +36,91 @@ class TextWriter(Writer):
 
 
 class SrtWriter(Writer):
+    """SubRip; with highlight_words, one cue per word with the current word underlined."""
+
     extension = "srt"
 
     def write(self, result: Result, file: TextIO) -> None:
         import srt  # composes and validates SRT; we hand it integer milliseconds
 
         subtitles = [
-            srt.Subtitle(index, timedelta(milliseconds=cue.start_ms), timedelta(milliseconds=cue.end_ms), cue.text)
-            for index, cue in enumerate(cues_for(result, self.layout), start=1)
+            srt.Subtitle(index, timedelta(milliseconds=start), timedelta(milliseconds=end), text)
+            for index, (start, end, text) in enumerate(_shown(result, self.layout, escape=str), start=1)
         ]
         file.write(srt.compose(subtitles, reindex=False))
 
 
 class VttWriter(Writer):
+    """WebVTT; in word mode each word after the first carries its time (`<00:00:01.044>word`), which
+    players style with ::cue(:past) and ::cue(:future); with highlight_words, one cue per word."""
+
     extension = "vtt"
 
     def write(self, result: Result, file: TextIO) -> None:
         file.write("WEBVTT\n\n")
+        for start, end, text in _shown(result, self.layout, escape=_escape_vtt, word_times=self.layout.words):
+            file.write(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{text}\n\n")
+
+
+class AssWriter(Writer):
+    """Advanced SubStation Alpha; in word mode with karaoke tags (`{\\k40}word`, centiseconds)."""
+
+    extension = "ass"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        import pysubs2  # the ASS file layout (script info, styles, events) and its time format
+
+        subs = pysubs2.SSAFile()
+        subs.info.update({"Title": Path(result.audio).name, "PlayResX": "1920", "PlayResY": "1080"})
+        # Karaoke shows words in the secondary colour until they are spoken, then in the primary.
+        subs.styles["Default"] = pysubs2.SSAStyle(
+            fontsize=60, primarycolor=pysubs2.Color(255, 255, 255), secondarycolor=pysubs2.Color(160, 160, 160),
+            outline=3, shadow=1, marginv=50, marginl=60, marginr=60)
         for cue in cues_for(result, self.layout):
-            # Cue text is markup: &, < and > are escaped; a blank line would end the cue early.
-            escaped = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            text = "\n".join(line for line in escaped.splitlines() if line.strip())
-            file.write(f"{format_timestamp(cue.start_ms, '.')} --> {format_timestamp(cue.end_ms, '.')}\n{text}\n\n")
+            text = _karaoke(cue) if self.layout.words else render(cue, lambda _, piece: _escape_ass(piece.text), "\\N")
+            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text))
+        file.write(subs.to_string("ass"))
+
+
+def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False) -> list[tuple[int, int, str]]:
+    """(start_ms, end_ms, text) as SRT and VTT show them: highlighted, with inline word times, or plain."""
+    shown = []
+    for cue in cues_for(result, layout):
+        if layout.highlight_words and any(piece.timed for piece in cue.pieces):
+            for start, end, spoken in word_steps(cue):
+                text = render(cue, lambda i, piece, now=spoken: f"<u>{escape(piece.text)}</u>" if i in now
+                              else escape(piece.text))
+                shown.append((start, end, text))
+        elif word_times:
+            marks = word_marks(cue)
+            shown.append((cue.start_ms, cue.end_ms, render(cue, lambda i, piece: _vtt_mark(marks[i]) + escape(piece.text))))
+        else:
+            shown.append((cue.start_ms, cue.end_ms, render(cue, lambda _, piece: escape(piece.text))))
+    return shown
+
+
+def _escape_vtt(text: str) -> str:
+    """Cue text is markup: &, < and > are escaped (which also keeps "-->" out of it)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _vtt_mark(ms: int | None) -> str:
+    return "" if ms is None else f"<{format_timestamp(ms, '.')}>"
+
+
+def _escape_ass(text: str) -> str:
+    """Braces would open override blocks (libass shows \\{ and \\} as braces); a backslash could start
+    \\N, \\n or \\h, so it is written as its look-alike U+29F5."""
+    return text.replace("\\", "\u29f5").replace("{", "\\{").replace("}", "\\}")
+
+
+def _karaoke(cue: Cue) -> str:
+    """Each group of words sung from its mark: `{\\kN}` before it, N centiseconds until the next."""
+    steps = word_steps(cue)
+    tags = {}
+    for start, end, spoken in steps:
+        tags[spoken.start] = f"{{\\k{round(end / 10) - round(start / 10)}}}"
+    return render(cue, lambda i, piece: tags.get(i, "") + _escape_ass(piece.text), "\\N")
 
 
 class JsonWriter(Writer):
@@ -108,7 +172,7 @@ class HtmlWriter(Writer):
 
 WRITERS: dict[str, type[Writer]] = {
     cls.extension: cls
-    for cls in (TextWriter, SrtWriter, VttWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter)
+    for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter)
 }
 
 

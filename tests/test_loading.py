@@ -89,7 +89,8 @@ def test_hub_id_resolves_from_the_cache_offline(tmp_path, monkeypatch):
     folder = resolve_checkpoint("OpenMOSS-Team/MOSS-Audio-Tiny")
     assert folder.name == commit
     assert MossAudio.load("OpenMOSS-Team/MOSS-Audio-Tiny", device="cpu").ask(
-        __import__("conftest").synthetic_speechlike(1.0), "Hi").finish_reason in {"stop", "length"}
+        __import__("conftest").synthetic_speechlike(1.0), "Hi",
+        __import__("moss_cli").DecodingOptions(max_new_tokens=12)).finish_reason in {"stop", "length"}
 
 
 def test_device_and_dtype_choices():
@@ -107,5 +108,22 @@ def test_device_and_dtype_choices():
 def test_bfloat16_on_cpu_runs(checkpoint):
     engine = MossAudio.load(str(checkpoint), device="cpu", dtype="bfloat16")
     assert engine.model.dtype == torch.bfloat16
-    answer = engine.ask(__import__("conftest").synthetic_speechlike(2.0), "Describe the audio.")
+    answer = engine.ask(__import__("conftest").synthetic_speechlike(2.0), "Describe the audio.",
+                        __import__("moss_cli").DecodingOptions(max_new_tokens=12))
     assert len(answer.token_ids) >= 1
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.001])
+def test_truncated_weights_file_is_a_checkpoint_error_naming_it(checkpoint, keep, wav_file):
+    from typer.testing import CliRunner
+
+    from moss_cli.cli import app
+
+    weights = checkpoint / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: damaged or truncated weights file"):
+        MossAudio.load(str(checkpoint), device="cpu")
+    result = CliRunner().invoke(app, ["ask", str(wav_file), "What is it?", "--model", str(checkpoint)])
+    assert result.exit_code == 2
+    assert "model.safetensors: damaged or truncated" in result.stderr and "Traceback" not in result.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from moss_cli import MossAudio
+from moss_cli import DecodingOptions, MossAudio
 from moss_cli.audio import log_mel
 from moss_cli.model.config import MossAudioConfig
 from moss_cli.model.modeling import MossAudioModel
@@ -64,7 +64,7 @@ def test_two_of_three_taps_injected(tmp_path):
     folder = write_checkpoint(tmp_path / "ds", TinySpec(taps=[0, 1, 2], inject=2))
     engine = MossAudio.load(str(folder), device="cpu")
     assert len(engine.model.deepstack_audio_merger_list) == 2
-    answer = engine.ask(synthetic_speechlike(2.5), "Describe the audio.")
+    answer = engine.ask(synthetic_speechlike(2.5), "Describe the audio.", DecodingOptions(max_new_tokens=12))
     assert answer.finish_reason in {"stop", "length"}
 
 
@@ -94,7 +94,8 @@ def test_encode_once_ask_many(tiny_engine):
     samples = synthetic_speechlike(4.5, seed=7)
     clip = tiny_engine.encode(samples)
     for question in ("Describe the audio.", "Transcribe the audio."):
-        assert tiny_engine.ask(clip, question).token_ids == tiny_engine.ask(samples, question).token_ids
+        short = DecodingOptions(max_new_tokens=12)
+        assert tiny_engine.ask(clip, question, short).token_ids == tiny_engine.ask(samples, question, short).token_ids
 
 
 def test_encoder_sdpa_matches_eager(tiny_engine):

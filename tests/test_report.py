@@ -258,6 +258,17 @@ def test_page_on_stdout_embeds_its_audio(tmp_path):
     assert several.exit_code == 2 and "need -o" in several.stderr
 
 
+def test_all_includes_the_page(tmp_path):
+    audio = tmp_path / "talk.wav"
+    sf.write(audio, speech(6, 6), 16_000, subtype="PCM_16")
+    with FakeServer() as server:
+        for command in ("transcribe", "events", "caption"):
+            result = cli(server, command, audio, "--all", "-o", tmp_path / command, "-q")
+            assert result.exit_code == 0, result.stderr
+            page = tmp_path / command / "talk.html"
+            assert read_summary(page)["task"] == command and (page.parent / ".talk.html.moss.json").is_file()
+
+
 def test_description_page_and_no_audio(tmp_path):
     audio = tmp_path / "song.wav"
     sf.write(audio, speech(5, 3), 16_000, subtype="PCM_16")

@@ -34,6 +34,8 @@ class TinySpec:
     heads: int = 2
     kv_heads: int = 1
     head_dim: int = 8
+    dtype: str = "float32"  # the dtype the weights are saved in ("bfloat16" as released)
+    tied: bool = False  # root tie_word_embeddings
 
     @property
     def mergers(self) -> int:
@@ -46,10 +48,10 @@ def config_json(spec: TinySpec) -> dict:
         "model_type": "moss_audio",
         "adapter_hidden_size": spec.adapter_hidden,
         "deepstack_num_inject_layers": spec.inject,
-        "dtype": "float32",
+        "dtype": spec.dtype,
         "bos_token_id": 151643,
         "eos_token_id": 151645,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": spec.tied,
         "vocab_size": VOCAB_SIZE,
         "audio_config": {
             "d_model": spec.d_model, "output_dim": spec.d_model, "num_mel_bins": 128,
@@ -121,7 +123,8 @@ def random_weights(spec: TinySpec, seed: int = 0) -> dict[str, torch.Tensor]:
             weights[name] = 1.0 + 0.1 * torch.randn(shape, generator=generator)
         else:
             weights[name] = 0.2 * torch.randn(shape, generator=generator)
-    return weights
+    dtype = getattr(torch, spec.dtype)
+    return {name: tensor.to(dtype) for name, tensor in weights.items()}
 
 
 def write_tokenizer(folder: Path) -> None:

@@ -67,6 +67,7 @@ class MossAudioConfig:
     adapter_hidden_size: int = 8192  # gated-MLP width of the adapter and DeepStack mergers
     deepstack_num_inject_layers: int | None = None  # None: one merger per encoder tap
     dtype: str = "bfloat16"  # dtype the weights were saved in
+    tie_word_embeddings: bool = False  # root key: lm_head shares embed_tokens (a stored lm_head is ignored)
     extra: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -90,6 +91,7 @@ class MossAudioConfig:
             adapter_hidden_size=int(raw.get("adapter_hidden_size", 8192)),
             deepstack_num_inject_layers=raw.get("deepstack_num_inject_layers"),
             dtype=str(raw.get("dtype") or raw.get("torch_dtype") or "bfloat16"),
+            tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
             extra=raw,
         )
 

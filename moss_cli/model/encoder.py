@@ -55,7 +55,9 @@ class MossAudioEncoder(nn.Module):
         whisper = config.whisper_config()
         self.layers = nn.ModuleList(WhisperEncoderLayer(whisper) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self._tap_indexes = frozenset(config.deepstack_encoder_layer_indexes)
+        # Taps go to the mergers in the order the config lists them (merger k gets the k-th listed
+        # layer), as the official encoder hands them over; released configs happen to be sorted.
+        self._tap_order = tuple(config.deepstack_encoder_layer_indexes)
         self._whisper = whisper  # shared by every layer: switching its attention switches them all
 
     def use_attention(self, implementation: str) -> None:
@@ -94,6 +96,15 @@ class MossAudioEncoder(nn.Module):
         taps = [torch.cat([t[k] for _, t in parts]) for k in range(len(parts[0][1]))]
         return EncodedAudio(hidden, taps)
 
+    def stem(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> convs -> (B, C, n_mels / 8, T / 8) -> (B, T / 8, C * n_mels / 8) -> (B, T / 8, d)."""
+        x = mel.unsqueeze(1)
+        for conv in (self.conv1, self.conv2, self.conv3):
+            x = nn.functional.gelu(conv(x))
+        # contiguous() as the reference does: the GEMM on a transposed view rounds differently
+        # (1 bf16 ulp at the stem, growing through the layers).
+        return self.stem_proj(x.permute(0, 3, 1, 2).contiguous().flatten(2))
+
     def encode_windows(self, windows: list[torch.Tensor], pad_to: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Encode up to conv_chunksize windows, zero-padded to `pad_to` frames, as one batch.
 
@@ -107,11 +118,8 @@ class MossAudioEncoder(nn.Module):
         for i, window in enumerate(windows):
             x[i, :, : window.shape[-1]] = window
         x = x.to(self.stem_proj.weight.dtype)
-        # 2. Conv stem: (B, 1, n_mels, T) -> (B, C, n_mels / 8, T / 8) -> (B, T / 8, d)
-        x = x.unsqueeze(1)
-        for conv in (self.conv1, self.conv2, self.conv3):
-            x = nn.functional.gelu(conv(x))
-        x = self.stem_proj(x.permute(0, 3, 1, 2).flatten(2))
+        # 2. Conv stem: (B, n_mels, T) -> (B, T / 8, d)
+        x = self.stem(x)
         out_lengths = conv_output_length(lengths)
         x = x[:, : int(out_lengths.max())]
         # 3. Positions restart at 0 in every window.
@@ -120,10 +128,10 @@ class MossAudioEncoder(nn.Module):
         padding = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
         mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
         mask = mask.masked_fill(padding, torch.finfo(x.dtype).min)[:, None, None, :]
-        taps = []
+        states: dict[int, torch.Tensor] = {}
         for index, layer in enumerate(self.layers):
             x = layer(x, mask)
             x = x[0] if isinstance(x, tuple) else x  # transformers before 5.2 returned (states, attn)
-            if index in self._tap_indexes:
-                taps.append(x)
-        return self.layer_norm(x), taps
+            if index in self._tap_order:
+                states[index] = x
+        return self.layer_norm(x), [states[index] for index in self._tap_order if index in states]

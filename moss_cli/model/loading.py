@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -69,10 +70,21 @@ def _check_files(folder: Path, model: str) -> Path:
     return folder
 
 
+@contextmanager
+def open_weights(file: Path, device: str = "cpu"):
+    """safe_open, with a damaged or truncated file reported as a CheckpointError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(file, framework="pt", device=device) as handle:
+            yield handle
+    except (SafetensorError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{file}: damaged or truncated weights file ({reason})") from None
+
+
 def weight_locations(folder: Path) -> dict[str, Path]:
     """Tensor name -> the safetensors file holding it (sharded or single-file layout)."""
-    from safetensors import safe_open
-
     index = folder / WEIGHTS_INDEX
     if index.is_file():
         try:
@@ -80,15 +92,19 @@ def weight_locations(folder: Path) -> dict[str, Path]:
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{index}: unreadable weight index ({exc})") from None
         return {name: folder / shard for name, shard in weight_map.items()}
-    with safe_open(folder / SINGLE_WEIGHTS, framework="pt") as handle:
+    with open_weights(folder / SINGLE_WEIGHTS) as handle:
         return {name: folder / SINGLE_WEIGHTS for name in handle.keys()}
+
+
+TIED_HEAD = "lm_head.weight"
 
 
 def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
     """Every parameter present with its shape, nothing extra; the message names the first mismatch."""
-    from safetensors import safe_open
-
     expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        expected.pop(TIED_HEAD)  # shared with the embeddings: may be absent, and is ignored if stored
+        locations = {name: file for name, file in locations.items() if name != TIED_HEAD}
     missing = sorted(set(expected) - set(locations))
     if missing:
         raise CheckpointError(f"checkpoint lacks tensor {missing[0]} ({len(missing)} missing in all)")
@@ -98,7 +114,7 @@ def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
     for file, names in _group_by_file(locations).items():
         if not file.is_file():
             raise CheckpointError(f"weight file {file.name} named in the index is missing")
-        with safe_open(file, framework="pt") as handle:
+        with open_weights(file) as handle:
             present = set(handle.keys())
             for name in names:
                 if name not in present:
@@ -110,7 +126,6 @@ def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
 
 def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAudioModel:
     """Build the model without initialising it, check the weights, then load them onto `device`."""
-    from safetensors import safe_open
     from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
 
     config = MossAudioConfig.from_file(folder / CONFIG_FILE)
@@ -118,12 +133,19 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAu
         model = MossAudioModel(config)
     locations = weight_locations(folder)
     check_weights(model, locations)
+    tied = config.tie_word_embeddings
+    if tied:  # as the official loader ties them: the file's lm_head, if any, is not used
+        locations = {name: file for name, file in locations.items() if name != TIED_HEAD}
     state: dict[str, torch.Tensor] = {}
     for file, names in _group_by_file(locations).items():
-        with safe_open(file, framework="pt", device=str(device)) as handle:
+        with open_weights(file, str(device)) as handle:
             for name in names:
                 state[name] = handle.get_tensor(name).to(dtype)
+    if tied:
+        state[TIED_HEAD] = state["language_model.embed_tokens.weight"]
     model.load_state_dict(state, strict=True, assign=True)
+    if tied:
+        model.lm_head.weight = model.language_model.embed_tokens.weight
     # Rotary frequencies are computed, not stored: rebuild them on the real device.
     model.language_model.rotary_emb = Qwen3RotaryEmbedding(config.language).to(device)
     if device.type == "cuda":  # fused attention pays on GPUs; on CPU eager keeps the reference's numbers
