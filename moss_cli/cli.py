@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -76,6 +77,21 @@ TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="P
 TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
 AssOpt = Annotated[bool, typer.Option("--ass", rich_help_panel="Output", help="Advanced SubStation Alpha subtitles.")]
 AllOpt = Annotated[bool, typer.Option("--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")]
+HtmlOpt = Annotated[bool, typer.Option(
+    "--html", rich_help_panel="Output",
+    help="A self-contained page per recording: waveform, timeline, list and a player (index.html for several).")]
+
+
+class HtmlAudio(str, Enum):
+    auto = "auto"  # a link when the page is a file and browsers play the input, else embedded
+    link = "link"
+    embed = "embed"
+    none = "none"
+
+
+HtmlAudioOpt = Annotated[HtmlAudio, typer.Option(
+    "--html-audio", rich_help_panel="Output",
+    help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it can).")]
 LineWidthOpt = Annotated[int, typer.Option(
     "--max-line-width", "--max-line-chars", min=1, rich_help_panel="Subtitles",
     help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).")]
@@ -144,7 +160,7 @@ def transcribe(
     words: Annotated[bool, typer.Option(
         "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
     srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
-    ass: AssOpt = False, all_: AllOpt = False,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
@@ -166,8 +182,8 @@ def transcribe(
     task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
                      words=words, highlight_words=highlight_words)
-    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_)
-    outputs = OutputSpec(formats, output_dir, layout)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
@@ -178,7 +194,7 @@ def transcribe(
 def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
-    ass: AssOpt = False, all_: AllOpt = False,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
@@ -197,8 +213,8 @@ def events(
 
     task = EVENTS.with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
-    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_)
-    outputs = OutputSpec(formats, output_dir, layout)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
@@ -209,7 +225,8 @@ def events(
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
-    json_: JsonOpt = False, txt: TxtOpt = False, all_: AllOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -226,7 +243,7 @@ def caption(
     task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_), output_dir),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -236,7 +253,8 @@ def caption(
 @app.command("describe-music")
 def describe_music(
     audio: Inputs,
-    json_: JsonOpt = False, txt: TxtOpt = False, all_: AllOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -252,7 +270,7 @@ def describe_music(
 
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_), output_dir),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -264,6 +282,11 @@ def ask(
     audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
     questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
+    html: Annotated[bool, typer.Option(
+        "--html", rich_help_panel="Output",
+        help="A page with the questions and answers beside a player: on stdout instead of the answers, "
+        "or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     show_reasoning: ShowReasoningOpt = False,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -281,7 +304,10 @@ def ask(
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
-    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning))
+    if output_dir is not None and not html:
+        raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
+    page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
+    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -339,17 +365,29 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) ->
               if k not in ("api_key", "timeout", "device", "batch_size", "jobs")}
     if engine_choice.server:
         engine.pop("dtype")
-    return {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
-            "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
+                "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    if "html" in outputs.formats:
+        settings["html_audio"] = outputs.html_audio
+    return settings
 
 
-def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:
-    """One recording, several questions: the audio is read once and (locally) encoded once."""
+def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
+    """One recording, several questions: the audio is read once and (locally) encoded once.
+
+    `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
+    """
+    from .pages import ask_page_target, write_ask_page
     from .pipeline import Pipeline
     from .progress import ProgressBar
     from .runner import read_recording
 
     try:
+        if page is not None:  # before the model loads: a bad command line fails fast
+            if json_lines and page.output_dir is None:
+                raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
+            page.check(1)
+            target = ask_page_target(path, page)
         recording = read_recording(path)  # before the model loads: a bad path fails fast
         for warning in [] if quiet else recording.source.warnings:
             stderr.print(f"moss: warning: {path}: {warning}", markup=False)
@@ -358,16 +396,24 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
                 pipeline.progress = bar
                 results = pipeline.ask_all(recording, questions)
+            if page is not None:
+                from .tasks import ASK
+
+                settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
+                write_ask_page(results, recording.source, path, target, page, settings)
+        page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
-            _print_answer(result, index, json_lines, show_reasoning)
+            _print_answer(result, index, json_lines, show_reasoning, to_stdout=not page_on_stdout)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
 
 
-def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool) -> None:
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, to_stdout: bool = True) -> None:
     if show_reasoning and result.reasoning:
         stderr.print(result.reasoning, markup=False)
+    if not to_stdout:  # stdout carries the --html page
+        return
     if json_lines:
         record = {"audio": result.audio, "question": result.question, "answer": result.text,
                   "finish_reason": result.finish_reason, "model": result.model}

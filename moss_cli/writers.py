@@ -154,8 +154,25 @@ class TsvWriter(Writer):
             file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{clean}\n")
 
 
+class HtmlWriter(Writer):
+    """A self-contained page (report.py): waveform, timeline, list and player. The runner passes the
+    `PageContext` it read from the audio; without one the page has no waveform and no audio."""
+
+    extension = "html"
+
+    def __init__(self, layout: CueLayout = CueLayout(), page=None):
+        super().__init__(layout)
+        self.page = page
+
+    def write(self, result: Result, file: TextIO) -> None:
+        from .report import render_page  # jinja2 loads only when a page is written
+
+        file.write(render_page([result], self.page))
+
+
 WRITERS: dict[str, type[Writer]] = {
-    cls.extension: cls for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter)
+    cls.extension: cls
+    for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter)
 }
 
 

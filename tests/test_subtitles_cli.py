@@ -87,7 +87,7 @@ def test_words_in_every_format(recording, language, tmp_path):
     with FakeServer() as server:
         moss(server, "transcribe", path, "--words", "--all", "-o", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == \
-        sorted(f"talk.{ext}" for ext in ("txt", "srt", "vtt", "ass", "tsv", "json"))
+        sorted(f"talk.{ext}" for ext in ("txt", "srt", "vtt", "ass", "tsv", "json", "html"))
     data = json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))
     words = [w["word"] for s in data["segments"] for w in s["words"]]
     assert words == [w for p in truth for w, _, _ in spoken_words(language, p)]  # JSON keeps every word
@@ -174,4 +174,5 @@ def test_all_needs_an_output_dir_and_covers_caption_formats(wav_file, tmp_path):
     assert runner.invoke(app, ["events", str(wav_file), "--all"]).exit_code == 2
     with FakeServer() as server:
         moss(server, "caption", wav_file, "--all", "-o", tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["clip.json", "clip.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == \
+        ["clip.html", "clip.json", "clip.txt"]
