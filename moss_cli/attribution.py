@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from .results import Segment
 from .speakers import Turn
-from .text import is_cjk, join_words
+from .text import join_words, split_text
 
 MIN_TURN_SECONDS = 0.8  # a speaker heard for less inside a segment is a stray piece, not a turn
 SENTENCE_END = (".", "!", "?", "。", "！", "？")
@@ -137,13 +137,15 @@ def _runs(turns: list[Turn], start: float, end: float) -> list[tuple[float, floa
 def _split_text(segment: Segment, runs: list[tuple[float, float, int]]) -> list[tuple[Segment, int, list[int]]]:
     """No word times: cut at the middle of the pause between two speakers' turns; the text is cut
     where that time falls when the segment's time is shared out by characters."""
-    tokens, glue = (segment.text.split(), " ") if not _unspaced(segment.text) else (list(segment.text), "")
+    pieces = split_text(segment.text)  # words, or characters of scripts written without spaces
+    tokens = [text for text, _ in pieces]
     changes = [(a[1] + b[0]) / 2 for a, b in zip(runs, runs[1:])]
     cuts = _text_cuts(tokens, segment.start, segment.end, changes)
     bounds = [segment.start, *changes, segment.end]
     parts, edges = [], [0, *cuts, len(tokens)]
     for k, (_, _, speaker) in enumerate(runs):
-        text = glue.join(tokens[edges[k] : edges[k + 1]])
+        text = "".join((" " if spaced and i > edges[k] else "") + piece
+                       for i, (piece, spaced) in enumerate(pieces[edges[k] : edges[k + 1]], start=edges[k]))
         if text:
             parts.append((replace(segment, start=bounds[k], end=bounds[k + 1], text=text), speaker, []))
         elif parts:  # no text fell to this speaker: the previous part keeps the time
@@ -172,7 +174,4 @@ def _text_cuts(tokens: list[str], start: float, end: float, changes: list[float]
         lowest = cut + 1
     return cuts
 
-
-def _unspaced(text: str) -> bool:
-    return " " not in text.strip() and any(is_cjk(c) for c in text)
 

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -74,7 +75,26 @@ VttOpt = Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="W
 JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")]
 TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")]
 TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
-LineCharsOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most characters per subtitle line.")]
+AssOpt = Annotated[bool, typer.Option("--ass", rich_help_panel="Output", help="Advanced SubStation Alpha subtitles.")]
+AllOpt = Annotated[bool, typer.Option("--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")]
+HtmlOpt = Annotated[bool, typer.Option(
+    "--html", rich_help_panel="Output",
+    help="A self-contained page per recording: waveform, timeline, list and a player (index.html for several).")]
+
+
+class HtmlAudio(str, Enum):
+    auto = "auto"  # a link when the page is a file and browsers play the input, else embedded
+    link = "link"
+    embed = "embed"
+    none = "none"
+
+
+HtmlAudioOpt = Annotated[HtmlAudio, typer.Option(
+    "--html-audio", rich_help_panel="Output",
+    help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it can).")]
+LineWidthOpt = Annotated[int, typer.Option(
+    "--max-line-width", "--max-line-chars", min=1, rich_help_panel="Subtitles",
+    help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).")]
 LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
 CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
 SpeakersOpt = Annotated[str | None, typer.Option(
@@ -87,6 +107,16 @@ DiarizerOpt = Annotated[str, typer.Option(
     "--diarizer", rich_help_panel="Speakers",
     help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
     "gated pipeline in the Hugging Face cache).")]
+MinCueSecondsOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles", help="Shortest cue, in seconds, when there is silence to extend it into.")]
+GapOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles", help="Least time between cues, in seconds (2 frames); a shorter gap is closed up.")]
+CpsOpt = Annotated[float, typer.Option(
+    min=0.0, rich_help_panel="Subtitles",
+    help="Most characters per second to read (20 suits Latin scripts); a faster cue is extended into silence. 0: no limit.")]
+HighlightOpt = Annotated[bool, typer.Option(
+    "--highlight-words", rich_help_panel="Subtitles",
+    help="SRT/VTT: one cue per spoken word, the current word underlined (implies --words).")]
 
 
 @dataclass(frozen=True)
@@ -137,10 +167,14 @@ def main(
 @app.command()
 def transcribe(
     audio: Inputs,
-    words: Annotated[bool, typer.Option("--words", help="Word-level times: one cue per word in SRT/VTT.")] = False,
-    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False,
+    words: Annotated[bool, typer.Option(
+        "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
+    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
-    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
+    highlight_words: HighlightOpt = False,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -152,12 +186,15 @@ def transcribe(
     speakers: SpeakersOpt = None, speaker_names: SpeakerNamesOpt = None, diarizer: DiarizerOpt = "resemblyzer",
     quiet: QuietOpt = False,
 ) -> None:
-    """Transcribe speech with times: text, SRT, VTT or JSON, sentence or word level; --speakers labels who speaks."""
+    """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level, with speakers."""
     from .tasks import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
+    words = words or highlight_words
     task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds, word_cues=words)
-    outputs = OutputSpec(_formats(srt=srt, vtt=vtt, json=json_, txt=txt), output_dir, layout)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
+                     words=words, highlight_words=highlight_words)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
@@ -168,8 +205,10 @@ def transcribe(
 def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
+    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
     output_dir: OutputDirOpt = None,
-    max_line_chars: LineCharsOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
+    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -184,8 +223,9 @@ def events(
     from .tasks import EVENTS
 
     task = EVENTS.with_prompt(prompt)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds)
-    outputs = OutputSpec(_formats(json=json_, srt=srt, vtt=vtt, tsv=tsv, txt=txt), output_dir, layout)
+    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
+    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
@@ -196,7 +236,8 @@ def events(
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
-    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -213,7 +254,7 @@ def caption(
     task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -223,7 +264,8 @@ def caption(
 @app.command("describe-music")
 def describe_music(
     audio: Inputs,
-    json_: JsonOpt = False, txt: TxtOpt = False, output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -239,7 +281,7 @@ def describe_music(
 
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(json=json_, txt=txt), output_dir),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
@@ -251,6 +293,11 @@ def ask(
     audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
     questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
+    html: Annotated[bool, typer.Option(
+        "--html", rich_help_panel="Output",
+        help="A page with the questions and answers beside a player: on stdout instead of the answers, "
+        "or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     show_reasoning: ShowReasoningOpt = False,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -268,19 +315,27 @@ def ask(
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
-    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning))
+    if output_dir is not None and not html:
+        raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
+    page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
+    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def _formats(**flags: bool) -> tuple[str, ...]:
-    chosen = tuple(name for name, on in flags.items() if on)
+def _formats(every: bool, **flags: bool) -> tuple[str, ...]:
+    """The extensions asked for (--all: every one the command has); plain text when none is."""
+    chosen = tuple(name for name, on in flags.items() if on or every)
     return chosen or ("txt",)
 
 
-def _layout(max_line_chars: int, max_lines: int, max_cue_seconds: float, word_cues: bool = False):
+def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds: float, min_gap: float,
+            max_cps: float, **word_options: bool):
     from .subtitles import CueLayout
 
-    return CueLayout(max_line_chars, max_lines, max_cue_seconds, word_cues)
+    try:
+        return CueLayout(max_line_width, max_lines, max_seconds, min_seconds, min_gap, max_cps, **word_options)
+    except ValueError as exc:
+        raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
 def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None)) -> None:
@@ -327,6 +382,8 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, sp
         engine.pop("dtype")
     settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    if "html" in outputs.formats:
+        settings["html_audio"] = outputs.html_audio
     if speakers is not None:  # only when asked: outputs made before speakers existed stay up to date
         settings["speakers"] = asdict(speakers)
     return settings
@@ -355,13 +412,22 @@ def _speaker_options(count: str | None, names: str | None, diarizer: str | None)
         raise UsageError(str(exc)) from None
 
 
-def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning) -> int:
-    """One recording, several questions: the audio is read once and (locally) encoded once."""
+def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
+    """One recording, several questions: the audio is read once and (locally) encoded once.
+
+    `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
+    """
+    from .pages import ask_page_target, write_ask_page
     from .pipeline import Pipeline
     from .progress import ProgressBar
     from .runner import read_recording
 
     try:
+        if page is not None:  # before the model loads: a bad command line fails fast
+            if json_lines and page.output_dir is None:
+                raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
+            page.check(1)
+            target = ask_page_target(path, page)
         recording = read_recording(path)  # before the model loads: a bad path fails fast
         for warning in [] if quiet else recording.source.warnings:
             stderr.print(f"moss: warning: {path}: {warning}", markup=False)
@@ -370,16 +436,24 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
                 pipeline.progress = bar
                 results = pipeline.ask_all(recording, questions)
+            if page is not None:
+                from .tasks import ASK
+
+                settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
+                write_ask_page(results, recording.source, path, target, page, settings)
+        page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
-            _print_answer(result, index, json_lines, show_reasoning)
+            _print_answer(result, index, json_lines, show_reasoning, to_stdout=not page_on_stdout)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
 
 
-def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool) -> None:
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, to_stdout: bool = True) -> None:
     if show_reasoning and result.reasoning:
         stderr.print(result.reasoning, markup=False)
+    if not to_stdout:  # stdout carries the --html page
+        return
     if json_lines:
         record = {"audio": result.audio, "question": result.question, "answer": result.text,
                   "finish_reason": result.finish_reason, "model": result.model}

@@ -29,22 +29,31 @@ class Job:
 
 
 def generate(model: MossAudioModel, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
-    """Complete every job's prompt together; one row per job."""
-    device = model.device
-    width = max(len(job.prompt.input_ids) for job in jobs)
-    ids = torch.full((len(jobs), width), PAD_ID, dtype=torch.long, device=device)
-    mask = torch.zeros((len(jobs), width), dtype=torch.long, device=device)
-    for row, job in enumerate(jobs):
-        n = len(job.prompt.input_ids)
-        ids[row, width - n :] = torch.tensor(job.prompt.input_ids, device=device)
+    """Complete every job's prompt together; one row per job.
+
+    Prompts of one length are prefilled as one batch with nothing to mask. Prompts of different
+    lengths are prefilled one by one (padding them into one batch costs masked work on padding
+    and runs slower on CPU) and their caches joined, left-padded, for decoding together.
+    """
+    lengths = [len(job.prompt.input_ids) for job in jobs]
+    if len(set(lengths)) == 1:
+        ids = torch.tensor([job.prompt.input_ids for job in jobs], dtype=torch.long, device=model.device)
+        states = [job.audio for job in jobs if job.audio is not None]
+        audio = EncodedAudio.cat(states) if states else None
+        cache = model.new_cache()
+        logits = model.prefill(ids, ids == AUDIO_TOKEN_ID, audio, cache)
+        return _decode(model, cache, logits, None, jobs, stop_ids)
+    caches, logits = [], []
+    for job in jobs:
+        ids, audio_mask = job.prompt.tensors(model.device)
+        caches.append(model.new_cache())
+        logits.append(model.prefill(ids, audio_mask, job.audio, caches[-1]))
+    width = max(lengths)
+    mask = torch.zeros((len(jobs), width), dtype=torch.long, device=model.device)
+    for row, n in enumerate(lengths):
         mask[row, width - n :] = 1
-    states = [job.audio for job in jobs if job.audio is not None]
-    audio = EncodedAudio.cat(states) if states else None
-    cache = model.new_cache()
-    # A single prompt needs no mask: that is the path the conformance cases pin down.
-    batched = len(jobs) > 1
-    logits = model.prefill(ids, ids == AUDIO_TOKEN_ID, audio, cache, attention_mask=mask if batched else None)
-    return _decode(model, cache, logits, mask if batched else None, jobs, stop_ids)
+    cache = model.joined_cache(caches, width)
+    return _decode(model, cache, torch.cat(logits), mask, jobs, stop_ids)
 
 
 def generate_after_prefix(model: MossAudioModel, prefix: Prompt, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:

@@ -25,10 +25,11 @@ from .manifest import content_hash, describe, made_from, manifest_path, up_to_da
 from .progress import ProgressBar
 from .results import Result
 from .subtitles import CueLayout
-from .writers import get_writer
+from .writers import HtmlWriter, get_writer
 
 if TYPE_CHECKING:  # the pipeline brings torch: loaded when a file is processed, not for --help
     from .pipeline import Recording
+    from .report import PageContext
     from .sources import AudioSource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -44,10 +45,13 @@ class OutputSpec:
     formats: tuple[str, ...]  # file extensions, in the order asked
     output_dir: Path | None = None
     layout: CueLayout = CueLayout()
+    html_audio: str = "auto"  # --html pages: auto, link, embed or none
 
     def check(self, n_inputs: int) -> None:
         if n_inputs == 0:
             raise UsageError("no audio files among the inputs")
+        if "html" in self.formats and self.html_audio == "link" and self.output_dir is None:
+            raise UsageError("--html-audio link needs -o/--output-dir DIR: a page on stdout has no place to link from")
         if self.output_dir is not None:
             return
         if len(self.formats) > 1:
@@ -106,6 +110,10 @@ def run_batch(items: list[InputFile], work: Work, outputs: OutputSpec, policy: B
         with tempfile.TemporaryDirectory(prefix="moss-") as workdir:
             for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
                 _process(item, digest, opening, work, outputs, policy, summary, label, several=len(items) > 1)
+        if "html" in outputs.formats:
+            from .pages import write_index
+
+            write_index(items, outputs, policy)
     except KeyboardInterrupt:
         summary.interrupted = True
         stderr.print("moss: interrupted; finished outputs are complete, re-run with --skip-existing for the rest")
@@ -170,6 +178,7 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
             with ProgressBar(f"{label} {item.path.name}", recording.duration, enabled=not policy.quiet) as bar:
                 result = work(recording, bar)
             result.warnings[:0] = source.warnings  # damage found while decoding comes first
+            page = _page_context(source, item, outputs, policy)
     except (AudioError, ServerError) as exc:
         summary.fail(item, exc)
         return
@@ -177,7 +186,7 @@ def _process(item, digest, opening: Future, work, outputs, policy, summary, labe
         for warning in result.warnings:
             stderr.print(f"moss: warning: {item.path}: {warning}", markup=False)
     # "first" is the first result written, whichever inputs failed or were skipped before it.
-    _write(result, item, digest, outputs, policy, first=summary.done == 0, several=several)
+    _write(result, item, digest, outputs, policy, page, first=summary.done == 0, several=several)
     summary.done += 1
     summary.audio_seconds += recording.duration
 
@@ -203,26 +212,42 @@ def read_recording(path: Path) -> Recording:
         raise
 
 
-def _write(result: Result, item: InputFile, digest, outputs: OutputSpec, policy: BatchPolicy, *, first, several) -> None:
+def _write(result: Result, item: InputFile, digest, outputs: OutputSpec, policy: BatchPolicy, page, *,
+           first, several) -> None:
     if outputs.output_dir is None:
-        _to_stdout(result, outputs, first=first, several=several)
+        _to_stdout(result, outputs, page, first=first, several=several)
         return
     for extension, target in outputs.targets(item):
         target.parent.mkdir(parents=True, exist_ok=True)
         record = describe(item.path, digest, policy.settings)
         # The manifest goes first: an output is only ever trusted with a manifest beside it.
         atomic_write(manifest_path(target), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-        atomic_write(target, lambda file: get_writer(extension, outputs.layout).write(result, file))
+        atomic_write(target, lambda file: _writer(extension, outputs, page).write(result, file))
 
 
-def _to_stdout(result: Result, outputs: OutputSpec, *, first: bool, several: bool) -> None:
+def _writer(extension: str, outputs: OutputSpec, page: PageContext | None):
+    return HtmlWriter(outputs.layout, page) if extension == "html" else get_writer(extension, outputs.layout)
+
+
+def _to_stdout(result: Result, outputs: OutputSpec, page: PageContext | None, *, first: bool, several: bool) -> None:
     extension = outputs.formats[0]
     if several and extension == "json":
         extension = "jsonl"  # several results on one stream: JSON Lines
     elif several:  # plain text: a header per file, as head(1) does
         sys.stdout.write(("" if first else "\n") + f"==> {result.audio} <==\n")
-    get_writer(extension, outputs.layout).write(result, sys.stdout)
+    _writer(extension, outputs, page).write(result, sys.stdout)
     sys.stdout.flush()
+
+
+# ---- --html: what a page needs from the audio (the index and `ask`'s page: pages.py) ---------------
+def _page_context(source: AudioSource, item: InputFile, outputs: OutputSpec, policy: BatchPolicy) -> PageContext | None:
+    """Waveform peaks and the page's audio, read while the recording is still open (None without --html)."""
+    if "html" not in outputs.formats:
+        return None
+    from .report import page_context
+
+    target = dict(outputs.targets(item)).get("html")  # None: the page goes to stdout
+    return page_context(source, item.path, target, outputs.html_audio, policy.settings)
 
 
 def atomic_write(target: Path, fill: Callable) -> None:

@@ -1,43 +1,130 @@
-"""Small text helpers shared by the pipeline and the subtitle layout."""
+"""Text rules shared by the pipeline and the subtitle layout: scripts, spaces, screen widths, breaks.
+
+Han, kana and bopomofo are written without spaces between words, so text in them is joined without
+spaces and may break between any two characters. Hangul is written with spaces: Korean keeps them
+and breaks between words, like Latin text. Widths are display columns (East Asian wide and
+full-width characters count 2), so a 42-column line holds 21 Chinese characters.
+"""
 
 from __future__ import annotations
 
-_NO_SPACE_BEFORE = set(",.!?;:%)]}、，。！？；：")
+import unicodedata
+from bisect import bisect_right
+
+from wcwidth import wcswidth, wcwidth
+
+# Code point ranges (first, last) of the scripts written without spaces, with their punctuation.
+_UNSPACED_RANGES = (
+    (0x2E80, 0x2FFF),  # CJK radicals, Kangxi radicals, ideographic description
+    (0x3000, 0x303F),  # CJK symbols and punctuation: 、。「」〜
+    (0x3040, 0x30FF),  # hiragana, katakana
+    (0x3100, 0x312F),  # bopomofo (3130-318F is Hangul compatibility jamo: spaced)
+    (0x3190, 0x31FF),  # kanbun, bopomofo extended, CJK strokes, katakana phonetic extensions
+    (0x3200, 0x33FF),  # enclosed CJK letters, CJK compatibility
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFE10, 0xFE1F),  # vertical forms
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFF9F),  # full-width punctuation and letters, half-width katakana (FFA0-FFDC: Hangul)
+    (0xFFE0, 0xFFEF),  # full-width signs
+    (0x20000, 0x3FFFF),  # CJK extensions B and later
+)
+_RANGE_STARTS = [first for first, _ in _UNSPACED_RANGES]
+
+# A line never starts with these (closing punctuation, Japanese small kana and marks; kinsoku) ...
+NO_BREAK_BEFORE = frozenset(
+    ",.:;!?%)]}’”»…‥"
+    "，。、．：；！？）」』】〕〉》｝］〙〗〟・ー々ゝゞヽヾ〜～"
+    "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"
+)
+# ... nor ends with these (opening brackets and quotes).
+NO_BREAK_AFTER = frozenset("([{“‘„«¿¡（「『【〔〈《｛［〘〖〝")
+# Joining words: no space before closing punctuation, none after an opening bracket.
+_NO_SPACE_BEFORE = frozenset(",.!?;:%)]}…’”") | {c for c in NO_BREAK_BEFORE if ord(c) > 0x2FFF}
+_NO_SPACE_AFTER = frozenset("([{“‘„¿¡")
 
 
-def is_cjk(char: str) -> bool:
-    """Kana, CJK ideographs, Hangul: scripts written without spaces between words."""
-    return bool(char) and ("\u3040" <= char <= "\u30ff" or "\u3400" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af")
+def is_unspaced(char: str) -> bool:
+    """Han, kana, bopomofo and their punctuation: scripts written without spaces between words."""
+    if not char:
+        return False
+    code = ord(char[0])
+    index = bisect_right(_RANGE_STARTS, code) - 1
+    return index >= 0 and code <= _UNSPACED_RANGES[index][1]
+
+
+def needs_space(before: str, after: str) -> bool:
+    """Whether two words are written with a space between them."""
+    if not before or not after or after[0] in _NO_SPACE_BEFORE or before[-1] in _NO_SPACE_AFTER:
+        return False
+    if is_unspaced(before[-1]) and (is_unspaced(after[0]) or _is_punctuation(before[-1])):
+        return False
+    return not (is_unspaced(after[0]) and _is_punctuation(after[0]))
 
 
 def join_words(words: list[str]) -> str:
-    """Spaces between words, but not between CJK characters or before closing punctuation."""
+    """Words into text: spaces between them, except where `needs_space` says the script has none."""
     text = ""
     for word in words:
-        if text and not (is_cjk(text[-1]) and is_cjk(word[:1])) and word[:1] not in _NO_SPACE_BEFORE:
+        if needs_space(text, word):
             text += " "
         text += word
     return text
 
 
-def split_tokens(text: str, max_chars: int) -> list[str]:
-    """Words of `text`; a run longer than a line (CJK has no spaces) is cut into line-sized pieces."""
-    tokens = []
+def split_text(text: str) -> list[tuple[str, bool]]:
+    """Text -> pieces (words; single characters of unspaced scripts), each with "a space before it".
+
+    Spaces the script does not use (between two Han characters, say) are dropped; other text is kept.
+    """
+    pieces: list[tuple[str, bool]] = []
     for word in text.split():
-        while len(word) > max_chars:
-            tokens.append(word[:max_chars])
-            word = word[max_chars:]
-        if word:
-            tokens.append(word)
-    return tokens
+        for index, run in enumerate(_runs(word)):
+            spaced = index == 0 and bool(pieces) and needs_space(pieces[-1][0], run)
+            pieces.append((run, spaced))
+    return pieces
 
 
-def wrap_lines(tokens: list[str], max_chars: int) -> list[str]:
-    """Greedy line filling; no line longer than max_chars unless one token is."""
-    lines: list[list[str]] = []
-    for token in tokens:
-        if lines and len(join_words(lines[-1] + [token])) <= max_chars:
-            lines[-1].append(token)
+def _runs(word: str) -> list[str]:
+    """A space-free word into characters of unspaced scripts and runs of everything else."""
+    runs: list[str] = []
+    for char in word:
+        attached = runs and (_is_mark(char) or not (is_unspaced(char) or is_unspaced(runs[-1][-1])))
+        if attached:
+            runs[-1] += char
         else:
-            lines.append([token])
-    return [join_words(line) for line in lines]
+            runs.append(char)
+    return runs
+
+
+def may_break_between(before: str, after: str, spaced: bool) -> bool:
+    """Whether a line may end after `before` and the next start with `after`."""
+    if after[:1] in NO_BREAK_BEFORE or before[-1:] in NO_BREAK_AFTER or _is_mark(after[:1]):
+        return False
+    return spaced or is_unspaced(before[-1:]) or is_unspaced(after[:1])
+
+
+def display_width(text: str) -> int:
+    """Columns the text takes on screen: East Asian wide and full-width characters count 2."""
+    width = wcswidth(text)
+    return width if width >= 0 else sum(max(wcwidth(char), 0) for char in text)
+
+
+def split_to_width(text: str, width: int) -> list[str]:
+    """A word too wide for a line, cut into pieces that fit (never before a combining mark)."""
+    parts = [""]
+    for char in text:
+        if parts[-1] and not _is_mark(char) and display_width(parts[-1] + char) > width:
+            parts.append("")
+        parts[-1] += char
+    return parts
+
+
+def _is_punctuation(char: str) -> bool:
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_mark(char: str) -> bool:
+    """Combining marks and joiners: they belong to the character before them."""
+    return bool(char) and (unicodedata.category(char)[0] == "M" or char in "\u200d\ufe0e\ufe0f")

@@ -76,3 +76,9 @@ def test_speech_spans_are_the_segments_inside_the_detected_speech():
     segments = [Segment(0.0, 3.0, "a"), Segment(2.8, 6.0, "b"), Segment(8.0, 9.0, "c")]
     regions = [(0.5, 2.0), (2.5, 5.0)]  # nothing detected under the third segment
     assert speech_spans(segments, regions) == [(0.5, 2.0), (2.5, 3.0), (3.0, 5.0), (8.0, 9.0)]
+
+
+def test_text_without_spaces_is_cut_between_characters():
+    turns = [Turn(0.0, 1.9, 0), Turn(2.1, 4.0, 1)]
+    first, second = label_speakers([Segment(0.0, 4.0, "今天下雨。我们在家。")], turns)
+    assert (first.text, second.text) == ("今天下雨。", "我们在家。")

@@ -66,3 +66,26 @@ def reference_or_tiny(shared_fixtures):
     engine = MossAudio.load(str(shared_fixtures / "moss-tiny-ref"), device="cpu")
     cases = [c for c in golden if c["audio"] == golden[0]["audio"]]
     return engine, shared_fixtures / "audio" / cases[0]["audio"], cases
+
+
+def test_equal_length_prompts_batch_without_a_mask(tiny_engine, monkeypatch):
+    """Same-length prompts share one unmasked prefill; different lengths are prefilled alone."""
+    from moss_cli.model.modeling import MossAudioModel
+
+    seen = []
+    original = MossAudioModel.prefill
+    monkeypatch.setattr(MossAudioModel, "prefill", lambda self, ids, *a: seen.append(ids.shape) or original(self, ids, *a))
+    audio = [synthetic_speechlike(3.0, seed=s) for s in range(3)]
+    requests = [Request(a, "Describe the audio.", DecodingOptions(max_new_tokens=6)) for a in audio]
+    single = [tiny_engine.ask(r.audio, r.question, r.options) for r in requests]
+    seen.clear()
+    tiny_engine.batch_size = 3
+    try:
+        batched = tiny_engine.ask_many(requests)
+        assert len(seen) == 1 and seen[0][0] == 3  # one prefill of three rows
+        seen.clear()
+        tiny_engine.ask_many([requests[0], Request(audio[1], "Hi", DecodingOptions(max_new_tokens=6))])
+        assert [shape[0] for shape in seen] == [1, 1]  # lengths differ: one row at a time
+    finally:
+        tiny_engine.batch_size = 1
+    assert [a.token_ids for a in batched] == [a.token_ids for a in single]

@@ -65,11 +65,11 @@ def test_transcribe_words_on_ten_minutes(ten_minutes):
     path, truth = ten_minutes
     with FakeServer() as server:
         result = moss(server, "transcribe", path, "--words", "--srt")
-    cues = list(srt.parse(result.stdout))
-    assert [c.content for c in cues] == [f"w{p.index}{k}" for p in truth for k in "abc"]
-    for phrase, first, last in zip(truth, cues[0::3], cues[2::3]):
-        assert abs(first.start.total_seconds() - phrase.start) <= TOLERANCE
-        assert abs(last.end.total_seconds() - phrase.end) <= TOLERANCE
+    cues = list(srt.parse(result.stdout))  # a phrase's three words make one line cue
+    assert [c.content for c in cues] == [f"w{p.index}a w{p.index}b w{p.index}c" for p in truth]
+    for phrase, cue in zip(truth, cues):
+        assert abs(cue.start.total_seconds() - phrase.start) <= TOLERANCE
+        assert abs(cue.end.total_seconds() - phrase.end) <= TOLERANCE
 
 
 def test_events_on_ten_minutes(ten_minutes):

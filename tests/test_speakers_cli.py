@@ -112,3 +112,21 @@ def test_local_engine_labels_what_it_transcribes(tiny_checkpoint, dialogue):
     assert result.exit_code == 0, result.stderr
     segments = json.loads(result.stdout)["segments"]
     assert segments and all(s["speaker"] in ("S1", "S2") for s in segments)
+
+
+def test_every_format_carries_the_labels(dialogue, tmp_path):
+    import webvtt
+
+    path, conv = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2", "--vtt", "--srt", "--txt", "--tsv", "--ass", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    segments = [line.split("\t") for line in (tmp_path / "dialogue.tsv").read_text().splitlines()[1:]]
+    voices = {text: speaker for _, _, speaker, text in segments}
+    captions = webvtt.read(str(tmp_path / "dialogue.vtt")).captions
+    assert captions and all(voices[c.text] == c.voice for c in captions)  # every cue is its sentence's voice
+    changes = sum(a != b for a, b in zip([s[2] for s in segments], [s[2] for s in segments][1:])) + 1
+    txt = (tmp_path / "dialogue.txt").read_text().splitlines()
+    assert sum(line.startswith(("[S1] ", "[S2] ")) for line in txt) == changes
+    assert (tmp_path / "dialogue.srt").read_text().count("[S") == changes
+    assert "[S1] " in (tmp_path / "dialogue.ass").read_text()

@@ -57,6 +57,19 @@ class MossAudioModel(nn.Module):
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.config.language)
 
+    def joined_cache(self, caches: list[DynamicCache], width: int) -> DynamicCache:
+        """One-row caches as one batch, each row left-padded to `width` positions (masked later)."""
+        joined = self.new_cache()
+        for index in range(len(caches[0].layers)):
+            keys, values = [], []
+            for cache in caches:
+                layer = cache.layers[index]
+                pad = width - layer.keys.shape[-2]
+                keys.append(nn.functional.pad(layer.keys, (0, 0, pad, 0)))
+                values.append(nn.functional.pad(layer.values, (0, 0, pad, 0)))
+            joined.update(torch.cat(keys), torch.cat(values), index)
+        return joined
+
     @torch.inference_mode()
     def encode_audio(self, mel: torch.Tensor) -> EncodedAudio:
         """mel (n_mels, T) -> encoder states, N = ceil(T / 8) tokens."""
@@ -70,13 +83,9 @@ class MossAudioModel(nn.Module):
     @torch.inference_mode()
     def prefill(
         self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache,
-        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run prompts (B, S) through the LLM, filling `cache`; returns last-position logits (B, V).
-
-        Batched prompts are left-padded, with `attention_mask` (B, S) marking real tokens; `audio`
-        holds the states of every row's audio in row order.
-        """
+        """Run prompts (B, S) of one length through the LLM, filling `cache`; returns last-position
+        logits (B, V). `audio` holds the states of every row's audio in row order."""
         embeds = self.language_model.embed_tokens(input_ids)  # (B, S, H)
         deepstack: list[torch.Tensor] = []
         if audio is not None:
@@ -88,10 +97,8 @@ class MossAudioModel(nn.Module):
             embeds[audio_mask] = self.audio_adapter(audio.last_hidden).to(embeds.dtype)
             # 2. Merged taps k are added after LLM layer k, at audio positions, during prefill only.
             deepstack = [merge(tap) for merge, tap in zip(self.deepstack_audio_merger_list, audio.taps)]
-        padding = {} if attention_mask is None else {
-            "attention_mask": attention_mask, "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0)}
         with self._inject_deepstack(audio_mask, deepstack):
-            hidden = self._run_llm(inputs_embeds=embeds, cache=cache, **padding)
+            hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
         return self.logits(hidden[:, -1])
 
     @torch.inference_mode()
