@@ -2,7 +2,7 @@
 
 The result is a timeline of `Turn`s; `attribution.py` puts it on the transcript. The default
 diarizer is Resemblyzer's GE2E voice encoder, whose weights ship inside its wheel (it works
-offline and costs a few percent of real time on a CPU); `pyannote` runs pyannote.audio's
+offline and costs about 1% of real time on a CPU); `pyannote` runs pyannote.audio's
 pipeline where it is installed and cached.
 """
 
@@ -36,8 +36,10 @@ MIN_SPLIT_F = 3.5
 MIN_SPLIT_DISTANCE = 0.072
 MAX_SPEAKERS = 8
 MIN_SPEAKER_SECONDS = 3.0  # with `auto`, a "speaker" heard for less is an outlier, given to the nearest
+MINOR_SHARE = 0.15  # ... and so is one heard for less than this share of the speech ...
+MINOR_DISTANCE = 0.12  # ... whose mean voice is this close to another's (espeak voices: 0.09 to 0.2)
 BATCH_WINDOWS = 64  # windows through the encoder at once
-MAX_CLUSTERED_PIECES = 4000  # pairwise distances stay under ~130 MB; longer recordings get longer pieces
+MAX_CLUSTERED_PIECES = 4000  # the tree's pairwise distances stay under 64 MB; longer recordings get longer pieces
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def cluster(vectors: np.ndarray, durations: np.ndarray, count: int | None) -> np
         number = min(count, judged.size) if count else count_speakers(vectors[judged], tree)
         labels[judged] = _nearest_mean(vectors[judged], fcluster(tree, number, "maxclust") - 1)
         if count is None:
-            labels[judged] = _absorb_rare(vectors[judged], durations[judged], labels[judged])
+            labels[judged] = _absorb_minor(vectors[judged], durations[judged], labels[judged])
     centroids = _centroids(vectors[judged], labels[judged])
     rest = np.setdiff1d(np.arange(len(vectors)), judged)
     labels[rest] = np.argmax(vectors[rest] @ centroids.T, axis=1) if rest.size else labels[rest]
@@ -260,18 +262,27 @@ def count_speakers(vectors: np.ndarray, tree: np.ndarray) -> int:
     return number
 
 
-def _absorb_rare(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Clusters heard for under MIN_SPEAKER_SECONDS (a cough, a laugh, a mixed piece) join the
-    nearest cluster that is heard long enough; numbers are then made consecutive."""
-    heard = np.bincount(labels, weights=durations)
-    kept = np.flatnonzero(heard >= MIN_SPEAKER_SECONDS)
-    if kept.size == 0:
-        return np.zeros_like(labels)
-    centroids = _centroids(vectors, labels)
-    rare = ~np.isin(labels, kept)
-    labels = labels.copy()
-    labels[rare] = kept[np.argmax(vectors[rare] @ centroids[kept].T, axis=1)]
-    return np.unique(labels, return_inverse=True)[1]
+def _absorb_minor(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """With `auto`, a cluster that is not a speaker of its own is dissolved, smallest first: one
+    heard for under MIN_SPEAKER_SECONDS (a cough, a laugh, a mixed piece), or a small one close to
+    another (a few sentences that sound alike by their words more than by their voice). Its pieces
+    join their nearest remaining speakers; numbers are then made consecutive."""
+    while labels.max() > 0:
+        heard = np.bincount(labels, weights=durations)
+        centroids = _centroids(vectors, labels)
+        small = int(np.argmin(heard))
+        closeness = centroids @ centroids[small]
+        closeness[small] = -np.inf
+        minor = heard[small] < MIN_SPEAKER_SECONDS or (
+            heard[small] < MINOR_SHARE * heard.sum() and 1 - closeness.max() < MINOR_DISTANCE)
+        if not minor:
+            break
+        rest = np.flatnonzero(np.arange(len(heard)) != small)
+        members = labels == small
+        labels = labels.copy()
+        labels[members] = rest[np.argmax(vectors[members] @ centroids[rest].T, axis=1)]
+        labels = np.unique(labels, return_inverse=True)[1]
+    return labels
 
 
 def _nearest_mean(vectors: np.ndarray, labels: np.ndarray, rounds: int = 5) -> np.ndarray:

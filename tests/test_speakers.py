@@ -191,3 +191,71 @@ def test_features_are_resemblyzers_own():
     ours, theirs = speakers.mel_frames(samples), wav_to_mel_spectrogram(samples)
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+
+
+class FakeSegment:
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+
+
+class FakeAnnotation:
+    def itertracks(self, yield_label=False):
+        yield FakeSegment(3.0, 4.0), "A", "SPEAKER_01"
+        yield FakeSegment(0.0, 2.0), "B", "SPEAKER_00"
+        yield FakeSegment(2.5, 2.9), "C", "SPEAKER_01"
+
+
+def fake_pyannote(monkeypatch, cached: bool):
+    """pyannote.audio's Pipeline API, standing in for the library (not installed here)."""
+    import sys
+    import types
+
+    calls = []
+
+    class Pipeline:
+        @classmethod
+        def from_pretrained(cls, repo):
+            calls.append(("load", repo))
+            return cls()
+
+        def __call__(self, audio, **kwargs):
+            calls.append(("run", audio["waveform"].shape, audio["sample_rate"], kwargs))
+            return types.SimpleNamespace(speaker_diarization=FakeAnnotation())  # pyannote 4's output
+
+    monkeypatch.setitem(sys.modules, "pyannote.audio", types.SimpleNamespace(Pipeline=Pipeline))
+    monkeypatch.setattr(speakers, "_in_hub_cache", lambda repo: cached and repo.endswith("3.1"))
+    speakers.load_diarizer.cache_clear()
+    return calls
+
+
+def test_pyannote_pipeline_not_in_the_cache_is_a_one_line_model_error(monkeypatch):
+    fake_pyannote(monkeypatch, cached=False)
+    with pytest.raises(ModelUnavailableError, match="not in the Hugging Face cache"):
+        speakers.load_diarizer("pyannote")
+
+
+def test_pyannote_turns_come_from_its_annotation(monkeypatch):
+    calls = fake_pyannote(monkeypatch, cached=True)
+    diarizer = speakers.load_diarizer("pyannote")
+    source = AudioSource.from_array("x", np.zeros(5 * RATE, np.float32))
+    progress = Seconds()
+    turns = diarizer.turns(source, [], 2, progress)
+    assert calls == [("load", "pyannote/speaker-diarization-3.1"), ("run", (1, 5 * RATE), RATE, {"num_speakers": 2})]
+    assert turns == [Turn(0.0, 2.0, 1), Turn(2.5, 2.9, 0), Turn(3.0, 4.0, 0)]
+    assert progress.total == 5.0
+    diarizer.turns(source, [], None, progress)  # auto: pyannote finds the number itself
+    assert calls[-1][3] == {}
+    speakers.load_diarizer.cache_clear()
+
+
+def test_auto_dissolves_a_small_group_close_to_a_voice_but_keeps_a_small_distinct_voice():
+    centres = orthogonal_centres(4)
+    near = centres[1] + 0.5 * centres[3]  # 0.11 from voice 1: sentences alike in words, not in voice
+    near /= np.linalg.norm(near)
+    vectors, truth = voices_like([centres[0], centres[1], centres[2], near], 12, spread=0.01)
+    vectors, truth = vectors[:-6], truth[:-6]  # a small group: 6 pieces, 6% of the speech
+    labels = cluster(vectors, np.full(len(vectors), 2.0), count=None)
+    assert labels.max() + 1 == 3 and len(set(labels[-6:])) == 1 and labels[-1] == labels[12]
+    distinct, truth = voices_like([centres[0], centres[1], centres[3]], 12, spread=0.01)
+    distinct = distinct[:-8]  # a third voice heard for 8 s (4 pieces), far from the others: kept
+    assert cluster(distinct, np.full(len(distinct), 2.0), count=None).max() + 1 == 3

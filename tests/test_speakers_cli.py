@@ -130,3 +130,20 @@ def test_every_format_carries_the_labels(dialogue, tmp_path):
     assert sum(line.startswith(("[S1] ", "[S2] ")) for line in txt) == changes
     assert (tmp_path / "dialogue.srt").read_text().count("[S") == changes
     assert "[S1] " in (tmp_path / "dialogue.ass").read_text()
+
+
+def test_a_batch_is_labelled_file_by_file_and_options_count_for_skip_existing(dialogue, tmp_path):
+    import shutil
+
+    path, _ = dialogue
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(path, tmp_path / "in" / folder / "talk.wav")
+    out = tmp_path / "out"
+    with FakeServer() as server:
+        plain = transcribe(server, tmp_path / "in", "--json", "-o", out)
+        labelled = transcribe(server, tmp_path / "in", "--json", "-o", out, "--speakers", "2", "--skip-existing")
+    assert plain.exit_code == 0 and labelled.exit_code == 0, labelled.stderr
+    for folder in ("a", "b"):  # made without speakers, so not up to date: made again, labelled
+        segments = json.loads((out / folder / "talk.json").read_text())["segments"]
+        assert {s["speaker"] for s in segments} == {"S1", "S2"}
