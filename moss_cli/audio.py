@@ -6,7 +6,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import AudioError
 
@@ -18,7 +17,7 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
 ENCODER_DOWNSAMPLE = 8  # three stride-2 convolutions
 TOKENS_PER_SECOND = FRAMES_PER_SECOND / ENCODER_DOWNSAMPLE  # 12.5 audio tokens per second
 MIN_SAMPLES = N_FFT  # below one analysis window there is no spectrum to compute
-MEL_DTYPE = torch.bfloat16  # the reference quantises the log-mel to bf16 before the encoder
+MEL_DTYPE = "bfloat16"  # the reference quantises the log-mel to bf16 before the encoder
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -43,7 +42,7 @@ def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples
 
 
-def log_mel(samples: np.ndarray) -> torch.Tensor:
+def log_mel(samples: np.ndarray) -> "torch.Tensor":
     """Whisper log-mel (128 bins) without the 30 s padding: (N_MELS, len(samples) // HOP_LENGTH), bf16."""
     if samples.size < MIN_SAMPLES:
         raise AudioError(
@@ -52,7 +51,9 @@ def log_mel(samples: np.ndarray) -> torch.Tensor:
         )
     # Whisper's own extractor, so the features match the reference to the last bit.
     features = _feature_extractor()._np_extract_fbank_features(samples[None, :], device="cpu")
-    return torch.from_numpy(np.ascontiguousarray(features[0])).to(MEL_DTYPE)
+    import torch  # here, not at the top: the remote engine reads audio without torch
+
+    return torch.from_numpy(np.ascontiguousarray(features[0])).to(getattr(torch, MEL_DTYPE))
 
 
 def duration(samples: np.ndarray) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _NO_SPACE_BEFORE = set(",.!?;:%)]}、，。！？；：")
 
 
@@ -41,3 +43,18 @@ def wrap_lines(tokens: list[str], max_chars: int) -> list[str]:
         else:
             lines.append([token])
     return [join_words(line) for line in lines]
+
+
+# C0 controls but tab and newline, DEL, and C1 controls: a model or server could send ESC sequences
+# (clipboard writes, window titles, screen clears) or a CSI (U+009B) that a terminal would obey.
+_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)))
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Model or server text made safe to print and write: control characters removed (newline and tab
+    kept), lone UTF-16 surrogates (valid in JSON, not encodable as UTF-8) replaced by U+FFFD."""
+    text = text.translate(_CONTROLS)
+    if _SURROGATES.search(text):  # pairs become their character; a lone half becomes U+FFFD
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

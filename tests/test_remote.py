@@ -123,7 +123,7 @@ def test_server_down_is_one_line(wav_file):
     with FakeServer() as server:
         url = server.url
     result = runner.invoke(app, ["caption", str(wav_file), "--server", url, "-q"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # no server: the run cannot go on
     assert result.stderr.count("\n") == 1 and url in result.stderr and "Traceback" not in result.stderr
 
 

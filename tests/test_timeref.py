@@ -33,8 +33,8 @@ def test_seconds_of():
 
 def test_shift_times_in_answers():
     text = "At [00:08] a dog barks; at 1:05 a car; [12.50]hello"
-    assert shift_times(text, 600) == "At [10:08] a dog barks; at 11:05 a car; [612.50]hello"
-    assert shift_times(text, 0) == text
+    assert shift_times(text, 600, 120) == "At [10:08] a dog barks; at 11:05 a car; [612.50]hello"
+    assert shift_times(text, 0, 120) == text
 
 
 def test_window_and_relative_question():
