@@ -19,9 +19,9 @@ from dataclasses import dataclass
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?"
 _SECONDS = r"\d+(?:\.\d+)?"
 TIME = rf"(?:{_CLOCK}|{_SECONDS})"
-_BRACKET_TIME = re.compile(rf"\[\s*({TIME})\s*(?:(?:s|sec)\s*)?\]")
+_BRACKET_TIME = re.compile(rf"\[\s*({TIME})\s*(?:(?:sec|s)\s*)?\]")
 # Matched against a line whose whitespace runs are single spaces, so each ` ?` has one way to match.
-_UNIT = r"(?:s|sec|seconds)"
+_UNIT = r"(?:(?:seconds|sec|s)\b)"  # longest first, whole words: "3 sec]" and "1 - 2 sirens" parse right
 _EVENT_TIMES = re.compile(
     rf"[-*•]? ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?(?:-|–|—|~|to) ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?[:：\-–]?",
     re.IGNORECASE,

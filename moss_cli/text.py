@@ -45,16 +45,22 @@ def wrap_lines(tokens: list[str], max_chars: int) -> list[str]:
     return [join_words(line) for line in lines]
 
 
-# C0 controls but tab and newline, DEL, and C1 controls: a model or server could send ESC sequences
-# (clipboard writes, window titles, screen clears) or a CSI (U+009B) that a terminal would obey.
+# Whole escape sequences first, so no "[2J" residue is left: CSI (ESC [ or U+009B, parameters, a final
+# byte), a terminated OSC (ESC ] or U+009D ... BEL or ST: window titles, clipboard writes), two-byte ESC
+# forms (ESC M, ESC ( B). The classes next to each other never overlap, so matching stays linear.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[ -/]*[0-~]"
+)
+# Then C0 controls but tab and newline, DEL, and C1 controls: whatever a terminal could still obey.
 _CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)))
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
-    """Model or server text made safe to print and write: control characters removed (newline and tab
-    kept), lone UTF-16 surrogates (valid in JSON, not encodable as UTF-8) replaced by U+FFFD."""
-    text = text.translate(_CONTROLS)
+    """Model or server text made safe to print and write: escape sequences and control characters
+    removed (newline and tab kept), lone UTF-16 surrogates (valid in JSON, not encodable as UTF-8)
+    replaced by U+FFFD."""
+    text = _ESCAPE_SEQUENCE.sub("", text).translate(_CONTROLS)
     if _SURROGATES.search(text):  # pairs become their character; a lone half becomes U+FFFD
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
