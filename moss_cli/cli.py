@@ -256,8 +256,8 @@ def ask(
     """Ask questions about a recording; prints only the answers (a blank line between several).
 
     Up to 10 minutes of audio go to the model in one request. Longer recordings: a question that
-    names a time ("at 7:30", "between 5 and 7 minutes") is answered from the audio around it,
-    any other from every part of the file, combined.
+    asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
+    around it, any other from every part of the file, combined. A time past the end is an error.
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)

@@ -252,8 +252,10 @@ def _about(recording: Recording):
 def asked_time(question: str, recording: Recording) -> TimeSpan | None:
     """The time a question asks about; QuestionError when it lies past the end of the recording."""
     span = find_time_span(question, recording.duration)
-    if span is None or span.start <= recording.duration:
-        return span
+    if span is None:
+        return None
+    if span.start <= recording.duration:  # a range may run past the end ("between 15 and 99 minutes")
+        return replace(span, end=min(span.end, recording.duration))
     words = span.text if len(span.text) <= 40 else span.text[:37] + "..."
     raise QuestionError(f"{recording.name}: the question asks about {words!r}, past the end: "
                         f"the recording is {format_clock(recording.duration)} long")

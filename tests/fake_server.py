@@ -99,10 +99,14 @@ class FakeMoss:
     # or malformed replies). Called with the request's number (1, 2, ...), body and headers.
     override: Callable[[int, dict, dict], tuple[int, dict | bytes] | None] | None = None
 
-    def answer(self, body: dict, headers: dict | None = None) -> tuple[int, dict | bytes]:
-        self.served += 1
-        if self.override is not None and (reply := self.override(self.served, body, headers or {})) is not None:
+    def respond(self, body: dict, headers: dict) -> tuple[int, dict | bytes]:
+        if self.override is not None and (reply := self.override(self.served + 1, body, headers)) is not None:
+            self.served += 1
             return reply
+        return self.answer(body)
+
+    def answer(self, body: dict) -> tuple[int, dict]:
+        self.served += 1
         if self.served <= self.fail_first:
             return 503, {"error": {"message": "busy"}}
         content = body["messages"][-1]["content"]
@@ -173,7 +177,7 @@ class FakeServer:
                     fake_model.in_flight += 1
                     fake_model.most_in_flight = max(fake_model.most_in_flight, fake_model.in_flight)
                 try:
-                    self._send(*fake_model.answer(body, dict(self.headers)))
+                    self._send(*fake_model.respond(body, dict(self.headers)))
                 finally:
                     with fake_model.lock:
                         fake_model.in_flight -= 1

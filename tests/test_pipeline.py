@@ -181,8 +181,14 @@ def test_text_answers_warn_when_cut_at_the_cap_or_looping(three_minutes):
     assert fine.warnings == []
 
 
-def test_a_custom_prompt_without_timestamps_is_warned_about(three_minutes):
-    recording, truth = three_minutes
+@pytest.fixture(scope="module")
+def half_minute():
+    audio, _ = phrase_recording(30.0, seed=6)
+    return Recording.from_array("half.wav", audio)
+
+
+def test_a_custom_prompt_without_timestamps_is_warned_about(half_minute):
+    recording = half_minute
     task = TRANSCRIBE_SENTENCES.with_prompt("Write down what is said.")
     result = Pipeline(ScriptedEngine(timed=False)).timed(task, recording)
     assert all(s.estimated for s in result.segments)
@@ -200,13 +206,12 @@ def test_a_question_about_a_time_past_the_end_is_an_error_before_any_request():
     assert engine.calls == []
 
 
-def test_server_errors_name_the_recording(three_minutes):
+def test_server_errors_name_the_recording(half_minute):
     from moss_cli.errors import ServerError
 
     class Failing(ScriptedEngine):
         def ask(self, *args, **kwargs):
             raise ServerError("server http://x/v1: HTTP 500 boom")
 
-    recording, _ = three_minutes
-    with pytest.raises(ServerError, match=r"^three.wav: server http://x/v1: HTTP 500 boom$"):
-        Pipeline(Failing()).timed(TRANSCRIBE_SENTENCES, recording)
+    with pytest.raises(ServerError, match=r"^half.wav: server http://x/v1: HTTP 500 boom$"):
+        Pipeline(Failing()).timed(TRANSCRIBE_SENTENCES, half_minute)

@@ -252,7 +252,8 @@ def test_a_password_in_the_server_url_stays_out_of_manifests_errors_and_stderr(w
         result = runner.invoke(app, ["transcribe", str(wav_file), "--json", "-o", str(tmp_path / "out"),
                                      "--server", url, "-q"])
         assert result.exit_code == 0, result.stderr
-    with FakeServer(FakeMoss(fail_first=100)) as server:
+    refuse = lambda n, body, headers: (400, {"error": {"message": "no"}})  # not retried: the test stays fast
+    with FakeServer(FakeMoss(override=refuse)) as server:
         url = server.url.replace("http://", "http://alice:hunter2@")
         failed = runner.invoke(app, ["transcribe", str(wav_file), "--server", url, "--errors", str(tmp_path / "e.jsonl")])
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".wav")
@@ -317,6 +318,8 @@ def test_ask_about_a_time_past_the_end_says_how_long_the_recording_is(twenty_min
         past = run_cli(server, "ask", path, "What was said at 25:00?", code=2)
         huge = run_cli(server, "ask", path, f"What was said at {'9' * 400} seconds?", code=2)
         assert server.fake.served == 0
+        ranged = run_cli(server, "ask", path, f"What is said between 19 and {'9' * 400} minutes?")
+        assert server.fake.requests[-1]["seconds"] <= 600 and ranged.stdout.startswith("heard")
     assert "past the end: the recording is 20:00 long" in past.stderr and str(path) in past.stderr
     assert "the recording is 20:00 long" in huge.stderr and huge.stderr.count("\n") == 1
 

@@ -10,9 +10,9 @@ from moss_cli import vad
 
 @pytest.fixture(scope="module")
 def recordings():
-    speech, _ = phrase_recording(90.0, seed=3)
-    noise = (np.random.default_rng(0).standard_normal(16_000 * 20) * 0.1).astype(np.float32)
-    return {"speech": speech, "speech-like": synthetic_speechlike(20.0), "noise": noise,
+    speech, _ = phrase_recording(30.0, seed=3)
+    noise = (np.random.default_rng(0).standard_normal(16_000 * 10) * 0.1).astype(np.float32)
+    return {"speech": speech, "speech-like": synthetic_speechlike(10.0), "noise": noise,
             "one frame and a bit": speech[16_000 * 3 : 16_000 * 3 + 700]}
 
 
