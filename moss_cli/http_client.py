@@ -92,7 +92,7 @@ class HttpClient:
                 reply = self._exchange(method, url, body)
             except _Dropped as exc:
                 if last:
-                    raise HttpError(f"{exc} (after {self.retries} retries)") from None
+                    raise HttpError(f"{exc} (after {self.retries} retries)" if self.retries else str(exc)) from None
                 delay = BACKOFF_SECONDS * 2**attempt
             else:
                 if reply.status not in RETRY_STATUSES or last:

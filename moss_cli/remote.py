@@ -157,7 +157,8 @@ class RemoteEngine:
         raise ServerUnavailableError(self._safe(f"cannot reach the server ({reasons}); is it running? (--server)"))
 
     def _safe(self, message: str) -> str:
-        return redact(message, self._secrets)
+        """One printable line without secrets: parts of it (a status line, an error body) come from the server."""
+        return " ".join(printable(redact(message, self._secrets)).split())
 
 
 def read_completion(reply) -> Answer:

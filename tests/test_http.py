@@ -245,3 +245,17 @@ def test_secrets_stay_out_of_messages():
     url = "https://alice:p%40ss@example.org:8443/v1"
     assert redact_url(url) == "https://***@example.org:8443/v1"
     assert redact(f"{url} said p@ss and alice", url_secrets(url)) == "https://***:***@example.org:8443/v1 said *** and ***"
+
+
+def garbage_status_line(connection, number, stop):
+    connection.sendall(b"\x1b]0;pwned\x07\x1b[2J garbage\r\nmore\r\n\r\n")
+
+
+def test_a_garbage_reply_is_one_clean_line():
+    with Misbehaving(garbage_status_line) as server:
+        engine = engine_for(server, retries=0)
+        with pytest.raises(ServerError) as caught:
+            engine.ask(AUDIO, "Hi?", OPTIONS)
+    message = str(caught.value)
+    assert message.startswith(f"server {server.url}:") and "\n" not in message
+    assert not any(char in message for char in "\x1b\x07")
