@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import audio as audio_io
-from .decoding import DecodingOptions, RepetitionGuard, split_reasoning
+from .decoding import Answer, DecodingOptions, RepetitionGuard, Request, split_reasoning
 from .generation import Job, generate, generate_after_prefix
 from .errors import MossError
 from .model.encoder import EncodedAudio
@@ -24,26 +24,6 @@ from .model.modeling import MossAudioModel
 from .processor import IM_END_ID, PromptBuilder, has_audio_span
 
 AudioInput = str | Path | np.ndarray
-
-
-@dataclass
-class Answer:
-    text: str  # the answer, reasoning removed, surrounding whitespace stripped
-    reasoning: str  # what a Thinking model wrote inside <think>...</think>
-    raw_text: str  # everything decoded, special tokens skipped
-    token_ids: list[int]
-    finish_reason: str  # "stop", "length" or "repetition"
-    prompt_tokens: int
-
-
-@dataclass(frozen=True)
-class Request:
-    """One question about one recording, for `ask_many`."""
-
-    audio: AudioInput | EncodedClip
-    question: str
-    options: DecodingOptions = DecodingOptions()
-    guard: RepetitionGuard | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ import torch
 from .audio import TOKENS_PER_SECOND
 from .errors import MossError
 from .model.encoder import conv_output_length
+from .tasks import SYSTEM_PROMPT
 
 AUDIO_TOKEN_ID = 151654  # placeholder, replaced by audio embeddings ('<|AUDIO|>' in the reference)
 AUDIO_START_ID = 151669  # '<|audio_bos|>'
@@ -18,7 +19,6 @@ IM_END_ID = 151645  # '<|im_end|>', the end of every turn and the checkpoint's e
 DIGIT_IDS = {str(d): 15 + d for d in range(10)}  # '0'..'9' in the Qwen vocabulary
 MARKER_EVERY_SECONDS = 2
 TOKENS_PER_MARKER = round(TOKENS_PER_SECOND * MARKER_EVERY_SECONDS)  # 25 audio tokens between markers
-SYSTEM_PROMPT = "You are a helpful assistant."
 # A prompt that holds this span is the whole prompt, with the audio placed at the span: how the
 # official processor lets users write their own layouts (no default system/user/assistant wrapper).
 AUDIO_SPAN = re.compile(r"<\|audio_bos\|>(?:<\|AUDIO\|>)+<\|audio_eos\|>")
