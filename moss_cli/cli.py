@@ -337,7 +337,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     from .runner import BatchPolicy, run_batch
 
     try:
-        engine_choice = _checked(engine_choice)
+        engine_choice = _checked(engine_choice, [task.prompt])
         items = expand_inputs(raw_inputs)
         outputs.check(len(items))
         options = _pipeline_options(sampling)
@@ -397,7 +397,7 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
                 raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
             page.check(1)
             target = ask_page_target(path, page)
-        engine = _LazyEngine(_checked(engine_choice), quiet)
+        engine = _LazyEngine(_checked(engine_choice, questions), quiet)
         options = _pipeline_options(sampling)
         engine.check()  # a missing model is reported before the audio is decoded
         recording = read_recording(path)  # before the model loads: a bad path fails fast
@@ -446,13 +446,18 @@ def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, qu
     sys.stdout.flush()
 
 
-def _checked(choice: EngineChoice) -> EngineChoice:
+def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
     """Engine options checked before any work. The API key loses surrounding whitespace (a key file's
     newline or CR) and must then be printable ASCII to go in a header; it is never echoed."""
+    from .tasks import has_audio_span
+
     if not math.isfinite(choice.timeout) or choice.timeout <= 0:
         raise UsageError(f"--timeout: need a finite number of seconds above 0, got {choice.timeout}")
     if not choice.server:
         return choice
+    if any(has_audio_span(prompt or "") for prompt in prompts):
+        raise UsageError("a prompt holding its own audio span (<|audio_bos|><|AUDIO|><|audio_eos|>) needs the "
+                         "local engine: a server lays out the prompt with its own chat template")
     from urllib.parse import urlsplit
 
     from .http_client import redact_url

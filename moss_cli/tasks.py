@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # the official default, sent before every question
+# A prompt that holds this span is the whole prompt, with the audio placed at the span: how the
+# official processor lets users write their own layouts (no default system/user/assistant wrapper).
+AUDIO_SPAN = re.compile(r"<\|audio_bos\|>(?:<\|AUDIO\|>)+<\|audio_eos\|>")
+
+
+def has_audio_span(prompt: str) -> bool:
+    return AUDIO_SPAN.search(prompt) is not None
+
 
 # The authors' evaluation and demo prompts (MOSS-AUDIO.md), verbatim.
 SENTENCE_PROMPT = (

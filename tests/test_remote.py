@@ -269,6 +269,7 @@ def test_a_password_in_the_server_url_stays_out_of_manifests_errors_and_stderr(w
     (["--timeout", "inf"], "--timeout"),
     (["--timeout", "nan"], "--timeout"),
     (["--timeout", "0"], "timeout"),
+    (["--prompt", "<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>Hi<|im_end|>\n"], "own audio span"),
 ])
 def test_usage_errors_before_any_work(tmp_path, args, message):
     with FakeServer() as server:
