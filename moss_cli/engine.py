@@ -120,11 +120,21 @@ class MossAudio:
         time_markers: bool = True,
         revision: str | None = None,
         batch_size: int | None = None,
+        quantize: str | None = None,
     ) -> MossAudio:
-        """Load from a local directory or a hub id (through the Hugging Face cache)."""
+        """Load from a local directory or a hub id (through the Hugging Face cache).
+
+        quantize="int8": int8 weights for CPU inference (model/quantize.py), never the default.
+        """
+        if quantize not in (None, "int8"):
+            raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
         folder = resolve_checkpoint(model, revision=revision)
         target = resolve_device(device)
         weights = load_model(folder, target, resolve_dtype(dtype, target))
+        if quantize == "int8":
+            from .model.quantize import quantize_int8
+
+            quantize_int8(weights)
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
                    time_markers=time_markers, batch_size=batch_size)
 
