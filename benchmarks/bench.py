@@ -38,6 +38,9 @@ SIZES = {
                  hidden=16, intermediate=32, llm_layers=2, heads=2, kv_heads=1, head_dim=8),
     "small": dict(d_model=256, encoder_layers=4, encoder_heads=4, encoder_ffn=1024, conv_channels=32,
                   adapter_hidden=1024, hidden=512, intermediate=1536, llm_layers=8, heads=8, kv_heads=2, head_dim=64),
+    # Mid-size: layers, not the output layer, dominate (for --quantize figures).
+    "mid": dict(d_model=256, encoder_layers=4, encoder_heads=4, encoder_ffn=1024, conv_channels=32,
+                adapter_hidden=2048, hidden=1024, intermediate=3072, llm_layers=12, heads=16, kv_heads=4, head_dim=64),
     "4b": dict(d_model=1280, encoder_layers=32, encoder_heads=20, encoder_ffn=5120, conv_channels=480,
                adapter_hidden=8192, hidden=2560, intermediate=9728, llm_layers=36, heads=32, kv_heads=8, head_dim=128,
                taps=[8, 16, 24], inject=3),
@@ -92,10 +95,45 @@ def recording(path: str | None, seconds: float) -> Recording:
     return Recording(f"synthetic {seconds:.0f} s", __import__("moss_cli.sources", fromlist=["x"]).AudioSource.from_array("synthetic", audio))
 
 
-def run_moss(engine: MossAudio, rec: Recording, chunks, tokens: int) -> int:
+def run_moss(engine: MossAudio, rec: Recording, chunks, tokens: int, keep: list | None = None) -> int:
     options = DecodingOptions(max_new_tokens=tokens)
     answers = engine.ask_many([Request(rec.cut(c), TRANSCRIBE_SENTENCES.prompt, options) for c in chunks])
+    if keep is not None:
+        keep[:] = [a.token_ids for a in answers]
     return sum(len(a.token_ids) for a in answers)
+
+
+def weights_megabytes(model: torch.nn.Module) -> float:
+    """Memory the weights take, int8 packed layers included."""
+    total = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    for module in model.modules():
+        if hasattr(module, "_packed_params"):  # an int8 dynamic linear: int8 weight, float bias
+            weight, bias = module._weight_bias()
+            total += weight.numel() + (0 if bias is None else bias.numel() * bias.element_size())
+    return total / 2**20
+
+
+def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, device) -> None:
+    """float32 against --quantize int8 on the same weights: speed, weight memory, token agreement."""
+    import copy
+
+    from moss_cli.model.quantize import quantize_int8
+
+    quantized = copy.copy(engine)
+    quantized.model = quantize_int8(copy.deepcopy(engine.model))
+    outputs = {"float32": [], "int8": []}
+    rows = []
+    for name, which in (("float32", engine), ("int8", quantized)):
+        run_moss(which, rec, chunks[:1], 4)
+        rows.append(measure(name, lambda: run_moss(which, rec, chunks, tokens, outputs[name]), device, rec.duration))
+    print(f"{'weights':<10}{'wall s':>9}{'x realtime':>12}{'tokens/s':>11}{'weights MB':>12}")
+    for row, model in zip(rows, (engine.model, quantized.model)):
+        print(f"{row.name:<10}{row.seconds:>9.2f}{row.realtime:>12.1f}{row.tokens_per_second:>11.1f}"
+              f"{weights_megabytes(model):>12.0f}")
+    pairs = list(zip(outputs["float32"], outputs["int8"]))
+    same_tokens = sum(a == b for x, y in pairs for a, b in zip(x, y))
+    print(f"int8 is {rows[0].seconds / rows[1].seconds:.2f}x float32; greedy tokens agree on "
+          f"{same_tokens}/{sum(len(x) for x, _ in pairs)} positions, {sum(x == y for x, y in pairs)}/{len(pairs)} chunks whole")
 
 
 @torch.inference_mode()
@@ -160,6 +198,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--quantize", choices=["int8"], help="compare float32 with int8 weights instead of the baseline")
     args = parser.parse_args()
 
     from moss_cli.engine import resolve_device, resolve_dtype
@@ -176,6 +215,9 @@ def main() -> None:
                                      ChunkPolicy(args.chunk_seconds, 120.0, skip_silence=True)) if c.speech]
     print(f"{engine.name} on {device} ({str(dtype).removeprefix('torch.')}), {rec.name}: {rec.duration:.0f} s "
           f"in {len(chunks)} chunks, {args.tokens} tokens each, batch size {engine.batch_size}", flush=True)
+    if args.quantize:
+        compare_int8(engine, rec, chunks, args.tokens, device)
+        return
     run_moss(engine, rec, chunks[:1], 4)  # warm-up: kernels, allocator
     rows = [measure("moss", lambda: run_moss(engine, rec, chunks, args.tokens), device, rec.duration)]
     if not args.skip_baseline:

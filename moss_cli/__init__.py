@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
 
 _EXPORTS = {
-    "Answer": "engine", "EncodedClip": "engine", "MossAudio": "engine", "Request": "engine",
+    "Answer": "decoding", "EncodedClip": "engine", "MossAudio": "engine", "Request": "decoding",
     "DecodingOptions": "decoding", "RepetitionGuard": "decoding",
     "load_audio": "audio",
     "AudioError": "errors", "CheckpointError": "errors", "ModelUnavailableError": "errors", "MossError": "errors",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import sys
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -50,8 +50,12 @@ ServerOpt = Annotated[str | None, typer.Option(
     envvar="MOSS_SERVER", rich_help_panel="Server",
     help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1).")]
 ServerModelOpt = Annotated[str | None, typer.Option(rich_help_panel="Server", help="Model name on the server (default: its first).")]
-ApiKeyOpt = Annotated[str | None, typer.Option(envvar="MOSS_API_KEY", rich_help_panel="Server", help="Bearer token for the server.")]
-TimeoutOpt = Annotated[float, typer.Option(min=1.0, rich_help_panel="Server", help="Seconds to wait for one server reply.")]
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    envvar="MOSS_API_KEY", rich_help_panel="Server", show_default=False,
+    help="Bearer token for the server (OPENAI_API_KEY is never read: a key goes only where you send it).")]
+TimeoutOpt = Annotated[float, typer.Option(
+    min=1.0, rich_help_panel="Server",
+    help="Seconds one server request may take, end to end (connecting, sending, waiting, receiving).")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
     "--output-dir", "-o", rich_help_panel="Output", help="Write <input stem>.<ext> files here instead of stdout.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
@@ -310,8 +314,8 @@ def ask(
     """Ask questions about a recording; prints only the answers (a blank line between several).
 
     Up to 10 minutes of audio go to the model in one request. Longer recordings: a question that
-    names a time ("at 7:30", "between 5 and 7 minutes") is answered from the audio around it,
-    any other from every part of the file, combined.
+    asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
+    around it, any other from every part of the file, combined. A time past the end is an error.
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
@@ -344,6 +348,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     from .runner import BatchPolicy, run_batch
 
     try:
+        engine_choice = _checked(engine_choice, [task.prompt])
         items = expand_inputs(raw_inputs)
         outputs.check(len(items))
         options = replace(_pipeline_options(sampling), speakers=_speaker_options(*speakers))
@@ -366,6 +371,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         return work(Pipeline(engine.get(), options, bar), recording)
 
     try:
+        engine.check()
         code = run_batch(items, process, outputs, policy, label)
     except Exception as exc:  # model missing, server gone: ends the whole run
         code = report(exc)
@@ -379,7 +385,10 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, sp
     engine = {k: v for k, v in asdict(engine_choice).items()
               if k not in ("api_key", "timeout", "device", "batch_size", "jobs")}
     if engine_choice.server:
+        from .http_client import redact_url
+
         engine.pop("dtype")
+        engine["server"] = redact_url(engine_choice.server)  # a password in the URL stays out of manifests
     settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
     if "html" in outputs.formats:
@@ -418,7 +427,7 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
     """
     from .pages import ask_page_target, write_ask_page
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, asked_time
     from .progress import ProgressBar
     from .runner import read_recording
 
@@ -428,11 +437,16 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
                 raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
             page.check(1)
             target = ask_page_target(path, page)
+        engine = _LazyEngine(_checked(engine_choice, questions), quiet)
+        options = _pipeline_options(sampling)
+        engine.check()  # a missing model is reported before the audio is decoded
         recording = read_recording(path)  # before the model loads: a bad path fails fast
         for warning in [] if quiet else recording.source.warnings:
             stderr.print(f"moss: warning: {path}: {warning}", markup=False)
         with recording.source:  # a converted input's temporary file goes with it
-            pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
+            for question in questions:  # a time past the end fails before the model loads
+                asked_time(question, recording)
+            pipeline = Pipeline(engine.get(), options)
             with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
                 pipeline.progress = bar
                 results = pipeline.ask_all(recording, questions)
@@ -443,24 +457,65 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
                 write_ask_page(results, recording.source, path, target, page, settings)
         page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
-            _print_answer(result, index, json_lines, show_reasoning, to_stdout=not page_on_stdout)
+            _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
 
 
-def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, to_stdout: bool = True) -> None:
-    if show_reasoning and result.reasoning:
-        stderr.print(result.reasoning, markup=False)
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, quiet: bool,
+                  to_stdout: bool = True) -> None:
+    if show_reasoning and result.reasoning:  # model text, made printable by the pipeline
+        sys.stderr.write(result.reasoning + "\n")
+        sys.stderr.flush()
+    if not quiet:
+        for warning in result.warnings:
+            stderr.print(f"moss: warning: {result.audio}: {warning}", markup=False)
     if not to_stdout:  # stdout carries the --html page
         return
     if json_lines:
         record = {"audio": result.audio, "question": result.question, "answer": result.text,
-                  "finish_reason": result.finish_reason, "model": result.model}
+                  "raw_answer": result.raw_text, "finish_reason": result.finish_reason, "model": result.model}
+        if result.window is not None:  # the answer's times were moved from this part of the file
+            record["window"] = {"start": round(result.window[0], 3), "end": round(result.window[1], 3)}
+        if result.warnings:
+            record["warnings"] = result.warnings
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(("\n" if index else "") + result.text + "\n")
     sys.stdout.flush()
+
+
+def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
+    """Engine options checked before any work. The API key loses surrounding whitespace (a key file's
+    newline or CR) and must then be printable ASCII to go in a header; it is never echoed."""
+    from .tasks import has_audio_span
+
+    if not math.isfinite(choice.timeout) or choice.timeout <= 0:
+        raise UsageError(f"--timeout: need a finite number of seconds above 0, got {choice.timeout}")
+    if not choice.server:
+        return choice
+    if any(has_audio_span(prompt or "") for prompt in prompts):
+        raise UsageError("a prompt holding its own audio span (<|audio_bos|><|AUDIO|><|audio_eos|>) needs the "
+                         "local engine: a server lays out the prompt with its own chat template")
+    from urllib.parse import urlsplit
+
+    from .http_client import redact_url
+
+    url = choice.server.strip()
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # a malformed port or IPv6 address
+        usable = False
+    if not usable:
+        raise UsageError(f"--server {redact_url(url)!r}: need an http:// or https:// URL with a host, "
+                         f"like http://localhost:8000/v1")
+    key = (choice.api_key or "").strip()
+    if not all("!" <= char <= "~" for char in key):
+        raise UsageError("--api-key (or MOSS_API_KEY): a key may hold only printable ASCII characters, "
+                         "without spaces (it is sent in an HTTP header)")
+    return replace(choice, server=url, api_key=key or None)
 
 
 def _pipeline_options(sampling: Sampling):
@@ -488,13 +543,19 @@ class _LazyEngine:
             self._engine = self._open()
         return self._engine
 
+    def check(self) -> None:
+        """A local checkpoint that is missing is reported now, before any audio is decoded or scanned."""
+        if not self.choice.server:
+            from .model.loading import resolve_checkpoint
+
+            resolve_checkpoint(self.choice.model)
+
     def _open(self):
         choice = self.choice
         if choice.server:
             from .remote import RemoteEngine, ServerConfig
 
-            key = choice.api_key or os.environ.get("OPENAI_API_KEY")
-            return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, key,
+            return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, choice.api_key,
                                              choice.timeout, concurrency=choice.jobs))
         from .engine import MossAudio
 

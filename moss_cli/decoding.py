@@ -1,11 +1,20 @@
-"""Token-by-token decoding: greedy or sampled, with an optional guard against n-gram loops."""
+"""Token-by-token decoding: greedy or sampled, with an optional guard against n-gram loops; what an
+engine is asked (Request) and what it answers (Answer).
+
+torch is imported where tokens are sampled, not here: the remote engine uses this module too.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from .engine import EncodedClip
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,26 @@ class RepetitionGuard:
 
 
 @dataclass
+class Answer:
+    text: str  # the answer, reasoning removed, surrounding whitespace stripped
+    reasoning: str  # what a Thinking model wrote inside <think>...</think>
+    raw_text: str  # everything decoded, special tokens skipped
+    token_ids: list[int]
+    finish_reason: str  # "stop", "length" or "repetition"
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question about one recording, for `ask_many`."""
+
+    audio: Union[str, Path, "np.ndarray", "EncodedClip"]
+    question: str
+    options: DecodingOptions = DecodingOptions()
+    guard: RepetitionGuard | None = None
+
+
+@dataclass
 class Decoded:
     token_ids: list[int]
     finish_reason: str  # "stop" (end of turn), "length" (token cap) or "repetition" (loop guard)
@@ -65,6 +94,8 @@ class TokenSampler:
     """Picks the next token from logits: argmax, or temperature -> top-k -> top-p sampling."""
 
     def __init__(self, options: DecodingOptions, device: torch.device):
+        import torch
+
         self.options = options
         self.generator = None
         if not options.greedy:
@@ -76,6 +107,8 @@ class TokenSampler:
             self.warpers = _logits_warpers(options)
 
     def __call__(self, logits: torch.Tensor) -> int:
+        import torch
+
         logits = logits.float()  # (1, V)
         if self.options.greedy:
             return int(logits.argmax(dim=-1))
@@ -95,22 +128,30 @@ def _logits_warpers(options: DecodingOptions):
     return warpers
 
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 def split_reasoning(text: str) -> tuple[str, str]:
     """(reasoning, answer): Thinking models wrap reasoning in <think>...</think> before the answer.
 
     Instruct models sometimes emit an empty block. An unclosed <think> means the token cap cut
-    the reasoning short, so there is no answer yet.
+    the reasoning short, so there is no answer yet; a lone </think> closes a block whose opening
+    tag was part of the prompt. One pass with str.find: linear however many tags a reply holds.
     """
-    reasoning = [m.strip() for m in _THINK.findall(text)]
-    answer = _THINK.sub("", text)
-    if "<think>" in answer:
-        answer, _, unfinished = answer.partition("<think>")
-        reasoning.append(unfinished.strip())
-    elif "</think>" in answer:
-        # The opening tag was part of the prompt.
-        before, _, answer = answer.rpartition("</think>")
+    reasoning, answer, position, unclosed = [], [], 0, False
+    while (start := text.find(THINK_OPEN, position)) != -1:
+        answer.append(text[position:start])
+        body = start + len(THINK_OPEN)
+        end = text.find(THINK_CLOSE, body)
+        if end == -1:  # unclosed: the rest is unfinished reasoning
+            reasoning.append(text[body:].strip())
+            position, unclosed = len(text), True
+            break
+        reasoning.append(text[body:end].strip())
+        position = end + len(THINK_CLOSE)
+    answer.append(text[position:])
+    rest = "".join(answer)
+    if not unclosed and THINK_CLOSE in rest:  # the opening tag was part of the prompt
+        before, _, rest = rest.rpartition(THINK_CLOSE)
         reasoning.insert(0, before.strip())
-    return "\n\n".join(r for r in reasoning if r), answer.strip()
+    return "\n\n".join(r for r in reasoning if r), rest.strip()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import audio as audio_io
-from .decoding import DecodingOptions, RepetitionGuard, split_reasoning
+from .decoding import Answer, DecodingOptions, RepetitionGuard, Request, split_reasoning
 from .generation import Job, generate, generate_after_prefix
 from .errors import MossError
 from .model.encoder import EncodedAudio
@@ -24,26 +24,6 @@ from .model.modeling import MossAudioModel
 from .processor import IM_END_ID, PromptBuilder, has_audio_span
 
 AudioInput = str | Path | np.ndarray
-
-
-@dataclass
-class Answer:
-    text: str  # the answer, reasoning removed, surrounding whitespace stripped
-    reasoning: str  # what a Thinking model wrote inside <think>...</think>
-    raw_text: str  # everything decoded, special tokens skipped
-    token_ids: list[int]
-    finish_reason: str  # "stop", "length" or "repetition"
-    prompt_tokens: int
-
-
-@dataclass(frozen=True)
-class Request:
-    """One question about one recording, for `ask_many`."""
-
-    audio: AudioInput | EncodedClip
-    question: str
-    options: DecodingOptions = DecodingOptions()
-    guard: RepetitionGuard | None = None
 
 
 @dataclass
@@ -140,11 +120,21 @@ class MossAudio:
         time_markers: bool = True,
         revision: str | None = None,
         batch_size: int | None = None,
+        quantize: str | None = None,
     ) -> MossAudio:
-        """Load from a local directory or a hub id (through the Hugging Face cache)."""
+        """Load from a local directory or a hub id (through the Hugging Face cache).
+
+        quantize="int8": int8 weights for CPU inference (model/quantize.py), never the default.
+        """
+        if quantize not in (None, "int8"):
+            raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
         folder = resolve_checkpoint(model, revision=revision)
         target = resolve_device(device)
         weights = load_model(folder, target, resolve_dtype(dtype, target))
+        if quantize == "int8":
+            from .model.quantize import quantize_int8
+
+            quantize_int8(weights)
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
                    time_markers=time_markers, batch_size=batch_size)
 

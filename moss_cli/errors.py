@@ -15,3 +15,15 @@ class CheckpointError(MossError):
 
 class AudioError(MossError):
     """An input cannot be used as audio (unreadable, empty, too short, not audio)."""
+
+
+class ServerError(MossError):
+    """A server refused a request, answered nonsense or took too long (after retries): that input fails."""
+
+
+class ServerUnavailableError(ModelUnavailableError):
+    """No server can be reached at all (connection refused, unknown host): the whole run ends."""
+
+
+class QuestionError(MossError):
+    """A question cannot be asked of this recording (it asks about a time past the end)."""

@@ -4,20 +4,26 @@ All times here are relative to the chunk the model heard; the pipeline adds the 
 Outputs to expect: `[0.00]hello there[2.01][2.01]the weather is nice[4.32]` for sentences and words,
 `0.00 - 57.00: birds chirping` lines for events, and every deviation: missing brackets, overlaps,
 times past the end, repeated segments, clock times like `[01:02.5]`.
+
+Answers come from a model (or a server) and can be anything: every pattern here runs in time linear
+in the answer's length (no two unbounded quantifiers that can trade characters, whitespace runs
+collapsed before a line is matched), and repairs build text in lists, never by growing strings.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?"
 _SECONDS = r"\d+(?:\.\d+)?"
 TIME = rf"(?:{_CLOCK}|{_SECONDS})"
-_BRACKET_TIME = re.compile(rf"\[\s*({TIME})\s*(?:s|sec)?\s*\]")
-_EVENT_LINE = re.compile(
-    rf"^\s*[-*•]?\s*[\[(]?\s*({TIME})\s*(?:s|sec|seconds)?\s*[\])]?\s*(?:-|–|—|~|to)\s*"
-    rf"[\[(]?\s*({TIME})\s*(?:s|sec|seconds)?\s*[\])]?\s*[:：\-–]?\s*(.*?)\s*$",
+_BRACKET_TIME = re.compile(rf"\[\s*({TIME})\s*(?:(?:sec|s)\s*)?\]")
+# Matched against a line whose whitespace runs are single spaces, so each ` ?` has one way to match.
+_UNIT = r"(?:(?:seconds|sec|s)\b)"  # longest first, whole words: "3 sec]" and "1 - 2 sirens" parse right
+_EVENT_TIMES = re.compile(
+    rf"[-*•]? ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?(?:-|–|—|~|to) ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?[:：\-–]?",
     re.IGNORECASE,
 )
 MIN_SPAN = 0.01  # a cue shorter than 10 ms is no cue
@@ -84,10 +90,11 @@ def _fill_missing(spans, duration: float) -> list[Timed]:
 def repair(spans: list[Timed], duration: float) -> list[Timed]:
     """Clamp into the chunk, order, remove overlaps and repeats; text is kept, never silently lost."""
     repaired: list[Timed] = []
+    pieces: list[list[str]] = []  # the texts of each repaired span, joined once at the end
     for span in spans:
         start, end = sorted((_clamp(span.start, duration), _clamp(span.end, duration)))
         previous = repaired[-1] if repaired else None
-        if previous and _same_text(previous.text, span.text) and start < previous.end:
+        if previous and _same_text(pieces[-1][-1], span.text) and start < previous.end:
             previous.end = max(previous.end, end)  # the same segment again, over the same time
             continue
         if previous and start < previous.end:
@@ -95,23 +102,30 @@ def repair(spans: list[Timed], duration: float) -> list[Timed]:
             end = max(end, start)
         if end - start < MIN_SPAN:
             if previous:  # nothing left of its time: its words belong to the previous span
-                previous.text = f"{previous.text} {span.text}"
+                pieces[-1].append(span.text)
                 continue
             end = min(duration, start + MIN_SPAN)
         repaired.append(Timed(start, end, span.text))
+        pieces.append([span.text])
+    for span, texts in zip(repaired, pieces):
+        span.text = " ".join(texts)
     return repaired
 
 
 def parse_events(output: str, duration: float) -> list[Timed]:
     """`start - end: description` lines -> events ordered by start, inside [0, duration]."""
     events: list[Timed] = []
+    seen = set()
     for line in output.splitlines():
-        match = _EVENT_LINE.match(line)
-        if not match or not match.group(3):
+        line = " ".join(line.split())
+        match = _EVENT_TIMES.match(line)
+        description = line[match.end():].strip() if match else ""
+        if not description:
             continue
         start, end = sorted((_clamp(parse_time(match.group(1)), duration), _clamp(parse_time(match.group(2)), duration)))
-        event = Timed(start, max(end, min(duration, start + MIN_SPAN)), _clean(match.group(3)))
-        if not any(e.start == event.start and e.end == event.end and e.text == event.text for e in events):
+        event = Timed(start, max(end, min(duration, start + MIN_SPAN)), description)
+        if (event.start, event.end, event.text) not in seen:
+            seen.add((event.start, event.end, event.text))
             events.append(event)
     events.sort(key=lambda e: (e.start, e.end))
     return events
@@ -132,3 +146,19 @@ def _clamp(value: float, duration: float) -> float:
 
 def _same_text(a: str, b: str) -> bool:
     return a.casefold().strip(" .,!?") == b.casefold().strip(" .,!?")
+
+
+def json_object(answer: str) -> tuple[dict | None, str]:
+    """(object, its JSON text) for an answer that is a JSON object, alone or in a ``` code fence;
+    (None, answer) otherwise."""
+    body = answer.strip()
+    fence = body.find("```")
+    if fence != -1:  # ```json\n{...}\n```, perhaps after a sentence
+        opened = body.find("\n", fence)
+        closed = body.find("```", opened + 1) if opened != -1 else -1
+        body = body[opened + 1 : closed if closed != -1 else len(body)].strip() if opened != -1 else body
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, answer
+    return (parsed, body) if isinstance(parsed, dict) else (None, answer)

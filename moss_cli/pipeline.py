@@ -6,7 +6,7 @@ the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
 
 from __future__ import annotations
 
-import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -15,13 +15,13 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
-from .decoding import DecodingOptions, RepetitionGuard
-from .engine import Answer, Request
-from .parsing import parse_bracketed, parse_events, strip_times
+from .decoding import Answer, DecodingOptions, RepetitionGuard, Request
+from .errors import QuestionError, ServerError
+from .parsing import json_object, parse_bracketed, parse_events, strip_times
 from .sources import AudioSource
 from .speakers import SpeakerOptions
 from .results import Event, Result, Segment, Word
-from .text import join_words
+from .text import join_words, printable
 from .tasks import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
 from .timeref import TimeSpan, find_time_span, format_clock, shift_times
 from .vad import speech_regions
@@ -31,7 +31,8 @@ MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with
 MAX_SPLIT_DEPTH = 4
 ASK_MARGIN_SECONDS = 60.0  # audio kept on each side of the time a question names
 WORD_GAP_SECONDS = 0.8  # a pause this long between words starts a new segment
-_LOOP = re.compile(r"(.{3,120}?)(?:\s*\1){5,}\s*$", re.DOTALL)
+LOOP_PHRASE_CHARS = (3, 120)  # a loop repeats a phrase this long ...
+LOOP_REPEATS = 6  # ... at least this many times in a row, at the end of the output
 
 
 class Engine(Protocol):
@@ -108,10 +109,14 @@ class Pipeline:
         self.progress.advance(recording.duration - sum(c.duration for c in chunks if c.speech))
         group = max(1, self.engine.parallelism)
         speaking = [c for c in chunks if c.speech]
-        for start in range(0, len(speaking), group):  # a group at a time: memory stays bounded
-            for piece, answer in self._rounds(task, recording, speaking[start : start + group], speech, skip_silence,
-                                              result.warnings):
-                self._collect(task, piece, answer, result)
+        answered = 0
+        with _about(recording):
+            for start in range(0, len(speaking), group):  # a group at a time: memory stays bounded
+                for piece, answer in self._rounds(task, recording, speaking[start : start + group], speech,
+                                                  skip_silence, result.warnings):
+                    self._collect(task, piece, answer, result)
+                    answered += 1
+        _warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, speech)
         return _finish(task, result)
@@ -165,54 +170,77 @@ class Pipeline:
         return replace(self.options.decoding, max_new_tokens=self._budget(task, seconds))
 
     def _collect(self, task: Task, chunk: Chunk, answer: Answer, result: Result) -> None:
+        text = printable(answer.text)
         if task.output == "events":
-            result.events += events_from(answer.text, chunk)
+            result.events += events_from(text, chunk)
         else:
-            result.segments += segments_from(answer.text, chunk, words=task.output == "words")
+            result.segments += segments_from(text, chunk, words=task.output == "words")
 
     # -- text tasks: caption, describe-music, ask ------------------------------------------------
     def described(self, task: Task, recording: Recording, combine_instruction: str) -> Result:
         """One request up to 10 minutes; longer audio in windows, combined by a text-only request."""
-        answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard)
-        return self._answered(task, recording, answer)
+        warnings: list[str] = []
+        with _about(recording):
+            answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard, warnings)
+        result = self._answered(task, recording, answer, warnings=warnings)
+        if task.output == "json":
+            _parse_json_answer(result)
+        return result
 
     def ask(self, recording: Recording, question: str) -> Result:
         """Up to 10 minutes: the whole file, decoded exactly as asked (no loop guard).
 
-        Longer: the window around a time the question names, or every window, combined.
+        Longer: the window around a time the question asks about, or every window, combined.
+        A time past the end of the recording is an error, before anything is asked.
         """
-        span = find_time_span(question, recording.duration) if recording.duration > ONE_REQUEST_SECONDS else None
-        if span is None:
-            instruction = f"Using these partial answers, answer this question about the whole recording: {question}"
-            answer = self._over_windows(ASK, recording, question, instruction, guard=None)
-        else:
-            answer = self._ask_window(recording, question, span)
-        return self._answered(ASK, recording, answer, question)
+        span = asked_time(question, recording)
+        warnings: list[str] = []
+        with _about(recording):
+            if span is None or recording.duration <= ONE_REQUEST_SECONDS:
+                instruction = f"Using these partial answers, answer this question about the whole recording: {question}"
+                answer = self._over_windows(ASK, recording, question, instruction, None, warnings)
+                return self._answered(ASK, recording, answer, question, warnings)
+            window = window_around(span, recording.n_samples)
+            answer = self._ask_window(recording, question, span, window)
+        return self._answered(ASK, recording, answer, question, warnings, window)
 
     def ask_all(self, recording: Recording, questions: list[str]) -> list[Result]:
         """Several questions: up to 10 minutes, the audio is encoded and pre-filled once for all."""
+        for question in questions:  # every question checked before any is asked
+            asked_time(question, recording)
         if recording.duration > ONE_REQUEST_SECONDS or len(questions) < 2:
             return [self.ask(recording, question) for question in questions]
         options = self._options(ASK, recording.duration)
-        answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
+        with _about(recording):
+            answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
         self.progress.advance(recording.duration)
         return [self._answered(ASK, recording, a, q) for q, a in zip(questions, answers)]
 
-    def _answered(self, task: Task, recording: Recording, answer: Answer, question: str | None = None) -> Result:
-        return Result(task.name, recording.name, recording.duration, self.engine.name, text=answer.text,
-                      question=question, reasoning=answer.reasoning, finish_reason=answer.finish_reason)
+    def _answered(self, task: Task, recording: Recording, answer: Answer, question: str | None = None,
+                  warnings: list[str] | None = None, window: Chunk | None = None) -> Result:
+        """The result of a text task; times in an answer about a window are moved to file times."""
+        warnings = list(warnings or [])
+        if reason := cut_short(answer):
+            hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
+            warnings.append(f"the answer {reason}{hint}; it may be incomplete")
+        raw = printable(answer.text)
+        text = raw if window is None else shift_times(raw, window.offset, window.duration)
+        return Result(task.name, recording.name, recording.duration, self.engine.name, text=text,
+                      question=question, reasoning=printable(answer.reasoning), finish_reason=answer.finish_reason,
+                      warnings=warnings, raw_text=raw,
+                      window=None if window is None else (window.offset, window.end_time))
 
-    def _ask_window(self, recording: Recording, question: str, span: TimeSpan) -> Answer:
-        window = window_around(span, recording.n_samples)
+    def _ask_window(self, recording: Recording, question: str, span: TimeSpan, window: Chunk) -> Answer:
         local = relative_question(question, span, window.offset)
         note = (f"(This audio is the part from {format_clock(window.offset)} to "
                 f"{format_clock(window.end_time)} of a longer recording; "
                 f"give times counted from the start of this part.)")
         answer = self._ask_audio(ASK, recording.cut(window), f"{local}\n{note}", window.duration, guard=None)
         self.progress.advance(recording.duration)
-        return replace(answer, text=shift_times(answer.text, window.offset))
+        return answer
 
-    def _over_windows(self, task: Task, recording: Recording, prompt: str, instruction: str, guard) -> Answer:
+    def _over_windows(self, task: Task, recording: Recording, prompt: str, instruction: str, guard,
+                      warnings: list[str]) -> Answer:
         if recording.duration <= ONE_REQUEST_SECONDS:
             answer = self._ask_audio(task, recording.source.read(), prompt, recording.duration, guard)
             self.progress.advance(recording.duration)
@@ -222,7 +250,9 @@ class Pipeline:
         partials = []
         for window in windows:
             answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)
-            partials.append((window, answer.text))
+            if reason := cut_short(answer):
+                warnings.append(f"{_span(window)}: the partial answer {reason}")
+            partials.append((window, printable(answer.text)))
             self.progress.advance(window.duration)
         options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
@@ -231,14 +261,49 @@ class Pipeline:
         return self.engine.ask(samples, prompt, self._options(task, seconds), guard)
 
 
+@contextmanager
+def _about(recording: Recording):
+    """A server error names the recording it was about (the server names itself)."""
+    try:
+        yield
+    except ServerError as exc:
+        raise ServerError(f"{recording.name}: {exc}") from None
+
+
+def asked_time(question: str, recording: Recording) -> TimeSpan | None:
+    """The time a question asks about; QuestionError when it lies past the end of the recording."""
+    span = find_time_span(question, recording.duration)
+    if span is None:
+        return None
+    if span.start <= recording.duration:  # a range may run past the end ("between 15 and 99 minutes")
+        return replace(span, end=min(span.end, recording.duration))
+    words = span.text if len(span.text) <= 40 else span.text[:37] + "..."
+    raise QuestionError(f"{recording.name}: the question asks about {words!r}, past the end: "
+                        f"the recording is {format_clock(recording.duration)} long")
+
+
 def cut_short(answer: Answer) -> str | None:
     """Why an output cannot be trusted to be complete, or None."""
     if answer.finish_reason == "length":
         return "hit the token cap"
-    tail = (answer.raw_text or answer.text)[-2000:]  # a loop shows at the end; keeps the regex cheap
-    if answer.finish_reason == "repetition" or _LOOP.search(tail):
+    if answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text):
         return "looped on a repeated phrase"
     return None
+
+
+def ends_in_loop(text: str) -> bool:
+    """Whether a text ends with one phrase of 3-120 characters said LOOP_REPEATS times or more in a
+    row, whitespace aside. Slices of a bounded tail are compared: linear in the text's length."""
+    shortest, longest = LOOP_PHRASE_CHARS
+    tail = " ".join(text.split())[-(longest + 1) * LOOP_REPEATS:]
+    for candidate in (tail, tail + " "):  # "la la la": the phrase is "la " once the last space is back
+        for length in range(shortest, longest + 2):  # + 1: a phrase and the space between copies
+            span = length * LOOP_REPEATS
+            if span > len(candidate):
+                break
+            if candidate[-span:] == candidate[-length:] * LOOP_REPEATS:
+                return True
+    return False
 
 
 def segments_from(output: str, chunk: Chunk, words: bool) -> list[Segment]:
@@ -269,7 +334,8 @@ def group_words(words: list[Word]) -> list[Segment]:
             continue
         current.words.append(word)
         current.end = word.end
-        current.text = join_words([w.word for w in current.words])
+    for segment in segments:  # joined once each: a long run of words stays linear
+        segment.text = join_words([w.word for w in segment.words])
     return segments
 
 
@@ -299,7 +365,7 @@ def relative_question(question: str, span: TimeSpan, offset: float) -> str:
 def combine_prompt(partials: list[tuple[Chunk, str]], instruction: str) -> str:
     parts = "\n\n".join(
         f"Part {i} ({format_clock(chunk.offset)} to {format_clock(chunk.end_time)}):\n"
-        f"{shift_times(text, chunk.offset)}"
+        f"{shift_times(text, chunk.offset, chunk.duration)}"
         for i, (chunk, text) in enumerate(partials, start=1)
     )
     return (f"A long recording was analysed in {len(partials)} consecutive parts. Here is the result for each "
@@ -314,6 +380,24 @@ def _finish(task: Task, result: Result) -> Result:
     else:
         result.text = join_words([s.text for s in result.segments])
     return result
+
+
+def _warn_if_estimated(task: Task, result: Result, answered: int) -> None:
+    estimated = sum(1 for item in [*result.segments, *result.events] if item.estimated)
+    if not estimated:
+        return
+    hint = "; does the custom --prompt ask for the official timestamp format?" if task.custom_prompt else ""
+    result.warnings.append(f"{estimated} of {answered} chunks came back without timestamps: their times are "
+                           f"estimated (each spans its chunk){hint}")
+
+
+def _parse_json_answer(result: Result) -> None:
+    """A JSON answer (`caption --speech`) becomes an object in `voice`; other text is kept as it is."""
+    parsed, body = json_object(result.text)
+    if parsed is None:
+        result.warnings.append("the answer is not a JSON object; kept as text")
+        return
+    result.voice, result.text = parsed, body
 
 
 def _ends_sentence(word: str) -> bool:

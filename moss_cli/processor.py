@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +9,7 @@ import torch
 from .audio import TOKENS_PER_SECOND
 from .errors import MossError
 from .model.encoder import conv_output_length
+from .tasks import AUDIO_SPAN, SYSTEM_PROMPT, has_audio_span
 
 AUDIO_TOKEN_ID = 151654  # placeholder, replaced by audio embeddings ('<|AUDIO|>' in the reference)
 AUDIO_START_ID = 151669  # '<|audio_bos|>'
@@ -18,14 +18,6 @@ IM_END_ID = 151645  # '<|im_end|>', the end of every turn and the checkpoint's e
 DIGIT_IDS = {str(d): 15 + d for d in range(10)}  # '0'..'9' in the Qwen vocabulary
 MARKER_EVERY_SECONDS = 2
 TOKENS_PER_MARKER = round(TOKENS_PER_SECOND * MARKER_EVERY_SECONDS)  # 25 audio tokens between markers
-SYSTEM_PROMPT = "You are a helpful assistant."
-# A prompt that holds this span is the whole prompt, with the audio placed at the span: how the
-# official processor lets users write their own layouts (no default system/user/assistant wrapper).
-AUDIO_SPAN = re.compile(r"<\|audio_bos\|>(?:<\|AUDIO\|>)+<\|audio_eos\|>")
-
-
-def has_audio_span(prompt: str) -> bool:
-    return AUDIO_SPAN.search(prompt) is not None
 
 
 def audio_token_count(mel_frames: int) -> int:

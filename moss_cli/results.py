@@ -73,6 +73,9 @@ class Result:
     reasoning: str = ""  # a Thinking model's <think> text, for --show-reasoning (not in JSON)
     finish_reason: str | None = None  # for single answers: "stop", or "length" when the token cap cut it
     warnings: list[str] = field(default_factory=list)
+    raw_text: str | None = None  # a text task's answer as the model gave it (times not moved), for `ask --json`
+    window: tuple[float, float] | None = None  # the part of the file a question was answered from, in seconds
+    voice: dict | None = None  # `caption --speech`: the answer's JSON object, parsed
 
     def to_dict(self) -> dict:
         out: dict = {"task": self.task, "audio": self.audio, "model": self.model,
@@ -81,6 +84,8 @@ class Result:
             out["question"] = self.question
         if self.finish_reason is not None:
             out["finish_reason"] = self.finish_reason
+        if self.voice is not None:
+            out["voice"] = self.voice
         if self.task == "transcribe":
             out["segments"] = [s.to_dict() for s in self.segments]
         if self.task == "events":

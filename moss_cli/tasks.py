@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+
+SYSTEM_PROMPT = "You are a helpful assistant."  # the official default, sent before every question
+# A prompt that holds this span is the whole prompt, with the audio placed at the span: how the
+# official processor lets users write their own layouts (no default system/user/assistant wrapper).
+AUDIO_SPAN = re.compile(r"<\|audio_bos\|>(?:<\|AUDIO\|>)+<\|audio_eos\|>")
+
+
+def has_audio_span(prompt: str) -> bool:
+    return AUDIO_SPAN.search(prompt) is not None
+
 
 # The authors' evaluation and demo prompts (MOSS-AUDIO.md), verbatim.
 SENTENCE_PROMPT = (
@@ -43,10 +54,11 @@ LONG_WINDOW_SECONDS = 480.0  # windows for long captions and questions, cut in s
 class Task:
     name: str  # as the command is called and as the JSON says
     prompt: str
-    output: str  # "sentences", "words", "events" or "text"
+    output: str  # "sentences", "words", "events", "text" or "json" (a JSON object, as text)
     chunk_seconds: float  # target chunk length for timed tasks
     tokens_per_second: float  # expected output tokens per second of audio, for the token budget
     base_tokens: int = 96  # headroom for short chunks and Thinking preambles
+    custom_prompt: bool = False  # the user's --prompt, not the official one
 
     def token_budget(self, seconds: float, cap: int | None = None, thinking: bool = False) -> int:
         """max_new_tokens for a request: scales with the audio's length unless the user set one (`cap`).
@@ -60,7 +72,7 @@ class Task:
     def with_prompt(self, prompt: str | None) -> Task:
         if not prompt:
             return self
-        return Task(self.name, prompt, self.output, self.chunk_seconds, self.tokens_per_second, self.base_tokens)
+        return replace(self, prompt=prompt, custom_prompt=True)
 
 
 # Budgets: ~3 words/s of speech; a sentence span costs ~12 timestamp tokens per ~3 s, a word span ~14.
@@ -68,6 +80,6 @@ TRANSCRIBE_SENTENCES = Task("transcribe", SENTENCE_PROMPT, "sentences", 60.0, 12
 TRANSCRIBE_WORDS = Task("transcribe", WORD_PROMPT, "words", 30.0, 48.0)
 EVENTS = Task("events", EVENTS_PROMPT, "events", 60.0, 4.0)
 CAPTION = Task("caption", CAPTION_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512)
-SPEECH_CAPTION = Task("caption", SPEECH_CAPTION_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512)
+SPEECH_CAPTION = Task("caption", SPEECH_CAPTION_PROMPT, "json", LONG_WINDOW_SECONDS, 1.0, 512)
 MUSIC = Task("describe-music", MUSIC_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512)
 ASK = Task("ask", "", "text", LONG_WINDOW_SECONDS, 0.0, 1024)

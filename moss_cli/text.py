@@ -8,6 +8,7 @@ full-width characters count 2), so a 42-column line holds 21 Chinese characters.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from bisect import bisect_right
 
@@ -128,3 +129,24 @@ def _is_punctuation(char: str) -> bool:
 def _is_mark(char: str) -> bool:
     """Combining marks and joiners: they belong to the character before them."""
     return bool(char) and (unicodedata.category(char)[0] == "M" or char in "\u200d\ufe0e\ufe0f")
+
+
+# Whole escape sequences first, so no "[2J" residue is left: CSI (ESC [ or U+009B, parameters, a final
+# byte), a terminated OSC (ESC ] or U+009D ... BEL or ST: window titles, clipboard writes), two-byte ESC
+# forms (ESC M, ESC ( B). The classes next to each other never overlap, so matching stays linear.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[ -/]*[0-~]"
+)
+# Then C0 controls but tab and newline, DEL, and C1 controls: whatever a terminal could still obey.
+_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)))
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Model or server text made safe to print and write: escape sequences and control characters
+    removed (newline and tab kept), lone UTF-16 surrogates (valid in JSON, not encodable as UTF-8)
+    replaced by U+FFFD."""
+    text = _ESCAPE_SEQUENCE.sub("", text).translate(_CONTROLS)
+    if _SURROGATES.search(text):  # pairs become their character; a lone half becomes U+FFFD
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

@@ -1,4 +1,9 @@
-"""Times in free text: finding the time a question names, and moving times in an answer."""
+"""Times in free text: finding the time a question asks about, and moving times in an answer.
+
+Not everything shaped like a clock is a time: "John 3:16", "a 2:1 ratio", "the 9:45 train". A question
+chooses the audio it is answered from only by a time it asks about ("at 7:30", "7:30 in", "between 5
+and 7 minutes"); an answer about a window has its times moved only where they read as times inside it.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,13 @@ _RANGE = re.compile(
     rf"\b(?:between|from)\s+({_NUM}|{_AMOUNT})\s*(?:and|to|until|-|–)\s*({_AMOUNT})", re.I
 )
 _FIRST_LAST = re.compile(rf"\b(first|last|final)\s+({_NUM})\s*({_H}|{_M}|{_S})\b", re.I)
-_BARE_CLOCK = re.compile(rf"(?<![\d.:])({_CLOCK})(?![\d:])")
+# A clock time without "at"/"around" before it counts when it says where it is: "10:15 in", "the 7:30
+# mark", "timestamp 7:30", "[7:30]".
+_NAMED_CLOCK = re.compile(
+    rf"(?<![\d.:])({_CLOCK})(?![\d:])(?=\s*(?:in\b|into\b|mark\b))"
+    rf"|\b(?:timestamp|time|mark)\s+({_CLOCK})(?![\d:])|\[({_CLOCK})\]",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,10 @@ def seconds_of(expression: str, default_unit: str | None = None) -> float | None
 
 
 def find_time_span(question: str, duration: float) -> TimeSpan | None:
-    """The time or range a question names ("at 2:00", "between 5 and 7 minutes", "the last 30 s")."""
+    """The time or range a question asks about ("at 2:00", "between 5 and 7 minutes", "the last 30 s").
+
+    Times may lie past `duration` (or be infinite, for absurdly long numbers): the caller decides.
+    """
     if match := _RANGE.search(question):
         end = seconds_of(match.group(2))
         unit = _unit_of(match.group(2))
@@ -63,11 +77,14 @@ def find_time_span(question: str, duration: float) -> TimeSpan | None:
         if match.group(1).lower() == "first":
             return TimeSpan(0.0, min(length, duration), match.group(0))
         return TimeSpan(max(0.0, duration - length), duration, match.group(0))
-    for pattern in (_POINT, _BARE_CLOCK):
-        for match in pattern.finditer(question):
-            value = seconds_of(match.group(1))
-            if value is not None and match.group(1).strip():
-                return TimeSpan(value, value, match.group(0))
+    for match in _POINT.finditer(question):
+        value = seconds_of(match.group(1))
+        if value is not None and match.group(1).strip():
+            return TimeSpan(value, value, match.group(0))
+    if match := _NAMED_CLOCK.search(question):
+        clock = next(group for group in match.groups() if group)
+        value = seconds_of(clock)
+        return TimeSpan(value, value, clock)
     return None
 
 
@@ -81,23 +98,48 @@ def format_clock(seconds: float) -> str:
 
 _ANSWER_CLOCK = re.compile(rf"(?<![\d.:])({_CLOCK})(?![\d:])")
 _ANSWER_BRACKET_SECONDS = re.compile(rf"\[({_NUM})\]")
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)\s+$")  # the word right before a time, if any
+# Words after which a number is a time; after any other word ("John 3:16", "ratio 2:1") it is not.
+_TIME_WORDS = frozenset(
+    "at around about from to until till between and by after before since near approximately roughly the "
+    "is was start starts starting begin begins end ends ending stop stops time timestamp mark".split()
+)
+WINDOW_SLACK_SECONDS = 1.0  # a model may name a time a little past the end of what it heard
 
 
-def shift_times(text: str, offset: float) -> str:
-    """Move clock times (`1:05`, `[00:08]`) and bracketed seconds (`[12.34]`) in a text by `offset`."""
+def shift_times(text: str, offset: float, length: float) -> str:
+    """Times in an answer about a window `length` seconds long that starts `offset` seconds into the
+    file, moved to file times: clock times (`1:05`, `[00:08]`) and bracketed seconds (`[12.34]`).
+
+    Only what reads as a time inside the window moves: "9:45" in a two-minute window stays, and so does
+    a number right after a word that does not introduce a time ("John 3:16").
+    """
     if offset == 0:
         return text
 
+    def inside(match: re.Match, seconds: float, bracketed: bool = False) -> bool:
+        if seconds > length + WINDOW_SLACK_SECONDS:
+            return False
+        before = None if bracketed else _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
+        return before is None or before.group(1).lower() in _TIME_WORDS
+
     def clock(match: re.Match) -> str:
         original = match.group(1)
-        shifted = seconds_of(original) + offset
+        seconds = seconds_of(original)
+        if not inside(match, seconds):
+            return original
+        shifted = seconds + offset
         if original.count(":") == 1 and len(original.split(":")[0]) == 2 and shifted < 6000:
             minutes, secs = divmod(int(round(shifted)), 60)
             return f"{minutes:02d}:{secs:02d}"  # keep the model's mm:ss style
         return format_clock(shifted)
 
+    def bracketed(match: re.Match) -> str:
+        seconds = float(match.group(1))
+        return f"[{seconds + offset:.2f}]" if inside(match, seconds, bracketed=True) else match.group(0)
+
     text = _ANSWER_CLOCK.sub(clock, text)
-    return _ANSWER_BRACKET_SECONDS.sub(lambda m: f"[{float(m.group(1)) + offset:.2f}]", text)
+    return _ANSWER_BRACKET_SECONDS.sub(bracketed, text)
 
 
 def _unit_of(expression: str) -> str | None:

@@ -1,9 +1,14 @@
-"""Voice activity: where speech is, in samples. Silero VAD (ONNX), else its TorchScript twin, else energy."""
+"""Voice activity: where speech is, in samples. Silero VAD (ONNX), else its TorchScript twin, else energy.
+
+The ONNX model runs on onnxruntime directly: the remote engine finds speech without importing torch.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -41,30 +46,119 @@ def speech_regions_in(samples: np.ndarray) -> list[tuple[int, int]]:
     """Sorted, non-overlapping [start, end) sample ranges that contain speech."""
     if samples.size == 0:
         return []
-    detector = _silero()
+    detector = _detector()
     if detector is None:
         return energy_regions(samples)
-    import torch
-    from silero_vad import get_speech_timestamps
-
-    found = get_speech_timestamps(
-        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), detector,
-        sampling_rate=SAMPLE_RATE, min_silence_duration_ms=MIN_SILENCE_MS, speech_pad_ms=SPEECH_PAD_MS,
-    )
-    return _merge([(int(r["start"]), min(int(r["end"]), samples.size)) for r in found])
+    return _merge([(start, min(end, samples.size)) for start, end in detector(samples)])
 
 
 @lru_cache(maxsize=1)
-def _silero():
+def _detector():
+    """Silero VAD: its ONNX model on onnxruntime (no torch), else its TorchScript twin, else None."""
+    model_file = _silero_onnx_file()
+    if model_file is not None:
+        try:
+            return SileroOnnx(model_file)
+        except Exception as exc:  # onnxruntime missing or broken: the TorchScript model needs only torch
+            log.info("Silero's ONNX model does not load (%s): trying its TorchScript model", exc)
     try:
-        from silero_vad import load_silero_vad
+        from silero_vad import get_speech_timestamps, load_silero_vad
     except ImportError:
         log.warning("silero-vad is not installed: finding speech by energy instead")
         return None
-    try:
-        return load_silero_vad(onnx=True)
-    except Exception:  # onnxruntime missing or broken: the TorchScript model needs only torch
-        return load_silero_vad(onnx=False)
+    import torch
+
+    model = load_silero_vad(onnx=False)
+    return lambda samples: [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(
+        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), model, sampling_rate=SAMPLE_RATE,
+        min_silence_duration_ms=MIN_SILENCE_MS, speech_pad_ms=SPEECH_PAD_MS)]
+
+
+def _silero_onnx_file() -> Path | None:
+    """silero-vad's ONNX model file, found without importing the package (its __init__ imports torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    return path if path.is_file() else None
+
+
+class SileroOnnx:
+    """Silero VAD's streaming ONNX model, run frame by frame exactly as silero-vad's own OnnxWrapper and
+    get_speech_timestamps run it (same frames, context, state and thresholds), but without torch."""
+
+    FRAME = 512  # samples per frame at 16 kHz
+    CONTEXT = 64  # samples of the previous frame the model sees before each frame
+    THRESHOLD = 0.5  # speech starts at this probability ...
+    NEG_THRESHOLD = THRESHOLD - 0.15  # ... and ends below this one
+    MIN_SPEECH_MS = 250  # shorter speech is dropped
+
+    def __init__(self, model_file: Path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = options.intra_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(model_file), sess_options=options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def __call__(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        return speech_from_probabilities(self.probabilities(samples), samples.size)
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probability of each 512-sample frame (the last one zero-padded)."""
+        n_frames = -(-samples.size // self.FRAME)
+        padded = np.zeros(self.CONTEXT + n_frames * self.FRAME, np.float32)  # zero context before frame 0
+        padded[self.CONTEXT : self.CONTEXT + samples.size] = samples
+        state, rate = np.zeros((2, 1, 128), np.float32), np.array(SAMPLE_RATE, dtype=np.int64)
+        probabilities = np.empty(n_frames, np.float32)
+        for i in range(n_frames):
+            window = padded[None, i * self.FRAME : (i + 1) * self.FRAME + self.CONTEXT]
+            output, state = self.session.run(None, {"input": window, "state": state, "sr": rate})
+            probabilities[i] = output[0, 0]
+        return probabilities
+
+
+def speech_from_probabilities(probabilities: np.ndarray, n_samples: int) -> list[tuple[int, int]]:
+    """silero-vad's get_speech_timestamps_from_probs for our settings (no longest-speech cut):
+    hysteresis between the two thresholds, silences under MIN_SILENCE_MS bridged, short speech
+    dropped, then SPEECH_PAD_MS of padding (half the gap where two regions nearly touch)."""
+    frame, min_silence = SileroOnnx.FRAME, SAMPLE_RATE * MIN_SILENCE_MS / 1000
+    min_speech = SAMPLE_RATE * SileroOnnx.MIN_SPEECH_MS / 1000
+    speeches: list[list[int]] = []
+    start, silence_from = None, 0
+    for i, probability in enumerate(probabilities.tolist()):
+        position = frame * i
+        if probability >= SileroOnnx.THRESHOLD:
+            silence_from = 0
+            start = position if start is None else start
+        elif probability < SileroOnnx.NEG_THRESHOLD and start is not None:
+            silence_from = silence_from or position
+            if position - silence_from >= min_silence:
+                if silence_from - start > min_speech:
+                    speeches.append([start, silence_from])
+                start, silence_from = None, 0
+    if start is not None and n_samples - start > min_speech:
+        speeches.append([start, n_samples])
+    return _padded(speeches, n_samples)
+
+
+def _padded(speeches: list[list[int]], n_samples: int) -> list[tuple[int, int]]:
+    pad = SAMPLE_RATE * SPEECH_PAD_MS / 1000
+    for i, speech in enumerate(speeches):
+        if i == 0:
+            speech[0] = int(max(0, speech[0] - pad))
+        if i == len(speeches) - 1:
+            speech[1] = int(min(n_samples, speech[1] + pad))
+            continue
+        following = speeches[i + 1]
+        gap = following[0] - speech[1]
+        if gap < 2 * pad:
+            speech[1] += int(gap // 2)
+            following[0] = int(max(0, following[0] - gap // 2))
+        else:
+            speech[1] = int(min(n_samples, speech[1] + pad))
+            following[0] = int(max(0, following[0] - pad))
+    return [(start, end) for start, end in speeches]
 
 
 def energy_regions(samples: np.ndarray, threshold_db: float = -40.0) -> list[tuple[int, int]]:

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,6 +95,15 @@ class FakeMoss:
     in_flight: int = 0
     most_in_flight: int = 0  # the most requests seen at once
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Replaces the answer when it returns (status, payload); payload bytes go out as they are (hostile
+    # or malformed replies). Called with the request's number (1, 2, ...), body and headers.
+    override: Callable[[int, dict, dict], tuple[int, dict | bytes] | None] | None = None
+
+    def respond(self, body: dict, headers: dict) -> tuple[int, dict | bytes]:
+        if self.override is not None and (reply := self.override(self.served + 1, body, headers)) is not None:
+            self.served += 1
+            return reply
+        return self.answer(body)
 
     def answer(self, body: dict) -> tuple[int, dict]:
         self.served += 1
@@ -167,13 +177,13 @@ class FakeServer:
                     fake_model.in_flight += 1
                     fake_model.most_in_flight = max(fake_model.most_in_flight, fake_model.in_flight)
                 try:
-                    self._send(*fake_model.answer(body))
+                    self._send(*fake_model.respond(body, dict(self.headers)))
                 finally:
                     with fake_model.lock:
                         fake_model.in_flight -= 1
 
             def _send(self, status, payload):
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

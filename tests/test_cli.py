@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -83,6 +85,7 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
             return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
 
     monkeypatch.setattr("moss_cli.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
+    monkeypatch.setattr("moss_cli.model.loading.resolve_checkpoint", lambda model, **k: Path(model))
     shown = ask(wav_file, "Who?", "--show-reasoning", "-q")
     hidden = ask(wav_file, "Who?", "-q")
     assert shown.stdout == hidden.stdout == "Two people talk.\n"
@@ -104,3 +107,14 @@ def test_json_lines_one_object_per_question(tiny_checkpoint, wav_file):
     assert [r["question"] for r in records] == ["First?", "Second?"]
     assert records[0]["answer"] + "\n" == plain.stdout
     assert all(r["audio"] == str(wav_file) and r["finish_reason"] in {"stop", "length"} for r in records)
+
+
+def test_a_missing_model_is_reported_before_any_audio_is_decoded(tmp_path, wav_file):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio at all")
+    missing = tmp_path / "no-such-checkpoint"
+    batch = runner.invoke(app, ["transcribe", str(garbage), str(wav_file), "-m", str(missing)])
+    single = ask(garbage, "Hi?", "-m", missing)
+    for result in (batch, single):
+        assert result.exit_code == 2 and str(missing) in result.stderr
+        assert "garbage" not in result.stderr  # the audio was never opened

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 
@@ -108,3 +109,25 @@ def test_encoder_sdpa_matches_eager(tiny_engine):
         tiny_engine.model.audio_encoder.use_attention("eager")
     assert torch.allclose(fused.last_hidden, eager.last_hidden, atol=1e-5)
     assert tiny_engine.model.audio_encoder.layers[0].self_attn.config._attn_implementation == "eager"
+
+
+def test_int8_quantization_swaps_the_llm_and_head_layers(tiny_checkpoint):
+    from moss_cli.errors import MossError
+
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
+    model = engine.model
+    assert type(model.lm_head).__module__.startswith("torch.ao.nn.quantized")
+    assert type(model.language_model.layers[0].mlp.up_proj).__module__.startswith("torch.ao.nn.quantized")
+    assert isinstance(model.audio_encoder.stem_proj, torch.nn.Linear)  # the encoder stays float32
+    assert model.dtype == torch.float32 and model.device.type == "cpu"
+    clip = synthetic_speechlike(3.0)
+    answer = engine.ask(clip, "Describe the audio.", DecodingOptions(max_new_tokens=6))
+    assert len(answer.token_ids) == 6
+    engine.batch_size = 2
+    batched = engine.ask_many([__import__("moss_cli").Request(c, "Describe.", DecodingOptions(max_new_tokens=4))
+                               for c in (clip, synthetic_speechlike(5.0, seed=1))])
+    assert all(len(a.token_ids) == 4 for a in batched)
+    with pytest.raises(MossError, match="float32"):
+        MossAudio.load(str(tiny_checkpoint), device="cpu", dtype="bfloat16", quantize="int8")
+    with pytest.raises(MossError, match="only 'int8'"):
+        MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int4")

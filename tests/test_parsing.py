@@ -80,3 +80,80 @@ def test_event_variants_and_repairs():
     events = [(e.start, e.end, e.text) for e in parse_events(out, 10.0)]
     assert events == [(0.0, 4.5, "birds chirping"), (1.0, 3.0, "reversed"), (2.0, 5.0, "dog barks"),
                       (7.0, 10.0, "thunder")]
+
+
+# ---- answers an attacker (or a broken model) could send: every parser runs in linear time ------------
+ADVERSARIAL = {
+    "64 spaces then x": "x" + " " * 64 + "x",  # the old loop regex never finished on this
+    "52 trailing spaces": "ok" + " " * 52,
+    "a whitespace run": " \t\n" * 70_000,
+    "a 200 KB events line": "1" + " " * 200_000 + "x",
+    "a 200 KB events description": "1.0 - 2.0: " + "a " * 100_000,
+    "a bracket then spaces": "[1" + " " * 200_000 + "x",
+    "a bracket then digits": "[" + "1" * 200_000,
+    "unclosed think tags": "<think>" * 30_000,
+    "many event lines": "1.0 - 2.0: x\n" * 20_000,
+    "words squeezed past the end": "[100.0]w[101.0]" * 20_000,
+    "escape sequences": "\x1b]" * 100_000,
+}
+TIMING = """
+import json, sys, time
+from moss_cli.chunking import Chunk
+from moss_cli.decoding import Answer, split_reasoning
+from moss_cli.parsing import json_object, parse_bracketed, parse_events, strip_times
+from moss_cli.pipeline import cut_short, events_from, segments_from
+from moss_cli.text import printable
+from moss_cli.timeref import shift_times
+chunk = Chunk(0, 60 * 16000)
+steps = {
+    "loop detector": lambda s: cut_short(Answer(s, "", s, [], "stop", 0)),
+    "sentences": lambda s: segments_from(s, chunk, words=False), "words": lambda s: segments_from(s, chunk, words=True),
+    "events": lambda s: events_from(s, chunk), "bracketed": lambda s: parse_bracketed(s, 60.0),
+    "event lines": lambda s: parse_events(s, 60.0), "strip": strip_times, "reasoning": split_reasoning,
+    "answer times": lambda s: shift_times(s, 600.0, 120.0), "printable": printable, "json": json_object,
+}
+slowest = {}
+for name, text in json.loads(sys.stdin.read()).items():
+    for step, run in steps.items():
+        started = time.perf_counter()
+        run(text)
+        slowest[f"{step} on {name}"] = time.perf_counter() - started
+print(json.dumps(slowest))
+"""
+
+
+def test_parsers_take_linear_time_on_adversarial_answers():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TIMING], input=json.dumps(ADVERSARIAL), capture_output=True,
+                          text=True, timeout=120)  # the old regexes never return: this is the limit then
+    assert done.returncode == 0, done.stderr
+    slow = {case: round(seconds, 2) for case, seconds in json.loads(done.stdout).items() if seconds > 1.0}
+    assert not slow
+
+
+def test_events_parse_the_same_after_whitespace_runs():
+    out = "  -  [1.5 s]   -   [3 sec] :   a   dog    barks  \n0.00 to 2.00\tbirds\n4 - 5 sirens"
+    assert [(e.start, e.end, e.text) for e in parse_events(out, 10.0)] == [
+        (0.0, 2.0, "birds"), (1.5, 3.0, "a dog barks"), (4.0, 5.0, "sirens")]
+    assert spans("[ 1.0  s ]one[ 2.0 ]") == [(1.0, 2.0, "one")]
+
+
+def test_json_answers_with_and_without_fences():
+    from moss_cli.parsing import json_object
+
+    assert json_object('```json\n{"a": 1}\n```') == ({"a": 1}, '{"a": 1}')
+    assert json_object('Here you are:\n```\n{"a": [1, 2]}\n```\nAnything else?') == ({"a": [1, 2]}, '{"a": [1, 2]}')
+    assert json_object('{"a": 1}') == ({"a": 1}, '{"a": 1}')
+    assert json_object("[1, 2]") == (None, "[1, 2]") and json_object("a calm voice") == (None, "a calm voice")
+    assert json_object("[" * 100_000)[0] is None  # too deep for the parser: text, not a crash
+
+
+def test_printable_strips_escape_sequences_and_controls():
+    from moss_cli.text import printable
+
+    assert printable("\x1b]52;c;aGk=\x07a\tb\x1b[31mc\x9b2Jd\r\ne\x00\x7f\x85") == "a\tbcd\ne"
+    assert printable("x\ud800y\ud83d\ude00") == "x\ufffdy\U0001F600"
+    assert printable("John 3:16 [12.5] ünïcödé 中文") == "John 3:16 [12.5] ünïcödé 中文"

@@ -108,6 +108,28 @@ def test_loops_are_detected():
     assert cut_short(Answer("x", "", "x", [], "length", 0)) == "hit the token cap"
 
 
+@pytest.mark.parametrize("text,looping", [
+    ("ok " + "la la " * 20, True),
+    ("Intro. " + "thank you very much. " * 6, True),
+    ("Intro. " + "thank you very much. " * 5, False),  # five copies are not a loop yet
+    ("[0.00]la la la la" * 50, True),  # no space between copies
+    ("hello world\n  hello   world\thello world hello world hello world hello world", True),  # whitespace aside
+    ("a" * 18, True),
+    ("no no no no no", False),  # a two-letter phrase needs its space to reach three characters: five is short
+    ("ab " * 5 + "ab", True),
+    ("The end of a normal sentence, with no repetition at all.", False),
+    (" " * 200, False),  # whitespace alone is no phrase
+    ("loop " * 10 + " " * 500, True),  # trailing whitespace does not hide a loop
+    ("x" + " " * 64 + "x", False),
+    ("la " * 10 + "but then it goes on normally", False),  # a loop must be at the end
+    ("%s" % ("x" * 121) * 6, True), ("".join(f"phrase {i:03d} " for i in range(100)), False),
+])
+def test_loop_detector_on_real_loops_and_non_loops(text, looping):
+    from moss_cli.pipeline import ends_in_loop
+
+    assert ends_in_loop(text) is looping
+
+
 def test_group_words_into_sentences():
     words = [Word("Hello", 0, 0.4), Word("there.", 0.4, 0.8), Word("New", 0.9, 1.1), Word("one", 1.1, 1.3),
              Word("after", 3.0, 3.4), Word("a", 3.4, 3.5), Word("pause", 3.5, 3.9)]
@@ -131,3 +153,65 @@ def test_thinking_models_get_room_to_reason(three_minutes):
     engine.thinking = True
     Pipeline(engine).timed(TRANSCRIBE_SENTENCES, recording)
     assert all(t == int(96 + 12 * s + 1024) for s, t in engine.calls)
+
+
+class TextEngine(ScriptedEngine):
+    """Answers text tasks with a fixed answer and finish reason."""
+
+    def __init__(self, text, finish="stop"):
+        super().__init__()
+        self.text, self.finish = text, finish
+
+    def ask(self, audio, question, options, guard=None):
+        self.calls.append((audio.size / 16_000, options.max_new_tokens))
+        return Answer(self.text, "", self.text, [], self.finish, 0)
+
+    ask_text = lambda self, question, options, guard=None: self.ask(np.zeros(1), question, options, guard)
+
+
+def test_text_answers_warn_when_cut_at_the_cap_or_looping(three_minutes):
+    from moss_cli.tasks import CAPTION
+
+    recording, _ = three_minutes
+    capped = Pipeline(TextEngine("A piano plays a slow", "length")).described(CAPTION, recording, "combine")
+    assert capped.text == "A piano plays a slow" and any("token cap" in w for w in capped.warnings)
+    looping = Pipeline(TextEngine("A piano. " + "la la la " * 10)).ask(recording, "What plays?")
+    assert any("looped" in w for w in looping.warnings)
+    fine = Pipeline(TextEngine("A piano plays.")).described(CAPTION, recording, "combine")
+    assert fine.warnings == []
+
+
+@pytest.fixture(scope="module")
+def half_minute():
+    audio, _ = phrase_recording(30.0, seed=6)
+    return Recording.from_array("half.wav", audio)
+
+
+def test_a_custom_prompt_without_timestamps_is_warned_about(half_minute):
+    recording = half_minute
+    task = TRANSCRIBE_SENTENCES.with_prompt("Write down what is said.")
+    result = Pipeline(ScriptedEngine(timed=False)).timed(task, recording)
+    assert all(s.estimated for s in result.segments)
+    assert len(result.warnings) == 1 and "estimated" in result.warnings[0] and "--prompt" in result.warnings[0]
+    assert not Pipeline(ScriptedEngine()).timed(task, recording).warnings  # times given: nothing to say
+
+
+def test_a_question_about_a_time_past_the_end_is_an_error_before_any_request():
+    from moss_cli.errors import QuestionError
+
+    audio, _ = phrase_recording(900.0, seed=4)
+    engine = TextEngine("anything")
+    with pytest.raises(QuestionError, match=r"'at 20:00', past the end: the recording is 15:00 long"):
+        Pipeline(engine).ask_all(Recording.from_array("long.wav", audio), ["Who speaks?", "What is said at 20:00?"])
+    assert engine.calls == []
+
+
+def test_server_errors_name_the_recording(half_minute):
+    from moss_cli.errors import ServerError
+
+    class Failing(ScriptedEngine):
+        def ask(self, *args, **kwargs):
+            raise ServerError("server http://x/v1: HTTP 500 boom")
+
+    with pytest.raises(ServerError, match=r"^half.wav: server http://x/v1: HTTP 500 boom$"):
+        Pipeline(Failing()).timed(TRANSCRIBE_SENTENCES, half_minute)

@@ -33,8 +33,8 @@ def test_seconds_of():
 
 def test_shift_times_in_answers():
     text = "At [00:08] a dog barks; at 1:05 a car; [12.50]hello"
-    assert shift_times(text, 600) == "At [10:08] a dog barks; at 11:05 a car; [612.50]hello"
-    assert shift_times(text, 0) == text
+    assert shift_times(text, 600, 120) == "At [10:08] a dog barks; at 11:05 a car; [612.50]hello"
+    assert shift_times(text, 0, 120) == text
 
 
 def test_window_and_relative_question():
@@ -46,3 +46,34 @@ def test_window_and_relative_question():
     assert edge.offset == 0 and edge.duration == 120
     ranged = find_time_span("between 5 and 7 minutes?", 1200)
     assert relative_question("between 5 and 7 minutes?", ranged, 240.0) == "between 1:00 and 3:00?"
+
+
+@pytest.mark.parametrize("question", [
+    "What does the preacher say about John 3:16?",
+    "Is the score 2:15 at any point?",  # a clock shape alone asks about no time
+    "Who mentions the 9:45 train?",
+])
+def test_clock_shapes_that_are_not_times_asked_about(question):
+    assert find_time_span(question, 1200) is None
+
+
+@pytest.mark.parametrize("question,seconds", [
+    ("what is said 10:15 in?", 615), ("what happens at the 7:30 mark?", 450), ("explain [12:05]", 725),
+    ("What does John 3:16 mean, as said at 7:30?", 450),
+])
+def test_clock_times_asked_about(question, seconds):
+    assert find_time_span(question, 1200).start == seconds
+
+
+def test_only_times_inside_the_window_move():
+    answer = "At 1:05 the pastor reads John 3:16; at 9:45 (the train) a horn; [00:08] and [12.50]; [300.00]"
+    assert shift_times(answer, 390, 120) == (
+        "At 7:35 the pastor reads John 3:16; at 9:45 (the train) a horn; [06:38] and [402.50]; [300.00]")
+    # a ten-minute window: 9:45 is inside it now, John 3:16 still is no time
+    assert shift_times("from 1:00 to 9:45; John 3:16", 600, 600) == "from 11:00 to 19:45; John 3:16"
+
+
+def test_absurd_times_do_not_crash():
+    span = find_time_span(f"what was said at {'9' * 400} seconds?", 1200)
+    assert span.start == float("inf")
+    assert shift_times(f"[{'9' * 400}] at 99:59:59", 60, 120) == f"[{'9' * 400}] at 99:59:59"

@@ -48,11 +48,11 @@ class MossAudioModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.lm_head.weight.device
+        return self.language_model.embed_tokens.weight.device  # never quantized, unlike the head
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.lm_head.weight.dtype
+        return self.language_model.embed_tokens.weight.dtype
 
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.config.language)
@@ -122,7 +122,8 @@ class MossAudioModel(nn.Module):
         (an operand it reads transposed) than as rows @ head.T; a single row keeps nn.Linear, and
         so do half-precision heads, whose rounding would then depend on the layout.
         """
-        if self.device.type != "cpu" or last_hidden.shape[0] == 1 or self.dtype != torch.float32:
+        plain = isinstance(self.lm_head, nn.Linear) and self.dtype == torch.float32  # not int8, not half
+        if self.device.type != "cpu" or last_hidden.shape[0] == 1 or not plain:
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()
 
