@@ -8,6 +8,10 @@ segments, pieces cut at pauses, the voice encoder over them, clustering and the 
 segments. The transcript is the conversation's own sentences (one segment each), or for --audio
 one segment per detected speech region. Model loading is reported apart (once per run, not per
 file). Not a test: it prints figures.
+
+Recorded on this project's CI machine (2 CPU cores shared with other work, torch 2.13 CPU), the
+default 301 s conversation, auto: 3.2 to 4.7 s wall, 2.1 to 3.6 s CPU, i.e. 39 to 56 s wall and
+26 to 43 s CPU per hour of audio (1.1% to 1.5% of real time); loading the encoder: 3.2 s once.
 """
 
 from __future__ import annotations
