@@ -106,7 +106,7 @@ def _smoothed(timed: list[tuple[float, float, int]]) -> list[int]:
         short = [r for r in runs if r[1] - r[0] < MIN_TURN_SECONDS]
         if len(runs) == 1 or not short:
             return speakers
-        first, last, _, i, j = min(short, key=lambda r: r[1] - r[0])
+        _, _, _, i, j = min(short, key=lambda r: r[1] - r[0])
         before = next((r for r in runs if r[4] == i - 1), None)
         after = next((r for r in runs if r[3] == j + 1), None)
         neighbour = max((r for r in (before, after) if r), key=lambda r: r[1] - r[0])
@@ -141,15 +141,18 @@ def _split_text(segment: Segment, runs: list[tuple[float, float, int]]) -> list[
     tokens = [text for text, _ in pieces]
     changes = [(a[1] + b[0]) / 2 for a, b in zip(runs, runs[1:])]
     cuts = _text_cuts(tokens, segment.start, segment.end, changes)
+    edges = [0, *cuts, len(tokens)]
+    if any(a >= b for a, b in zip(edges, edges[1:])):  # too few words to give each speaker some
+        heard: dict[int, float] = {}
+        for a, b, speaker in runs:
+            heard[speaker] = heard.get(speaker, 0.0) + b - a
+        return [(segment, max(heard, key=heard.get), [])]
     bounds = [segment.start, *changes, segment.end]
-    parts, edges = [], [0, *cuts, len(tokens)]
+    parts = []
     for k, (_, _, speaker) in enumerate(runs):
         text = "".join((" " if spaced and i > edges[k] else "") + piece
                        for i, (piece, spaced) in enumerate(pieces[edges[k] : edges[k + 1]], start=edges[k]))
-        if text:
-            parts.append((replace(segment, start=bounds[k], end=bounds[k + 1], text=text), speaker, []))
-        elif parts:  # no text fell to this speaker: the previous part keeps the time
-            parts[-1] = (replace(parts[-1][0], end=bounds[k + 1]), parts[-1][1], [])
+        parts.append((replace(segment, start=bounds[k], end=bounds[k + 1], text=text), speaker, []))
     return parts
 
 

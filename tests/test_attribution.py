@@ -82,3 +82,10 @@ def test_text_without_spaces_is_cut_between_characters():
     turns = [Turn(0.0, 1.9, 0), Turn(2.1, 4.0, 1)]
     first, second = label_speakers([Segment(0.0, 4.0, "今天下雨。我们在家。")], turns)
     assert (first.text, second.text) == ("今天下雨。", "我们在家。")
+
+
+def test_a_segment_with_fewer_words_than_speakers_stays_whole_with_the_speaker_heard_most():
+    turns = [Turn(0.0, 2.0, 0), Turn(3.0, 4.0, 0), Turn(4.2, 12.0, 1)]
+    first, second = label_speakers([Segment(0.0, 2.0, "Hello."), Segment(3.0, 12.0, "Absolutely.")], turns)
+    assert first.speaker == "S1"
+    assert (second.start, second.end, second.text, second.speaker) == (3.0, 12.0, "Absolutely.", "S2")
