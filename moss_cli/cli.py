@@ -274,15 +274,20 @@ def _layout(max_line_chars: int, max_lines: int, max_cue_seconds: float, word_cu
 
 def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
+    from . import interrupts
     from .inputs import expand_inputs
-    from .runner import BatchPolicy, run_batch
+    from .runner import BatchPolicy, check_errors_file, run_batch
 
     try:
-        items = expand_inputs(raw_inputs)
-        outputs.check(len(items))
-        options = _pipeline_options(sampling)
+        _check_finite()
         if flags.skip_existing and flags.overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other")
+        check_errors_file(flags.errors)
+        inputs = expand_inputs(raw_inputs)
+        if not inputs.files and not inputs.problems:
+            raise UsageError("no audio files among the inputs")
+        outputs.check(len(inputs.files))
+        options = _pipeline_options(sampling)
     except MossError as exc:
         raise typer.Exit(report(exc)) from None
     engine_choice = replace(engine_choice, jobs=flags.jobs)
@@ -296,10 +301,28 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         return work(Pipeline(engine.get(), options, bar), recording)
 
     try:
-        code = run_batch(items, process, outputs, policy, label)
-    except Exception as exc:  # model missing, server gone: ends the whole run
+        code = run_batch(inputs, process, outputs, policy, label)
+    except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
         code = report(exc)
+    if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
+        interrupts.exit_now(code)
     raise typer.Exit(code)
+
+
+def _check_finite() -> None:
+    """inf and nan pass click's range checks; no option of moss means anything with them."""
+    import math
+
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    for parameter in context.command.params if context else []:
+        value = context.params.get(parameter.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
 def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) -> dict:
@@ -320,13 +343,19 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     from .progress import ProgressBar
     from .runner import read_recording
 
+    from .interrupts import signals_interrupt
+    from .text import printable_name
+
     try:
-        recording = read_recording(path)  # before the model loads: a bad path fails fast
-        with recording.source:  # a converted input's temporary file goes with it
-            pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
-            with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
-                pipeline.progress = bar
-                results = pipeline.ask_all(recording, questions)
+        _check_finite()
+        with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
+            recording = read_recording(path)  # before the model loads: a bad path fails fast
+            with recording.source:  # a converted input's temporary file goes with it
+                pipeline = Pipeline(_LazyEngine(engine_choice, quiet).get(), _pipeline_options(sampling))
+                label = f"asking about {printable_name(path.name)}"
+                with ProgressBar(label, recording.duration, enabled=not quiet) as bar:
+                    pipeline.progress = bar
+                    results = pipeline.ask_all(recording, questions)
         for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning)
     except (Exception, KeyboardInterrupt) as exc:

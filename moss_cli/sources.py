@@ -15,6 +15,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import AudioError
+from .files import not_regular
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
 
@@ -79,6 +80,9 @@ def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSour
         raise AudioError(f"{path}: is a directory, not an audio file")
     if not path.exists():
         raise AudioError(f"{path}: no such file")
+    kind = not_regular(path)  # a FIFO would block the read below, /dev/zero never end
+    if kind:
+        raise AudioError(f"{path}: is {kind}, not an audio file")
     try:
         with open(path, "rb") as handle:
             if not handle.read(1):
