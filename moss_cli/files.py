@@ -41,18 +41,18 @@ def not_regular(path: Path) -> str | None:
 
 
 def folder_problem(folder: Path) -> str | None:
-    """Why files cannot be written under `folder` (made if missing), or None."""
+    """Why files cannot be written under `folder` (made if missing), naming the culprit; or None."""
     existing = folder
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return "is not a folder" if existing == folder else f"{existing} is not a folder"
+        return f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return "is not writable" if existing == folder else f"{existing} is not writable"
+        return f"{existing} is not writable"
     space = os.statvfs(existing)
     free = space.f_bfree if os.geteuid() == 0 else space.f_bavail  # root may use the reserved blocks
     if space.f_blocks and not free:  # some file systems report no sizes at all: then we cannot tell
-        return "has no space left"
+        return f"{existing} has no space left"
     return None
 
 
@@ -67,12 +67,20 @@ class Prepared:
     def place(self) -> None:
         try:
             os.replace(self.temporary, self.target)
+        except BaseException:
+            Path(self.temporary).unlink(missing_ok=True)
+            raise
         finally:
-            os.close(self.fd)  # releases the lock
+            self._unlock()
 
     def discard(self) -> None:
         Path(self.temporary).unlink(missing_ok=True)
-        os.close(self.fd)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # releases the lock
+            self.fd = -1
 
 
 def prepare(target: Path, fill: Callable[[TextIO], None]) -> Prepared:
@@ -90,12 +98,7 @@ def prepare(target: Path, fill: Callable[[TextIO], None]) -> Prepared:
 
 def write_atomically(target: Path, fill: Callable[[TextIO], None]) -> None:
     """Never a truncated file at `target`: a temporary file, renamed when complete."""
-    prepared = prepare(target, fill)
-    try:
-        prepared.place()
-    except BaseException:
-        Path(prepared.temporary).unlink(missing_ok=True)
-        raise
+    prepare(target, fill).place()
 
 
 def sweep_parts(folder: Path) -> None:

@@ -27,7 +27,7 @@ from .manifest import content_hash, describe, made_from, manifest_path, up_to_da
 from .progress import ProgressBar
 from .results import Result
 from .subtitles import CueLayout
-from .text import printable_name
+from .text import path_text, printable_name
 from .writers import get_writer
 
 if TYPE_CHECKING:  # the pipeline brings torch: loaded when a file is processed, not for --help
@@ -58,7 +58,7 @@ class OutputSpec:
         if self.output_dir is not None:
             problem = folder_problem(self.output_dir)
             if problem:
-                raise UsageError(f"-o {printable_name(self.output_dir)}: {problem}")
+                raise UsageError(f"-o: {problem}")
             return
         if len(self.formats) > 1:
             raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
@@ -76,9 +76,9 @@ def check_errors_file(path: Path | None) -> None:
     if path is None:
         return
     kind = not_regular(path)
-    problem = f"is {kind}" if kind else folder_problem(path.parent)
+    problem = f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
     if problem:
-        raise UsageError(f"--errors {printable_name(path)}: {problem}")
+        raise UsageError(f"--errors: {problem}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class RunSummary:
         self.fail_input(item.name, message, type(exc).__name__)
 
     def fail_input(self, name: str, message: str, kind: str) -> None:
-        self.failures.append({"input": name, "error": message, "kind": kind})
+        self.failures.append({"input": name, "error": path_text(message), "kind": kind})
         stderr.print(f"moss: error: {printable_name(message)}", markup=False)
 
     @property
@@ -154,7 +154,7 @@ class _Batch:
 
     def plan(self, items: list[InputFile]) -> list[tuple[InputFile, str | None]]:
         items = [self._spooled(item) for item in items]
-        self.inputs = {_identity(item.path) for item in items if item and _identity(item.path)}
+        self.inputs = {identity for item in items if item and (identity := _identity(item.path))}
         for folder in {target.parent for item in items if item for _, target in self.outputs.targets(item)}:
             sweep_parts(folder)  # temporary files of killed runs
         todo = []
@@ -256,9 +256,8 @@ class _Batch:
         try:
             # "first" is the first result written, whichever inputs failed or were skipped before it.
             self._write(result, item, digest, first=self.summary.done == 0, several=several)
-        except (OutputError, OSError) as exc:
-            self.summary.fail(item, exc if isinstance(exc, OutputError) else OutputError(
-                f"{item.name}: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}"))
+        except OutputError as exc:
+            self.summary.fail(item, exc)
             return
         self.summary.done += 1
         self.summary.audio_seconds += recording.duration
@@ -272,11 +271,13 @@ class _Batch:
             problem = self._blocked(item, target) or self._foreign(item, target)
             if problem:
                 raise OutputError(f"{item.name}: {problem}")
-            target.parent.mkdir(parents=True, exist_ok=True)
             writer = get_writer(extension, self.outputs.layout)
             record = describe(item.name, digest, self.policy.settings)
-            output = prepare(target, lambda file: writer.write(result, file))
-            _commit(output, record)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _commit(prepare(target, lambda file: writer.write(result, file)), record)
+            except OSError as exc:  # a full disk, a folder made read-only meanwhile: this input fails
+                raise OutputError(f"{item.name}: cannot write {target}: {exc.strerror or exc}") from None
             self.written[_identity(target, follow=False)] = item.name
 
 
@@ -296,7 +297,7 @@ def _commit(output: Prepared, record: dict) -> None:
                 raise
     except BaseException:
         for prepared in (output, manifest):
-            if prepared is not None and os.path.lexists(prepared.temporary):
+            if prepared is not None and prepared.fd >= 0:  # not placed: its temporary file goes
                 prepared.discard()
         raise
 

@@ -8,6 +8,7 @@ tracks) through FFmpeg's libraries via PyAV.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class AudioSource:
         else:
             import soundfile as sf
 
-            self.n_samples = int(sf.info(str(path)).frames)
+            self.n_samples = int(sf.info(os.fsencode(path)).frames)
 
     @classmethod
     def from_array(cls, name: str, samples: np.ndarray) -> AudioSource:
@@ -50,7 +51,7 @@ class AudioSource:
         import soundfile as sf
 
         try:
-            with sf.SoundFile(str(self._path)) as file:
+            with sf.SoundFile(os.fsencode(self._path)) as file:
                 file.seek(start)
                 block = file.read(end - start, dtype="float32", always_2d=True)[:, 0]
         except (sf.LibsndfileError, RuntimeError) as exc:
@@ -90,7 +91,7 @@ def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSour
     except PermissionError:
         raise AudioError(f"{path}: permission denied") from None
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: soundfile cannot encode undecodable names
     except (sf.LibsndfileError, RuntimeError, TypeError):
         info = None
     if info is not None and info.frames == 0:
@@ -119,7 +120,7 @@ def _convert_sndfile(path: Path, target: Path) -> None:
     import soxr
 
     try:
-        with sf.SoundFile(str(path)) as file, _writer(target) as out:
+        with sf.SoundFile(os.fsencode(path)) as file, _writer(target) as out:
             resampler = soxr.ResampleStream(file.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
             for block in file.blocks(blocksize=file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True):
                 mono = _checked(block.mean(axis=1), str(path))
@@ -157,7 +158,7 @@ def _writer(target: Path):
     import soundfile as sf
 
     # RF64: a float WAV passes the 4 GB limit of plain WAV at about 17 hours.
-    return sf.SoundFile(str(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
+    return sf.SoundFile(os.fsencode(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
 
 
 def _checked(samples: np.ndarray, name: str) -> np.ndarray:
