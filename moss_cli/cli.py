@@ -288,7 +288,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
             raise UsageError("no audio files among the inputs")
         outputs.check(len(inputs.files))
         options = _pipeline_options(sampling)
-    except MossError as exc:
+    except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
     engine_choice = replace(engine_choice, jobs=flags.jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)

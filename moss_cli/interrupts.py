@@ -31,11 +31,15 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted in the main thread (elsewhere signals cannot be caught)."""
+    """SIGINT and SIGTERM raise Interrupted in the main thread (elsewhere signals cannot be caught).
+
+    A signal the caller chose to ignore stays ignored (`moss ... &` from a script: SIGINT).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    taken = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, _on_signal) for s in taken}
     try:
         yield
     finally:

@@ -147,8 +147,11 @@ def slow_server(delay):
 
 
 def start_moss(*args):
+    # SIGINT as a terminal would send it, also when the tests themselves run in the background
+    # (`pytest &` in a script), where it is ignored and the ignoring is inherited.
     return subprocess.Popen([sys.executable, "-m", "moss_cli.cli", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def recordings(folder: Path, count: int) -> Path:

@@ -201,6 +201,11 @@ def held_server():
     return fake, release
 
 
+def hear_ctrl_c() -> None:
+    """A test run started in the background (`pytest &` in a script) ignores SIGINT, and so would moss."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signals_stop_jobs_at_once_and_remove_temporary_files(tmp_path, signum):
     audio = tmp_path / "five.wav"
@@ -213,7 +218,8 @@ def test_signals_stop_jobs_at_once_and_remove_temporary_files(tmp_path, signum):
         process = subprocess.Popen(
             [sys.executable, "-m", "moss_cli.cli", "transcribe", str(audio), str(tmp_path / "in" / "other.wav"),
              "--json", "-o", str(tmp_path / "out"), "--jobs", "8", "--server", server.url],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(temporary)})
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(temporary)},
+            preexec_fn=hear_ctrl_c)
         try:
             deadline = time.monotonic() + 60
             while fake.in_flight < 3 and time.monotonic() < deadline:
