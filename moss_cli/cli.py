@@ -409,9 +409,10 @@ class _LazyEngine:
             return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, key,
                                              choice.timeout, concurrency=choice.jobs))
         from .engine import MossAudio
+        from .text import printable_name
 
         if not self.quiet:
-            stderr.print(f"moss: loading {choice.model}", markup=False)
+            stderr.print(f"moss: loading {printable_name(choice.model)}", markup=False)
         engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,
                                 time_markers=choice.time_markers, batch_size=choice.batch_size)
         if not self.quiet:

@@ -275,7 +275,7 @@ class _Batch:
             record = describe(item.name, digest, self.policy.settings)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _commit(prepare(target, lambda file: writer.write(result, file)), record)
+                _commit(prepare(target, lambda file, writer=writer: writer.write(result, file)), record)
             except OSError as exc:  # a full disk, a folder made read-only meanwhile: this input fails
                 raise OutputError(f"{item.name}: cannot write {target}: {exc.strerror or exc}") from None
             self.written[_identity(target, follow=False)] = item.name

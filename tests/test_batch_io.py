@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
@@ -264,6 +263,25 @@ def test_temporary_files_of_killed_runs_go_and_those_of_live_runs_stay(tmp_path)
     assert (out / "x.json").read_text() == "{}"
 
 
+def test_converted_audio_of_killed_runs_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    import fcntl
+    import tempfile
+
+    from moss_cli import files
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    killed, live = tmp_path / "moss-run-killed", tmp_path / "moss-run-live"
+    for folder in (killed, live):
+        folder.mkdir()
+        (folder / ".lock").touch()
+        (folder / "moss-x.wav").write_bytes(b"\0" * 1000)  # converted audio, big in real life
+    with open(live / ".lock") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a run still going
+        with files.run_folder() as mine:
+            assert mine.is_dir() and not killed.exists() and live.exists()
+    assert not mine.exists()
+
+
 # ---- 10, 17: globs and folders ------------------------------------------------------------------
 def test_glob_through_symlink_loops_returns(tmp_path):
     root = tmp_path / "dir"
@@ -409,6 +427,7 @@ def test_control_characters_in_names_are_escaped(tmp_path):
         result = transcribe(server, folder, "--txt")
     assert result.exit_code == 1
     assert "\x1b" not in result.stderr + result.stdout and "\x07" not in result.stdout
-    assert errors_lines(result.stderr) == [f"moss: error: {folder}/b\\nmoss: error: forged.wav: not an audio or video file"]
+    forged = f"{folder}/b\\nmoss: error: forged.wav"  # one line: the newline is shown escaped
+    assert errors_lines(result.stderr) == [f"moss: error: {forged}: not an audio or video file"]
     assert f"==> {folder}/a\\x1b]0;owned\\x07.wav <==" in result.stdout
     assert good.exists()
