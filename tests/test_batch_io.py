@@ -406,15 +406,14 @@ def test_nul_separated_and_undecodable_path_lists(tmp_path, monkeypatch):
 def test_audio_on_stdin(tmp_path):
     audio = wav(tmp_path / "talk.wav", seconds=6)
     with FakeServer() as server:
-        piped = run_moss("transcribe", "-", "--json", "--server", server.url, input=audio.read_bytes())
+        piped = transcribe(server, "-", "--json", input=audio.read_bytes())
         by_name = transcribe(server, audio, "--json")
-        to_folder = run_moss("transcribe", "-", "--srt", "-o", tmp_path / "out", "--server", server.url,
-                             input=audio.read_bytes())
-    assert piped.returncode == 0, piped.stderr.decode()
+        to_folder = transcribe(server, "-", "--srt", "-o", tmp_path / "out", input=audio.read_bytes())
+    assert piped.exit_code == 0, piped.stderr
     result = json.loads(piped.stdout)
     assert result["audio"] == "-"
     assert result["segments"] == json.loads(by_name.stdout)["segments"] != []
-    assert to_folder.returncode == 0 and (tmp_path / "out" / "stdin.srt").is_file()
+    assert to_folder.exit_code == 0 and (tmp_path / "out" / "stdin.srt").is_file()
 
 
 # ---- 15: names with control characters ---------------------------------------------------------
