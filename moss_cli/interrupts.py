@@ -35,9 +35,11 @@ def signals_interrupt() -> Iterator[None]:
 
     A signal the caller chose to ignore stays ignored (`moss ... &` from a script: SIGINT).
     """
+    global received
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received = None
     taken = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, _on_signal) for s in taken}
     try:
