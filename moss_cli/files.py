@@ -120,9 +120,13 @@ def run_folder() -> Iterator[Path]:
     """A private temporary folder for one run (converted audio, audio read from stdin), locked while
     the run lives. Folders that killed runs left behind are removed first: converted audio is big."""
     _sweep_run_folders()
-    folder = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
-    lock = os.open(folder / _LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    while True:
+        folder = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+        lock = os.open(folder / _LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _still_named(folder / _LOCK_NAME, lock):  # another run starting may have swept it in between
+            break
+        os.close(lock)
     try:
         yield folder
     finally:

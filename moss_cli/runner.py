@@ -72,11 +72,14 @@ class OutputSpec:
 
 
 def check_errors_file(path: Path | None) -> None:
-    """--errors names a file that can be written (it is written at the end of the run)."""
+    """--errors names a file that can be written (at the end of the run, through a temporary file)."""
     if path is None:
         return
     kind = not_regular(path)
-    problem = f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
+    if os.path.islink(path):  # it is replaced whole when written: a link (/dev/stdout) would be lost
+        problem = f"{path} is a symbolic link; name the file itself"
+    else:
+        problem = f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
     if problem:
         raise UsageError(f"--errors: {problem}")
 

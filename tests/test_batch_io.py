@@ -352,12 +352,14 @@ def test_run_wide_problems_are_usage_errors_before_any_work(tmp_path):
     audio = wav(tmp_path / "x.wav")
     a_file = tmp_path / "file.txt"
     a_file.write_text("I am a file\n")
+    (tmp_path / "link.jsonl").symlink_to(a_file)  # as /dev/stdout is: replacing it would lose the link
     with FakeServer() as server:
         cases = {
             ("-o", a_file): "-o",
             ("-o", a_file / "below"): "-o",
             ("-o", tmp_path / "out", "--errors", tmp_path): "--errors",
             ("-o", tmp_path / "out", "--errors", a_file / "errors.jsonl"): "--errors",
+            ("-o", tmp_path / "out", "--errors", tmp_path / "link.jsonl"): "--errors",
             ("--max-cue-seconds", "inf"): "--max-cue-seconds",
             ("--max-cue-seconds", "nan"): None,  # click's own range check refuses it
             ("--temperature", "inf"): "--temperature",
