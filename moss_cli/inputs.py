@@ -173,13 +173,20 @@ def _read_stdin(stream: BinaryIO | None, found: InputList) -> None:
         found.files += _below_common_folder(_split_list(head + stream.read()))
 
 
+# Container signatures, each with a byte that text never has beside it, so that a list of paths
+# starting "RIFF notes.wav" or "ID3 tags.mp3" is never taken for audio: (offset, bytes) pairs.
+_SIGNATURES = (
+    ((0, b"RIFF"), (8, b"WAVE")), ((0, b"RF64"), (8, b"WAVE")), ((0, b"FORM"), (8, b"AIF")),  # WAV, AIFF
+    ((0, b"fLaC\0"),), ((0, b"fLaC\x80"),), ((0, b"OggS\0"),), ((0, b"caff\0\x01"),),  # FLAC, OGG/Opus, CAF
+    ((0, b".snd\0\0\0"),), ((0, b"#!AMR"),), ((0, b"\x1a\x45\xdf\xa3"),),  # AU, AMR, Matroska/WebM
+    ((0, b"ID3\x02\0"),), ((0, b"ID3\x03\0"),), ((0, b"ID3\x04\0"),),  # MP3 with an ID3v2 tag
+    ((0, b"\0\0\0"), (4, b"ftyp")), ((0, bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")),),  # MP4, ASF
+)
+
+
 def looks_like_audio(head: bytes) -> bool:
-    """The signature of a container moss decodes; a path list (text) never starts with one."""
-    if head[:4] in (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b".snd", b"caff", b"wvpk", b"MAC ", b"#!AM"):
-        return True
-    if head[:3] == b"ID3" or head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3":  # MP3 tag, MP4, Matroska
-        return True
-    if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):  # ASF (wma)
+    """The signature of a container moss decodes at the start of `head`: audio, not a path list."""
+    if any(all(head[at : at + len(magic)] == magic for at, magic in signature) for signature in _SIGNATURES):
         return True
     # A bare MPEG audio or ADTS frame: 11 sync bits, then a version that is not the reserved one.
     return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x18 != 0x08

@@ -418,6 +418,18 @@ def test_audio_on_stdin(tmp_path):
     assert to_folder.exit_code == 0 and (tmp_path / "out" / "stdin.srt").is_file()
 
 
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III"),
+                                         ("AIFF", "PCM_16"), ("RF64", "FLOAT")])
+def test_audio_bytes_are_told_from_path_lists(fmt, subtype):
+    from moss_cli.inputs import looks_like_audio
+
+    data = io.BytesIO()
+    sf.write(data, speech(1, 1), 16_000, format=fmt, subtype=subtype)
+    assert looks_like_audio(data.getvalue()[:64])
+    for listing in (b"RIFF notes.wav\n", b"ID3 tags.mp3\n", b"fLaC.flac\0OggS.ogg\0", b"/data/x.wav\n"):
+        assert not looks_like_audio(listing[:64])
+
+
 # ---- 15: names with control characters ---------------------------------------------------------
 def test_control_characters_in_names_are_escaped(tmp_path):
     folder = tmp_path / "in"
