@@ -25,8 +25,8 @@ app = typer.Typer(
 
 # ---- shared options: defined once, used by every command --------------------------------------
 Inputs = Annotated[list[str], typer.Argument(
-    help="Audio or video files, directories (searched recursively), globs, - (a list of paths on stdin) "
-    "or @list.txt.", show_default=False)]
+    help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
+    "paths: one a line or NUL-separated) or @list.txt.", show_default=False)]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
     help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
@@ -52,7 +52,8 @@ ServerModelOpt = Annotated[str | None, typer.Option(rich_help_panel="Server", he
 ApiKeyOpt = Annotated[str | None, typer.Option(envvar="MOSS_API_KEY", rich_help_panel="Server", help="Bearer token for the server.")]
 TimeoutOpt = Annotated[float, typer.Option(min=1.0, rich_help_panel="Server", help="Seconds to wait for one server reply.")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
-    "--output-dir", "-o", rich_help_panel="Output", help="Write <input stem>.<ext> files here instead of stdout.")]
+    "--output-dir", "-o", rich_help_panel="Output",
+    help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", rich_help_panel="Batch",
     help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
