@@ -8,6 +8,7 @@ block by block, into a temporary 16 kHz mono float WAV, so a long file never sit
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import AudioError
+from .files import not_regular
 from .resample import Resampler, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
@@ -35,7 +37,7 @@ class AudioSource:
         else:
             import soundfile as sf
 
-            self.n_samples = int(sf.info(str(path)).frames)
+            self.n_samples = int(sf.info(os.fsencode(path)).frames)
 
     @classmethod
     def from_array(cls, name: str, samples: np.ndarray) -> AudioSource:
@@ -52,7 +54,7 @@ class AudioSource:
         import soundfile as sf
 
         try:
-            with sf.SoundFile(str(self._path)) as file:
+            with sf.SoundFile(os.fsencode(self._path)) as file:
                 file.seek(start)
                 block = file.read(end - start, dtype="float32", always_2d=True)[:, 0]
         except (sf.LibsndfileError, RuntimeError) as exc:
@@ -117,6 +119,9 @@ def _check_readable(path: Path) -> None:
         raise AudioError(f"{path}: is a directory, not an audio file")
     if not path.exists():
         raise AudioError(f"{path}: no such file")
+    kind = not_regular(path)  # a FIFO would block the read below, /dev/zero never end
+    if kind:
+        raise AudioError(f"{path}: is {kind}, not an audio file")
     try:
         with open(path, "rb") as handle:
             if not handle.read(1):
@@ -129,7 +134,7 @@ def _sndfile_info(path: Path):
     import soundfile as sf
 
     try:
-        return sf.info(str(path))
+        return sf.info(os.fsencode(path))  # bytes: soundfile cannot encode undecodable names
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None
 
@@ -181,13 +186,13 @@ def _sndfile_blocks(path: Path):
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as file:
+        with sf.SoundFile(os.fsencode(path)) as file:
             while True:
                 block = file.read(file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True)
                 if not len(block):
                     break
                 yield file.samplerate, block
-        yield None, _sndfile_claimed_seconds(sf.info(str(path)))
+        yield None, _sndfile_claimed_seconds(sf.info(os.fsencode(path)))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
 
@@ -199,7 +204,7 @@ def _pyav_blocks(path: Path):
     except ImportError:
         raise AudioError(f"{path}: not a format libsndfile reads exactly, and PyAV is not installed") from None
     try:
-        container = av.open(str(path))
+        container = av.open(_pyav_name(path))
     except av.error.InvalidDataError:
         raise AudioError(f"{path}: not an audio or video file") from None
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -221,6 +226,15 @@ def _pyav_blocks(path: Path):
         yield None, _claimed_seconds(container, stream)
 
 
+def _pyav_name(path: Path):
+    """PyAV takes names as str; a name that is not valid UTF-8 goes in as an open file instead."""
+    try:
+        os.fsencode(path).decode("utf-8")
+        return str(path)
+    except UnicodeDecodeError:
+        return open(path, "rb")  # noqa: SIM115 - the container owns and closes it
+
+
 def _claimed_seconds(container, stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -233,7 +247,7 @@ def _writer(target: Path):
     import soundfile as sf
 
     # RF64: a float WAV passes the 4 GB limit of plain WAV at about 17 hours.
-    return sf.SoundFile(str(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
+    return sf.SoundFile(os.fsencode(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
 
 
 def _checked(samples: np.ndarray, name: str) -> np.ndarray:
