@@ -21,6 +21,7 @@ from .files import not_regular
 from .resample import Resampler, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
+GATHER_SECONDS = 10  # decoded audio resampled at a time
 
 
 class AudioSource:
@@ -143,23 +144,33 @@ def _convert(path: Path, target: Path, blocks) -> list[str]:
     """Mix down and resample the decoder's blocks into `target`; returns warnings (damage found).
 
     `blocks` yields (rate, (frames, channels) float32 block) and finally (None, claimed seconds).
+    Small blocks (an MP3 frame is 1152 samples) are gathered into GATHER_SECONDS first: the
+    resampler's per-call work does not pay for a few milliseconds of audio.
     """
     warnings: list[str] = []
-    resampler = None
-    decoded = 0.0
-    with _writer(target) as out:
-        for rate, block in blocks:
-            if rate is None:  # the decoder's last word: how long the file says it is
-                warnings += _damage(decoded, block)
-                break
-            if resampler is None:
-                resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
-                first_rate = rate
-            if rate != first_rate:
-                raise AudioError(f"{path}: the sample rate changes within the file ({first_rate} Hz, then {rate} Hz)")
-            decoded += block.shape[0] / rate
-            mono = _checked(mix_down(block), str(path))
+    rate, resampler, gathered, decoded = None, None, [], 0
+
+    def flush() -> None:
+        if gathered:
+            mono = _checked(mix_down(np.concatenate(gathered)), str(path))
             out.write(resampler.push(mono) if resampler else mono)
+            gathered.clear()
+
+    with _writer(target) as out:
+        for block_rate, block in blocks:
+            if block_rate is None:  # the decoder's last word: how long the file says it is
+                warnings += _damage(decoded / rate if rate else 0.0, block)
+                break
+            if rate is None:
+                rate = block_rate
+                resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+            if block_rate != rate:
+                raise AudioError(f"{path}: the sample rate changes within the file ({rate} Hz, then {block_rate} Hz)")
+            gathered.append(block)
+            decoded += block.shape[0]
+            if sum(len(b) for b in gathered) >= rate * GATHER_SECONDS:
+                flush()
+        flush()
         if resampler is not None:
             out.write(resampler.finish())
     return warnings
