@@ -26,8 +26,8 @@ app = typer.Typer(
 
 # ---- shared options: defined once, used by every command --------------------------------------
 Inputs = Annotated[list[str], typer.Argument(
-    help="Audio or video files, directories (searched recursively), globs, - (a list of paths on stdin) "
-    "or @list.txt.", show_default=False)]
+    help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
+    "paths: one a line or NUL-separated) or @list.txt.", show_default=False)]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
     help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
@@ -57,7 +57,8 @@ TimeoutOpt = Annotated[float, typer.Option(
     min=1.0, rich_help_panel="Server",
     help="Seconds one server request may take, end to end (connecting, sending, waiting, receiving).")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
-    "--output-dir", "-o", rich_help_panel="Output", help="Write <input stem>.<ext> files here instead of stdout.")]
+    "--output-dir", "-o", rich_help_panel="Output",
+    help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", rich_help_panel="Batch",
     help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
@@ -344,21 +345,26 @@ def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds
 
 def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None)) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
+    from . import interrupts
     from .inputs import expand_inputs
-    from .runner import BatchPolicy, run_batch
+    from .runner import BatchPolicy, check_errors_file, run_batch
 
     try:
+        _check_finite()
         engine_choice = _checked(engine_choice, [task.prompt])
-        items = expand_inputs(raw_inputs)
-        outputs.check(len(items))
-        options = replace(_pipeline_options(sampling), speakers=_speaker_options(*speakers))
         if flags.skip_existing and flags.overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other")
+        check_errors_file(flags.errors)
+        inputs = expand_inputs(raw_inputs)
+        if not inputs.files and not inputs.problems:
+            raise UsageError("no audio files among the inputs")
+        outputs.check(len(inputs.files))
+        options = replace(_pipeline_options(sampling), speakers=_speaker_options(*speakers))
         if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
             from .speakers import load_diarizer
 
             load_diarizer(options.speakers.diarizer)
-    except MossError as exc:
+    except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
     engine_choice = replace(engine_choice, jobs=flags.jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
@@ -372,10 +378,28 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
 
     try:
         engine.check()
-        code = run_batch(items, process, outputs, policy, label)
-    except Exception as exc:  # model missing, server gone: ends the whole run
+        code = run_batch(inputs, process, outputs, policy, label)
+    except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
         code = report(exc)
+    if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
+        interrupts.exit_now(code)
     raise typer.Exit(code)
+
+
+def _check_finite() -> None:
+    """inf and nan pass click's range checks; no option of moss means anything with them."""
+    import math
+
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    for parameter in context.command.params if context else []:
+        value = context.params.get(parameter.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
 def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, speakers=None) -> dict:
@@ -429,9 +453,12 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     from .pages import ask_page_target, write_ask_page
     from .pipeline import Pipeline, asked_time
     from .progress import ProgressBar
+    from .interrupts import signals_interrupt
     from .runner import read_recording
+    from .text import printable_name
 
     try:
+        _check_finite()
         if page is not None:  # before the model loads: a bad command line fails fast
             if json_lines and page.output_dir is None:
                 raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
@@ -440,21 +467,23 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
         engine = _LazyEngine(_checked(engine_choice, questions), quiet)
         options = _pipeline_options(sampling)
         engine.check()  # a missing model is reported before the audio is decoded
-        recording = read_recording(path)  # before the model loads: a bad path fails fast
-        for warning in [] if quiet else recording.source.warnings:
-            stderr.print(f"moss: warning: {path}: {warning}", markup=False)
-        with recording.source:  # a converted input's temporary file goes with it
-            for question in questions:  # a time past the end fails before the model loads
-                asked_time(question, recording)
-            pipeline = Pipeline(engine.get(), options)
-            with ProgressBar(f"asking about {path.name}", recording.duration, enabled=not quiet) as bar:
-                pipeline.progress = bar
-                results = pipeline.ask_all(recording, questions)
-            if page is not None:
-                from .tasks import ASK
+        with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
+            recording = read_recording(path)  # before the model loads: a bad path fails fast
+            for warning in [] if quiet else recording.source.warnings:
+                stderr.print(printable_name(f"moss: warning: {path}: {warning}"), markup=False)
+            with recording.source:  # a converted input's temporary file goes with it
+                for question in questions:  # a time past the end fails before the model loads
+                    asked_time(question, recording)
+                pipeline = Pipeline(engine.get(), options)
+                label = f"asking about {printable_name(path.name)}"
+                with ProgressBar(label, recording.duration, enabled=not quiet) as bar:
+                    pipeline.progress = bar
+                    results = pipeline.ask_all(recording, questions)
+                if page is not None:
+                    from .tasks import ASK
 
-                settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
-                write_ask_page(results, recording.source, path, target, page, settings)
+                    settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
+                    write_ask_page(results, recording.source, path, target, page, settings)
         page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
@@ -558,9 +587,10 @@ class _LazyEngine:
             return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, choice.api_key,
                                              choice.timeout, concurrency=choice.jobs))
         from .engine import MossAudio
+        from .text import printable_name
 
         if not self.quiet:
-            stderr.print(f"moss: loading {choice.model}", markup=False)
+            stderr.print(f"moss: loading {printable_name(choice.model)}", markup=False)
         engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,
                                 time_markers=choice.time_markers, batch_size=choice.batch_size)
         if not self.quiet:

@@ -1,21 +1,30 @@
 """Sidecar manifests: what each output was made from, so re-runs can skip finished work safely.
 
 Beside `subs/a/x.srt` lies `subs/a/.x.srt.moss.json` with the input's path and content hash, the
-model and every option that shapes the output. It is written before the output itself, so an
-output without a matching manifest is never taken for finished.
+model and every option that shapes the output. It is written after the output, so a manifest
+never vouches for an output that was not written (a full disk, a killed run): an output without a
+matching manifest is never taken for finished.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 from . import __version__
 
+NAME_MAX = 255  # bytes in one file name, on every common file system
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; anything huge is not ours
+
 
 def manifest_path(output: Path) -> Path:
-    return output.parent / f".{output.name}.moss.json"
+    name = f".{output.name}.moss.json"
+    if len(os.fsencode(name)) > NAME_MAX:  # a long output name: the manifest's would not fit
+        name = f".{hashlib.sha256(os.fsencode(output.name)).hexdigest()[:32]}.moss.json"
+    return output.parent / name
 
 
 def content_hash(path: Path) -> str:
@@ -26,8 +35,8 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(input_path: Path, input_hash: str, settings: dict) -> dict:
-    return {"input": str(input_path), "sha256": input_hash, "settings": settings, "moss": __version__}
+def describe(input_name: str, input_hash: str, settings: dict) -> dict:
+    return {"input": input_name, "sha256": input_hash, "settings": settings, "moss": __version__}
 
 
 def up_to_date(output: Path, input_hash: str, settings: dict) -> bool:
@@ -44,8 +53,13 @@ def made_from(output: Path) -> str | None:
 
 
 def read_manifest(output: Path) -> dict | None:
+    """The manifest beside `output`, or None: missing, not a regular file (a FIFO would block the
+    read), too big, or not a JSON object (nesting deep enough to exhaust the parser included)."""
+    path = manifest_path(output)
     try:
-        record = json.loads(manifest_path(output).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not stat.S_ISREG(os.stat(path).st_mode) or os.stat(path).st_size > MAX_MANIFEST_BYTES:
+            return None
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None

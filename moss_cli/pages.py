@@ -3,7 +3,6 @@ page. Part of the CLI layer, like runner.py: the same atomic writes and manifest
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .inputs import InputFile
-from .manifest import content_hash, describe, made_from, manifest_path
+from .manifest import content_hash, describe, made_from
 from .report import page_context, read_summary, relative_link, render_index, render_page
 from .results import Result
-from .runner import BatchPolicy, OutputSpec, UsageError, atomic_write, stderr
+from .runner import BatchPolicy, OutputSpec, UsageError, stderr, write_output
 
 if TYPE_CHECKING:
     from .sources import AudioSource
@@ -41,8 +40,7 @@ def write_index(items: list[InputFile], outputs: OutputSpec, policy: BatchPolicy
                             "name": (item.stem.parent / item.path.name).as_posix()})
     title = Path(os.path.abspath(outputs.output_dir)).name or "moss"
     record = {"input": INDEX_OWNER, "pages": [entry["href"] for entry in entries], "moss": __version__}
-    atomic_write(manifest_path(index), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-    atomic_write(index, lambda file: file.write(render_index(entries, title)))
+    write_output(index, lambda file: file.write(render_index(entries, title)), record)
 
 
 def ask_page_target(path: Path, outputs: OutputSpec) -> Path | None:
@@ -66,6 +64,5 @@ def write_ask_page(results: list[Result], source: AudioSource, path: Path, targe
         sys.stdout.flush()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    record = describe(path, content_hash(path), settings)
-    atomic_write(manifest_path(target), lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-    atomic_write(target, lambda file: file.write(html))
+    record = describe(str(path), content_hash(path), settings)
+    write_output(target, lambda file: file.write(html), record)

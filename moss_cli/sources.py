@@ -8,6 +8,7 @@ block by block, into a temporary 16 kHz mono float WAV, so a long file never sit
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -16,9 +17,11 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import AudioError
+from .files import not_regular
 from .resample import Resampler, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
+GATHER_SECONDS = 10  # decoded audio resampled at a time
 
 
 class AudioSource:
@@ -35,7 +38,7 @@ class AudioSource:
         else:
             import soundfile as sf
 
-            self.n_samples = int(sf.info(str(path)).frames)
+            self.n_samples = int(sf.info(os.fsencode(path)).frames)
 
     @classmethod
     def from_array(cls, name: str, samples: np.ndarray) -> AudioSource:
@@ -52,7 +55,7 @@ class AudioSource:
         import soundfile as sf
 
         try:
-            with sf.SoundFile(str(self._path)) as file:
+            with sf.SoundFile(os.fsencode(self._path)) as file:
                 file.seek(start)
                 block = file.read(end - start, dtype="float32", always_2d=True)[:, 0]
         except (sf.LibsndfileError, RuntimeError) as exc:
@@ -117,6 +120,9 @@ def _check_readable(path: Path) -> None:
         raise AudioError(f"{path}: is a directory, not an audio file")
     if not path.exists():
         raise AudioError(f"{path}: no such file")
+    kind = not_regular(path)  # a FIFO would block the read below, /dev/zero never end
+    if kind:
+        raise AudioError(f"{path}: is {kind}, not an audio file")
     try:
         with open(path, "rb") as handle:
             if not handle.read(1):
@@ -129,7 +135,7 @@ def _sndfile_info(path: Path):
     import soundfile as sf
 
     try:
-        return sf.info(str(path))
+        return sf.info(os.fsencode(path))  # bytes: soundfile cannot encode undecodable names
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None
 
@@ -138,23 +144,33 @@ def _convert(path: Path, target: Path, blocks) -> list[str]:
     """Mix down and resample the decoder's blocks into `target`; returns warnings (damage found).
 
     `blocks` yields (rate, (frames, channels) float32 block) and finally (None, claimed seconds).
+    Small blocks (an MP3 frame is 1152 samples) are gathered into GATHER_SECONDS first: the
+    resampler's per-call work does not pay for a few milliseconds of audio.
     """
     warnings: list[str] = []
-    resampler = None
-    decoded = 0.0
-    with _writer(target) as out:
-        for rate, block in blocks:
-            if rate is None:  # the decoder's last word: how long the file says it is
-                warnings += _damage(decoded, block)
-                break
-            if resampler is None:
-                resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
-                first_rate = rate
-            if rate != first_rate:
-                raise AudioError(f"{path}: the sample rate changes within the file ({first_rate} Hz, then {rate} Hz)")
-            decoded += block.shape[0] / rate
-            mono = _checked(mix_down(block), str(path))
+    rate, resampler, gathered, decoded = None, None, [], 0
+
+    def flush() -> None:
+        if gathered:
+            mono = _checked(mix_down(np.concatenate(gathered)), str(path))
             out.write(resampler.push(mono) if resampler else mono)
+            gathered.clear()
+
+    with _writer(target) as out:
+        for block_rate, block in blocks:
+            if block_rate is None:  # the decoder's last word: how long the file says it is
+                warnings += _damage(decoded / rate if rate else 0.0, block)
+                break
+            if rate is None:
+                rate = block_rate
+                resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+            if block_rate != rate:
+                raise AudioError(f"{path}: the sample rate changes within the file ({rate} Hz, then {block_rate} Hz)")
+            gathered.append(block)
+            decoded += block.shape[0]
+            if sum(len(b) for b in gathered) >= rate * GATHER_SECONDS:
+                flush()
+        flush()
         if resampler is not None:
             out.write(resampler.finish())
     return warnings
@@ -181,13 +197,13 @@ def _sndfile_blocks(path: Path):
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as file:
+        with sf.SoundFile(os.fsencode(path)) as file:
             while True:
                 block = file.read(file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True)
                 if not len(block):
                     break
                 yield file.samplerate, block
-        yield None, _sndfile_claimed_seconds(sf.info(str(path)))
+        yield None, _sndfile_claimed_seconds(sf.info(os.fsencode(path)))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
 
@@ -199,7 +215,7 @@ def _pyav_blocks(path: Path):
     except ImportError:
         raise AudioError(f"{path}: not a format libsndfile reads exactly, and PyAV is not installed") from None
     try:
-        container = av.open(str(path))
+        container = av.open(_pyav_name(path))
     except av.error.InvalidDataError:
         raise AudioError(f"{path}: not an audio or video file") from None
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -221,6 +237,15 @@ def _pyav_blocks(path: Path):
         yield None, _claimed_seconds(container, stream)
 
 
+def _pyav_name(path: Path):
+    """PyAV takes names as str; a name that is not valid UTF-8 goes in as an open file instead."""
+    try:
+        os.fsencode(path).decode("utf-8")
+        return str(path)
+    except UnicodeDecodeError:
+        return open(path, "rb")  # noqa: SIM115 - the container owns and closes it
+
+
 def _claimed_seconds(container, stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -233,7 +258,7 @@ def _writer(target: Path):
     import soundfile as sf
 
     # RF64: a float WAV passes the 4 GB limit of plain WAV at about 17 hours.
-    return sf.SoundFile(str(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
+    return sf.SoundFile(os.fsencode(target), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="RF64")
 
 
 def _checked(samples: np.ndarray, name: str) -> np.ndarray:

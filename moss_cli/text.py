@@ -150,3 +150,23 @@ def printable(text: str) -> str:
     if _SURROGATES.search(text):  # pairs become their character; a lone half becomes U+FFFD
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+# Control characters in a file name would reach the terminal raw: ESC starts escape sequences,
+# a newline splits a one-line message. Named escapes for the common ones, \xNN (\u00NN) for the rest.
+_NAME_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
+_NAME_ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def path_text(path) -> str:
+    """A path as valid Unicode text (for JSON, manifests, messages): bytes that are not UTF-8 become \\xNN."""
+    text = str(path)
+    try:  # os.fsdecode keeps undecodable bytes as lone surrogates; turn them back into bytes, then escape
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable_name(name) -> str:
+    """A file name (or a one-line message naming one) safe to print: control characters escaped."""
+    return path_text(name).translate(_NAME_ESCAPES)

@@ -98,13 +98,13 @@ def test_input_forms(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
-    by_dir = expand_inputs(["rec"])
+    by_dir = expand_inputs(["rec"]).files
     assert [str(i.path) for i in by_dir] == ["rec/a/x.wav", "rec/b/x.mp3", "rec/b/x.wav", "rec/y.flac"]
     assert [str(i.stem) for i in by_dir] == ["a/x", "b/x.mp3", "b/x.wav", "y"]  # x.mp3 and x.wav both kept
-    listed = expand_inputs(["-"], stdin=io.StringIO("rec/a/x.wav\n\n# a comment\nrec/b/x.wav\nrec/a/x.wav\n"))
+    listed = expand_inputs(["-"], stdin=io.BytesIO(b"rec/a/x.wav\n\n# a comment\nrec/b/x.wav\nrec/a/x.wav\n")).files
     assert [str(i.stem) for i in listed] == ["a/x", "b/x"]  # mirrored below their common folder, once each
     Path("list.txt").write_text("rec/y.flac\n")
-    assert [str(i.path) for i in expand_inputs(["@list.txt", "rec/*/x.wav"])] == ["rec/y.flac", "rec/a/x.wav", "rec/b/x.wav"]
+    assert [str(i.path) for i in expand_inputs(["@list.txt", "rec/*/x.wav"]).files] == ["rec/y.flac", "rec/a/x.wav", "rec/b/x.wav"]
 
 
 def test_no_inputs_is_a_usage_error(tmp_path):
@@ -147,8 +147,11 @@ def slow_server(delay):
 
 
 def start_moss(*args):
+    # SIGINT as a terminal would send it, also when the tests themselves run in the background
+    # (`pytest &` in a script), where it is ignored and the ignoring is inherited.
     return subprocess.Popen([sys.executable, "-m", "moss_cli.cli", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def recordings(folder: Path, count: int) -> Path:

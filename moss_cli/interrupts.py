@@ -1,0 +1,96 @@
+"""Ctrl-C and SIGTERM during a batch: the run stops at once, cleans up, and exits without waiting.
+
+While a batch runs, SIGINT and SIGTERM raise `Interrupted` in the main thread, which only ever
+waits on work done in other threads, so the signal is taken at once. The short step that renames
+a finished output and its manifest into place is never cut in two: a signal there waits for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+
+_state = threading.local()
+received: int | None = None  # the signal that ended the run, if one did
+
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted in the main thread (elsewhere signals cannot be caught).
+
+    A signal the caller chose to ignore stays ignored (`moss ... &` from a script: SIGINT).
+    """
+    global received
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = None
+    taken = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, _on_signal) for s in taken}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A signal arriving inside this block is raised when the block ends, not in the middle of it."""
+    _state.deferring, _state.pending = True, None
+    try:
+        yield
+    finally:
+        _state.deferring = False
+        if _state.pending is not None:
+            raise Interrupted(_state.pending)
+
+
+def in_background(function: Callable, *args):
+    """Run `function(*args)` in a daemon thread and wait for its result, interruptibly: the main thread
+    stays free to take a signal at once, and an abandoned call never holds up the exit."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # handed to the waiting thread, which reports it
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="moss-work", daemon=True).start()
+    return future.result()
+
+
+def exit_now(code: int) -> None:
+    """After a signal: leave without waiting for threads still blocked on a server or a decoder."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _on_signal(signum: int, frame) -> None:
+    global received
+    received = signum
+    if getattr(_state, "deferring", False):
+        _state.pending = signum
+        return
+    raise Interrupted(signum)
