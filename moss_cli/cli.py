@@ -102,6 +102,16 @@ LineWidthOpt = Annotated[int, typer.Option(
     help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).")]
 LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
 CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
+SpeakersOpt = Annotated[str | None, typer.Option(
+    "--speakers", metavar="N|auto", rich_help_panel="Speakers", show_default="off",
+    help="Label who speaks: N speakers, or auto to find how many (1 for a monologue).")]
+SpeakerNamesOpt = Annotated[str | None, typer.Option(
+    "--speaker-names", rich_help_panel="Speakers",
+    help="Names for the speakers in order of first appearance, comma-separated (alone: that many speakers).")]
+DiarizerOpt = Annotated[str, typer.Option(
+    "--diarizer", rich_help_panel="Speakers",
+    help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
+    "gated pipeline in the Hugging Face cache).")]
 MinCueSecondsOpt = Annotated[float, typer.Option(
     min=0.0, rich_help_panel="Subtitles", help="Shortest cue, in seconds, when there is silence to extend it into.")]
 GapOpt = Annotated[float, typer.Option(
@@ -178,9 +188,10 @@ def transcribe(
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
     jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
+    speakers: SpeakersOpt = None, speaker_names: SpeakerNamesOpt = None, diarizer: DiarizerOpt = "resemblyzer",
     quiet: QuietOpt = False,
 ) -> None:
-    """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level."""
+    """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level, with speakers."""
     from .tasks import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
     words = words or highlight_words
@@ -192,7 +203,7 @@ def transcribe(
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
-         lambda pipeline, rec: pipeline.timed(task, rec))
+         lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer))
 
 
 @app.command()
@@ -332,7 +343,7 @@ def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds
         raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
-def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work) -> None:
+def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None)) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
     from . import interrupts
     from .inputs import expand_inputs
@@ -348,12 +359,16 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         if not inputs.files and not inputs.problems:
             raise UsageError("no audio files among the inputs")
         outputs.check(len(inputs.files))
-        options = _pipeline_options(sampling)
+        options = replace(_pipeline_options(sampling), speakers=_speaker_options(*speakers))
+        if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
+            from .speakers import load_diarizer
+
+            load_diarizer(options.speakers.diarizer)
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
     engine_choice = replace(engine_choice, jobs=flags.jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
-    settings = _settings(task, engine_choice, sampling, outputs)
+    settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, flags.jobs, flags.quiet, settings)
 
     def process(recording, bar):
@@ -387,7 +402,7 @@ def _check_finite() -> None:
             raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
-def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) -> dict:
+def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, speakers=None) -> dict:
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
@@ -402,7 +417,32 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs) ->
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
     if "html" in outputs.formats:
         settings["html_audio"] = outputs.html_audio
+    if speakers is not None:  # only when asked: outputs made before speakers existed stay up to date
+        settings["speakers"] = asdict(speakers)
     return settings
+
+
+def _speaker_options(count: str | None, names: str | None, diarizer: str | None):
+    """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
+    from .speakers import SpeakerOptions
+
+    if count is None and names is None:
+        return None
+    listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
+    if count is None:
+        number = len(listed)
+    elif count.strip().lower() == "auto":
+        number = None
+    elif count.strip().isdigit() and int(count) >= 1:
+        number = int(count)
+    else:
+        raise UsageError(f"--speakers takes a number of speakers (1 or more) or auto, not {count!r}")
+    if number is not None and len(listed) > number:
+        raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
+    try:
+        return SpeakerOptions(number, listed, diarizer or "resemblyzer")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +19,7 @@ from .decoding import Answer, DecodingOptions, RepetitionGuard, Request
 from .errors import QuestionError, ServerError
 from .parsing import json_object, parse_bracketed, parse_events, strip_times
 from .sources import AudioSource
+from .speakers import SpeakerOptions
 from .results import Event, Result, Segment, Word
 from .text import join_words, printable
 from .tasks import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
@@ -50,9 +52,14 @@ class Engine(Protocol):
 class Progress(Protocol):
     def advance(self, seconds: float) -> None: ...
 
+    def begin(self, label: str, total_seconds: float) -> None: ...  # a next stage over the same file
+
 
 class _NoProgress:
     def advance(self, seconds: float) -> None:
+        pass
+
+    def begin(self, label: str, total_seconds: float) -> None:
         pass
 
 
@@ -82,6 +89,7 @@ class PipelineOptions:
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     token_cap: int | None = None  # the user's --max-new-tokens; otherwise budgets scale with audio length
     guard: RepetitionGuard | None = field(default_factory=RepetitionGuard)
+    speakers: SpeakerOptions | None = None  # label who speaks each segment and word (transcribe)
 
 
 class Pipeline:
@@ -109,7 +117,20 @@ class Pipeline:
                     self._collect(task, piece, answer, result)
                     answered += 1
         _warn_if_estimated(task, result, answered)
+        if self.options.speakers is not None and task.output != "events":
+            result.segments = self._label_speakers(result.segments, recording, speech)
         return _finish(task, result)
+
+    def _label_speakers(self, segments: list[Segment], recording: Recording, speech) -> list[Segment]:
+        """Who says what: voices told apart in the segments' speech, on this machine (with --server too)."""
+        from .attribution import label_speakers, speech_spans
+        from .speakers import load_diarizer
+
+        options = self.options.speakers
+        spans = speech_spans(segments, [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech])
+        self.progress.begin(f"finding speakers in {Path(recording.name).name}", sum(b - a for a, b in spans))
+        turns = load_diarizer(options.diarizer).turns(recording.source, spans, options.count, self.progress)
+        return label_speakers(segments, turns, options.names)
 
     def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:
         """Ask about all chunks together; output cut off by the token cap or stuck in a loop is asked

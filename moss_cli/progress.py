@@ -31,6 +31,12 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.update(self._task, completed=self.done, steps=self.steps)
 
+    def begin(self, label: str, total_seconds: float) -> None:
+        """A next stage over the same file (finding speakers after transcribing): the bar starts over."""
+        self.label, self.total, self.done, self.steps = label, max(total_seconds, 1e-6), 0.0, 0
+        if self._progress is not None:
+            self._progress.update(self._task, description=label, total=self.total, completed=0, steps=0)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()

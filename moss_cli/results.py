@@ -15,9 +15,13 @@ class Word:
     word: str
     start: float  # seconds from the start of the file
     end: float
+    speaker: str | None = None  # with --speakers: "S1", "S2", ... or a given name
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "start": _ms_round(self.start), "end": _ms_round(self.end)}
+        out = {"word": self.word, "start": _ms_round(self.start), "end": _ms_round(self.end)}
+        if self.speaker is not None:
+            out["speaker"] = self.speaker
+        return out
 
 
 @dataclass
@@ -28,10 +32,13 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     estimated: bool = False  # the model gave no usable times: the segment spans its chunk
     id: int = 0
+    speaker: str | None = None  # with --speakers: who says it
 
     def to_dict(self) -> dict:
         out = {"id": self.id, "start": _ms_round(self.start), "end": _ms_round(self.end), "text": self.text,
                "words": [w.to_dict() for w in self.words]}
+        if self.speaker is not None:
+            out["speaker"] = self.speaker
         if self.estimated:
             out["estimated"] = True
         return out

@@ -59,6 +59,7 @@ class Cue:
     start_ms: int
     end_ms: int
     lines: tuple[tuple[Piece, ...], ...]
+    speaker: str | None = None  # with --speakers: who says it (a cue never holds two speakers)
 
     @property
     def text(self) -> str:
@@ -83,20 +84,21 @@ class _Run:
     atoms: list[Atom]
     starts: frozenset[int] = frozenset()  # indices of atoms that start a sentence, besides 0
     room_end: float = 0.0
+    speaker: str | None = None  # the run's one speaker: sentences of two speakers are never joined
 
 
 def cues_for(result: Result, layout: CueLayout = CueLayout()) -> list[Cue]:
     """Cues in time order: laid out, split, joined and timed by the layout's rules."""
     events = result.task == "events"
     if events:
-        units = [_event_atoms(event, layout) for event in result.events]
+        units = [(_event_atoms(event, layout), None) for event in result.events]
     else:
-        units = [_segment_atoms(segment, layout) for segment in result.segments]
-    units = sorted((u for u in units if u), key=lambda atoms: (atoms[0].start, atoms[-1].end))
-    duration = max([result.duration] + [u[-1].end for u in units])
+        units = [(_segment_atoms(segment, layout), segment.speaker) for segment in result.segments]
+    units = sorted((u for u in units if u[0]), key=lambda unit: (unit[0][0].start, unit[0][-1].end))
+    duration = max([result.duration] + [atoms[-1].end for atoms, _ in units])
     runs = _runs(units, duration, layout, joinable=not events)  # events overlap by nature: each on its own
-    groups = [group for run in runs for group in split_into_cues(run.atoms, run.room_end, layout, run.starts)]
-    drafts = [Cue(seconds_to_ms(g[0].start), seconds_to_ms(g[-1].end), _lines(g, layout)) for g in groups]
+    drafts = [Cue(seconds_to_ms(g[0].start), seconds_to_ms(g[-1].end), _lines(g, layout), run.speaker)
+              for run in runs for g in split_into_cues(run.atoms, run.room_end, layout, run.starts)]
     return _retime(drafts, seconds_to_ms(duration), layout, overlaps_allowed=events)
 
 
@@ -134,21 +136,22 @@ def _spread(texts: list[tuple[str, bool]], start: float, end: float, timed: bool
     return pieces
 
 
-def _runs(units: list[list[Atom]], duration: float, layout: CueLayout, joinable: bool) -> list[_Run]:
-    """Sentences separated by less silence than a short cue needs go into one run; each run may
-    extend into the silence before the next one starts (less the minimum gap)."""
+def _runs(units: list[tuple[list[Atom], str | None]], duration: float, layout: CueLayout, joinable: bool) -> list[_Run]:
+    """Sentences of one speaker separated by less silence than a short cue needs go into one run;
+    each run may extend into the silence before the next one starts (less the minimum gap)."""
     join_within = layout.min_seconds + layout.min_gap_seconds
     runs: list[_Run] = []
-    for atoms in units:
+    for atoms, speaker in units:
         last = runs[-1] if runs else None
-        if last is not None and joinable and atoms[0].start - last.atoms[-1].end < join_within:
+        if (last is not None and joinable and speaker == last.speaker
+                and atoms[0].start - last.atoms[-1].end < join_within):
             first = atoms[0]
             spaced = needs_space(last.atoms[-1].pieces[-1].text, first.pieces[0].text)
             atoms = [Atom((replace(first.pieces[0], space_before=spaced),) + first.pieces[1:])] + atoms[1:]
             last.starts = last.starts | {len(last.atoms)}
             last.atoms = last.atoms + atoms
         else:
-            runs.append(_Run(list(atoms)))
+            runs.append(_Run(list(atoms), speaker=speaker))
     for index, run in enumerate(runs):
         following = runs[index + 1].atoms[0].start - layout.min_gap_seconds if index + 1 < len(runs) else duration
         run.room_end = max(run.atoms[-1].end, following)

@@ -28,7 +28,9 @@ class TextWriter(Writer):
 
     def write(self, result: Result, file: TextIO) -> None:
         if result.task == "transcribe":
-            lines = [s.text for s in result.segments]
+            speakers = [s.speaker for s in result.segments]
+            lines = [_bracket_label(s.text, s.speaker, i == 0 or s.speaker != speakers[i - 1])
+                     for i, s in enumerate(result.segments)]
         else:
             lines = [result.text] if result.text else []
         for line in lines:
@@ -45,20 +47,23 @@ class SrtWriter(Writer):
 
         subtitles = [
             srt.Subtitle(index, timedelta(milliseconds=start), timedelta(milliseconds=end), text)
-            for index, (start, end, text) in enumerate(_shown(result, self.layout, escape=str), start=1)
+            for index, (start, end, text) in enumerate(_shown(result, self.layout, escape=str, label=_bracket_label),
+                                                       start=1)
         ]
         file.write(srt.compose(subtitles, reindex=False))
 
 
 class VttWriter(Writer):
     """WebVTT; in word mode each word after the first carries its time (`<00:00:01.044>word`), which
-    players style with ::cue(:past) and ::cue(:future); with highlight_words, one cue per word."""
+    players style with ::cue(:past) and ::cue(:future); with highlight_words, one cue per word.
+    With speakers, each cue is a voice span, `<v S1>text</v>`."""
 
     extension = "vtt"
 
     def write(self, result: Result, file: TextIO) -> None:
         file.write("WEBVTT\n\n")
-        for start, end, text in _shown(result, self.layout, escape=_escape_vtt, word_times=self.layout.words):
+        for start, end, text in _shown(result, self.layout, escape=_escape_vtt, word_times=self.layout.words,
+                                       label=_voice_span):
             file.write(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{text}\n\n")
 
 
@@ -76,27 +81,47 @@ class AssWriter(Writer):
         subs.styles["Default"] = pysubs2.SSAStyle(
             fontsize=60, primarycolor=pysubs2.Color(255, 255, 255), secondarycolor=pysubs2.Color(160, 160, 160),
             outline=3, shadow=1, marginv=50, marginl=60, marginr=60)
+        previous = None
         for cue in cues_for(result, self.layout):
             text = _karaoke(cue) if self.layout.words else render(cue, lambda _, piece: _escape_ass(piece.text), "\\N")
-            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text))
+            text = _bracket_label(text, _escape_ass(cue.speaker or ""), cue.speaker != previous)
+            # With speakers, the event's Name (actor) field says who speaks; the text shows it at changes.
+            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text, name=cue.speaker or ""))
+            previous = cue.speaker
         file.write(subs.to_string("ass"))
 
 
-def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False) -> list[tuple[int, int, str]]:
-    """(start_ms, end_ms, text) as SRT and VTT show them: highlighted, with inline word times, or plain."""
-    shown = []
+def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False, label=None) -> list[tuple[int, int, str]]:
+    """(start_ms, end_ms, text) as SRT and VTT show them: highlighted, with inline word times, or plain;
+    `label(text, speaker, changed)` marks the speaker (changed: not the previous cue's speaker)."""
+    shown, previous = [], None
     for cue in cues_for(result, layout):
-        if layout.highlight_words and any(piece.timed for piece in cue.pieces):
-            for start, end, spoken in word_steps(cue):
-                text = render(cue, lambda i, piece, now=spoken: f"<u>{escape(piece.text)}</u>" if i in now
-                              else escape(piece.text))
-                shown.append((start, end, text))
-        elif word_times:
-            marks = word_marks(cue)
-            shown.append((cue.start_ms, cue.end_ms, render(cue, lambda i, piece: _vtt_mark(marks[i]) + escape(piece.text))))
-        else:
-            shown.append((cue.start_ms, cue.end_ms, render(cue, lambda _, piece: escape(piece.text))))
+        for start, end, text in _cue_texts(cue, layout, escape, word_times):
+            shown.append((start, end, label(text, cue.speaker, cue.speaker != previous) if label else text))
+        previous = cue.speaker
     return shown
+
+
+def _cue_texts(cue: Cue, layout: CueLayout, escape, word_times: bool) -> list[tuple[int, int, str]]:
+    """One cue's (start_ms, end_ms, text): a step per word when highlighting, else the cue itself."""
+    if layout.highlight_words and any(piece.timed for piece in cue.pieces):
+        return [(start, end, render(cue, lambda i, piece, now=spoken: f"<u>{escape(piece.text)}</u>" if i in now
+                                    else escape(piece.text)))
+                for start, end, spoken in word_steps(cue)]
+    if word_times:
+        marks = word_marks(cue)
+        return [(cue.start_ms, cue.end_ms, render(cue, lambda i, piece: _vtt_mark(marks[i]) + escape(piece.text)))]
+    return [(cue.start_ms, cue.end_ms, render(cue, lambda _, piece: escape(piece.text)))]
+
+
+def _bracket_label(text: str, speaker: str | None, changed: bool) -> str:
+    """SRT, TXT, ASS: `[S1] ` before the text where the speaker changes."""
+    return f"[{speaker}] {text}" if speaker and changed else text
+
+
+def _voice_span(text: str, speaker: str | None, changed: bool) -> str:
+    """WebVTT's voice span on every cue (players and Chromium read who speaks from it)."""
+    return f"<v {_escape_vtt(speaker)}>{text}</v>" if speaker else text
 
 
 def _escape_vtt(text: str) -> str:
@@ -141,17 +166,19 @@ class JsonLinesWriter(Writer):
 
 
 class TsvWriter(Writer):
-    """start, end (integer milliseconds) and text, tab-separated, with a header."""
+    """start, end (integer milliseconds), speaker (with --speakers) and text, tab-separated, with a header."""
 
     extension = "tsv"
 
     def write(self, result: Result, file: TextIO) -> None:
-        file.write("start\tend\ttext\n")
-        rows = ([(e.start, e.end, e.description) for e in result.events] if result.task == "events"
-                else [(s.start, s.end, s.text) for s in result.segments])
-        for start, end, text in rows:
+        speakers = any(s.speaker for s in result.segments)  # the column only when --speakers labelled them
+        file.write("start\tend\tspeaker\ttext\n" if speakers else "start\tend\ttext\n")
+        rows = ([(e.start, e.end, None, e.description) for e in result.events] if result.task == "events"
+                else [(s.start, s.end, s.speaker, s.text) for s in result.segments])
+        for start, end, speaker, text in rows:
             clean = " ".join(text.split())
-            file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{clean}\n")
+            who = f"{speaker or ''}\t" if speakers else ""
+            file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{who}{clean}\n")
 
 
 class HtmlWriter(Writer):

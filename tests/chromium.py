@@ -16,7 +16,8 @@ const report = () => {
     const walker = document.createTreeWalker(c.getCueAsHTML(), NodeFilter.SHOW_PROCESSING_INSTRUCTION);
     const marks = [];
     while (walker.nextNode()) marks.push(walker.currentNode.data);
-    return {start: c.startTime, end: c.endTime, text: c.text, marks: marks};
+    const voices = [...c.getCueAsHTML().querySelectorAll('span[title]')].map(v => v.title);
+    return {start: c.startTime, end: c.endTime, text: c.text, marks: marks, voices: voices};
   }));
   document.getElementById('out').textContent = JSON.stringify(files);
 };
@@ -29,7 +30,7 @@ for (const t of tracks) {
 
 
 def parse_in_chromium(files: dict[str, str], folder) -> dict[str, list[dict]]:
-    """{file name: VTT text} -> {file name: [{start, end, text, marks}]}, as the browser read them."""
+    """{file name: VTT text} -> {file name: [{start, end, text, marks, voices}]}, as the browser read them."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
