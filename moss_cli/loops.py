@@ -2,8 +2,10 @@
 
 A server streams text, not token ids, so the guard runs on text units that stand in for tokens:
 words (long ones in pieces of up to 8 letters), single CJK characters, numbers and punctuation
-marks, whitespace aside. Numbers count as one and the same unit: a model that loops on a
-sentence with rising timestamps ("[2.01]so[4.02][4.02]so[6.03]...") repeats itself all the same.
+marks, whitespace aside. Two checks run: the local engine's guard on the units as they are, and
+one that takes every number for the same unit but wants twice the copies, for a model that loops
+on a sentence with rising timestamps ("[2.01]so[4.02][4.02]so[6.03]..."). Twice: a recording may
+hold the same short event or word again and again, with its own times each time.
 """
 
 from __future__ import annotations
@@ -15,28 +17,36 @@ from .decoding import RepetitionGuard
 # CJK scripts write without spaces: one unit per character, as their tokens nearly are.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 UNIT = re.compile(rf"[{_CJK}]|\d+(?:[.,:]\d+)*|[^\W\d_{_CJK}]{{1,8}}|[^\w\s]|_")
-NUMBER = "#"
+NUMBER = "#"  # what every number is in the second check
 LONGEST_LOOP_UNITS = 64  # the longest repeated phrase cut out of a kept answer
+MIN_COPIES = 3  # a kept answer is cut when it ends in this many copies of a phrase ...
+MIN_COPIES_ANY_NUMBERS = 8  # ... or in this many when numbers may differ between copies
 
 
-def _unit(match: re.Match) -> str:
-    text = match.group()
-    return NUMBER if text[0].isdigit() else text
+def masked_guard(guard: RepetitionGuard) -> RepetitionGuard:
+    """The guard for units whose numbers are masked: twice the copies and span."""
+    return RepetitionGuard(guard.max_ngram, 2 * guard.min_repeats, 2 * guard.min_span)
 
 
 def text_units(text: str) -> list[str]:
-    return [_unit(m) for m in UNIT.finditer(text)]
+    return [match.group() for match in UNIT.finditer(text)]
+
+
+def _masked(unit: str) -> str:
+    return NUMBER if unit[0].isdigit() else unit
 
 
 class TextLoopGuard:
-    """Feeds streamed text to a RepetitionGuard, unit by unit; `feed` says whether it loops now.
+    """Feeds streamed text to the repetition guard, unit by unit; `feed` says whether it loops now.
 
     The last two units stay pending until more text comes: "12" may yet become "12.5".
     """
 
     def __init__(self, guard: RepetitionGuard | None = None):
         self.guard = guard or RepetitionGuard()
+        self.masked_guard = masked_guard(self.guard)
         self.units: list[str] = []
+        self.masked: list[str] = []
         self._pending = ""
 
     def feed(self, text: str) -> bool:
@@ -45,27 +55,35 @@ class TextLoopGuard:
         if len(matches) <= 2:
             return False
         for match in matches[:-2]:
-            self.units.append(_unit(match))
-            if self.guard.is_looping(self.units):
+            self.units.append(match.group())
+            self.masked.append(_masked(match.group()))
+            if self.guard.is_looping(self.units) or self.masked_guard.is_looping(self.masked):
                 return True
         self._pending = self._pending[matches[-2].start():]
         return False
 
 
 def trim_loop(text: str) -> str:
-    """The text up to the end of the first copy of the phrase it ends repeating (3 copies or more);
-    the text as it is when it ends in no such loop."""
+    """The text up to the end of the first copy of the phrase it ends repeating, or as it is when it
+    ends in no loop (MIN_COPIES copies, or MIN_COPIES_ANY_NUMBERS when numbers differ)."""
     matches = list(UNIT.finditer(text))
-    units = [_unit(m) for m in matches]
+    units = [m.group() for m in matches]
+    for sequence, copies in ((units, MIN_COPIES), ([_masked(u) for u in units], MIN_COPIES_ANY_NUMBERS)):
+        period, run = _loop_at_end(sequence, copies)
+        if period:  # keep one copy, ending as the text ends: on the copy's last unit, not mid-copy
+            kept = len(units) - period * (run // period)
+            return text[: matches[kept - 1].end()].rstrip()
+    return text
+
+
+def _loop_at_end(units: list[str], copies: int) -> tuple[int, int]:
+    """(period, units after the first copy) of the longest loop the units end in, or (0, 0)."""
     best_period, best_run = 0, 0
-    for period in range(1, min(LONGEST_LOOP_UNITS, len(units) // 3) + 1):
+    for period in range(1, min(LONGEST_LOOP_UNITS, len(units) // copies) + 1):
         run = _periodic_tail(units, period)
-        if run >= 2 * period and run > best_run:
+        if run >= (copies - 1) * period and run > best_run:
             best_period, best_run = period, run
-    if not best_period:
-        return text
-    first_copy_end = len(units) - best_run - 1  # index of the last unit of the first copy
-    return text[: matches[first_copy_end].end()].rstrip()
+    return best_period, best_run
 
 
 def _periodic_tail(units: list[str], period: int) -> int:

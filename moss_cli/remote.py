@@ -31,9 +31,9 @@ from .text import printable
 __all__ = ["RemoteEngine", "ServerConfig", "ServerError", "ServerUnavailableError", "wav_data_url"]
 
 FIT_MARGIN = 0.97  # windows are cut this much shorter than what the server's message says fits
-# Audio up to this long never waits to probe a server's limit: vLLM's smallest default encoder cache
-# (2048 tokens) takes 163.8 s, and transcription chunks are at most 120 s.
-UNPROBED_SECONDS = 120.0
+# Audio up to this long never waits to probe a server's limit (an encoder cache under 375 tokens is
+# no real setup); longer audio probes one request at a time until a server has taken that much.
+UNPROBED_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,7 @@ class RemoteEngine:
         guard: RepetitionGuard | None = None,
     ) -> Answer:
         """One chat completion: the audio as a base64 WAV data URL, then the question."""
-        content = [
-            {"type": "audio_url", "audio_url": {"url": wav_data_url(audio)}},
-            {"type": "text", "text": question},
-        ]
-        return self._complete(content, options, guard, audio.size / SAMPLE_RATE)
+        return self._complete(audio_content(audio, question), options, guard, audio.size / SAMPLE_RATE)
 
     def ask_many(self, requests: list[Request]) -> list[Answer]:
         """Up to `concurrency` requests in flight; answers in request order.
@@ -198,23 +194,30 @@ class RemoteEngine:
     ) -> Answer:
         return self._complete(question, options, guard)
 
-    def _complete(self, content, options: DecodingOptions, guard: RepetitionGuard | None, seconds: float = 0.0) -> Answer:
-        """A streamed chat completion. It is always guarded: a loop on a server holds a GPU that other
-        requests wait for, and the local engine's guard is the one used when the caller gives none."""
+    def chat_body(self, content, options: DecodingOptions) -> dict:
+        """A chat completion request: the official system prompt, then the user's turn."""
         body = {
             "model": self.name,
             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}],
             "max_tokens": options.max_new_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True},
             **self.extras,
         }
         if options.top_k:
             body["top_k"] = options.top_k  # vLLM and SGLang accept it beside the OpenAI fields
         if options.seed is not None:
             body["seed"] = options.seed
+        return body
+
+    def post(self, path: str, body: dict):
+        """One request whose reply is read whole, as JSON (check-server's questions)."""
+        return self._request("POST", path, body, _json)
+
+    def _complete(self, content, options: DecodingOptions, guard: RepetitionGuard | None, seconds: float = 0.0) -> Answer:
+        """A streamed chat completion. It is always guarded: a loop on a server holds a GPU that other
+        requests wait for, and the local engine's guard is the one used when the caller gives none."""
+        body = {**self.chat_body(content, options), "stream": True, "stream_options": {"include_usage": True}}
         guard = guard or RepetitionGuard()
         return self._request("POST", "/chat/completions", body, _answer_of, lambda: CompletionStream(guard), seconds)
 
@@ -319,6 +322,11 @@ def _answer_of(reply) -> Answer:
 
 def _json(reply):
     return reply.json()  # HttpError when it is not JSON
+
+
+def audio_content(audio: np.ndarray, question: str) -> list[dict]:
+    """A user turn: the audio as a base64 WAV data URL, then the question."""
+    return [{"type": "audio_url", "audio_url": {"url": wav_data_url(audio)}}, {"type": "text", "text": question}]
 
 
 def wav_data_url(samples: np.ndarray) -> str:
