@@ -131,6 +131,8 @@ class HttpClient:
                                       timeout=(min(CONNECT_SECONDS, self.timeout), self.timeout)) as response:
                 reader = stream() if stream is not None and _is_event_stream(response) else None
                 data = _read_body(response) if reader is None else _read_events(response, reader)
+                if data:  # not events after all: a whole reply under a loose content type
+                    reader = None
             if exchange.expired or self._stop.is_set():  # cut mid-headers, http.client sees a short reply
                 raise HttpError("cut short")
             return Reply(response.status_code, response.reason or "", data, response.headers.get("Retry-After"),
@@ -279,19 +281,22 @@ def _read_body(response: requests.Response) -> bytes:
 
 
 def _is_event_stream(response: requests.Response) -> bool:
+    """A streamed answer: text/event-stream, or any type but JSON (some servers label streams loosely)."""
     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    return response.status_code == 200 and kind == "text/event-stream"
+    return response.status_code == 200 and kind != "application/json"
 
 
 def _read_events(response: requests.Response, reader: StreamReader) -> bytes:
-    """Hand each event to the reader as it arrives, until it has enough or the stream ends.
+    """Hand each event to the reader as it arrives, until it has enough or the stream ends. Returns
+    the bytes read when they held no event at all (a whole reply), else nothing.
 
     read1 returns whatever has arrived (iter_content would wait for a whole block), so the reader
     sees each token when the server sends it; leaving early closes the connection.
     """
     from .replies import sse_data
 
-    size = 0
+    received: list[bytes] = []  # kept until the first event: the reply may be a whole one after all
+    size, events = 0, 0
 
     def arriving():
         nonlocal size
@@ -299,11 +304,16 @@ def _read_events(response: requests.Response, reader: StreamReader) -> bytes:
             size += len(data)
             if size > MAX_REPLY_BYTES:
                 raise HttpError(f"the reply is larger than {MAX_REPLY_BYTES >> 20} MB")
+            if not events:
+                received.append(data)
             yield data
 
     for event in sse_data(arriving()):
+        events += 1
         if reader.feed(event):
             return b""
+    if not events:
+        return b"".join(received)
     if not reader.complete:  # the server hung up mid-answer without an error: worth another try
         raise _Dropped("the streamed answer ended before it was complete")
     return b""

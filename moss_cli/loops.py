@@ -39,7 +39,9 @@ def _masked(unit: str) -> str:
 class TextLoopGuard:
     """Feeds streamed text to the repetition guard, unit by unit; `feed` says whether it loops now.
 
-    The last two units stay pending until more text comes: "12" may yet become "12.5".
+    The last two units stay pending until more text comes: "12" may yet become "12.5". When it
+    loops, `seen` is how many characters of the text lead up to the unit that showed it: what
+    follows is the start of yet another copy.
     """
 
     def __init__(self, guard: RepetitionGuard | None = None):
@@ -47,7 +49,9 @@ class TextLoopGuard:
         self.masked_guard = masked_guard(self.guard)
         self.units: list[str] = []
         self.masked: list[str] = []
+        self.seen = 0
         self._pending = ""
+        self._offset = 0  # characters of the text before _pending
 
     def feed(self, text: str) -> bool:
         self._pending += text
@@ -57,8 +61,10 @@ class TextLoopGuard:
         for match in matches[:-2]:
             self.units.append(match.group())
             self.masked.append(_masked(match.group()))
+            self.seen = self._offset + match.end()
             if self.guard.is_looping(self.units) or self.masked_guard.is_looping(self.masked):
                 return True
+        self._offset += matches[-2].start()
         self._pending = self._pending[matches[-2].start():]
         return False
 

@@ -93,9 +93,12 @@ class RequestSizeLimit:
             raise RequestTooLongError(f"{seconds:.1f} s of audio is more than the servers take in one request "
                                       f"({self.seconds:.1f} s)", self.seconds)
 
-    def learn(self, seconds: float, tokens: int, cache: int) -> float:
-        """From 'N embedding tokens exceeds the encoder cache size M' about `seconds` of audio."""
-        fits = min(seconds * cache / tokens, cache / TOKENS_PER_SECOND) * FIT_MARGIN
+    def learn(self, seconds: float, tokens: int | None, cache: int) -> float:
+        """From 'N embedding tokens exceeds the encoder cache size M' about `seconds` of audio: M/N of
+        it (the server's own count, time markers and all), at most M at 12.5 tokens a second, and
+        always less than was refused, so that asking again makes progress."""
+        fits = min(seconds * cache / (tokens or seconds * TOKENS_PER_SECOND), cache / TOKENS_PER_SECOND,
+                   seconds * 0.9) * FIT_MARGIN
         with self._lock:
             self.seconds = fits if self.seconds is None else min(self.seconds, fits)
             return self.seconds
@@ -293,7 +296,7 @@ class RemoteEngine:
     def _refused(self, server: Server, reply, seconds: float):
         """An error status: the audio too long for the server, an option it refuses, or a failure."""
         message = error_message(reply)
-        found = encoder_cache_limit(message) if reply.status == 400 else None
+        found = encoder_cache_limit(message) if 400 <= reply.status < 500 else None
         if found and seconds > 0:
             fits = self.limit.learn(seconds, *found)
             raise RequestTooLongError(self._safe(

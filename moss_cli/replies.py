@@ -157,9 +157,14 @@ class CompletionStream:
         return self._guards[0].feed(text) if text else self._guards[1].feed(thought) if thought else False
 
     def answer(self) -> Answer:
+        """The answer so far; after a loop, up to where the guard saw it (not the next copy's start)."""
         finish = "repetition" if self.looped else "length" if self.finish_reason == "length" else "stop"
-        return _answer(printable("".join(self.content)), printable("".join(self.reasoning)), finish,
-                       self.prompt_tokens)
+        content, reasoning = "".join(self.content), "".join(self.reasoning)
+        if self.looped and self._guards[0].units:
+            content = content[: self._guards[0].seen]
+        elif self.looped:
+            reasoning = reasoning[: self._guards[1].seen]
+        return _answer(printable(content), printable(reasoning), finish, self.prompt_tokens)
 
 
 def _raise_streamed_error(event: dict) -> None:
@@ -221,15 +226,17 @@ def one_line(text: str) -> str:
     return " ".join(printable(text).split())
 
 
-# vLLM's answer when an audio item does not fit the encoder cache (max_num_batched_tokens).
-_ENCODER_CACHE = re.compile(r"with (\d+) embedding tokens, which exceeds the pre-allocated encoder cache size (\d+)")
+# vLLM's answer when an audio item does not fit the encoder cache (max_num_batched_tokens): "... audio
+# item with N embedding tokens, which exceeds the pre-allocated encoder cache size M. ..."
+_ENCODER_CACHE = re.compile(r"encoder cache size (\d+)", re.IGNORECASE)
+_ITEM_TOKENS = re.compile(r"(\d+) embedding tokens", re.IGNORECASE)
 
 
-def encoder_cache_limit(message: str) -> tuple[int, int] | None:
-    """(the item's embedding tokens N, the cache size M) from vLLM's 'exceeds the pre-allocated
-    encoder cache size' message, or None for any other message."""
-    found = _ENCODER_CACHE.search(message)
-    if not found:
+def encoder_cache_limit(message: str) -> tuple[int | None, int] | None:
+    """(the item's embedding tokens N, or None when not said; the cache size M) from vLLM's 'exceeds
+    the pre-allocated encoder cache size' message, or None for any other message."""
+    cache = _ENCODER_CACHE.search(message)
+    if not cache or "exceed" not in message.lower() or int(cache.group(1)) <= 0:
         return None
-    tokens, cache = int(found.group(1)), int(found.group(2))
-    return (tokens, cache) if tokens > 0 and cache > 0 else None
+    tokens = _ITEM_TOKENS.search(message)
+    return (int(tokens.group(1)) if tokens and int(tokens.group(1)) > 0 else None), int(cache.group(1))

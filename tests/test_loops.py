@@ -124,3 +124,4 @@ def test_vllm_encoder_cache_message_is_read():
                "cache size by setting --limit-mm-per-prompt at startup.")
     assert encoder_cache_limit(message) == (7500, 2048)
     assert encoder_cache_limit("prompt is too long") is None
+    assert encoder_cache_limit("it exceeds the pre-allocated encoder cache size 1024.") == (None, 1024)
