@@ -204,7 +204,7 @@ class Pipeline:
         return result
 
     def ask(self, recording: Recording, question: str) -> Result:
-        """Up to 10 minutes: the whole file, decoded exactly as asked (no loop guard).
+        """Up to 10 minutes: the whole file, decoded exactly as asked (the local engine without loop guard).
 
         Longer: the window around a time the question asks about, or every window, combined.
         A time past the end of the recording is an error, before anything is asked.
@@ -244,14 +244,12 @@ class Pipeline:
                   warnings: list[str] | None = None, window: Chunk | None = None) -> Result:
         """The result of a text task; times in an answer about a window are moved to file times."""
         warnings = list(warnings or [])
-        if reason := cut_short(answer):
+        if looped(answer):
+            answer = without_loop(answer)
+            warnings.append("the answer looped on a repeated phrase; it was cut where the loop began")
+        elif reason := cut_short(answer):
             hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
-            if looped(answer):
-                reason, hint = "looped on a repeated phrase", " where the loop began"
-                answer = without_loop(answer)
-                warnings.append(f"the answer {reason}; it was cut{hint}")
-            else:
-                warnings.append(f"the answer {reason}{hint}; it may be incomplete")
+            warnings.append(f"the answer {reason}{hint}; it may be incomplete")
         raw = printable(answer.text)
         text = raw if window is None else shift_times(raw, window.offset, window.duration)
         return Result(task.name, recording.name, recording.duration, self.engine.name, text=text,
