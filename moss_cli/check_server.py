@@ -19,7 +19,6 @@ from .replies import one_line
 
 PROBE_SECONDS = 5.0  # long enough for two time markers ("2", "4")
 PROBE_QUESTION = "Describe the audio."
-SPECIAL_NAMES = {151654: "<|AUDIO|>", 151669: "<|audio_bos|>", 151670: "<|audio_eos|>"}  # no strings in the hub tokenizer
 
 
 @dataclass
@@ -139,9 +138,12 @@ def _marker_advice(time_markers: bool) -> str:
 
 def _show(ids: list[int], at: int, tokenizer) -> str:
     """A few tokens either side of position `at`, the differing one in brackets."""
+    from .processor import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
+
+    names = {AUDIO_TOKEN_ID: "<|AUDIO|>", AUDIO_START_ID: "<|audio_bos|>", AUDIO_END_ID: "<|audio_eos|>"}  # no strings in the hub tokenizer
     shown = []
     for i in range(max(0, at - 3), min(len(ids), at + 4)):
-        token = SPECIAL_NAMES.get(ids[i]) or repr(tokenizer.decode([ids[i]]))
+        token = names.get(ids[i]) or repr(tokenizer.decode([ids[i]]))
         shown.append(f"[{token}]" if i == at else token)
     if at >= len(ids):
         shown.append("[end]")

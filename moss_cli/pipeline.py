@@ -244,10 +244,10 @@ class Pipeline:
                   warnings: list[str] | None = None, window: Chunk | None = None) -> Result:
         """The result of a text task; times in an answer about a window are moved to file times."""
         warnings = list(warnings or [])
-        if looped(answer):
+        if answer.finish_reason == "repetition":  # stopped by the guard: the loop is cut out
             answer = without_loop(answer)
             warnings.append("the answer looped on a repeated phrase; it was cut where the loop began")
-        elif reason := cut_short(answer):
+        elif reason := cut_short(answer):  # `ask` decoded locally without a guard stays exactly as decoded
             hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
             warnings.append(f"the answer {reason}{hint}; it may be incomplete")
         raw = printable(answer.text)

@@ -119,7 +119,7 @@ class RemoteEngine:
         self.name = config.model or self.served.name
         if not config.time_markers and self.served.owner == "sglang":
             raise UnsupportedByServerError(self._safe(
-                f"--no-time-markers: {self.servers[0].name} is SGLang, whose processor always inserts time "
+                f"--no-time-markers: the server ({self.served.name}) is SGLang, whose processor always inserts time "
                 "markers; drop --no-time-markers, or serve the model with vLLM"))
 
     @property
@@ -262,7 +262,8 @@ class RemoteEngine:
                 return result
         if self.pool.all_down():
             reasons = "; ".join(f"{s.name}: {s.down}" for s in self.servers)
-            raise ServerUnavailableError(self._safe(f"cannot reach the server ({reasons}); is it running? (--server)"))
+            which = "the server" if len(self.servers) == 1 else "any server"
+            raise ServerUnavailableError(self._safe(f"cannot reach {which} ({reasons}); is it running? (--server)"))
         raise ServerError(self._safe("; ".join(failures)))
 
     @contextmanager
