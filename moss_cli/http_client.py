@@ -300,7 +300,7 @@ def _read_events(response: requests.Response, reader: StreamReader) -> bytes:
 
     def arriving():
         nonlocal size
-        while data := response.raw.read1(64 * 1024):
+        while data := response.raw.read1(64 * 1024, decode_content=True):  # a proxy may gzip the stream
             size += len(data)
             if size > MAX_REPLY_BYTES:
                 raise HttpError(f"the reply is larger than {MAX_REPLY_BYTES >> 20} MB")

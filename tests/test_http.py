@@ -302,3 +302,19 @@ def whole_reply_labelled_as_text(connection, number, stop):
 def test_a_whole_reply_under_a_loose_content_type_is_still_read():
     with Misbehaving(whole_reply_labelled_as_text) as server:
         assert engine_for(server).ask(AUDIO, "What is this?", OPTIONS).text == "a whole answer"
+
+
+def gzipped_stream(connection, number, stop):
+    """A stream compressed on the way, as a proxy with gzip on may send it."""
+    import gzip
+
+    events = [{"choices": [{"delta": {"content": "packed "}}]},
+              {"choices": [{"delta": {"content": "answer"}, "finish_reason": "stop"}]}]
+    body = gzip.compress(b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events))
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def test_a_gzipped_stream_is_read():
+    with Misbehaving(gzipped_stream) as server:
+        assert engine_for(server).ask(AUDIO, "What is this?", OPTIONS).text == "packed answer"
