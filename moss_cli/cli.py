@@ -46,9 +46,10 @@ SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", help="R
 TimeMarkersOpt = Annotated[bool, typer.Option(
     "--time-markers/--no-time-markers", rich_help_panel="Model", help="Mark every 2 s of audio in the prompt.")]
 PromptOpt = Annotated[str | None, typer.Option(rich_help_panel="Decoding", help="Ask this instead of the task's official prompt.")]
-ServerOpt = Annotated[str | None, typer.Option(
-    envvar="MOSS_SERVER", rich_help_panel="Server",
-    help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1).")]
+ServerOpt = Annotated[list[str] | None, typer.Option(
+    envvar="MOSS_SERVER", rich_help_panel="Server", show_default=False,
+    help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1). Give it several "
+    "times (or MOSS_SERVER=URL,URL) to share the requests among servers.")]
 ServerModelOpt = Annotated[str | None, typer.Option(rich_help_panel="Server", help="Model name on the server (default: its first).")]
 ApiKeyOpt = Annotated[str | None, typer.Option(
     envvar="MOSS_API_KEY", rich_help_panel="Server", show_default=False,
@@ -56,6 +57,15 @@ ApiKeyOpt = Annotated[str | None, typer.Option(
 TimeoutOpt = Annotated[float, typer.Option(
     min=1.0, rich_help_panel="Server",
     help="Seconds one server request may take, end to end (connecting, sending, waiting, receiving).")]
+MaxRequestOpt = Annotated[float | None, typer.Option(
+    "--max-request-seconds", min=4.0, rich_help_panel="Server", show_default="600, or what a server says fits",
+    help="Most seconds of audio in one request; longer audio is asked in windows (vLLM: max_num_batched_tokens / 12.5).")]
+ThinkingOpt = Annotated[bool | None, typer.Option(
+    "--thinking/--no-thinking", rich_help_panel="Server", show_default="from the served model's path",
+    help="Whether the server's model is a Thinking checkpoint (it needs tokens to reason).")]
+ShardOpt = Annotated[str | None, typer.Option(
+    "--shard", rich_help_panel="Batch", metavar="K/N", show_default=False,
+    help="Process only the K-th of N disjoint parts of the inputs (job arrays: the same inputs on N machines).")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
     "--output-dir", "-o", rich_help_panel="Output",
     help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
@@ -66,9 +76,9 @@ OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", rich_help_panel="Batch", help="Replace outputs even if another input or tool made them.")]
 ErrorsOpt = Annotated[Path | None, typer.Option(
     "--errors", rich_help_panel="Batch", help="Write the failures to this file as JSON Lines.")]
-JobsOpt = Annotated[int, typer.Option(
-    "--jobs", "-j", min=1, rich_help_panel="Batch",
-    help="Decode the next files while one is processed; with --server, send up to N requests at once.")]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", "-j", min=1, rich_help_panel="Batch", show_default="1; with --server, one per server",
+    help="Decode the next files while one is processed; with --server, up to N requests in flight in all.")]
 BatchSizeOpt = Annotated[int | None, typer.Option(
     min=1, rich_help_panel="Model", show_default="from free memory",
     help="Chunks decoded together by the local model.")]
@@ -130,12 +140,14 @@ class EngineChoice:
     device: str
     dtype: str
     time_markers: bool
-    server: str | None
+    servers: tuple[str, ...] | list[str] | None  # --server URLs (each may list several, comma-separated)
     server_model: str | None
     api_key: str | None
     timeout: float
     batch_size: int | None = None  # local: rows decoded together (None: from free memory)
-    jobs: int = 1  # server: requests in flight
+    jobs: int = 1  # server: requests in flight, over all servers
+    thinking: bool | None = None  # a Thinking checkpoint? None: from the model's name or path
+    max_request_seconds: float | None = None  # the most audio in one request
 
 
 @dataclass(frozen=True)
@@ -143,8 +155,9 @@ class BatchFlags:
     skip_existing: bool
     overwrite: bool
     errors: Path | None
-    jobs: int
+    jobs: int | None  # None: 1, or one per server
     quiet: bool
+    shard: str | None = None  # K/N
 
 
 @dataclass(frozen=True)
@@ -186,8 +199,9 @@ def transcribe(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
+    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
     speakers: SpeakersOpt = None, speaker_names: SpeakerNamesOpt = None, diarizer: DiarizerOpt = "resemblyzer",
     quiet: QuietOpt = False,
 ) -> None:
@@ -200,9 +214,10 @@ def transcribe(
                      words=words, highlight_words=highlight_words)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
     outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
+                                      thinking=thinking, max_request_seconds=max_request_seconds),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "transcribing",
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "transcribing",
          lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer))
 
 
@@ -220,8 +235,9 @@ def events(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
+    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
@@ -231,9 +247,10 @@ def events(
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
     outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
+    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
+                                      thinking=thinking, max_request_seconds=max_request_seconds),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "listening to",
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
@@ -249,8 +266,9 @@ def caption(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
+    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe what can be heard (or, with --speech, the voice)."""
@@ -260,9 +278,10 @@ def caption(
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
+                                      thinking=thinking, max_request_seconds=max_request_seconds),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
@@ -277,8 +296,9 @@ def describe_music(
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
     max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = 1, batch_size: BatchSizeOpt = None,
+    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
@@ -287,9 +307,10 @@ def describe_music(
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size),
+         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
+                                      thinking=thinking, max_request_seconds=max_request_seconds),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet), task, "describing",
+         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
@@ -310,6 +331,7 @@ def ask(
     max_new_tokens: Annotated[int, typer.Option(min=1, rich_help_panel="Decoding", help="Most tokens per answer.")] = 1024,
     seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
+    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Ask questions about a recording; prints only the answers (a blank line between several).
@@ -318,7 +340,8 @@ def ask(
     asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
     around it, any other from every part of the file, combined. A time past the end is an error.
     """
-    engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout)
+    engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout,
+                                 thinking=thinking, max_request_seconds=max_request_seconds)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
     if output_dir is not None and not html:
         raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
@@ -326,7 +349,49 @@ def ask(
     raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
 
 
+@app.command("check-server")
+def check_server(
+    url: Annotated[str, typer.Argument(help="The server's base URL, ending in /v1.", show_default=False)],
+    model: Annotated[str, typer.Option(
+        "--model", "-m", envvar="MOSS_MODEL", help="Checkpoint whose tokenizer builds the local prompt "
+        "(a directory or a hub id; only the tokenizer files are downloaded).")] = DEFAULT_MODEL,
+    time_markers: TimeMarkersOpt = True,
+    server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 120.0,
+) -> None:
+    """Compare the prompt a server builds with the local engine's, token for token where it can say.
+
+    Exit 0 when they match, 1 when they differ (the first difference and what to change are printed),
+    2 when the server cannot be asked.
+    """
+    choice = EngineChoice(model, "cpu", "auto", time_markers, [url], server_model, api_key, timeout)
+    raise typer.Exit(_run_check(choice))
+
+
 # ---- helpers -------------------------------------------------------------------------------------
+def _run_check(choice: EngineChoice) -> int:
+    try:
+        choice = _checked(choice)
+        if len(choice.servers) != 1:
+            raise UsageError("check-server: give one server URL")
+        from .check_server import check_prompt
+        from .model.loading import load_tokenizer, resolve_tokenizer
+        from .remote import RemoteEngine, ServerConfig
+
+        tokenizer = load_tokenizer(resolve_tokenizer(choice.model))
+        engine = RemoteEngine(ServerConfig(choice.servers, choice.server_model, choice.model, choice.api_key,
+                                           choice.timeout, retries=1, time_markers=choice.time_markers))
+        check = check_prompt(engine, tokenizer, choice.time_markers)
+    except (Exception, KeyboardInterrupt) as exc:
+        code = report(exc)
+        return 2 if code == 1 else code  # a server that fails the question cannot be checked: not a mismatch
+    served = engine.served
+    kind = f", {served.owner}" if served.owner else ""
+    sys.stdout.write(f"server {engine.servers[0].name}: model {engine.name}{kind}\n")
+    sys.stdout.write("\n".join(check.lines) + "\n")
+    return 0 if check.matches else 1
+
+
+
 def _formats(every: bool, **flags: bool) -> tuple[str, ...]:
     """The extensions asked for (--all: every one the command has); plain text when none is."""
     chosen = tuple(name for name, on in flags.items() if on or every)
@@ -348,28 +413,39 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     from . import interrupts
     from .inputs import expand_inputs
     from .runner import BatchPolicy, check_errors_file, run_batch
+    from .shards import in_shard, parse_shard
 
     try:
         _check_finite()
         engine_choice = _checked(engine_choice, [task.prompt])
+        shard = parse_shard(flags.shard) if flags.shard is not None else None
         if flags.skip_existing and flags.overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other")
         check_errors_file(flags.errors)
         inputs = expand_inputs(raw_inputs)
         if not inputs.files and not inputs.problems:
             raise UsageError("no audio files among the inputs")
-        outputs.check(len(inputs.files))
-        options = replace(_pipeline_options(sampling), speakers=_speaker_options(*speakers))
+        outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
+        every = len(inputs.files)
+        inputs = replace(inputs, files=in_shard(inputs.files, shard))
+        options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
+                          speakers=_speaker_options(*speakers))
         if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
             from .speakers import load_diarizer
 
             load_diarizer(options.speakers.diarizer)
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
-    engine_choice = replace(engine_choice, jobs=flags.jobs)
+    if not inputs.files and not inputs.problems:  # a job array's part may hold nothing: that part is done
+        if not flags.quiet:
+            stderr.print(f"moss: shard {shard} holds none of the {every} inputs; nothing to do", markup=False)
+        raise typer.Exit(0)
+    jobs = flags.jobs or max(1, len(engine_choice.servers or ()))
+    engine_choice = replace(engine_choice, jobs=jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
     settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
-    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, flags.jobs, flags.quiet, settings)
+    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, flags.quiet, settings,
+                         notes=engine.notes)
 
     def process(recording, bar):
         from .pipeline import Pipeline
@@ -407,12 +483,15 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, sp
     from dataclasses import asdict
 
     engine = {k: v for k, v in asdict(engine_choice).items()
-              if k not in ("api_key", "timeout", "device", "batch_size", "jobs")}
-    if engine_choice.server:
+              if k not in ("api_key", "timeout", "device", "batch_size", "jobs", "servers")}
+    if engine_choice.servers:
         from .http_client import redact_url
+        from .remote import request_extras
 
         engine.pop("dtype")
-        engine["server"] = redact_url(engine_choice.server)  # a password in the URL stays out of manifests
+        servers = sorted(redact_url(url) for url in engine_choice.servers)  # no password in manifests
+        engine["server"] = servers[0] if len(servers) == 1 else servers
+        engine["request"] = request_extras(engine_choice.time_markers)  # what each request carries
     settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
     if "html" in outputs.formats:
@@ -464,8 +543,10 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
                 raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
             page.check(1)
             target = ask_page_target(path, page)
-        engine = _LazyEngine(_checked(engine_choice, questions), quiet)
-        options = _pipeline_options(sampling)
+        engine_choice = _checked(engine_choice, questions)
+        engine_choice = replace(engine_choice, jobs=max(1, len(engine_choice.servers)))  # each server one question
+        engine = _LazyEngine(engine_choice, quiet)
+        options = _pipeline_options(sampling, engine_choice.max_request_seconds)
         engine.check()  # a missing model is reported before the audio is decoded
         with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
             recording = read_recording(path)  # before the model loads: a bad path fails fast
@@ -487,6 +568,8 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
         page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
+        for note in [] if quiet else engine.notes():
+            stderr.print(f"moss: {note}", markup=False)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0
@@ -522,16 +605,28 @@ def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
 
     if not math.isfinite(choice.timeout) or choice.timeout <= 0:
         raise UsageError(f"--timeout: need a finite number of seconds above 0, got {choice.timeout}")
-    if not choice.server:
-        return choice
+    if choice.max_request_seconds is not None and not math.isfinite(choice.max_request_seconds):
+        raise UsageError(f"--max-request-seconds: need a finite number of seconds, got {choice.max_request_seconds}")
+    servers = tuple(url.strip() for listed in choice.servers or () for url in listed.split(",") if url.strip())
+    if not servers:
+        return replace(choice, servers=())
     if any(has_audio_span(prompt or "") for prompt in prompts):
         raise UsageError("a prompt holding its own audio span (<|audio_bos|><|AUDIO|><|audio_eos|>) needs the "
                          "local engine: a server lays out the prompt with its own chat template")
+    for url in servers:
+        _check_server_url(url)
+    key = (choice.api_key or "").strip()
+    if not all("!" <= char <= "~" for char in key):
+        raise UsageError("--api-key (or MOSS_API_KEY): a key may hold only printable ASCII characters, "
+                         "without spaces (it is sent in an HTTP header)")
+    return replace(choice, servers=tuple(dict.fromkeys(servers)), api_key=key or None)
+
+
+def _check_server_url(url: str) -> None:
     from urllib.parse import urlsplit
 
     from .http_client import redact_url
 
-    url = choice.server.strip()
     try:
         parts = urlsplit(url)
         usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
@@ -540,14 +635,9 @@ def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
     if not usable:
         raise UsageError(f"--server {redact_url(url)!r}: need an http:// or https:// URL with a host, "
                          f"like http://localhost:8000/v1")
-    key = (choice.api_key or "").strip()
-    if not all("!" <= char <= "~" for char in key):
-        raise UsageError("--api-key (or MOSS_API_KEY): a key may hold only printable ASCII characters, "
-                         "without spaces (it is sent in an HTTP header)")
-    return replace(choice, server=url, api_key=key or None)
 
 
-def _pipeline_options(sampling: Sampling):
+def _pipeline_options(sampling: Sampling, max_request_seconds: float | None = None):
     from .decoding import DecodingOptions
     from .pipeline import PipelineOptions
 
@@ -556,7 +646,7 @@ def _pipeline_options(sampling: Sampling):
                                    sampling.max_new_tokens or 1024, sampling.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens)
+    return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens, max_request_seconds=max_request_seconds)
 
 
 class _LazyEngine:
@@ -574,18 +664,25 @@ class _LazyEngine:
 
     def check(self) -> None:
         """A local checkpoint that is missing is reported now, before any audio is decoded or scanned."""
-        if not self.choice.server:
+        if not self.choice.servers:
             from .model.loading import resolve_checkpoint
 
             resolve_checkpoint(self.choice.model)
 
+    def notes(self) -> list[str]:
+        """For the run summary: how many requests each of several servers answered."""
+        if self._engine is None or len(self.choice.servers or ()) < 2:
+            return []
+        return [self._engine.counts()]
+
     def _open(self):
         choice = self.choice
-        if choice.server:
+        if choice.servers:
             from .remote import RemoteEngine, ServerConfig
 
-            return RemoteEngine(ServerConfig(choice.server, choice.server_model, choice.model, choice.api_key,
-                                             choice.timeout, concurrency=choice.jobs))
+            return RemoteEngine(ServerConfig(choice.servers, choice.server_model, choice.model, choice.api_key,
+                                             choice.timeout, concurrency=choice.jobs,
+                                             time_markers=choice.time_markers, thinking=choice.thinking))
         from .engine import MossAudio
         from .text import printable_name
 
@@ -593,6 +690,8 @@ class _LazyEngine:
             stderr.print(f"moss: loading {printable_name(choice.model)}", markup=False)
         engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,
                                 time_markers=choice.time_markers, batch_size=choice.batch_size)
+        if choice.thinking is not None:  # the checkpoint's folder name may not say
+            engine.thinking = choice.thinking
         if not self.quiet:
             stderr.print(f"moss: model on {engine.model.device} in {str(engine.model.dtype).removeprefix('torch.')}")
         return engine

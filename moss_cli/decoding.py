@@ -59,7 +59,7 @@ class RepetitionGuard:
             if len(tokens) < span:
                 break
             tail = tokens[-span:]
-            if all(tail[i] == tail[i % n] for i in range(n, span)):
+            if tail[n:] == tail[:-n]:  # period n: each token equals the one n before it
                 return True
         return False
 

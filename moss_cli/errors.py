@@ -21,6 +21,18 @@ class ServerError(MossError):
     """A server refused a request, answered nonsense or took too long (after retries): that input fails."""
 
 
+class RequestTooLongError(ServerError):
+    """A request's audio is longer than a server takes (its encoder cache); `max_seconds` fits."""
+
+    def __init__(self, message: str, max_seconds: float):
+        super().__init__(message)
+        self.max_seconds = max_seconds
+
+
+class UnsupportedByServerError(MossError):
+    """The server cannot do what the command line asks (e.g. --no-time-markers on SGLang): the run ends."""
+
+
 class ServerUnavailableError(ModelUnavailableError):
     """No server can be reached at all (connection refused, unknown host): the whole run ends."""
 

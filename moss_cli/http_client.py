@@ -16,7 +16,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
@@ -46,13 +48,23 @@ class _Dropped(HttpError):
     """The connection broke before a whole reply came: worth another try."""
 
 
+class StreamReader(Protocol):
+    """Takes a streamed reply's events (server-sent events) one at a time."""
+
+    def feed(self, data: str) -> bool: ...  # one event's data; True: enough, close the connection
+
+    @property
+    def complete(self) -> bool: ...  # the stream said it was over (else it was cut short)
+
+
 @dataclass
 class Reply:
     status: int
     reason: str  # the status line's phrase, as the server sent it
-    body: bytes
+    body: bytes  # empty when the reply was streamed
     retry_after: str | None = None
     retries: int = 0  # how many times the exchange was repeated before this reply
+    stream: StreamReader | None = None  # what read a streamed reply (text/event-stream)
 
     def json(self):
         try:
@@ -80,16 +92,20 @@ class HttpClient:
         for exchange in running:
             exchange.abort()
 
-    def request(self, method: str, url: str, body: dict | None = None) -> Reply:
+    def request(self, method: str, url: str, body: dict | None = None,
+                stream: Callable[[], StreamReader] | None = None) -> Reply:
         """One exchange, repeated after a dropped connection, a 429 or a 5xx (exponential backoff).
 
-        Raises Unreachable at once when no connection can be made, HttpError when the reply does not
-        come in time or the connection keeps breaking; returns the last reply otherwise.
+        With `stream`, a successful reply sent as server-sent events goes to a new reader from
+        `stream()` event by event (each try starts a fresh one); the reader can end the exchange
+        early, which closes the connection. Raises Unreachable at once when no connection can be
+        made, HttpError when the reply does not come in time or the connection keeps breaking;
+        returns the last reply otherwise.
         """
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                reply = self._exchange(method, url, body)
+                reply = self._exchange(method, url, body, stream)
             except _Dropped as exc:
                 if last:
                     raise HttpError(f"{exc} (after {self.retries} retries)" if self.retries else str(exc)) from None
@@ -103,7 +119,7 @@ class HttpClient:
                 raise Stopped("interrupted")
         raise AssertionError("unreachable")  # the loop always returns or raises
 
-    def _exchange(self, method: str, url: str, body: dict | None) -> Reply:
+    def _exchange(self, method: str, url: str, body: dict | None, stream) -> Reply:
         exchange = _Exchange(self.timeout)
         with self._lock:  # registered before the stop check: stop() either sees it or was seen
             self._exchanges.add(exchange)
@@ -113,10 +129,14 @@ class HttpClient:
                 raise Stopped("interrupted")
             with self.session.request(method, url, json=body, stream=True,
                                       timeout=(min(CONNECT_SECONDS, self.timeout), self.timeout)) as response:
-                data = _read_body(response)
+                reader = stream() if stream is not None and _is_event_stream(response) else None
+                data = _read_body(response) if reader is None else _read_events(response, reader)
+                if data:  # not events after all: a whole reply under a loose content type
+                    reader = None
             if exchange.expired or self._stop.is_set():  # cut mid-headers, http.client sees a short reply
                 raise HttpError("cut short")
-            return Reply(response.status_code, response.reason or "", data, response.headers.get("Retry-After"))
+            return Reply(response.status_code, response.reason or "", data, response.headers.get("Retry-After"),
+                         stream=reader)
         except Exception as exc:
             if self._stop.is_set():
                 raise Stopped("interrupted") from None
@@ -260,6 +280,45 @@ def _read_body(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
+def _is_event_stream(response: requests.Response) -> bool:
+    """A streamed answer: text/event-stream, or any type but JSON (some servers label streams loosely)."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return response.status_code == 200 and kind != "application/json"
+
+
+def _read_events(response: requests.Response, reader: StreamReader) -> bytes:
+    """Hand each event to the reader as it arrives, until it has enough or the stream ends. Returns
+    the bytes read when they held no event at all (a whole reply), else nothing.
+
+    read1 returns whatever has arrived (iter_content would wait for a whole block), so the reader
+    sees each token when the server sends it; leaving early closes the connection.
+    """
+    from .replies import sse_data
+
+    received: list[bytes] = []  # kept until the first event: the reply may be a whole one after all
+    size, events = 0, 0
+
+    def arriving():
+        nonlocal size
+        while data := response.raw.read1(64 * 1024, decode_content=True):  # a proxy may gzip the stream
+            size += len(data)
+            if size > MAX_REPLY_BYTES:
+                raise HttpError(f"the reply is larger than {MAX_REPLY_BYTES >> 20} MB")
+            if not events:
+                received.append(data)
+            yield data
+
+    for event in sse_data(arriving()):
+        events += 1
+        if reader.feed(event):
+            return b""
+    if not events:
+        return b"".join(received)
+    if not reader.complete:  # the server hung up mid-answer without an error: worth another try
+        raise _Dropped("the streamed answer ended before it was complete")
+    return b""
+
+
 def retry_delay(retry_after: str | None, attempt: int) -> float:
     """Seconds to wait before the next try: the server's Retry-After (seconds or a date), capped at
     MAX_RETRY_WAIT, else exponential backoff."""
@@ -289,8 +348,11 @@ def _classified(exc: Exception, timeout: float) -> Exception:
         return HttpError(f"no reply within {timeout:g} s (--timeout)")
     if isinstance(exc, requests.exceptions.ConnectionError) and _any_cause(exc, urllib3.exceptions.NewConnectionError):
         return Unreachable(reason)
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                        urllib3.exceptions.ProtocolError)):  # ProtocolError: a stream read broke off
         return _Dropped(reason)
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return HttpError(f"no reply within {timeout:g} s (--timeout)")
     if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)):
         return HttpError(reason)
     return exc

@@ -14,9 +14,10 @@ from typing import Protocol
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
+from .chunking import Chunk, ChunkPolicy, plan_chunks, plan_range, split_chunk
 from .decoding import Answer, DecodingOptions, RepetitionGuard, Request
-from .errors import QuestionError, ServerError
+from .errors import QuestionError, RequestTooLongError, ServerError
+from .loops import trim_loop
 from .parsing import json_object, parse_bracketed, parse_events, strip_times
 from .sources import AudioSource
 from .speakers import SpeakerOptions
@@ -90,6 +91,7 @@ class PipelineOptions:
     token_cap: int | None = None  # the user's --max-new-tokens; otherwise budgets scale with audio length
     guard: RepetitionGuard | None = field(default_factory=RepetitionGuard)
     speakers: SpeakerOptions | None = None  # label who speaks each segment and word (transcribe)
+    max_request_seconds: float | None = None  # --max-request-seconds: the most audio in one request
 
 
 class Pipeline:
@@ -103,7 +105,8 @@ class Pipeline:
         """Chunks cut in silence, asked in batches, times mapped back to the file."""
         speech = speech_regions(recording.source)
         skip_silence = task.output != "events"  # sounds matter for events, not only speech
-        policy = ChunkPolicy(task.chunk_seconds, MAX_CHUNK_SECONDS, skip_silence=skip_silence)
+        longest = min(MAX_CHUNK_SECONDS, self._longest_request())
+        policy = ChunkPolicy(min(task.chunk_seconds, longest), longest, skip_silence=skip_silence)
         result = Result(task.name, recording.name, recording.duration, self.engine.name)
         chunks = plan_chunks(recording.n_samples, speech, policy)
         self.progress.advance(recording.duration - sum(c.duration for c in chunks if c.speech))
@@ -138,15 +141,23 @@ class Pipeline:
         finished: list[tuple[Chunk, Answer]] = []
         pending = [(chunk, 0) for chunk in chunks]
         while pending:
+            longest = self._longest_request()
+            pending = [(part, depth) for chunk, depth in pending
+                       for part in _fitted(chunk, task.chunk_seconds, longest, speech, skip_silence)]
             requests = [Request(recording.cut(chunk), task.prompt, self._options(task, chunk.duration),
                                 self.options.guard) for chunk, _ in pending]
+            try:
+                answers = self.engine.ask_many(requests)
+            except RequestTooLongError:  # a server said how much fits: cut the chunks to fit, ask again
+                self._check_shorter(longest)
+                continue
             retry = []
-            for (chunk, depth), answer in zip(pending, self.engine.ask_many(requests)):
+            for (chunk, depth), answer in zip(pending, answers):
                 parts = self._split_for_retry(chunk, depth, answer, speech, skip_silence, warnings)
                 if parts:
                     retry += [(part, depth + 1) for part in parts]
                 else:
-                    finished.append((chunk, answer))
+                    finished.append((chunk, without_loop(answer)))
                     self.progress.advance(chunk.duration)
             pending = retry
         return sorted(finished, key=lambda pair: pair[0].start)
@@ -159,9 +170,31 @@ class Pipeline:
         if chunk.duration >= MIN_SPLIT_SECONDS and depth < MAX_SPLIT_DEPTH:
             parts = [p for p in split_chunk(chunk, speech, skip_silence) if p.speech]
         if len(parts) < 2:
-            warnings.append(f"{_span(chunk)}: model output {reason}; kept as it is")
+            kept = "kept up to where the loop began" if looped(answer) else "kept as it is"
+            warnings.append(f"{_span(chunk)}: model output {reason}; {kept}")
             return []
         return parts
+
+    def _longest_request(self) -> float:
+        """Seconds of audio one request may carry: 10 minutes, --max-request-seconds, or what a
+        server said fits."""
+        limits = (ONE_REQUEST_SECONDS, self.options.max_request_seconds, getattr(self.engine, "max_request_seconds", None))
+        return min(limit for limit in limits if limit)
+
+    def _check_shorter(self, longest: float) -> None:
+        """After a too-long refusal the limit must have come down, or asking again would loop."""
+        if self._longest_request() >= longest:
+            raise ServerError(f"a server refused {longest:.1f} s of audio as too long but said no shorter limit")
+
+    def _fitting(self, attempt):
+        """`attempt(longest)`, again with a shorter `longest` each time a server says the audio does not
+        fit (at most once per limit: the engine sends no request over a limit it knows)."""
+        while True:
+            longest = self._longest_request()
+            try:
+                return attempt(longest)
+            except RequestTooLongError:
+                self._check_shorter(longest)
 
     def _budget(self, task: Task, seconds: float) -> int:
         return task.token_budget(seconds, self.options.token_cap, thinking=getattr(self.engine, "thinking", False))
@@ -179,40 +212,52 @@ class Pipeline:
     # -- text tasks: caption, describe-music, ask ------------------------------------------------
     def described(self, task: Task, recording: Recording, combine_instruction: str) -> Result:
         """One request up to 10 minutes; longer audio in windows, combined by a text-only request."""
-        warnings: list[str] = []
+        def attempt(longest: float) -> Result:
+            warnings: list[str] = []
+            answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard,
+                                        warnings, longest)
+            return self._answered(task, recording, answer, warnings=warnings)
+
         with _about(recording):
-            answer = self._over_windows(task, recording, task.prompt, combine_instruction, self.options.guard, warnings)
-        result = self._answered(task, recording, answer, warnings=warnings)
+            result = self._fitting(attempt)
         if task.output == "json":
             _parse_json_answer(result)
         return result
 
     def ask(self, recording: Recording, question: str) -> Result:
-        """Up to 10 minutes: the whole file, decoded exactly as asked (no loop guard).
+        """Up to 10 minutes: the whole file, decoded exactly as asked (the local engine without loop guard).
 
         Longer: the window around a time the question asks about, or every window, combined.
         A time past the end of the recording is an error, before anything is asked.
         """
         span = asked_time(question, recording)
-        warnings: list[str] = []
         with _about(recording):
-            if span is None or recording.duration <= ONE_REQUEST_SECONDS:
-                instruction = f"Using these partial answers, answer this question about the whole recording: {question}"
-                answer = self._over_windows(ASK, recording, question, instruction, None, warnings)
-                return self._answered(ASK, recording, answer, question, warnings)
-            window = window_around(span, recording.n_samples)
-            answer = self._ask_window(recording, question, span, window)
+            return self._fitting(lambda longest: self._ask_once(recording, question, span, longest))
+
+    def _ask_once(self, recording: Recording, question: str, span: TimeSpan | None, longest: float) -> Result:
+        warnings: list[str] = []
+        if span is None or recording.duration <= longest:
+            instruction = f"Using these partial answers, answer this question about the whole recording: {question}"
+            answer = self._over_windows(ASK, recording, question, instruction, None, warnings, longest)
+            return self._answered(ASK, recording, answer, question, warnings)
+        window = window_around(span, recording.n_samples, longest)
+        answer = self._ask_window(recording, question, span, window)
         return self._answered(ASK, recording, answer, question, warnings, window)
 
     def ask_all(self, recording: Recording, questions: list[str]) -> list[Result]:
         """Several questions: up to 10 minutes, the audio is encoded and pre-filled once for all."""
         for question in questions:  # every question checked before any is asked
             asked_time(question, recording)
-        if recording.duration > ONE_REQUEST_SECONDS or len(questions) < 2:
+        if recording.duration > self._longest_request() or len(questions) < 2:
             return [self.ask(recording, question) for question in questions]
         options = self._options(ASK, recording.duration)
         with _about(recording):
-            answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
+            try:
+                answers = self.engine.ask_questions(recording.source.read(), questions, options, None)
+            except RequestTooLongError:  # the engine knows the limit now: each question asks in windows
+                answers = None
+        if answers is None:
+            return [self.ask(recording, question) for question in questions]
         self.progress.advance(recording.duration)
         return [self._answered(ASK, recording, a, q) for q, a in zip(questions, answers)]
 
@@ -220,7 +265,10 @@ class Pipeline:
                   warnings: list[str] | None = None, window: Chunk | None = None) -> Result:
         """The result of a text task; times in an answer about a window are moved to file times."""
         warnings = list(warnings or [])
-        if reason := cut_short(answer):
+        if answer.finish_reason == "repetition":  # stopped by the guard: the loop is cut out
+            answer = without_loop(answer)
+            warnings.append("the answer looped on a repeated phrase; it was cut where the loop began")
+        elif reason := cut_short(answer):  # `ask` decoded locally without a guard stays exactly as decoded
             hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
             warnings.append(f"the answer {reason}{hint}; it may be incomplete")
         raw = printable(answer.text)
@@ -240,19 +288,21 @@ class Pipeline:
         return answer
 
     def _over_windows(self, task: Task, recording: Recording, prompt: str, instruction: str, guard,
-                      warnings: list[str]) -> Answer:
-        if recording.duration <= ONE_REQUEST_SECONDS:
+                      warnings: list[str], longest: float) -> Answer:
+        """One request when the recording fits in `longest` seconds, else windows and a combining request."""
+        if recording.duration <= longest:
             answer = self._ask_audio(task, recording.source.read(), prompt, recording.duration, guard)
             self.progress.advance(recording.duration)
             return answer
         speech = speech_regions(recording.source)
-        windows = plan_chunks(recording.n_samples, speech, ChunkPolicy(LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS))
+        target = min(LONG_WINDOW_SECONDS, longest * LONG_WINDOW_SECONDS / ONE_REQUEST_SECONDS)
+        windows = plan_chunks(recording.n_samples, speech, ChunkPolicy(target, longest))
         partials = []
         for window in windows:
             answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)
             if reason := cut_short(answer):
                 warnings.append(f"{_span(window)}: the partial answer {reason}")
-            partials.append((window, printable(answer.text)))
+            partials.append((window, printable(without_loop(answer).text)))
             self.progress.advance(window.duration)
         options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
@@ -280,6 +330,26 @@ def asked_time(question: str, recording: Recording) -> TimeSpan | None:
     words = span.text if len(span.text) <= 40 else span.text[:37] + "..."
     raise QuestionError(f"{recording.name}: the question asks about {words!r}, past the end: "
                         f"the recording is {format_clock(recording.duration)} long")
+
+
+def looped(answer: Answer) -> bool:
+    return answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text)
+
+
+def without_loop(answer: Answer) -> Answer:
+    """A looping answer cut after the first copy of the phrase it repeats: looping text never reaches
+    an output. Any other answer as it is."""
+    if not looped(answer):
+        return answer
+    return replace(answer, text=trim_loop(answer.text), raw_text=trim_loop(answer.raw_text))
+
+
+def _fitted(chunk: Chunk, target: float, longest: float, speech, skip_silence: bool) -> list[Chunk]:
+    """The chunk, or pieces of it cut in silence that each fit in `longest` seconds."""
+    if chunk.duration <= longest:
+        return [chunk]
+    policy = ChunkPolicy(min(target, longest), longest, skip_silence=skip_silence)
+    return [piece for piece in plan_range(chunk.start, chunk.end, speech, policy) if piece.speech]
 
 
 def cut_short(answer: Answer) -> str | None:
@@ -339,12 +409,13 @@ def group_words(words: list[Word]) -> list[Segment]:
     return segments
 
 
-def window_around(span: TimeSpan, n_samples: int) -> Chunk:
-    """At most 10 minutes around the named time, with a margin on each side, inside the file."""
-    start = max(0.0, span.start - ASK_MARGIN_SECONDS)
-    end = max(span.end + ASK_MARGIN_SECONDS, start + 2 * ASK_MARGIN_SECONDS)  # near the start: same context
-    end = min(end, start + ONE_REQUEST_SECONDS, n_samples / SAMPLE_RATE)
-    start = max(0.0, min(start, end - 2 * ASK_MARGIN_SECONDS))
+def window_around(span: TimeSpan, n_samples: int, longest: float = ONE_REQUEST_SECONDS) -> Chunk:
+    """At most `longest` seconds (10 minutes) around the named time, with a margin on each side, inside the file."""
+    margin = min(ASK_MARGIN_SECONDS, longest / 2)
+    start = max(0.0, span.start - margin)
+    end = max(span.end + margin, start + 2 * margin)  # near the start: same context
+    end = min(end, start + longest, n_samples / SAMPLE_RATE)
+    start = max(0.0, min(start, end - 2 * margin))
     return Chunk(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE))
 
 

@@ -96,6 +96,7 @@ class BatchPolicy:
     jobs: int = 1  # files decoded ahead of the one being processed, plus one
     quiet: bool = False
     settings: dict = field(default_factory=dict)  # everything that shapes an output, for manifests
+    notes: Callable[[], list[str]] | None = None  # more lines for the run summary (requests per server)
 
 
 @dataclass
@@ -411,6 +412,8 @@ def _finish(summary: RunSummary, policy: BatchPolicy, n_inputs: int, seconds: fl
     if (n_inputs > 1 or summary.skipped or summary.interrupted) and not policy.quiet:
         stderr.print(f"moss: {summary.done} done, {summary.skipped} skipped, {len(summary.failures)} failed; "
                      f"{summary.audio_seconds / 3600:.2f} h of audio in {seconds:.0f} s")
+    for note in policy.notes() if policy.notes and not policy.quiet else []:
+        stderr.print(f"moss: {note}", markup=False)
 
 
 def report(exc: BaseException) -> int:

@@ -106,6 +106,39 @@ def endless_chunks(connection, number, stop):
     keep_up(stop, 0.02, lambda: connection.sendall(b"40\r\n" + b" " * 64 + b"\r\n"))
 
 
+def endless_events(connection, number, stop):
+    """An answer streamed for ever, word after word, none repeated: only the timeout can end it."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    words = (" " + "".join(chr(97 + (n >> shift) % 26) for shift in (0, 5, 10)) for n in range(10**9))
+
+    def send():
+        event = b"data: " + json.dumps({"choices": [{"delta": {"content": next(words)}}]}).encode() + b"\n\n"
+        connection.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+
+    keep_up(stop, 0.02, send)
+
+
+def event_chunk(payload) -> bytes:
+    event = b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+def stream_dropped_then_whole(connection, number, stop):
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    connection.sendall(event_chunk({"choices": [{"delta": {"content": f"try {number}"}}]}))
+    if number == 1:
+        return  # the server dies mid-answer: the connection closes without the end of the stream
+    connection.sendall(event_chunk({"choices": [{"delta": {"content": " done"}, "finish_reason": "stop"}]})
+                       + event_chunk(b"[DONE]") + b"0\r\n\r\n")
+
+
+def test_an_answer_cut_off_mid_stream_is_asked_again():
+    with Misbehaving(stream_dropped_then_whole) as server:
+        engine = engine_for(server)
+        assert engine.ask(AUDIO, "What is this?", OPTIONS).text == "try 2 done"
+        assert server.connections == 2
+
+
 def never_answers(connection, number, stop):
     stop.wait(SCRIPT_SECONDS)
 
@@ -123,7 +156,7 @@ def engine_for(server, **config) -> RemoteEngine:
     return RemoteEngine(ServerConfig(server.url, model="moss", timeout=config.pop("timeout", TIMEOUT), **config))
 
 
-@pytest.mark.parametrize("script", [trickled_body, trickled_headers, endless_chunks, never_answers])
+@pytest.mark.parametrize("script", [trickled_body, trickled_headers, endless_chunks, endless_events, never_answers])
 def test_timeout_bounds_a_request_end_to_end(script):
     with Misbehaving(script) as server:
         engine = engine_for(server)
@@ -259,3 +292,29 @@ def test_a_garbage_reply_is_one_clean_line():
     message = str(caught.value)
     assert message.startswith(f"server {server.url}:") and "\n" not in message
     assert not any(char in message for char in "\x1b\x07")
+
+
+def whole_reply_labelled_as_text(connection, number, stop):
+    body = completion_bytes("a whole answer")
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def test_a_whole_reply_under_a_loose_content_type_is_still_read():
+    with Misbehaving(whole_reply_labelled_as_text) as server:
+        assert engine_for(server).ask(AUDIO, "What is this?", OPTIONS).text == "a whole answer"
+
+
+def gzipped_stream(connection, number, stop):
+    """A stream compressed on the way, as a proxy with gzip on may send it."""
+    import gzip
+
+    events = [{"choices": [{"delta": {"content": "packed "}}]},
+              {"choices": [{"delta": {"content": "answer"}, "finish_reason": "stop"}]}]
+    body = gzip.compress(b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events))
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def test_a_gzipped_stream_is_read():
+    with Misbehaving(gzipped_stream) as server:
+        assert engine_for(server).ask(AUDIO, "What is this?", OPTIONS).text == "packed answer"

@@ -215,3 +215,69 @@ def test_server_errors_name_the_recording(half_minute):
 
     with pytest.raises(ServerError, match=r"^half.wav: server http://x/v1: HTTP 500 boom$"):
         Pipeline(Failing()).timed(TRANSCRIBE_SENTENCES, half_minute)
+
+
+# ---- request-size limits and kept loops ---------------------------------------------------------------
+class LimitedEngine(ScriptedEngine):
+    """Refuses audio longer than `limit` seconds once, as a vLLM server does, and knows the limit after."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit, self.max_request_seconds, self.refused = limit, None, 0
+
+    def ask(self, audio, question, options, guard=None):
+        from moss_cli.errors import RequestTooLongError
+
+        if audio.size / 16_000 > self.limit:
+            assert self.max_request_seconds is None  # never sent again once the limit is known
+            self.refused += 1
+            self.max_request_seconds = self.limit - 1
+            raise RequestTooLongError("too long", self.max_request_seconds)
+        return super().ask(audio, question, options, guard)
+
+
+def test_chunks_are_cut_to_a_limit_learnt_mid_run(three_minutes):
+    recording, truth = three_minutes
+    engine = LimitedEngine(limit=25.0)
+    result = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, recording)
+    assert engine.refused == 1 and all(seconds <= 24 for seconds, _ in engine.calls)
+    assert [s.text for s in result.segments] == [f"phrase {p.index}." for p in truth]
+
+
+@pytest.mark.parametrize("ask", [False, True])
+def test_descriptions_and_answers_use_windows_that_fit(three_minutes, ask):
+    from moss_cli.tasks import CAPTION
+
+    recording, truth = three_minutes
+    engine = LimitedEngine(limit=50.0)
+    pipeline = Pipeline(engine)
+    result = pipeline.ask(recording, "Who speaks?") if ask else pipeline.described(CAPTION, recording, "combine")
+    assert engine.refused == 1 and len(engine.calls) >= 4 and all(seconds <= 49 for seconds, _ in engine.calls)
+    assert abs(sum(seconds for seconds, _ in engine.calls) - recording.duration) < 1e-6  # all of it heard
+    assert result.text == "combined"
+
+
+def test_max_request_seconds_is_a_limit_from_the_start(three_minutes):
+    recording, truth = three_minutes
+    engine = ScriptedEngine()
+    result = Pipeline(engine, PipelineOptions(max_request_seconds=20.0)).timed(TRANSCRIBE_SENTENCES, recording)
+    assert all(seconds <= 20 for seconds, _ in engine.calls)
+    assert [s.text for s in result.segments] == [f"phrase {p.index}." for p in truth]
+
+
+class LoopingEngine(ScriptedEngine):
+    """Every answer starts right, then loops until the guard stops it."""
+
+    def ask(self, audio, question, options, guard=None):
+        answer = super().ask(audio, question, options, guard)
+        looping = answer.text[:40] + " and so on" * 12
+        return Answer(looping, "", looping, [], "repetition", 0)
+
+
+def test_a_loop_kept_at_the_smallest_size_is_cut_after_its_first_copy(three_minutes):
+    recording, _ = three_minutes
+    result = Pipeline(LoopingEngine()).timed(TRANSCRIBE_SENTENCES, recording)
+    copies = sum(s.text.count("so on") for s in result.segments)
+    assert result.segments and copies == len(result.warnings)  # one copy per kept chunk, not five
+    assert result.warnings and all("looped on a repeated phrase; kept up to where the loop began" in w
+                                   for w in result.warnings)

@@ -18,6 +18,7 @@ SINGLE_WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 # What a client needs from a hub repo; skips README images and the like.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.json", "*.jinja"]
+TOKENIZER_PATTERNS = ["*.json", "merges.txt", "vocab.json", "*.jinja"]  # no weights: check-server needs only these
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -36,14 +37,28 @@ def resolve_checkpoint(model: str, *, revision: str | None = None, cache_dir: st
     return _check_files(_download(model, revision, cache_dir), model)
 
 
-def _download(repo_id: str, revision: str | None, cache_dir: str | None) -> Path:
+def resolve_tokenizer(model: str, *, revision: str | None = None) -> Path:
+    """A directory holding `model`'s tokenizer files: the checkpoint directory, or the hub files
+    without the weights (downloaded when the hub is reachable and HF_HUB_OFFLINE is not set)."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+            raise ModelUnavailableError(f"model {model!r}: not a checkpoint directory nor a hub id like {DEFAULT_MODEL!r}")
+        path = _download(model, revision, None, TOKENIZER_PATTERNS)
+    missing = [name for name in ("vocab.json", "merges.txt") if not (path / name).is_file()]
+    if missing:
+        raise ModelUnavailableError(f"model {model!r}: {path} lacks {', '.join(missing)} (the tokenizer)")
+    return path
+
+
+def _download(repo_id: str, revision: str | None, cache_dir: str | None, patterns=CHECKPOINT_PATTERNS) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
     hint = "download it where the hub is reachable, or pass a local directory with --model /path/to/checkpoint"
     try:
         folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=CHECKPOINT_PATTERNS
+            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns
         )
     except LocalEntryNotFoundError:
         raise ModelUnavailableError(
