@@ -216,7 +216,9 @@ def test_signals_stop_jobs_at_once_and_remove_temporary_files(tmp_path, signum):
     with FakeServer(fake) as server:
         process = subprocess.Popen(
             [sys.executable, "-m", "moss_cli.cli", "transcribe", str(audio), str(tmp_path / "in" / "other.wav"),
-             "--json", "-o", str(tmp_path / "out"), "--jobs", "8", "--server", server.url],
+             "--json", "-o", str(tmp_path / "out"), "--jobs", "8", "--server", server.url,
+             # 30 s requests: a longer one waits until the server has taken one that long (issue 10)
+             "--max-request-seconds", "30"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(temporary)},
             preexec_fn=hear_ctrl_c)
         try:
