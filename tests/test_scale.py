@@ -290,7 +290,7 @@ def test_shard_usage(wav_file):
     from moss_cli.inputs import expand_inputs
     from moss_cli.shards import Shard
 
-    [item] = expand_inputs([str(wav_file)])
+    [item] = expand_inputs([str(wav_file)]).files
     empty = next(f"{k}/2" for k in (1, 2) if not Shard(k, 2).holds(item))
     assert "holds none of the 1 inputs" in moss("caption", wav_file, "--shard", empty, "--server", "http://127.0.0.1:9/v1").stderr
 
