@@ -82,6 +82,12 @@ JobsOpt = Annotated[int | None, typer.Option(
 BatchSizeOpt = Annotated[int | None, typer.Option(
     min=1, rich_help_panel="Model", show_default="from free memory",
     help="Chunks decoded together by the local model.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    min=1, rich_help_panel="Model", show_default="torch's own (the CPU's cores)",
+    help="CPU threads for the local model, held for the whole run.")]
+QuantizeOpt = Annotated[str | None, typer.Option(
+    rich_help_panel="Model", show_default="off",
+    help="int8: int8 weights for the LLM and output layer on the CPU (faster; answers can differ from float32).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 ShowReasoningOpt = Annotated[bool, typer.Option(
     "--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")]
@@ -148,6 +154,8 @@ class EngineChoice:
     jobs: int = 1  # server: requests in flight, over all servers
     thinking: bool | None = None  # a Thinking checkpoint? None: from the model's name or path
     max_request_seconds: float | None = None  # the most audio in one request
+    threads: int | None = None  # --threads: torch's CPU threads for the run
+    quantize: str | None = None  # --quantize int8 (local, CPU)
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ def transcribe(
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
     jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
+    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     speakers: SpeakersOpt = None, speaker_names: SpeakerNamesOpt = None, diarizer: DiarizerOpt = "resemblyzer",
     quiet: QuietOpt = False,
 ) -> None:
@@ -215,7 +224,7 @@ def transcribe(
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
     outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds),
+                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "transcribing",
          lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer))
@@ -238,6 +247,7 @@ def events(
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
     jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
+    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
@@ -248,7 +258,7 @@ def events(
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
     outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds),
+                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
@@ -269,6 +279,7 @@ def caption(
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
     jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
+    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe what can be heard (or, with --speech, the voice)."""
@@ -279,7 +290,7 @@ def caption(
                    "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds),
+                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
@@ -299,6 +310,7 @@ def describe_music(
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
     skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
     jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
+    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
@@ -308,7 +320,7 @@ def describe_music(
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds),
+                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
@@ -332,6 +344,7 @@ def ask(
     seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
+    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Ask questions about a recording; prints only the answers (a blank line between several).
@@ -341,7 +354,7 @@ def ask(
     around it, any other from every part of the file, combined. A time past the end is an error.
     """
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout,
-                                 thinking=thinking, max_request_seconds=max_request_seconds)
+                                 thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
     if output_dir is not None and not html:
         raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
@@ -418,6 +431,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     try:
         _check_finite()
         engine_choice = _checked(engine_choice, [task.prompt])
+        _use_threads(engine_choice.threads)
         shard = parse_shard(flags.shard) if flags.shard is not None else None
         if flags.skip_existing and flags.overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other")
@@ -483,7 +497,7 @@ def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, sp
     from dataclasses import asdict
 
     engine = {k: v for k, v in asdict(engine_choice).items()
-              if k not in ("api_key", "timeout", "device", "batch_size", "jobs", "servers")}
+              if k not in ("api_key", "timeout", "device", "batch_size", "jobs", "servers", "threads")}
     if engine_choice.servers:
         from .http_client import redact_url
         from .remote import request_extras
@@ -544,6 +558,7 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
             page.check(1)
             target = ask_page_target(path, page)
         engine_choice = _checked(engine_choice, questions)
+        _use_threads(engine_choice.threads)
         engine_choice = replace(engine_choice, jobs=max(1, len(engine_choice.servers)))  # each server one question
         engine = _LazyEngine(engine_choice, quiet)
         options = _pipeline_options(sampling, engine_choice.max_request_seconds)
@@ -607,7 +622,11 @@ def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
         raise UsageError(f"--timeout: need a finite number of seconds above 0, got {choice.timeout}")
     if choice.max_request_seconds is not None and not math.isfinite(choice.max_request_seconds):
         raise UsageError(f"--max-request-seconds: need a finite number of seconds, got {choice.max_request_seconds}")
+    if choice.quantize not in (None, "int8"):
+        raise UsageError(f"--quantize {choice.quantize!r}: only int8 is supported")
     servers = tuple(url.strip() for listed in choice.servers or () for url in listed.split(",") if url.strip())
+    if servers and choice.quantize:
+        raise UsageError("--quantize applies to the local model; a server keeps its own weights")
     if not servers:
         return replace(choice, servers=())
     if any(has_audio_span(prompt or "") for prompt in prompts):
@@ -620,6 +639,14 @@ def _checked(choice: EngineChoice, prompts=()) -> EngineChoice:
         raise UsageError("--api-key (or MOSS_API_KEY): a key may hold only printable ASCII characters, "
                          "without spaces (it is sent in an HTTP header)")
     return replace(choice, servers=tuple(dict.fromkeys(servers)), api_key=key or None)
+
+
+def _use_threads(threads: int | None) -> None:
+    """--threads: torch's CPU thread count, set once for the whole run (nothing in moss changes it)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _check_server_url(url: str) -> None:
@@ -689,7 +716,8 @@ class _LazyEngine:
         if not self.quiet:
             stderr.print(f"moss: loading {printable_name(choice.model)}", markup=False)
         engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,
-                                time_markers=choice.time_markers, batch_size=choice.batch_size)
+                                time_markers=choice.time_markers, batch_size=choice.batch_size,
+                                quantize=choice.quantize)
         if choice.thinking is not None:  # the checkpoint's folder name may not say
             engine.thinking = choice.thinking
         if not self.quiet:

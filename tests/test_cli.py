@@ -118,3 +118,39 @@ def test_a_missing_model_is_reported_before_any_audio_is_decoded(tmp_path, wav_f
     for result in (batch, single):
         assert result.exit_code == 2 and str(missing) in result.stderr
         assert "garbage" not in result.stderr  # the audio was never opened
+
+
+def test_threads_hold_for_the_run_and_no_import_changes_them(tiny_checkpoint, wav_file):
+    import subprocess
+    import sys
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = runner.invoke(app, ["transcribe", str(wav_file), "-m", str(tiny_checkpoint), "--threads", "1",
+                                     "--max-new-tokens", "4", "-q"])
+        assert result.exit_code == 0, result.stderr
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    # Loading every stage and scanning audio for speech leaves the count as the process set it
+    # (the silero_vad package used to set it to 1 on import).
+    script = ("import numpy as np, torch; torch.set_num_threads(2); "
+              "import moss_cli.engine, moss_cli.pipeline, moss_cli.speakers, moss_cli.vad as v; "
+              "from moss_cli.sources import AudioSource; "
+              "v.speech_regions(AudioSource.from_array('x', np.random.default_rng(0).standard_normal(48000).astype('float32') * 0.1)); "
+              "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "2", out.stderr
+
+
+def test_quantize_int8_runs_locally_and_is_refused_for_a_server(tiny_checkpoint, wav_file):
+    result = runner.invoke(app, ["transcribe", str(wav_file), "-m", str(tiny_checkpoint), "--quantize", "int8",
+                                 "--max-new-tokens", "4", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert __import__("json").loads(result.stdout)["duration"] == 5.0
+    bad = runner.invoke(app, ["transcribe", str(wav_file), "--quantize", "int4", "-m", str(tiny_checkpoint)])
+    assert bad.exit_code == 2 and "only int8" in bad.stderr
+    remote = runner.invoke(app, ["caption", str(wav_file), "--quantize", "int8", "--server", "http://127.0.0.1:9/v1"])
+    assert remote.exit_code == 2 and "--quantize applies to the local model" in remote.stderr
