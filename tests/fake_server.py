@@ -80,6 +80,14 @@ def phrase_recording(total_seconds: float, seed: int = 0, gaps=(2.0, 6.0)) -> tu
     return np.concatenate(pieces), truth
 
 
+
+
+def phrase_file(path: Path, total_seconds: float, seed: int = 0, gaps=(2.0, 6.0)) -> tuple[Path, list[Phrase]]:
+    """phrase_recording written to `path` as 16 kHz PCM16 WAV: the path and the truth."""
+    audio, truth = phrase_recording(total_seconds, seed=seed, gaps=gaps)
+    sf.write(path, audio, 16_000, subtype="PCM_16")
+    return path, truth
+
 def phrases_in(audio: np.ndarray) -> list[Phrase]:
     """What the server hears: phrases by index, with times inside this piece of audio."""
     loud = np.flatnonzero(audio != 0)

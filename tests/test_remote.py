@@ -4,12 +4,11 @@ import io
 import json
 
 import pytest
-import soundfile as sf
 import srt
 import webvtt
 from typer.testing import CliRunner
 
-from fake_server import FakeMoss, FakeServer, phrase_recording
+from fake_server import FakeMoss, FakeServer, phrase_file
 from moss_cli.cli import app
 
 runner = CliRunner()
@@ -18,18 +17,12 @@ TOLERANCE = 0.006  # the server writes centiseconds; we write milliseconds
 
 @pytest.fixture(scope="module")
 def ten_minutes(tmp_path_factory):
-    audio, truth = phrase_recording(600.0, seed=1)
-    path = tmp_path_factory.mktemp("long") / "rec.wav"
-    sf.write(path, audio, 16_000, subtype="PCM_16")
-    return path, truth
+    return phrase_file(tmp_path_factory.mktemp("long") / "rec.wav", 600.0, seed=1)
 
 
 @pytest.fixture(scope="module")
 def twenty_minutes(tmp_path_factory):
-    audio, truth = phrase_recording(1200.0, seed=2, gaps=(4.0, 9.0))
-    path = tmp_path_factory.mktemp("long") / "rec20.wav"
-    sf.write(path, audio, 16_000, subtype="PCM_16")
-    return path, truth
+    return phrase_file(tmp_path_factory.mktemp("long") / "rec20.wav", 1200.0, seed=2, gaps=(4.0, 9.0))
 
 
 def moss(server, *args):

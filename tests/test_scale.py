@@ -10,11 +10,10 @@ import shutil
 import time
 
 import pytest
-import soundfile as sf
 import srt
 from typer.testing import CliRunner
 
-from fake_server import FakeMoss, FakeServer, phrase_recording
+from fake_server import FakeMoss, FakeServer, phrase_file
 from moss_cli.cli import app
 from moss_cli.loops import trim_loop
 
@@ -24,18 +23,12 @@ TOLERANCE = 0.006
 
 @pytest.fixture(scope="module")
 def two_minutes(tmp_path_factory):
-    audio, truth = phrase_recording(120.0, seed=3)
-    path = tmp_path_factory.mktemp("scale") / "two.wav"
-    sf.write(path, audio, 16_000, subtype="PCM_16")
-    return path, truth
+    return phrase_file(tmp_path_factory.mktemp("scale") / "two.wav", 120.0, seed=3)
 
 
 @pytest.fixture(scope="module")
 def ten_minutes(tmp_path_factory):
-    audio, truth = phrase_recording(600.0, seed=1)
-    path = tmp_path_factory.mktemp("scale") / "ten.wav"
-    sf.write(path, audio, 16_000, subtype="PCM_16")
-    return path, truth
+    return phrase_file(tmp_path_factory.mktemp("scale") / "ten.wav", 600.0, seed=1)
 
 
 @pytest.fixture(autouse=True)
