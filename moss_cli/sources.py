@@ -148,13 +148,15 @@ def _convert(path: Path, target: Path, blocks) -> list[str]:
     resampler's per-call work does not pay for a few milliseconds of audio.
     """
     warnings: list[str] = []
-    rate, resampler, gathered, decoded = None, None, [], 0
+    rate, resampler, gathered, decoded, flushed = None, None, [], 0, 0
 
     def flush() -> None:
+        nonlocal flushed
         if gathered:
             mono = _checked(mix_down(np.concatenate(gathered)), str(path))
             out.write(resampler.push(mono) if resampler else mono)
             gathered.clear()
+            flushed = decoded
 
     with _writer(target) as out:
         for block_rate, block in blocks:
@@ -168,7 +170,7 @@ def _convert(path: Path, target: Path, blocks) -> list[str]:
                 raise AudioError(f"{path}: the sample rate changes within the file ({rate} Hz, then {block_rate} Hz)")
             gathered.append(block)
             decoded += block.shape[0]
-            if sum(len(b) for b in gathered) >= rate * GATHER_SECONDS:
+            if decoded - flushed >= rate * GATHER_SECONDS:
                 flush()
         flush()
         if resampler is not None:
@@ -214,11 +216,14 @@ def _pyav_blocks(path: Path):
         import av
     except ImportError:
         raise AudioError(f"{path}: not a format libsndfile reads exactly, and PyAV is not installed") from None
+    name = _pyav_name(path)
     try:
-        container = av.open(_pyav_name(path))
-    except av.error.InvalidDataError:
-        raise AudioError(f"{path}: not an audio or video file") from None
+        container = av.open(name)
     except (av.error.FFmpegError, ValueError, OSError) as exc:
+        if not isinstance(name, str):
+            name.close()  # the container never took it
+        if isinstance(exc, av.error.InvalidDataError):
+            raise AudioError(f"{path}: not an audio or video file") from None
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
     with container:
         stream = next((s for s in container.streams if s.type == "audio"), None)
