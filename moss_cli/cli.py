@@ -46,6 +46,16 @@ SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", help="R
 TimeMarkersOpt = Annotated[bool, typer.Option(
     "--time-markers/--no-time-markers", rich_help_panel="Model", help="Mark every 2 s of audio in the prompt.")]
 PromptOpt = Annotated[str | None, typer.Option(rich_help_panel="Decoding", help="Ask this instead of the task's official prompt.")]
+LanguageOpt = Annotated[str | None, typer.Option(
+    "--language", metavar="CODE", rich_help_panel="Prompt", show_default="none: the model follows the speech",
+    help="The speech's language (en, zh, zh-Hant, yue, German, ...): the prompt asks for the transcript in it, "
+    "in its script. A hint, not a constraint.")]
+ContextOpt = Annotated[str | None, typer.Option(
+    "--context", metavar="TEXT", rich_help_panel="Prompt", show_default="none",
+    help="What the recording is about, names and jargon: added to the prompt as context.")]
+HotwordsOpt = Annotated[list[str] | None, typer.Option(
+    "--hotwords", metavar="A,B,C", rich_help_panel="Prompt", show_default="none",
+    help="Terms to spell as written, comma-separated or repeated: added to the prompt.")]
 ServerOpt = Annotated[list[str] | None, typer.Option(
     envvar="MOSS_SERVER", rich_help_panel="Server", show_default=False,
     help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1). Give it several "
@@ -201,7 +211,7 @@ def transcribe(
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     highlight_words: HighlightOpt = False,
-    prompt: PromptOpt = None,
+    prompt: PromptOpt = None, language: LanguageOpt = None, context: ContextOpt = None, hotwords: HotwordsOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
@@ -218,7 +228,7 @@ def transcribe(
     from .tasks import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
     words = words or highlight_words
-    task = (TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt)
+    task = _hinted((TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt), language, context, hotwords)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
                      words=words, highlight_words=highlight_words)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
@@ -238,7 +248,7 @@ def events(
     output_dir: OutputDirOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
-    prompt: PromptOpt = None,
+    prompt: PromptOpt = None, context: ContextOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
@@ -253,7 +263,7 @@ def events(
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
     from .tasks import EVENTS
 
-    task = EVENTS.with_prompt(prompt)
+    task = _hinted(EVENTS.with_prompt(prompt), context=context)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
     outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
@@ -270,7 +280,7 @@ def caption(
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
     html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
-    prompt: PromptOpt = None,
+    prompt: PromptOpt = None, context: ContextOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
@@ -285,7 +295,7 @@ def caption(
     """Describe what can be heard (or, with --speech, the voice)."""
     from .tasks import CAPTION, SPEECH_CAPTION
 
-    task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
+    task = _hinted((SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt), context=context)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
@@ -301,7 +311,7 @@ def describe_music(
     audio: Inputs,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
     html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
-    prompt: PromptOpt = None,
+    prompt: PromptOpt = None, context: ContextOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
     temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
@@ -316,7 +326,7 @@ def describe_music(
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
     from .tasks import MUSIC
 
-    task = MUSIC.with_prompt(prompt)
+    task = _hinted(MUSIC.with_prompt(prompt), context=context)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
@@ -403,6 +413,16 @@ def _run_check(choice: EngineChoice) -> int:
     sys.stdout.write("\n".join(check.lines) + "\n")
     return 0 if check.matches else 1
 
+
+
+def _hinted(task, language: str | None = None, context: str | None = None, hotwords: list[str] | None = None):
+    """The task with the --language, --context and --hotwords hints after its prompt (see hints.py)."""
+    from .hints import hints_from_options
+
+    try:
+        return task.with_hints(hints_from_options(language, context, hotwords).sentences())
+    except (MossError, ValueError) as exc:
+        raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
 def _formats(every: bool, **flags: bool) -> tuple[str, ...]:

@@ -74,6 +74,17 @@ class Task:
             return self
         return replace(self, prompt=prompt, custom_prompt=True)
 
+    def with_hints(self, hints: str) -> Task:
+        """The prompt exactly as it was, then the hint sentences (--language, --context, --hotwords).
+
+        Appended, never woven in, so the official format instruction reaches the model unchanged.
+        """
+        if not hints:
+            return self
+        if has_audio_span(self.prompt):  # the prompt's end is the assistant turn: no place for a hint
+            raise ValueError("--language, --context and --hotwords need a --prompt without its own audio span")
+        return replace(self, prompt=f"{self.prompt} {hints}")
+
 
 # Budgets: ~3 words/s of speech; a sentence span costs ~12 timestamp tokens per ~3 s, a word span ~14.
 TRANSCRIBE_SENTENCES = Task("transcribe", SENTENCE_PROMPT, "sentences", 60.0, 12.0)
