@@ -14,6 +14,7 @@ import typer
 
 from . import DEFAULT_MODEL, __version__
 from .errors import MossError
+from .helptext import Command, Group, examples
 from .runner import OutputSpec, UsageError, report, stderr
 
 app = typer.Typer(
@@ -22,12 +23,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=Group,  # flags shown as flags in --help
 )
 
 # ---- shared options: defined once, used by every command --------------------------------------
 Inputs = Annotated[list[str], typer.Argument(
     help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
-    "paths: one a line or NUL-separated) or @list.txt.", show_default=False)]
+    "paths: one a line or NUL-separated) or @list.txt.", show_default=False, metavar="AUDIO")]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
     help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
@@ -42,10 +44,11 @@ TopKOpt = Annotated[int, typer.Option(min=0, rich_help_panel="Decoding", help="S
 MaxTokensOpt = Annotated[int | None, typer.Option(
     min=1, rich_help_panel="Decoding", show_default="scales with audio length",
     help="Most tokens to generate per request.")]
-SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", help="Random seed for sampling.")]
+SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", show_default="random", help="Random seed for sampling.")]
 TimeMarkersOpt = Annotated[bool, typer.Option(
     "--time-markers/--no-time-markers", rich_help_panel="Model", help="Mark every 2 s of audio in the prompt.")]
-PromptOpt = Annotated[str | None, typer.Option(rich_help_panel="Decoding", help="Ask this instead of the task's official prompt.")]
+PromptOpt = Annotated[str | None, typer.Option(
+    rich_help_panel="Decoding", show_default="the task's official prompt", help="Ask this instead of the task's official prompt.")]
 LanguageOpt = Annotated[str | None, typer.Option(
     "--language", metavar="CODE", rich_help_panel="Prompt", show_default="none: the model follows the speech",
     help="The speech's language (en, zh, zh-Hant, yue, German, ...): the prompt asks for the transcript in it, "
@@ -57,12 +60,13 @@ HotwordsOpt = Annotated[list[str] | None, typer.Option(
     "--hotwords", metavar="A,B,C", rich_help_panel="Prompt", show_default="none",
     help="Terms to spell as written, comma-separated or repeated: added to the prompt.")]
 ServerOpt = Annotated[list[str] | None, typer.Option(
-    envvar="MOSS_SERVER", rich_help_panel="Server", show_default=False,
+    envvar="MOSS_SERVER", rich_help_panel="Server", show_default="none: the local model",
     help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1). Give it several "
     "times (or MOSS_SERVER=URL,URL) to share the requests among servers.")]
-ServerModelOpt = Annotated[str | None, typer.Option(rich_help_panel="Server", help="Model name on the server (default: its first).")]
+ServerModelOpt = Annotated[str | None, typer.Option(
+    rich_help_panel="Server", show_default="the server's first", help="Model name on the server.")]
 ApiKeyOpt = Annotated[str | None, typer.Option(
-    envvar="MOSS_API_KEY", rich_help_panel="Server", show_default=False,
+    envvar="MOSS_API_KEY", rich_help_panel="Server", show_default="none",
     help="Bearer token for the server (OPENAI_API_KEY is never read: a key goes only where you send it).")]
 TimeoutOpt = Annotated[float, typer.Option(
     min=1.0, rich_help_panel="Server",
@@ -74,10 +78,10 @@ ThinkingOpt = Annotated[bool | None, typer.Option(
     "--thinking/--no-thinking", rich_help_panel="Server", show_default="from the served model's path",
     help="Whether the server's model is a Thinking checkpoint (it needs tokens to reason).")]
 ShardOpt = Annotated[str | None, typer.Option(
-    "--shard", rich_help_panel="Batch", metavar="K/N", show_default=False,
+    "--shard", rich_help_panel="Batch", metavar="K/N", show_default="all of them",
     help="Process only the K-th of N disjoint parts of the inputs (job arrays: the same inputs on N machines).")]
 OutputDirOpt = Annotated[Path | None, typer.Option(
-    "--output-dir", "-o", rich_help_panel="Output",
+    "--output-dir", "-o", rich_help_panel="Output", show_default="stdout",
     help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", rich_help_panel="Batch",
@@ -85,7 +89,7 @@ SkipExistingOpt = Annotated[bool, typer.Option(
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", rich_help_panel="Batch", help="Replace outputs even if another input or tool made them.")]
 ErrorsOpt = Annotated[Path | None, typer.Option(
-    "--errors", rich_help_panel="Batch", help="Write the failures to this file as JSON Lines.")]
+    "--errors", rich_help_panel="Batch", show_default="stderr only", help="Write the failures to this file as JSON Lines.")]
 JobsOpt = Annotated[int | None, typer.Option(
     "--jobs", "-j", min=1, rich_help_panel="Batch", show_default="1; with --server, one per server",
     help="Decode the next files while one is processed; with --server, up to N requests in flight in all.")]
@@ -132,7 +136,7 @@ SpeakersOpt = Annotated[str | None, typer.Option(
     "--speakers", metavar="N|auto", rich_help_panel="Speakers", show_default="off",
     help="Label who speaks: N speakers, or auto to find how many (1 for a monologue).")]
 SpeakerNamesOpt = Annotated[str | None, typer.Option(
-    "--speaker-names", rich_help_panel="Speakers",
+    "--speaker-names", rich_help_panel="Speakers", show_default="S1, S2, ...",
     help="Names for the speakers in order of first appearance, comma-separated (alone: that many speakers).")]
 DiarizerOpt = Annotated[str, typer.Option(
     "--diarizer", rich_help_panel="Speakers",
@@ -200,7 +204,8 @@ def main(
     """Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers."""
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("transcribe"),
+             short_help="Transcribe speech with times, as text or subtitles.")
 def transcribe(
     audio: Inputs,
     words: Annotated[bool, typer.Option(
@@ -240,7 +245,7 @@ def transcribe(
          lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer))
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
 def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
@@ -274,7 +279,7 @@ def events(
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
@@ -306,7 +311,8 @@ def caption(
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
-@app.command("describe-music")
+@app.command("describe-music", cls=Command, epilog=examples("describe-music"),
+             short_help="Describe music: style, tempo, harmony, instruments, mood.")
 def describe_music(
     audio: Inputs,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
@@ -336,7 +342,7 @@ def describe_music(
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
-@app.command()
+@app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about a recording; prints only the answers.")
 def ask(
     audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
     questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
@@ -372,7 +378,8 @@ def ask(
     raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
 
 
-@app.command("check-server")
+@app.command("check-server", cls=Command, epilog=examples("check-server"),
+             short_help="Compare the prompt a server builds with the local one.")
 def check_server(
     url: Annotated[str, typer.Argument(help="The server's base URL, ending in /v1.", show_default=False)],
     model: Annotated[str, typer.Option(

@@ -55,7 +55,10 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | None, pattern
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-    hint = "download it where the hub is reachable, or pass a local directory with --model /path/to/checkpoint"
+    # `hf` is the command line huggingface_hub ships (huggingface-cli before 1.0); it fills the same cache.
+    hint = (f"download it where the hub is reachable (hf download {repo_id}), pass a local directory with "
+            "--model /path/to/checkpoint")
+    hint += "" if patterns is TOKENIZER_PATTERNS else ", or use a running server with --server URL"
     try:
         folder = snapshot_download(
             repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns

@@ -1,0 +1,78 @@
+"""How `--help` reads: flags shown as flags, and each command's examples at the bottom."""
+
+from __future__ import annotations
+
+from typer.core import TyperCommand, TyperGroup
+
+
+def _flags_as_flags(params: list) -> list:
+    """Typer's rich help writes `<bool>` beside an on/off flag as if it took a value; an empty
+    metavar leaves the type column blank (the plain help never shows one for flags anyway)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx) -> list:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx) -> list:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+# One example a paragraph: rich help keeps each as it is, click's plain help rewraps a paragraph
+# only when it is wider than the terminal, and these fit in 80 columns. No square brackets: rich
+# would read them as markup.
+EXAMPLES = {
+    "transcribe": [
+        "moss transcribe talk.wav",
+        "moss transcribe talk.wav --srt > talk.srt",
+        "moss transcribe a.wav b.flac --srt --vtt --json -o subs/",
+        "moss transcribe talk.wav --words --vtt -o subs/",
+        "moss transcribe interview.m4a --speakers 2 --speaker-names Ann,Ben --srt",
+        "moss transcribe lecture.wav --language zh --hotwords 'MOSS,Qwen'",
+        "moss transcribe recordings/ --all -o out/ --skip-existing",
+        "moss transcribe talk.wav --server http://localhost:8000/v1",
+    ],
+    "events": [
+        "moss events street.wav",
+        "moss events street.wav --tsv > street.tsv",
+        "moss events recordings/ --json --srt -o out/",
+    ],
+    "caption": [
+        "moss caption clip.wav",
+        "moss caption clip.wav --speech --json",
+        "moss caption rehearsal.flac --context 'a cello rehearsal'",
+    ],
+    "describe-music": [
+        "moss describe-music song.flac",
+        "moss describe-music albums/ --json -o notes/",
+    ],
+    "ask": [
+        "moss ask podcast.mp3 'What was said at 2:00?'",
+        "moss ask talk.wav 'Who speaks first?' 'What is the topic?' --json",
+        "moss ask talk.wav 'Summarise it.' --html -o out/",
+    ],
+    "check-server": [
+        "moss check-server http://localhost:8000/v1",
+        "moss check-server http://gpu1:8000/v1 --no-time-markers",
+    ],
+    "doctor": [
+        "moss doctor",
+        "moss doctor --server http://localhost:8000/v1",
+        "moss doctor --json",
+    ],
+    "models": [
+        "moss models",
+        "moss models --json",
+    ],
+}
+
+
+def examples(command: str) -> str:
+    """The epilog of `command`'s help."""
+    return "\n\n".join(["Examples:", *EXAMPLES[command]])
