@@ -397,6 +397,58 @@ def check_server(
     raise typer.Exit(_run_check(choice))
 
 
+ProbeServerOpt = Annotated[list[str] | None, typer.Option(
+    "--server", envvar="MOSS_SERVER", show_default="none", metavar="URL",
+    help="A server to ask check-server's probe (one token); repeat it, or MOSS_SERVER=URL,URL.")]
+MachineJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for machines.")]
+
+
+@app.command(cls=Command, epilog=examples("doctor"),
+             short_help="What is set up here: checkpoints, device, versions, servers.")
+def doctor(
+    server: ProbeServerOpt = None, api_key: ApiKeyOpt = None,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds each server may take to answer.")] = 10.0,
+    model: ModelOpt = DEFAULT_MODEL, json_: MachineJsonOpt = False,
+) -> None:
+    """Check this machine: MOSS-Audio checkpoints in the Hugging Face cache, the device and dtype
+    --device auto and --dtype auto pick, versions and threads, and whether each --server answers.
+
+    Exit 0 when everything asked works, 1 when a server given does not answer, 2 on a usage error.
+    """
+    from .doctor import doctor_lines, doctor_report
+
+    try:
+        choice = _checked(EngineChoice(model, "auto", "auto", True, server, None, api_key, timeout))
+        report_ = doctor_report(list(choice.servers), choice.api_key, timeout)
+    except (Exception, KeyboardInterrupt) as exc:
+        raise typer.Exit(report(exc)) from None
+    sys.stdout.write((report_.to_json(model) if json_ else "\n".join(doctor_lines(report_, model))) + "\n")
+    raise typer.Exit(0 if report_.ok else 1)
+
+
+@app.command(cls=Command, epilog=examples("models"),
+             short_help="The MOSS-Audio checkpoints in the Hugging Face cache.")
+def models(
+    all_: Annotated[bool, typer.Option("--all", help="Every model repo in the cache, others marked.")] = False,
+    json_: MachineJsonOpt = False,
+) -> None:
+    """List the MOSS-Audio checkpoints in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) with their
+    sizes on disk and revisions; --all lists every model repo, marking those that are not MOSS-Audio."""
+    from dataclasses import asdict
+
+    from .doctor import cached_models, model_lines
+
+    try:
+        cache = cached_models()
+    except (Exception, KeyboardInterrupt) as exc:
+        raise typer.Exit(report(exc)) from None
+    if json_:
+        shown = [asdict(model) for model in cache.models if all_ or model.moss_audio]
+        sys.stdout.write(json.dumps({"cache": cache.path, "models": shown}, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(model_lines(cache, every=all_)) + "\n")
+
+
 # ---- helpers -------------------------------------------------------------------------------------
 def _run_check(choice: EngineChoice) -> int:
     try:
