@@ -19,7 +19,7 @@ from .runner import OutputSpec, UsageError, report, stderr
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
