@@ -69,6 +69,10 @@ ShardOpt = Annotated[str | None, typer.Option(
 OutputDirOpt = Annotated[Path | None, typer.Option(
     "--output-dir", "-o", rich_help_panel="Output",
     help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
+OutputNameOpt = Annotated[str | None, typer.Option(
+    "--output-name", rich_help_panel="Output", metavar="TEMPLATE", show_default="{stem}",
+    help="Output file name without extension, from {stem} (input name without extension), {name} (with it), "
+    "{lang} (--language, else und), {task}, {model} (short name) and {date} (YYYY-MM-DD), e.g. {stem}.{lang}.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", rich_help_panel="Batch",
     help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
@@ -197,7 +201,7 @@ def transcribe(
         "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
     srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
     ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     highlight_words: HighlightOpt = False,
@@ -222,7 +226,7 @@ def transcribe(
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
                      words=words, highlight_words=highlight_words)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -235,7 +239,7 @@ def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
     ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     prompt: PromptOpt = None,
@@ -256,7 +260,7 @@ def events(
     task = EVENTS.with_prompt(prompt)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -269,7 +273,7 @@ def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -288,7 +292,8 @@ def caption(
     task = (SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
+                    name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -300,7 +305,7 @@ def caption(
 def describe_music(
     audio: Inputs,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     prompt: PromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -318,7 +323,8 @@ def describe_music(
 
     task = MUSIC.with_prompt(prompt)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
+                    name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -440,6 +446,8 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         if not inputs.files and not inputs.problems:
             raise UsageError("no audio files among the inputs")
         outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
+        if outputs.name_template is not None:
+            inputs = _output_naming(outputs.name_template, task, engine_choice).apply(inputs)
         every = len(inputs.files)
         inputs = replace(inputs, files=in_shard(inputs.files, shard))
         options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
@@ -474,6 +482,33 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
         interrupts.exit_now(code)
     raise typer.Exit(code)
+
+
+def _output_naming(template: str, task, engine_choice: EngineChoice):
+    """--output-name's fields that hold for the whole run, the template checked."""
+    import datetime
+
+    from .inputs import OutputName
+
+    model = engine_choice.server_model if engine_choice.servers and engine_choice.server_model else engine_choice.model
+    naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, _output_language(),
+                        datetime.date.today().isoformat())
+    naming.check()
+    return naming
+
+
+def _output_language() -> str:
+    """{lang} of --output-name: the command's --language where it has one and it was given, else "und"
+    (undetermined, ISO 639-2). A language the model reports is known only after a file is processed,
+    too late for names that --skip-existing and the clash check need before any work."""
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    language = context.params.get("language") if context else None
+    return str(language).strip() or "und" if language else "und"
 
 
 def _check_finite() -> None:

@@ -54,6 +54,7 @@ class OutputSpec:
     output_dir: Path | None = None
     layout: CueLayout = CueLayout()
     html_audio: str = "auto"  # --html pages: auto, link, embed or none
+    name_template: str | None = None  # --output-name: the outputs' names (see inputs.OutputName)
 
     def check(self, n_inputs: int) -> None:
         """Run-wide problems, found before any work: each is a usage error."""
@@ -64,6 +65,8 @@ class OutputSpec:
             if problem:
                 raise UsageError(f"-o: {problem}")
             return
+        if self.name_template is not None:
+            raise UsageError("--output-name names files under -o/--output-dir DIR; give -o too")
         if len(self.formats) > 1:
             raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
         if n_inputs > 1 and self.formats[0] not in ("txt", "json"):
