@@ -24,7 +24,7 @@ from .files import Prepared, folder_problem, not_regular, prepare, run_folder, s
 from .inputs import InputFile, InputList
 from .interrupts import deferred, in_background, signals_interrupt
 from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
-from .progress import ProgressBar
+from .progress import BatchProgress, Board, ProgressBar
 from .results import Result
 from .subtitles import CueLayout
 from .text import path_text, printable_name
@@ -145,8 +145,11 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
             with run_folder() as workdir:
                 batch = _Batch(outputs, policy, summary, workdir)
                 todo = batch.plan(inputs.files)
-                for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
-                    batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1)
+                with BatchProgress([item.path for item, _ in todo], enabled=not policy.quiet) as overall:
+                    board = overall.board if overall.enabled else None  # one display holds both bars
+                    for index, (item, digest, opening) in enumerate(_opened_ahead(todo, workdir, policy.jobs - 1)):
+                        batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1, board=board)
+                        overall.finished(index)
             if "html" in outputs.formats:
                 from .pages import write_index
 
@@ -253,14 +256,15 @@ class _Batch:
         reason = "was not made by moss" if owner is None else f"was made from {owner}"
         return f"output {target} exists and {reason}; --overwrite replaces it"
 
-    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool) -> None:
+    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool,
+                board: Board | None = None) -> None:
         from .remote import ServerError
 
         try:
             with opening.result() as source:
                 recording = _recording(item, source)
                 title = item.label or printable_name(item.path.name)
-                with ProgressBar(f"{label} {title}", recording.duration, enabled=not self.policy.quiet) as bar:
+                with ProgressBar(f"{label} {title}", recording.duration, not self.policy.quiet, board) as bar:
                     result = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
                 result.warnings[:0] = source.warnings  # damage found while decoding comes first
                 page = self._page_context(source, item)  # read while the recording is open
