@@ -334,13 +334,21 @@ def describe_music(
 
 @app.command()
 def ask(
-    audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
-    questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
+    audio: Annotated[list[str], typer.Argument(
+        help="Recordings: files, directories, globs, - or @list.txt, as transcribe takes them. Without "
+        "-Q/--questions: one recording, then its questions (moss ask talk.wav \"Who speaks?\").", show_default=False)],
+    question: Annotated[list[str] | None, typer.Option(
+        "--question", "-Q", show_default=False,
+        help="A question to ask about every recording, sent verbatim; give it several times.")] = None,
+    questions_file: Annotated[str | None, typer.Option(
+        "--questions", metavar="FILE", show_default=False,
+        help="Questions, one a line (blank lines and lines starting with # skipped); - reads them from stdin.")] = None,
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per recording and question (JSON Lines; always so for several recordings).")] = False,
     html: Annotated[bool, typer.Option(
         "--html", rich_help_panel="Output",
-        help="A page with the questions and answers beside a player: on stdout instead of the answers, "
-        "or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
+        help="A page with the questions and answers beside a player (one recording): on stdout instead of the "
+        "answers, or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
     html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     show_reasoning: ShowReasoningOpt = False,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
@@ -350,11 +358,15 @@ def ask(
     seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
+    errors: ErrorsOpt = None, jobs: JobsOpt = None, shard: ShardOpt = None,
     threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Ask questions about a recording; prints only the answers (a blank line between several).
+    """Ask questions about recordings; prints only the answers (a blank line between several).
 
+    `moss ask FILE QUESTION...` asks about one recording. With -Q/--questions every argument is a
+    recording: `moss ask a.mp3 calls/ -Q "Who calls?" -Q "Why?"` writes JSON Lines, one object per
+    recording and question, in input order; a file that fails gets one line on stderr and the rest go on.
     Up to 10 minutes of audio go to the model in one request. Longer recordings: a question that
     asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
     around it, any other from every part of the file, combined. A time past the end is an error.
@@ -362,10 +374,22 @@ def ask(
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout,
                                  thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
-    if output_dir is not None and not html:
-        raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
-    page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
-    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
+    try:
+        asked = _asked_questions(question, questions_file, stdin_inputs="-" in audio)
+        if output_dir is not None and not html:
+            raise UsageError("ask writes a file only with --html (-o DIR is where its page goes)")
+        if asked is None and len(audio) < 2:
+            raise UsageError("ask needs a question: moss ask FILE QUESTION..., or -Q QUESTION for every recording")
+        if asked is not None and html:
+            raise UsageError("--html is for one recording: moss ask FILE QUESTION... --html")
+    except MossError as exc:
+        raise typer.Exit(report(exc)) from None
+    if asked is None:  # the single form, as it always was: the first argument is the recording
+        page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
+        raise typer.Exit(_run_ask(Path(audio[0]), audio[1:], engine_choice, sampling, quiet, json_lines,
+                                  show_reasoning, page))
+    _run_ask_batch(audio, asked, engine_choice, sampling, BatchFlags(False, False, errors, jobs, quiet, shard),
+                   json_lines, show_reasoning)
 
 
 @app.command("check-server")
@@ -427,7 +451,8 @@ def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds
         raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
-def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None)) -> None:
+def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None),
+         prompts: list[str] | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
     from . import interrupts
     from .inputs import expand_inputs
@@ -436,7 +461,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
 
     try:
         _check_finite()
-        engine_choice = _checked(engine_choice, [task.prompt])
+        engine_choice = _checked(engine_choice, prompts or [task.prompt])  # prompts: ask's questions
         _use_threads(engine_choice.threads)
         shard = parse_shard(flags.shard) if flags.shard is not None else None
         if flags.skip_existing and flags.overwrite:
@@ -573,6 +598,48 @@ def _speaker_options(count: str | None, names: str | None, diarizer: str | None)
         raise UsageError(str(exc)) from None
 
 
+def _asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs: bool) -> list[str] | None:
+    """-Q questions, then --questions FILE's lines; None when neither is given (the single form)."""
+    if not given and from_file is None:
+        return None
+    asked = list(given or [])
+    if from_file is not None:
+        if from_file == "-" and stdin_inputs:
+            raise UsageError("--questions - and the input - both want stdin; put the questions in a file")
+        try:
+            if from_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(from_file, encoding="utf-8") as file:
+                    text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"--questions {from_file}: cannot read the questions ({reason})") from None
+        asked += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not asked:
+        raise UsageError(f"--questions {from_file}: no questions in it")
+    return asked
+
+
+def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchFlags, json_lines, show_reasoning) -> None:
+    """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
+    (or, for one recording without --json, as text). Several questions share one encode and prefill."""
+    from .tasks import ASK
+
+    def work(pipeline, recording):
+        results = pipeline.ask_all(recording, questions)
+        for result in results if show_reasoning else []:  # model text, made printable by the pipeline
+            if result.reasoning:
+                sys.stderr.write(result.reasoning + "\n")
+        return results
+
+    # Text only for one file named alone: a folder, glob or list (or a job array's part of one) always
+    # gives JSON Lines, however many files it turns out to hold.
+    one_file = len(inputs) == 1 and inputs[0] != "-" and not inputs[0].startswith("@") and Path(inputs[0]).is_file()
+    outputs = OutputSpec(("answers",) if json_lines or not one_file else ("answer",))
+    _run(inputs, outputs, engine_choice, sampling, flags, ASK, "asking about", work, prompts=questions)
+
+
 def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
     """One recording, several questions: the audio is read once and (locally) encoded once.
 
@@ -636,13 +703,7 @@ def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, qu
     if not to_stdout:  # stdout carries the --html page
         return
     if json_lines:
-        record = {"audio": result.audio, "question": result.question, "answer": result.text,
-                  "raw_answer": result.raw_text, "finish_reason": result.finish_reason, "model": result.model}
-        if result.window is not None:  # the answer's times were moved from this part of the file
-            record["window"] = {"start": round(result.window[0], 3), "end": round(result.window[1], 3)}
-        if result.warnings:
-            record["warnings"] = result.warnings
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(("\n" if index else "") + result.text + "\n")
     sys.stdout.flush()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
+from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError
 from .files import Prepared, folder_problem, not_regular, prepare, run_folder, sweep_parts, write_atomically
 from .inputs import InputFile, InputList
 from .interrupts import deferred, in_background, signals_interrupt
@@ -69,7 +69,7 @@ class OutputSpec:
             raise UsageError("--output-name names files under -o/--output-dir DIR; give -o too")
         if len(self.formats) > 1:
             raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
-        if n_inputs > 1 and self.formats[0] not in ("txt", "json"):
+        if n_inputs > 1 and self.formats[0] not in ("txt", "json", "answer", "answers"):
             raise UsageError(f"several inputs with --{self.formats[0]} need -o/--output-dir DIR")
 
     def targets(self, item: InputFile) -> list[tuple[str, Path]]:
@@ -128,7 +128,7 @@ class RunSummary:
         return EXIT_FAILED if self.failures or self.unreported else EXIT_OK
 
 
-Work = Callable[["Recording", ProgressBar], Result]
+Work = Callable[["Recording", ProgressBar], "Result | list[Result]"]  # a list: `ask`'s answers, one a question
 
 
 def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str) -> int:
@@ -265,18 +265,20 @@ class _Batch:
                 recording = _recording(item, source)
                 title = item.label or printable_name(item.path.name)
                 with ProgressBar(f"{label} {title}", recording.duration, not self.policy.quiet, board) as bar:
-                    result = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
-                result.warnings[:0] = source.warnings  # damage found while decoding comes first
+                    results = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
+                results = results if isinstance(results, list) else [results]
+                results[0].warnings[:0] = source.warnings  # damage found while decoding comes first
                 page = self._page_context(source, item)  # read while the recording is open
-        except (AudioError, ServerError) as exc:
+        except (AudioError, ServerError, QuestionError) as exc:
             self.summary.fail(item, exc)
             return
         if not self.policy.quiet:
-            for warning in result.warnings:
+            for warning in (warning for result in results for warning in result.warnings):
                 stderr.print(printable_name(f"moss: warning: {item.name}: {warning}"), markup=False)
         try:
-            # "first" is the first result written, whichever inputs failed or were skipped before it.
-            self._write(result, item, digest, page, first=self.summary.done == 0, several=several)
+            for index, result in enumerate(results):
+                # "first" is the first result written, whichever inputs failed or were skipped before it.
+                self._write(result, item, digest, page, first=self.summary.done == 0 and index == 0, several=several)
         except OutputError as exc:
             self.summary.fail(item, exc)
             return
@@ -398,9 +400,11 @@ def read_recording(path: Path) -> Recording:
 
 def _to_stdout(result: Result, outputs: OutputSpec, page: PageContext | None, *, first: bool, several: bool) -> None:
     extension = outputs.formats[0]
-    if several and extension == "json":
-        extension = "jsonl"  # several results on one stream: JSON Lines
-    elif several:  # plain text: a header per file, as head(1) does
+    if several and extension in ("json", "answer"):
+        extension = {"json": "jsonl", "answer": "answers"}[extension]  # several results on one stream: JSON Lines
+    elif extension == "answer" and not first:  # a blank line between answers, as `ask` always did
+        sys.stdout.write("\n")
+    elif several and extension != "answers":  # plain text: a header per file, as head(1) does
         sys.stdout.write(("" if first else "\n") + f"==> {printable_name(result.audio)} <==\n")
     _writer(extension, outputs, page).write(result, sys.stdout)
     sys.stdout.flush()
