@@ -382,7 +382,7 @@ def ask(
             raise UsageError("ask needs a question: moss ask FILE QUESTION..., or -Q QUESTION for every recording")
         if asked is not None and html:
             raise UsageError("--html is for one recording: moss ask FILE QUESTION... --html")
-    except MossError as exc:
+    except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while the questions are read from stdin
         raise typer.Exit(report(exc)) from None
     if asked is None:  # the single form, as it always was: the first argument is the recording
         page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
