@@ -20,7 +20,7 @@ from .runner import OutputSpec, UsageError, report, stderr
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     cls=Group,  # flags shown as flags in --help
@@ -83,6 +83,10 @@ ShardOpt = Annotated[str | None, typer.Option(
 OutputDirOpt = Annotated[Path | None, typer.Option(
     "--output-dir", "-o", rich_help_panel="Output", show_default="stdout",
     help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
+OutputNameOpt = Annotated[str | None, typer.Option(
+    "--output-name", rich_help_panel="Output", metavar="TEMPLATE", show_default="{stem}",
+    help="Output file name without extension, from {stem} (input name without extension), {name} (with it), "
+    "{lang} (--language, else und), {task}, {model} (short name) and {date} (YYYY-MM-DD), e.g. {stem}.{lang}.")]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", rich_help_panel="Batch",
     help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
@@ -212,7 +216,7 @@ def transcribe(
         "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
     srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
     ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     highlight_words: HighlightOpt = False,
@@ -237,7 +241,7 @@ def transcribe(
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
                      words=words, highlight_words=highlight_words)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -250,7 +254,7 @@ def events(
     audio: Inputs,
     json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
     ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None,
+    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
     min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
     prompt: PromptOpt = None, context: ContextOpt = None,
@@ -271,7 +275,7 @@ def events(
     task = _hinted(EVENTS.with_prompt(prompt), context=context)
     layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
     formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value)
+    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
     _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -284,7 +288,7 @@ def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     prompt: PromptOpt = None, context: ContextOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -303,7 +307,8 @@ def caption(
     task = _hinted((SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt), context=context)
     instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
                    "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
+                    name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -316,7 +321,7 @@ def caption(
 def describe_music(
     audio: Inputs,
     json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
+    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
     prompt: PromptOpt = None, context: ContextOpt = None,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
     time_markers: TimeMarkersOpt = True,
@@ -334,7 +339,8 @@ def describe_music(
 
     task = _hinted(MUSIC.with_prompt(prompt), context=context)
     instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value),
+    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
+                    name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
@@ -342,15 +348,23 @@ def describe_music(
          lambda pipeline, rec: pipeline.described(task, rec, instruction))
 
 
-@app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about a recording; prints only the answers.")
+@app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")
 def ask(
-    audio: Annotated[Path, typer.Argument(help="Recording to ask about.", show_default=False)],
-    questions: Annotated[list[str], typer.Argument(help="One or more questions, sent verbatim.", show_default=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per question (JSON Lines).")] = False,
+    audio: Annotated[list[str], typer.Argument(
+        help="Recordings: files, directories, globs, - or @list.txt, as transcribe takes them. Without "
+        "-Q/--questions: one recording, then its questions (moss ask talk.wav \"Who speaks?\").", show_default=False)],
+    question: Annotated[list[str] | None, typer.Option(
+        "--question", "-Q", show_default="none: the questions follow the recording",
+        help="A question to ask about every recording, sent verbatim; give it several times.")] = None,
+    questions_file: Annotated[str | None, typer.Option(
+        "--questions", metavar="FILE", show_default="none",
+        help="Questions, one a line (blank lines and lines starting with # skipped); - reads them from stdin.")] = None,
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per recording and question (JSON Lines; always so for several recordings).")] = False,
     html: Annotated[bool, typer.Option(
         "--html", rich_help_panel="Output",
-        help="A page with the questions and answers beside a player: on stdout instead of the answers, "
-        "or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
+        help="A page with the questions and answers beside a player (one recording): on stdout instead of the "
+        "answers, or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
     html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
     show_reasoning: ShowReasoningOpt = False,
     model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
@@ -360,11 +374,15 @@ def ask(
     seed: SeedOpt = None,
     server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
     max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
+    errors: ErrorsOpt = None, jobs: JobsOpt = None, shard: ShardOpt = None,
     threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Ask questions about a recording; prints only the answers (a blank line between several).
+    """Ask questions about recordings; prints only the answers (a blank line between several).
 
+    `moss ask FILE QUESTION...` asks about one recording. With -Q/--questions every argument is a
+    recording: `moss ask a.mp3 calls/ -Q "Who calls?" -Q "Why?"` writes JSON Lines, one object per
+    recording and question, in input order; a file that fails gets one line on stderr and the rest go on.
     Up to 10 minutes of audio go to the model in one request. Longer recordings: a question that
     asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
     around it, any other from every part of the file, combined. A time past the end is an error.
@@ -372,10 +390,22 @@ def ask(
     engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout,
                                  thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
-    if output_dir is not None and not html:
-        raise typer.Exit(report(UsageError("ask writes a file only with --html (-o DIR is where its page goes)")))
-    page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
-    raise typer.Exit(_run_ask(audio, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page))
+    try:
+        asked = _asked_questions(question, questions_file, stdin_inputs="-" in audio)
+        if output_dir is not None and not html:
+            raise UsageError("ask writes a file only with --html (-o DIR is where its page goes)")
+        if asked is None and len(audio) < 2:
+            raise UsageError("ask needs a question: moss ask FILE QUESTION..., or -Q QUESTION for every recording")
+        if asked is not None and html:
+            raise UsageError("--html is for one recording: moss ask FILE QUESTION... --html")
+    except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while the questions are read from stdin
+        raise typer.Exit(report(exc)) from None
+    if asked is None:  # the single form, as it always was: the first argument is the recording
+        page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
+        raise typer.Exit(_run_ask(Path(audio[0]), audio[1:], engine_choice, sampling, quiet, json_lines,
+                                  show_reasoning, page))
+    _run_ask_batch(audio, asked, engine_choice, sampling, BatchFlags(False, False, errors, jobs, quiet, shard),
+                   json_lines, show_reasoning)
 
 
 @app.command("check-server", cls=Command, epilog=examples("check-server"),
@@ -500,7 +530,8 @@ def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds
         raise typer.Exit(report(UsageError(str(exc)))) from None
 
 
-def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None)) -> None:
+def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None),
+         prompts: list[str] | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit."""
     from . import interrupts
     from .inputs import expand_inputs
@@ -509,7 +540,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
 
     try:
         _check_finite()
-        engine_choice = _checked(engine_choice, [task.prompt])
+        engine_choice = _checked(engine_choice, prompts or [task.prompt])  # prompts: ask's questions
         _use_threads(engine_choice.threads)
         shard = parse_shard(flags.shard) if flags.shard is not None else None
         if flags.skip_existing and flags.overwrite:
@@ -519,6 +550,8 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         if not inputs.files and not inputs.problems:
             raise UsageError("no audio files among the inputs")
         outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
+        if outputs.name_template is not None:
+            inputs = _output_naming(outputs.name_template, task, engine_choice).apply(inputs)
         every = len(inputs.files)
         inputs = replace(inputs, files=in_shard(inputs.files, shard))
         options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
@@ -553,6 +586,33 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
         interrupts.exit_now(code)
     raise typer.Exit(code)
+
+
+def _output_naming(template: str, task, engine_choice: EngineChoice):
+    """--output-name's fields that hold for the whole run, the template checked."""
+    import datetime
+
+    from .inputs import OutputName
+
+    model = engine_choice.server_model if engine_choice.servers and engine_choice.server_model else engine_choice.model
+    naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, _output_language(),
+                        datetime.date.today().isoformat())
+    naming.check()
+    return naming
+
+
+def _output_language() -> str:
+    """{lang} of --output-name: the command's --language where it has one and it was given, else "und"
+    (undetermined, ISO 639-2). A language the model reports is known only after a file is processed,
+    too late for names that --skip-existing and the clash check need before any work."""
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    language = context.params.get("language") if context else None
+    return str(language).strip() or "und" if language else "und"
 
 
 def _check_finite() -> None:
@@ -615,6 +675,48 @@ def _speaker_options(count: str | None, names: str | None, diarizer: str | None)
         return SpeakerOptions(number, listed, diarizer or "resemblyzer")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs: bool) -> list[str] | None:
+    """-Q questions, then --questions FILE's lines; None when neither is given (the single form)."""
+    if not given and from_file is None:
+        return None
+    asked = list(given or [])
+    if from_file is not None:
+        if from_file == "-" and stdin_inputs:
+            raise UsageError("--questions - and the input - both want stdin; put the questions in a file")
+        try:
+            if from_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(from_file, encoding="utf-8") as file:
+                    text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"--questions {from_file}: cannot read the questions ({reason})") from None
+        asked += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not asked:
+        raise UsageError(f"--questions {from_file}: no questions in it")
+    return asked
+
+
+def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchFlags, json_lines, show_reasoning) -> None:
+    """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
+    (or, for one recording without --json, as text). Several questions share one encode and prefill."""
+    from .tasks import ASK
+
+    def work(pipeline, recording):
+        results = pipeline.ask_all(recording, questions)
+        for result in results if show_reasoning else []:  # model text, made printable by the pipeline
+            if result.reasoning:
+                sys.stderr.write(result.reasoning + "\n")
+        return results
+
+    # Text only for one file named alone: a folder, glob or list (or a job array's part of one) always
+    # gives JSON Lines, however many files it turns out to hold.
+    one_file = len(inputs) == 1 and inputs[0] != "-" and not inputs[0].startswith("@") and Path(inputs[0]).is_file()
+    outputs = OutputSpec(("answers",) if json_lines or not one_file else ("answer",))
+    _run(inputs, outputs, engine_choice, sampling, flags, ASK, "asking about", work, prompts=questions)
 
 
 def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
@@ -680,13 +782,7 @@ def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, qu
     if not to_stdout:  # stdout carries the --html page
         return
     if json_lines:
-        record = {"audio": result.audio, "question": result.question, "answer": result.text,
-                  "raw_answer": result.raw_text, "finish_reason": result.finish_reason, "model": result.model}
-        if result.window is not None:  # the answer's times were moved from this part of the file
-            record["window"] = {"start": round(result.window[0], 3), "end": round(result.window[1], 3)}
-        if result.warnings:
-            record["warnings"] = result.warnings
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(("\n" if index else "") + result.text + "\n")
     sys.stdout.flush()

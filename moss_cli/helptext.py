@@ -56,6 +56,8 @@ EXAMPLES = {
         "moss ask podcast.mp3 'What was said at 2:00?'",
         "moss ask talk.wav 'Who speaks first?' 'What is the topic?' --json",
         "moss ask talk.wav 'Summarise it.' --html -o out/",
+        "moss ask calls/ -Q 'Who called?' -Q 'Was a date agreed?' > answers.jsonl",
+        "moss ask a.mp3 b.mp3 --questions q.txt --server http://gpu1:8000/v1 --jobs 8",
     ],
     "check-server": [
         "moss check-server http://localhost:8000/v1",

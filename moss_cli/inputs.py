@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import string
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -153,12 +154,65 @@ def _named_apart(inputs: list[InputFile]) -> list[InputFile]:
             break
         for i in widen:
             stems[i], whole[i] = stems[i].with_name(inputs[i].path.name), True
+    return _with_stems(inputs, stems)
+
+
+def _with_stems(inputs: list[InputFile], stems: list[Path]) -> list[InputFile]:
+    """Each input with its output stem; an input whose stem an earlier one holds is marked with its name."""
     first: dict[Path, InputFile] = {}
     named = []
     for item, stem in zip(inputs, stems):
         owner = first.setdefault(stem, item)
         named.append(replace(item, stem=stem, clash=None if owner is item else owner.name))
     return named
+
+
+@dataclass(frozen=True)
+class OutputName:
+    """--output-name TEMPLATE: the outputs' file name without extension, from the input and the run.
+
+    The run's fields (task, model, language, date) are fixed before any file is processed, because
+    --skip-existing and the clash check need every output name first.
+    """
+
+    template: str
+    task: str
+    model: str  # the short name: the checkpoint folder's or hub id's last part
+    lang: str  # see cli._output_language
+    date: str  # the run's start, YYYY-MM-DD
+
+    FIELDS = ("stem", "name", "lang", "task", "model", "date")
+
+    def check(self) -> None:
+        """Unknown fields, format specs and path separators in the template are usage errors."""
+        try:
+            parts = list(string.Formatter().parse(self.template))
+        except ValueError as exc:  # a lone { or }
+            raise InputError(f"--output-name {self.template!r}: {exc} (write {{{{ and }}}} for braces)") from None
+        for _, field_name, spec, conversion in parts:
+            if field_name is not None and field_name in self.FIELDS and (spec or conversion):
+                raise InputError(f"--output-name {self.template!r}: write {{{field_name}}} plain, without "
+                                 "a conversion or format spec")
+            if field_name is not None and field_name not in self.FIELDS:
+                raise InputError(f"--output-name {self.template!r}: unknown field {{{field_name}}}; "
+                                 f"the fields are {', '.join('{' + f + '}' for f in self.FIELDS)}")
+
+    def name_for(self, item: InputFile) -> str:
+        """The file name (no extension) for one input: one name, never a path, never empty."""
+        name = STDIN_STEM.name if item.stdin is not None or item.label == "-" else item.path.name
+        fields = {"stem": _stem(Path(name)).name, "name": name, "lang": self.lang, "task": self.task,
+                  "model": self.model, "date": self.date}
+        result = self.template.format(**fields)
+        if not result.strip() or result in (".", "..") or any(sep and sep in result for sep in (os.sep, os.altsep, "/")):
+            raise InputError(f"--output-name {self.template!r} gives {result!r} for {item.name}: "
+                             "an output name must be one non-empty file name, without a path separator")
+        return result
+
+    def apply(self, inputs: InputList) -> InputList:
+        """Every input named by the template, in the folder -o mirrors; inputs given the same name by it
+        are marked (and fail when processed): a template's name is never widened or written over."""
+        stems = [item.stem.parent / self.name_for(item) for item in inputs.files]
+        return replace(inputs, files=_with_stems(inputs.files, stems))
 
 
 def _read_stdin(stream: BinaryIO | None, found: InputList) -> None:

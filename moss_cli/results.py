@@ -77,6 +77,16 @@ class Result:
     window: tuple[float, float] | None = None  # the part of the file a question was answered from, in seconds
     voice: dict | None = None  # `caption --speech`: the answer's JSON object, parsed
 
+    def answer_dict(self) -> dict:
+        """`ask --json`: one line per recording and question."""
+        out = {"audio": self.audio, "question": self.question, "answer": self.text, "raw_answer": self.raw_text,
+               "finish_reason": self.finish_reason, "model": self.model}
+        if self.window is not None:  # the answer's times were moved from this part of the file
+            out["window"] = {"start": round(self.window[0], 3), "end": round(self.window[1], 3)}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
     def to_dict(self) -> dict:
         out: dict = {"task": self.task, "audio": self.audio, "model": self.model,
                      "duration": _ms_round(self.duration), "text": self.text}

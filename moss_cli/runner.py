@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError
+from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError
 from .files import Prepared, folder_problem, not_regular, prepare, run_folder, sweep_parts, write_atomically
 from .inputs import InputFile, InputList
 from .interrupts import deferred, in_background, signals_interrupt
 from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
-from .progress import ProgressBar
+from .progress import BatchProgress, Board, ProgressBar
 from .results import Result
 from .subtitles import CueLayout
 from .text import path_text, printable_name
@@ -54,6 +54,7 @@ class OutputSpec:
     output_dir: Path | None = None
     layout: CueLayout = CueLayout()
     html_audio: str = "auto"  # --html pages: auto, link, embed or none
+    name_template: str | None = None  # --output-name: the outputs' names (see inputs.OutputName)
 
     def check(self, n_inputs: int) -> None:
         """Run-wide problems, found before any work: each is a usage error."""
@@ -64,9 +65,11 @@ class OutputSpec:
             if problem:
                 raise UsageError(f"-o: {problem}")
             return
+        if self.name_template is not None:
+            raise UsageError("--output-name names files under -o/--output-dir DIR; give -o too")
         if len(self.formats) > 1:
             raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
-        if n_inputs > 1 and self.formats[0] not in ("txt", "json"):
+        if n_inputs > 1 and self.formats[0] not in ("txt", "json", "answer", "answers"):
             raise UsageError(f"several inputs with --{self.formats[0]} need -o/--output-dir DIR")
 
     def targets(self, item: InputFile) -> list[tuple[str, Path]]:
@@ -125,7 +128,7 @@ class RunSummary:
         return EXIT_FAILED if self.failures or self.unreported else EXIT_OK
 
 
-Work = Callable[["Recording", ProgressBar], Result]
+Work = Callable[["Recording", ProgressBar], "Result | list[Result]"]  # a list: `ask`'s answers, one a question
 
 
 def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str) -> int:
@@ -142,8 +145,11 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
             with run_folder() as workdir:
                 batch = _Batch(outputs, policy, summary, workdir)
                 todo = batch.plan(inputs.files)
-                for item, digest, opening in _opened_ahead(todo, workdir, policy.jobs - 1):
-                    batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1)
+                with BatchProgress([item.path for item, _ in todo], enabled=not policy.quiet) as overall:
+                    board = overall.board if overall.enabled else None  # one display holds both bars
+                    for index, (item, digest, opening) in enumerate(_opened_ahead(todo, workdir, policy.jobs - 1)):
+                        batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1, board=board)
+                        overall.finished(index)
             if "html" in outputs.formats:
                 from .pages import write_index
 
@@ -250,26 +256,29 @@ class _Batch:
         reason = "was not made by moss" if owner is None else f"was made from {owner}"
         return f"output {target} exists and {reason}; --overwrite replaces it"
 
-    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool) -> None:
+    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool,
+                board: Board | None = None) -> None:
         from .remote import ServerError
 
         try:
             with opening.result() as source:
                 recording = _recording(item, source)
                 title = item.label or printable_name(item.path.name)
-                with ProgressBar(f"{label} {title}", recording.duration, enabled=not self.policy.quiet) as bar:
-                    result = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
-                result.warnings[:0] = source.warnings  # damage found while decoding comes first
+                with ProgressBar(f"{label} {title}", recording.duration, not self.policy.quiet, board) as bar:
+                    results = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
+                results = results if isinstance(results, list) else [results]
+                results[0].warnings[:0] = source.warnings  # damage found while decoding comes first
                 page = self._page_context(source, item)  # read while the recording is open
-        except (AudioError, ServerError) as exc:
+        except (AudioError, ServerError, QuestionError) as exc:
             self.summary.fail(item, exc)
             return
         if not self.policy.quiet:
-            for warning in result.warnings:
+            for warning in (warning for result in results for warning in result.warnings):
                 stderr.print(printable_name(f"moss: warning: {item.name}: {warning}"), markup=False)
         try:
-            # "first" is the first result written, whichever inputs failed or were skipped before it.
-            self._write(result, item, digest, page, first=self.summary.done == 0, several=several)
+            for index, result in enumerate(results):
+                # "first" is the first result written, whichever inputs failed or were skipped before it.
+                self._write(result, item, digest, page, first=self.summary.done == 0 and index == 0, several=several)
         except OutputError as exc:
             self.summary.fail(item, exc)
             return
@@ -391,9 +400,11 @@ def read_recording(path: Path) -> Recording:
 
 def _to_stdout(result: Result, outputs: OutputSpec, page: PageContext | None, *, first: bool, several: bool) -> None:
     extension = outputs.formats[0]
-    if several and extension == "json":
-        extension = "jsonl"  # several results on one stream: JSON Lines
-    elif several:  # plain text: a header per file, as head(1) does
+    if several and extension in ("json", "answer"):
+        extension = {"json": "jsonl", "answer": "answers"}[extension]  # several results on one stream: JSON Lines
+    elif extension == "answer" and not first:  # a blank line between answers, as `ask` always did
+        sys.stdout.write("\n")
+    elif several and extension != "answers":  # plain text: a header per file, as head(1) does
         sys.stdout.write(("" if first else "\n") + f"==> {printable_name(result.audio)} <==\n")
     _writer(extension, outputs, page).write(result, sys.stdout)
     sys.stdout.flush()

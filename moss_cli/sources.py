@@ -115,6 +115,27 @@ def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSour
     return source
 
 
+def header_seconds(path: Path) -> float:
+    """How long a file's header says it is, read without decoding (libsndfile, else the container's
+    duration through PyAV); 0.0 when it cannot tell. For estimates (the overall progress bar) only."""
+    from .files import not_regular
+
+    if not_regular(path) or not os.path.isfile(path):  # a FIFO would block the read
+        return 0.0
+    info = _sndfile_info(path)
+    if info is not None:
+        return float(info.duration)
+    try:
+        import av
+
+        name = _pyav_name(path)
+        with av.open(name) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            return (_claimed_seconds(container, stream) or 0.0) if stream is not None else 0.0
+    except Exception:  # anything unreadable: the file fails later with its own message
+        return 0.0
+
+
 def _check_readable(path: Path) -> None:
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")

@@ -197,9 +197,28 @@ class HtmlWriter(Writer):
         file.write(render_page([result], self.page))
 
 
+class AnswerWriter(Writer):
+    """`ask`: the answer alone (stdout only; the runner puts a blank line between answers)."""
+
+    extension = "answer"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write(result.text + "\n")
+
+
+class AnswerLinesWriter(Writer):
+    """`ask --json`, or several recordings: one JSON object per recording and question."""
+
+    extension = "answers"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
+
+
 WRITERS: dict[str, type[Writer]] = {
     cls.extension: cls
-    for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter)
+    for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter,
+                AnswerWriter, AnswerLinesWriter)
 }
 
 
