@@ -33,9 +33,12 @@ WARM_UP_TOKENS = 4  # like the moss side: kernels and allocator warmed before an
 def revision(src: Path) -> dict:
     """Which official code this is: its git commit where DIR is a checkout, and the model file's hash."""
     modeling = (src / "src" / "modeling_moss_audio.py").read_text(encoding="utf-8")
-    found = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True)
+    found = subprocess.run(["git", "-C", str(src), "rev-parse", "--show-toplevel", "HEAD"],
+                           capture_output=True, text=True)
+    top, _, commit = found.stdout.strip().partition("\n")
+    own = found.returncode == 0 and Path(top).resolve() == src.resolve()  # not a repository DIR sits inside
     return {
-        "commit": found.stdout.strip() if found.returncode == 0 else None,
+        "commit": commit if own else None,
         "modeling_sha256": hashlib.sha256(modeling.encode()).hexdigest()[:16],
         # The later revision cuts the mel into n_window windows; the public one encodes the clip whole.
         "encoder": "windowed" if "n_window" in modeling else "whole-clip",
