@@ -349,10 +349,10 @@ def _identity(path: Path, follow: bool = True) -> tuple[int, int] | None:
 
 
 def _look_ahead(policy: BatchPolicy) -> int:
-    """Inputs opened (and scanned) ahead: --jobs N gives N - 1, at least one so that the next input is
-    decoded and its speech found while the model works on the current one. MOSS_LOOKAHEAD=0 turns
-    that off, for benchmarks/overlap.py to time the difference."""
-    if os.environ.get("MOSS_LOOKAHEAD") == "0":
+    """Inputs opened ahead: --jobs N gives N - 1; with a speech scan to do, at least one, so that the
+    next input is decoded and scanned while the model works on the current one. MOSS_LOOKAHEAD=0
+    turns that off, for benchmarks/overlap.py to time the difference."""
+    if policy.prepare is None or os.environ.get("MOSS_LOOKAHEAD") == "0":
         return policy.jobs - 1
     return max(1, policy.jobs - 1)
 
