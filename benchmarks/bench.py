@@ -1,18 +1,32 @@
-"""moss against an official-style baseline on the same checkpoint and recording, side by side.
+"""moss against the official code (or an imitation of it) on the same checkpoint and recording.
 
-    python benchmarks/bench.py --size small --seconds 300            # random checkpoint, built here
+    python benchmarks/bench.py --size small --seconds 300 --tokens 64 --threads 2   # random checkpoint
+    python benchmarks/bench.py --size small --tokens 64 --threads 2 \
+        --official-src ~/MOSS-Audio --official-python ~/moss-official/bin/python    # the official code itself
     python benchmarks/bench.py --model /path/to/MOSS-Audio-4B-Instruct --audio talk.wav --device cuda
 
-The baseline does what the official inference path does: one request per chunk, each encoded
-on its own, eager attention, logits over the whole prompt at prefill, batch size 1. Both sides
-get the same chunk plan and decode exactly --tokens tokens per chunk (end-of-turn ignored), so
-the work is the same and only the engine differs. Not a test: it prints figures.
+Both sides get the same chunk plan and prompt and decode exactly --tokens tokens per chunk
+(end-of-turn ignored), so the work is the same and only the engine differs. The sides run
+interleaved (moss, baseline, moss, baseline, ...) --repeats times; each run is printed, then the
+median and min-max of each side and the ratio of medians. Not a test: it prints figures.
+
+The baseline is, with --official-src DIR --official-python PATH, the official repository's own
+code (DIR/src, imported at run time by benchmarks/official_driver.py under PATH, a Python with the
+official pins that benchmarks/official_env.sh creates): one request per chunk through its
+processor and `generate`, as its hf_inference.py does, on the checkpoint files moss loads (a random
+one is written in the official layout) and the chunk samples moss gets. The revision timed (git
+commit, model file hash, windowed or whole-clip encoder) is printed. Without them, the baseline is
+an imitation of the official path inside this process (one request per chunk, each encoded on its
+own, eager attention, logits over the whole prompt at prefill, batch size 1); --imitation times it
+beside the official code too, to calibrate it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +39,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from moss_cli.audio import SAMPLE_RATE  # noqa: E402
 from moss_cli.chunking import ChunkPolicy, plan_chunks  # noqa: E402
 from moss_cli.decoding import DecodingOptions  # noqa: E402
 from moss_cli.engine import MossAudio, Request  # noqa: E402
 from moss_cli.pipeline import Recording  # noqa: E402
 from moss_cli.tasks import TRANSCRIBE_SENTENCES  # noqa: E402
 from moss_cli.vad import speech_regions  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runs import Spread, ratios, run_interleaved  # noqa: E402
+
+DRIVER = ROOT / "benchmarks" / "official_driver.py"
 
 # Sizes: tiny and small for any machine; 4b and 8b are the released configurations.
 SIZES = {
@@ -186,7 +206,102 @@ def measure(name: str, function, device: torch.device, audio_seconds: float) -> 
     return Figures(name, time.perf_counter() - start, audio_seconds, tokens, peak)
 
 
-def main() -> None:
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def write_random_checkpoint(size: str, folder: Path) -> Path:
+    """The random checkpoint on disk in the official layout, for both sides to load (seeded)."""
+    from tiny_checkpoint import TinySpec, write_checkpoint
+
+    return write_checkpoint(folder, TinySpec(**SIZES[size]), seed=0)
+
+
+def write_job(folder: Path, checkpoint: str, rec: Recording, chunks, tokens: int, threads: int) -> Path:
+    """What the official driver is asked to do: every chunk's exact samples (float32 .npy), prompt, tokens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index, chunk in enumerate(chunks):
+        names.append(f"chunk-{index:03d}.npy")
+        np.save(folder / names[-1], np.ascontiguousarray(rec.cut(chunk), dtype=np.float32))
+    job = {"checkpoint": str(Path(checkpoint).resolve()) if Path(checkpoint).exists() else checkpoint,
+           "prompt": TRANSCRIBE_SENTENCES.prompt, "tokens": tokens, "threads": threads,
+           "sample_rate": SAMPLE_RATE, "chunks": names}
+    path = folder / "job.json"
+    path.write_text(json.dumps(job, indent=2), encoding="utf-8")
+    return path
+
+
+def job_audio_seconds(rec: Recording, chunks) -> float:
+    return sum(c.end - c.start for c in chunks) / SAMPLE_RATE
+
+
+class OfficialSide:
+    """The official code in its own Python, loaded once; each run() times all chunks there."""
+
+    def __init__(self, python: str, src: Path, job: Path):
+        self.process = subprocess.Popen([python, str(DRIVER), "--src", str(src), "--job", str(job)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.loaded = self._read("loaded")
+
+    def _read(self, event: str) -> dict:
+        for line in self.process.stdout:
+            if line.startswith("{"):  # anything else on stdout is the libraries' chatter
+                record = json.loads(line)
+                if record.get("event") == event:
+                    return record
+        raise SystemExit(f"bench: the official driver stopped (exit code {self.process.wait()}); "
+                         "its messages are above")
+
+    def run(self, n_chunks: int, tokens: int, audio_seconds: float) -> float:
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        record = self._read("run")
+        check_same_work(record, n_chunks, tokens, audio_seconds)
+        return record["seconds"]
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def check_same_work(record: dict, n_chunks: int, tokens: int, audio_seconds: float) -> None:
+    """The official side did the moss side's work: as many chunks, audio seconds and tokens each."""
+    produced = record["tokens_per_chunk"]
+    if len(produced) != n_chunks or any(n != tokens for n in produced):
+        raise SystemExit(f"bench: the official side produced {produced} tokens, expected {n_chunks} x {tokens}")
+    if abs(record["audio_seconds"] - audio_seconds) > 1 / SAMPLE_RATE:
+        raise SystemExit(f"bench: the official side heard {record['audio_seconds']:.3f} s, "
+                         f"moss {audio_seconds:.3f} s")
+
+
+def describe_official(loaded: dict) -> None:
+    rev = loaded["revision"]
+    print(f"official code: commit {rev['commit'] or 'unknown (not a git checkout)'}, modeling_moss_audio.py "
+          f"sha256 {rev['modeling_sha256']}, {rev['encoder']} encoder; transformers {loaded['transformers']}, "
+          f"torch {loaded['torch']}, {loaded['dtype']}, {loaded['threads']} threads; "
+          f"load and warm-up {loaded['load_seconds']:.1f} s (not timed)", flush=True)
+
+
+LABELS = {"moss": "moss", "official": "official code", "imitation": "imitation of the official path"}
+
+
+def print_summary(seconds: dict[str, list[float]], audio_seconds: float, tokens: int) -> None:
+    """Median and min-max per side, real-time factor and tokens/s at the median, ratio of medians."""
+    print(f"{'side':<32}{'median s':>10}{'min-max s':>16}{'x realtime':>12}{'tokens/s':>10}")
+    for side, times in seconds.items():
+        spread = Spread.of(times)
+        print(f"{LABELS[side]:<32}{spread.median:>10.2f}{f'{spread.low:.2f}-{spread.high:.2f}':>16}"
+              f"{audio_seconds / spread.median:>12.1f}{tokens / spread.median:>10.1f}")
+    for side, ratio in ratios(seconds, "moss").items():
+        print(f"moss is {ratio:.2f}x faster than the {LABELS[side]} (median against median, "
+              f"{len(seconds[side])} interleaved runs each)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="small", help="random checkpoint size (without --model)")
     parser.add_argument("--model", help="a real checkpoint directory or hub id instead of random weights")
@@ -197,16 +312,37 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads, both sides (default: torch's own)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each side")
+    parser.add_argument("--official-src", type=Path, help="checkout of the official repository (code in DIR/src)")
+    parser.add_argument("--official-python", help="a Python with the official pins (benchmarks/official_env.sh)")
+    parser.add_argument("--imitation", action="store_true",
+                        help="with --official-*: also time the imitation of the official path (calibration)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--quantize", choices=["int8"], help="compare float32 with int8 weights instead of the baseline")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if (args.official_src is None) != (args.official_python is None):
+        parser.error("--official-src and --official-python go together")
+    if args.official_src and not (args.official_src / "src" / "modeling_moss_audio.py").is_file():
+        parser.error(f"--official-src {args.official_src}: no src/modeling_moss_audio.py there")
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     from moss_cli.engine import resolve_device, resolve_dtype
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    if args.model:
-        engine = MossAudio.load(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    work = Path(tempfile.mkdtemp(prefix="moss-bench-"))
+    checkpoint = args.model
+    if args.official_src and not checkpoint:  # both sides must read the same files
+        checkpoint = str(write_random_checkpoint(args.size, work / "checkpoint"))
+    if checkpoint:
+        engine = MossAudio.load(checkpoint, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
         engine.stop_ids = set()
     else:
         engine = random_engine(args.size, device, dtype, args.batch_size)
@@ -214,19 +350,28 @@ def main() -> None:
     chunks = [c for c in plan_chunks(rec.n_samples, speech_regions(rec.source),
                                      ChunkPolicy(args.chunk_seconds, 120.0, skip_silence=True)) if c.speech]
     print(f"{engine.name} on {device} ({str(dtype).removeprefix('torch.')}), {rec.name}: {rec.duration:.0f} s "
-          f"in {len(chunks)} chunks, {args.tokens} tokens each, batch size {engine.batch_size}", flush=True)
+          f"in {len(chunks)} chunks ({sum(c.end - c.start for c in chunks) / SAMPLE_RATE:.1f} s sent), "
+          f"{args.tokens} tokens each, batch size {engine.batch_size}, {threads} threads", flush=True)
     if args.quantize:
         compare_int8(engine, rec, chunks, args.tokens, device)
         return
     run_moss(engine, rec, chunks[:1], 4)  # warm-up: kernels, allocator
-    rows = [measure("moss", lambda: run_moss(engine, rec, chunks, args.tokens), device, rec.duration)]
-    if not args.skip_baseline:
-        rows.append(measure("baseline", lambda: run_baseline(engine, rec, chunks, args.tokens), device, rec.duration))
-    print(f"{'engine':<10}{'wall s':>9}{'x realtime':>12}{'tokens/s':>11}{'peak MB':>10}")
-    for row in rows:
-        print(f"{row.name:<10}{row.seconds:>9.2f}{row.realtime:>12.1f}{row.tokens_per_second:>11.1f}{row.peak_mb:>10.0f}")
-    if len(rows) == 2:
-        print(f"moss is {rows[1].seconds / rows[0].seconds:.2f}x faster than the official-style baseline")
+    sides = {"moss": lambda: timed(lambda: run_moss(engine, rec, chunks, args.tokens))}
+    official = None
+    try:
+        if args.official_src:
+            job = write_job(work / "job", checkpoint, rec, chunks, args.tokens, threads)
+            official = OfficialSide(args.official_python, args.official_src, job)
+            describe_official(official.loaded)
+            sides["official"] = lambda: official.run(len(chunks), args.tokens, job_audio_seconds(rec, chunks))
+        if (not args.official_src or args.imitation) and not args.skip_baseline:
+            sides["imitation"] = lambda: timed(lambda: run_baseline(engine, rec, chunks, args.tokens))
+        seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(
+            f"run {n} {side:<10}{s:>9.2f} s", flush=True))
+    finally:
+        if official:
+            official.close()
+    print_summary(seconds, rec.duration, len(chunks) * args.tokens)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -571,7 +573,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     engine = _LazyEngine(engine_choice, flags.quiet)
     settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, flags.quiet, settings,
-                         notes=engine.notes)
+                         notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start)
 
     def process(recording, bar):
         from .pipeline import Pipeline
@@ -613,6 +615,20 @@ def _output_language() -> str:
     context = get_current_context(silent=True)
     language = context.params.get("language") if context else None
     return str(language).strip() or "und" if language else "und"
+
+
+def _speech_scan(task, engine_choice: EngineChoice):
+    """Transcripts and events are cut where Silero VAD finds speech: the batch runner scans the next
+    input in the background while the local model works on the current one."""
+    if task.output not in ("sentences", "words", "events"):
+        return None  # one request per file up to 10 minutes: a scan would mostly be wasted
+    if engine_choice.servers:
+        # Not yet with --server: looking ahead there made tests/test_remote.py's dead-server test see
+        # "connection reset" instead of "refused" (not understood yet); --jobs N still decodes ahead.
+        return None
+    from .vad import scan_ahead
+
+    return scan_ahead
 
 
 def _check_finite() -> None:
@@ -858,18 +874,36 @@ class _LazyEngine:
         self.choice = choice
         self.quiet = quiet
         self._engine = None
+        self._loading: Future | None = None  # the model loading in the background (start())
 
     def get(self):
         if self._engine is None:
-            self._engine = self._open()
+            self._engine = self._loading.result() if self._loading else self._open()
         return self._engine
 
     def check(self) -> None:
-        """A local checkpoint that is missing is reported now, before any audio is decoded or scanned."""
+        """A local checkpoint that is missing is reported now, before any audio is decoded or scanned
+        (found without importing torch: the model's imports wait for start())."""
         if not self.choice.servers:
-            from .model.loading import resolve_checkpoint
+            from .model.checkpoint import resolve_checkpoint
 
             resolve_checkpoint(self.choice.model)
+
+    def start(self) -> None:
+        """Load the local model in the background (seconds of imports and weights) while the first
+        input is decoded and its speech found; get() waits for it and raises what loading raised."""
+        if self.choice.servers or self._loading is not None or self._engine is not None:
+            return
+        self._loading = Future()
+
+        def load() -> None:
+            if self._loading.set_running_or_notify_cancel():
+                try:
+                    self._loading.set_result(self._open())
+                except BaseException as exc:  # for get() to raise in the thread that needs the model
+                    self._loading.set_exception(exc)
+
+        threading.Thread(target=load, name="moss-load", daemon=True).start()
 
     def notes(self) -> list[str]:
         """For the run summary: how many requests each of several servers answered."""

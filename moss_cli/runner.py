@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError
+from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError, ServerError
 from .files import Prepared, folder_problem, not_regular, prepare, run_folder, sweep_parts, write_atomically
 from .inputs import InputFile, InputList
 from .interrupts import deferred, in_background, signals_interrupt
@@ -100,6 +100,8 @@ class BatchPolicy:
     quiet: bool = False
     settings: dict = field(default_factory=dict)  # everything that shapes an output, for manifests
     notes: Callable[[], list[str]] | None = None  # more lines for the run summary (requests per server)
+    prepare: Callable[[AudioSource], None] | None = None  # done to each input as it is opened ahead (the speech scan)
+    warm_up: Callable[[], None] | None = None  # called once there is an input to open (the model starts loading)
 
 
 @dataclass
@@ -145,9 +147,12 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
             with run_folder() as workdir:
                 batch = _Batch(outputs, policy, summary, workdir)
                 todo = batch.plan(inputs.files)
+                if todo and policy.warm_up:
+                    policy.warm_up()
                 with BatchProgress([item.path for item, _ in todo], enabled=not policy.quiet) as overall:
                     board = overall.board if overall.enabled else None  # one display holds both bars
-                    for index, (item, digest, opening) in enumerate(_opened_ahead(todo, workdir, policy.jobs - 1)):
+                    opened = _opened_ahead(todo, workdir, _look_ahead(policy), policy.prepare)
+                    for index, (item, digest, opening) in enumerate(opened):
                         batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1, board=board)
                         overall.finished(index)
             if "html" in outputs.formats:
@@ -258,8 +263,6 @@ class _Batch:
 
     def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool,
                 board: Board | None = None) -> None:
-        from .remote import ServerError
-
         try:
             with opening.result() as source:
                 recording = _recording(item, source)
@@ -355,16 +358,24 @@ def _identity(path: Path, follow: bool = True) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _opened_ahead(todo, workdir: Path, ahead: int) -> Iterator[tuple[InputFile, str | None, Future]]:
-    """Open (decode, convert) up to `ahead` inputs in the background while the current one runs."""
-    from .sources import open_audio
+def _look_ahead(policy: BatchPolicy) -> int:
+    """Inputs opened ahead: --jobs N gives N - 1; with a speech scan to do, at least one, so that the
+    next input is decoded and scanned while the model works on the current one. MOSS_LOOKAHEAD=0
+    turns that off, for benchmarks/overlap.py to time the difference."""
+    if policy.prepare is None or os.environ.get("MOSS_LOOKAHEAD") == "0":
+        return policy.jobs - 1
+    return max(1, policy.jobs - 1)
 
+
+def _opened_ahead(todo, workdir: Path, ahead: int, prepare=None) -> Iterator[tuple[InputFile, str | None, Future]]:
+    """Open (decode, convert) up to `ahead` inputs in the background while the current one runs, each
+    followed by `prepare` (its speech scan); an error in either is the input's own, raised at its turn."""
     pool = ThreadPoolExecutor(max_workers=max(1, ahead))
     queue: deque = deque()
     finished = False
     try:
         for item, digest in todo:
-            queue.append((item, digest, pool.submit(open_audio, item.path, workdir)))
+            queue.append((item, digest, pool.submit(_open, item.path, workdir, prepare)))
             if len(queue) > ahead:
                 yield queue.popleft()
         while queue:
@@ -375,6 +386,19 @@ def _opened_ahead(todo, workdir: Path, ahead: int) -> Iterator[tuple[InputFile, 
         for _, _, future in queue:
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().close()
+
+
+def _open(path: Path, workdir: Path, prepare) -> AudioSource:
+    from .sources import open_audio
+
+    source = open_audio(path, workdir)
+    if prepare is not None:
+        try:
+            prepare(source)
+        except BaseException:
+            source.close()  # its temporary file goes with it
+            raise
+    return source
 
 
 def _recording(item: InputFile, source: AudioSource) -> Recording:
@@ -429,8 +453,6 @@ def _finish(summary: RunSummary, policy: BatchPolicy, n_inputs: int, seconds: fl
 
 def report(exc: BaseException) -> int:
     """One line on stderr for an error that ends the whole run; returns the exit code."""
-    from .remote import ServerError
-
     if isinstance(exc, KeyboardInterrupt):
         stderr.print("moss: interrupted")
         return getattr(exc, "exit_code", EXIT_INTERRUPTED)

@@ -33,6 +33,7 @@ class AudioSource:
         self._samples = samples
         self._temporary = temporary
         self.warnings: list[str] = []  # found while decoding (damage), for the run to report
+        self.speech: list[tuple[int, int]] | None = None  # speech regions, when scanned ahead (vad.scan_ahead)
         if samples is not None:
             self.n_samples = int(samples.size)
         else:

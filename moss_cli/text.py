@@ -12,7 +12,6 @@ import re
 import unicodedata
 from bisect import bisect_right
 
-from wcwidth import wcswidth, wcwidth
 
 # Code point ranges (first, last) of the scripts written without spaces, with their punctuation.
 _UNSPACED_RANGES = (
@@ -108,6 +107,8 @@ def may_break_between(before: str, after: str, spaced: bool) -> bool:
 
 def display_width(text: str) -> int:
     """Columns the text takes on screen: East Asian wide and full-width characters count 2."""
+    from wcwidth import wcswidth, wcwidth  # on first use: its tables take ~0.1 s to import, which --help never needs
+
     width = wcswidth(text)
     return width if width >= 0 else sum(max(wcwidth(char), 0) for char in text)
 

@@ -28,10 +28,13 @@ OVERLAP_SECONDS = 5  # each block is scanned with this much context on both side
 
 
 def speech_regions(source) -> list[tuple[int, int]]:
-    """Speech in an AudioSource, scanned in overlapping blocks so memory stays bounded.
+    """Speech in an AudioSource, scanned in overlapping blocks so memory stays bounded (or the
+    regions scan_ahead already found for it).
 
     The overlap lets speech that straddles a block border be seen whole from one side.
     """
+    if getattr(source, "speech", None) is not None:
+        return source.speech
     regions: list[tuple[int, int]] = []
     size, overlap = BLOCK_SECONDS * SAMPLE_RATE, OVERLAP_SECONDS * SAMPLE_RATE
     for start in range(0, source.n_samples, size):
@@ -40,6 +43,13 @@ def speech_regions(source) -> list[tuple[int, int]]:
         if block.size and np.abs(block).max() >= SILENCE_FLOOR:
             regions += [(first + a, first + b) for a, b in speech_regions_in(block)]
     return _merge(regions, MIN_SILENCE_MS * SAMPLE_RATE // 1000)
+
+
+def scan_ahead(source) -> None:
+    """Find a source's speech now and keep it on the source: the batch runner calls this in the
+    background for the next input while the model works on the current one (onnxruntime and
+    libsndfile release the GIL, so the scan runs beside inference)."""
+    source.speech = speech_regions(source)
 
 
 def speech_regions_in(samples: np.ndarray) -> list[tuple[int, int]]:

@@ -325,7 +325,7 @@ def test_a_glob_that_matches_nothing_and_an_unreadable_folder_are_reported(tmp_p
         f"moss: error: {locked}: cannot read the folder ({os.strerror(errno.EACCES)})",
         f"moss: error: {tmp_path / 'nothing' / '*.wav'}: no file matches",
     ]
-    assert made_from(tmp_path / "out" / "ok.json") == str(good)
+    assert made_from(tmp_path / "out" / "ok.json") == str(good), result.stderr
     assert sorted(json.loads(line)["input"] for line in errors.read_text().splitlines()) == \
         [str(locked), str(tmp_path / "nothing" / "*.wav")]
 

@@ -85,7 +85,7 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
             return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
 
     monkeypatch.setattr("moss_cli.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
-    monkeypatch.setattr("moss_cli.model.loading.resolve_checkpoint", lambda model, **k: Path(model))
+    monkeypatch.setattr("moss_cli.model.checkpoint.resolve_checkpoint", lambda model, **k: Path(model))
     shown = ask(wav_file, "Who?", "--show-reasoning", "-q")
     hidden = ask(wav_file, "Who?", "-q")
     assert shown.stdout == hidden.stdout == "Two people talk.\n"

@@ -1,0 +1,85 @@
+"""`moss transcribe` on a batch of files with and without the look-ahead (the next file decoded and
+its speech found while the model works on the current one), interleaved runs, whole processes.
+
+    python benchmarks/overlap.py --files 3 --seconds 100 --size small --threads 2 --repeats 3
+
+A random checkpoint of --size is written in the official layout, and --files synthetic recordings at
+--rate Hz (44.1 kHz by default, so that each is decoded and resampled, not read in place). The
+sequential side sets MOSS_LOOKAHEAD=0, which only the runner reads. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from runs import Spread, ratios, run_interleaved  # noqa: E402
+
+
+def write_inputs(folder: Path, files: int, seconds: float, rate: int) -> list[Path]:
+    import librosa
+    import soundfile as sf
+    from fake_server import phrase_recording
+
+    paths = []
+    for index in range(files):
+        samples, _ = phrase_recording(seconds, seed=index, gaps=(0.3, 2.0))
+        if rate != 16_000:
+            samples = librosa.resample(samples, orig_sr=16_000, target_sr=rate)
+        paths.append(folder / f"talk{index}.wav")
+        sf.write(paths[-1], samples, rate, subtype="PCM_16")
+    return paths
+
+
+def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, look_ahead: bool) -> float:
+    command = [sys.executable, "-m", "moss_cli.cli", "transcribe", *map(str, paths), "-m", str(checkpoint),
+               "--max-new-tokens", str(args.tokens), "--json", "-o", str(out), "--overwrite", "-q"]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MOSS_LOOKAHEAD": "1" if look_ahead else "0"}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=100.0)
+    parser.add_argument("--rate", type=int, default=44_100, help="the inputs' sample rate")
+    parser.add_argument("--size", default="small", help="random checkpoint size, as in bench.py")
+    parser.add_argument("--tokens", type=int, default=64, help="--max-new-tokens per chunk")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    from bench import write_random_checkpoint
+
+    work = Path(tempfile.mkdtemp(prefix="moss-overlap-"))
+    checkpoint = write_random_checkpoint(args.size, work / "checkpoint")
+    paths = write_inputs(work, args.files, args.seconds, args.rate)
+    print(f"moss transcribe of {args.files} x {args.seconds:.0f} s at {args.rate} Hz, random {args.size}, "
+          f"--max-new-tokens {args.tokens}, threads {args.threads or 'torch default'}; whole processes", flush=True)
+    sides = {"look-ahead": lambda: transcribe(paths, checkpoint, work / "a", args, True),
+             "sequential": lambda: transcribe(paths, checkpoint, work / "b", args, False)}
+    seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(f"run {n} {side:<12}{s:>8.2f} s",
+                                                                                   flush=True))
+    for side, times in seconds.items():
+        spread = Spread.of(times)
+        print(f"{side:<12} median {spread.median:.2f} s (min-max {spread.low:.2f}-{spread.high:.2f})")
+    same = all((work / "a" / p.name).read_bytes() == (work / "b" / p.name).read_bytes()
+               for p in (work / "a").glob("*.json"))
+    print(f"look-ahead is {ratios(seconds, 'look-ahead')['sequential']:.2f}x the sequential speed; "
+          f"outputs {'identical' if same else 'DIFFER'}")
+
+
+if __name__ == "__main__":
+    main()
