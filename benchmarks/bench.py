@@ -99,6 +99,7 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
     torch.manual_seed(0)
     with torch.device(device):
         model = MossAudioModel(config).to(dtype).eval()
+    model.arrange_head_for_cpu()  # as load_model does
     folder = Path(tempfile.mkdtemp(prefix="moss-bench-"))
     write_tokenizer(folder)
     return MossAudio(model, load_tokenizer(folder), name=f"random-{size}", stop_ids=set(), batch_size=batch_size)

@@ -89,3 +89,18 @@ def test_equal_length_prompts_batch_without_a_mask(tiny_engine, monkeypatch):
     finally:
         tiny_engine.batch_size = 1
     assert [a.token_ids for a in batched] == [a.token_ids for a in single]
+
+
+def test_cpu_head_is_stored_column_major_with_the_same_numbers(tiny_checkpoint):
+    import torch
+    from safetensors.torch import load_file
+
+    from moss_cli.engine import MossAudio
+
+    model = MossAudio.load(str(tiny_checkpoint), device="cpu").model
+    head = model.lm_head.weight
+    stored = load_file(str(tiny_checkpoint / "model.safetensors"))["lm_head.weight"]
+    assert head.stride(0) == 1 and torch.equal(head, stored)  # same numbers, transposed in memory
+    rows = torch.randn(5, head.shape[1], generator=torch.Generator().manual_seed(0))
+    for batch in (rows[:1], rows):  # one row and several: both through the stored layout
+        assert torch.allclose(model.logits(batch), batch @ stored.T, atol=1e-5)

@@ -118,14 +118,30 @@ class MossAudioModel(nn.Module):
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """lm_head over (B, H) -> (B, V).
 
-        On CPU, BLAS multiplies a few rows by the large (V, H) head 2-4x faster as head @ rows.T
-        (an operand it reads transposed) than as rows @ head.T; a single row keeps nn.Linear, and
-        so do half-precision heads, whose rounding would then depend on the layout.
+        On CPU, BLAS reads a (V, H) head fastest for a few rows when it is stored column-major (see
+        `arrange_head_for_cpu`); a row-major float32 head (a tied one) is multiplied as head @ rows.T,
+        which BLAS runs up to 2x faster than rows @ head.T. Half-precision and int8 heads keep
+        nn.Linear, so their rounding does not depend on the layout.
         """
         plain = isinstance(self.lm_head, nn.Linear) and self.dtype == torch.float32  # not int8, not half
-        if self.device.type != "cpu" or last_hidden.shape[0] == 1 or not plain:
+        column_major = plain and self.lm_head.weight.stride(0) == 1
+        if self.device.type != "cpu" or last_hidden.shape[0] == 1 or not plain or column_major:
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()
+
+    def arrange_head_for_cpu(self) -> None:
+        """Store a float32 output layer column-major (its transpose, contiguous) on CPU.
+
+        The head is read whole at every decoding step; stored this way BLAS multiplies 1-8 rows by it
+        1.1-1.8x faster (2 cores, 151,936 x 512: 22 ms instead of 28 ms for 5 rows). The numbers are
+        the checkpoint's; only their order in memory changes. A head tied to the embeddings stays
+        row-major: the embedding lookup reads it by rows.
+        """
+        weight = self.lm_head.weight
+        tied = weight is self.language_model.embed_tokens.weight
+        if self.device.type != "cpu" or weight.dtype != torch.float32 or tied or weight.stride(0) == 1:
+            return
+        self.lm_head.weight = nn.Parameter(weight.detach().t().contiguous().t(), requires_grad=False)
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
