@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 
 def _flags_as_flags(params: list) -> list:
     """Typer's rich help writes `<bool>` beside an on/off flag as if it took a value; an empty
-    metavar leaves the type column blank (the plain help never shows one for flags anyway)."""
+    metavar leaves the type column blank (the plain help never shows one for flags anyway). For a
+    repeatable option or an argument it writes Python's type (`<list[str]>`): an option takes one
+    value each time it is given (`<str>`), and an argument's name (AUDIO) and help say the rest."""
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = _no_type
+        elif param.type_descriptor.is_list and param.display_type(None).startswith("<list["):
+            param.display_type_rich = _one_value(param.display_type(None))
     return params
+
+
+def _no_type(ctx) -> None:
+    return None
+
+
+def _one_value(shown: str):
+    return lambda ctx: f"<{shown[len('<list['):-len(']>')]}>"
 
 
 class Command(TyperCommand):

@@ -40,7 +40,7 @@ def lines_of(text: str) -> list[str]:
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_flags_are_shown_as_flags(command):
     text = help_text(*([command] if command else []))
-    assert "<bool>" not in text and "BOOLEAN" not in text and "[default: False]" not in text
+    assert "<bool>" not in text and "<list[" not in text and "BOOLEAN" not in text and "[default: False]" not in text
 
 
 @pytest.mark.parametrize("command", COMMANDS)
