@@ -24,8 +24,10 @@ beside the official code too, to calibrate it.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +103,7 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
         model = MossAudioModel(config).to(dtype).eval()
     model.arrange_head_for_cpu()  # as load_model does
     folder = Path(tempfile.mkdtemp(prefix="moss-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     write_tokenizer(folder)
     return MossAudio(model, load_tokenizer(folder), name=f"random-{size}", stop_ids=set(), batch_size=batch_size)
 
@@ -339,6 +342,7 @@ def main() -> None:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     work = Path(tempfile.mkdtemp(prefix="moss-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # checkpoint and chunk files: hundreds of MB
     checkpoint = args.model
     if args.official_src and not checkpoint:  # both sides must read the same files
         checkpoint = str(write_random_checkpoint(args.size, work / "checkpoint"))

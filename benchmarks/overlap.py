@@ -11,7 +11,9 @@ sequential side sets MOSS_LOOKAHEAD=0, which only the runner reads. Not a test: 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,7 @@ def main() -> None:
     from bench import write_random_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="moss-overlap-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # checkpoint and chunk files: hundreds of MB
     checkpoint = write_random_checkpoint(args.size, work / "checkpoint")
     paths = write_inputs(work, args.files, args.seconds, args.rate)
     print(f"moss transcribe of {args.files} x {args.seconds:.0f} s at {args.rate} Hz, random {args.size}, "

@@ -45,12 +45,14 @@ class Board:
             return self._progress.add_task(label, total=total, completed=completed, detail=detail)
 
     def update(self, task: int, **fields) -> None:
-        if self._progress is not None:
-            self._progress.update(task, **fields)
+        with self._lock:  # the durations thread may draw while the main thread closes the board
+            if self._progress is not None:
+                self._progress.update(task, **fields)
 
     def remove(self, task: int) -> None:
-        if self._progress is not None:
-            self._progress.remove_task(task)
+        with self._lock:
+            if self._progress is not None:
+                self._progress.remove_task(task)
 
     def close(self) -> None:
         with self._lock:
@@ -145,8 +147,10 @@ class BatchProgress:
     def finished(self, index: int) -> None:
         """The index-th file is through (done or failed): its audio counts as done."""
         self.files_done += 1
+        if not self.enabled:
+            return  # nothing reads the counts: no header is opened again
         self.seconds_done += self._length(index)
-        if self.enabled and (self._task is not None or time.monotonic() - self._started >= SHOW_AFTER_SECONDS):
+        if (self._task is not None or time.monotonic() - self._started >= SHOW_AFTER_SECONDS):
             self._draw()
 
     def close(self) -> None:

@@ -130,11 +130,17 @@ def header_seconds(path: Path) -> float:
         import av
 
         name = _pyav_name(path)
+    except Exception:
+        return 0.0
+    try:
         with av.open(name) as container:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             return (_claimed_seconds(container, stream) or 0.0) if stream is not None else 0.0
     except Exception:  # anything unreadable: the file fails later with its own message
         return 0.0
+    finally:
+        if not isinstance(name, str):
+            name.close()  # PyAV closes only what it opened itself
 
 
 def _check_readable(path: Path) -> None:

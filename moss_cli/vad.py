@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,9 +80,16 @@ def _detector():
     import torch
 
     model = load_silero_vad(onnx=False)
-    return lambda samples: [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(
-        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), model, sampling_rate=SAMPLE_RATE,
-        min_silence_duration_ms=MIN_SILENCE_MS, speech_pad_ms=SPEECH_PAD_MS)]
+    one_at_a_time = threading.Lock()  # the model keeps its state between calls; look-ahead scans run in threads
+
+    def regions(samples: np.ndarray) -> list[tuple[int, int]]:
+        with one_at_a_time:
+            found = get_speech_timestamps(
+                torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), model, sampling_rate=SAMPLE_RATE,
+                min_silence_duration_ms=MIN_SILENCE_MS, speech_pad_ms=SPEECH_PAD_MS)
+        return [(int(r["start"]), int(r["end"])) for r in found]
+
+    return regions
 
 
 def _silero_onnx_file() -> Path | None:

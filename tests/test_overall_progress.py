@@ -91,3 +91,13 @@ def test_header_seconds_reads_without_decoding(tmp_path):
     assert header_seconds(tmp_path / "b.flac") == 2.0
     assert abs(header_seconds(tmp_path / "c.m4a") - 4.0) < 0.1
     assert header_seconds(tmp_path / "d.wav") == 0.0 and header_seconds(tmp_path / "absent.wav") == 0.0
+
+
+def test_no_header_is_read_when_no_bar_is_drawn(tmp_path, monkeypatch):
+    monkeypatch.delenv("MOSS_PROGRESS", raising=False)
+    probed = []
+    paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    with progress.BatchProgress(paths, enabled=False, probe=lambda path: probed.append(path) or 1.0) as overall:
+        for index in range(len(paths)):
+            overall.finished(index)
+    assert overall.files_done == 2 and probed == []  # quiet or off a terminal: no second look at each file

@@ -96,7 +96,6 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> MossAu
         model.lm_head.weight = model.language_model.embed_tokens.weight
     # Rotary frequencies are computed, not stored: rebuild them on the real device.
     model.language_model.rotary_emb = Qwen3RotaryEmbedding(config.language).to(device)
-    model.arrange_head_for_cpu()
     if device.type == "cuda":  # fused attention pays on GPUs; on CPU eager keeps the reference's numbers
         model.audio_encoder.use_attention("sdpa")
     leftover = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
