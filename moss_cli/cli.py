@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -894,16 +893,9 @@ class _LazyEngine:
         input is decoded and its speech found; get() waits for it and raises what loading raised."""
         if self.choice.servers or self._loading is not None or self._engine is not None:
             return
-        self._loading = Future()
+        from .interrupts import started
 
-        def load() -> None:
-            if self._loading.set_running_or_notify_cancel():
-                try:
-                    self._loading.set_result(self._open())
-                except BaseException as exc:  # for get() to raise in the thread that needs the model
-                    self._loading.set_exception(exc)
-
-        threading.Thread(target=load, name="moss-load", daemon=True).start()
+        self._loading = started(self._open, name="moss-load")  # get() raises what loading raised
 
     def notes(self) -> list[str]:
         """For the run summary: how many requests each of several servers answered."""

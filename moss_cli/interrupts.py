@@ -64,6 +64,11 @@ def deferred() -> Iterator[None]:
 def in_background(function: Callable, *args):
     """Run `function(*args)` in a daemon thread and wait for its result, interruptibly: the main thread
     stays free to take a signal at once, and an abandoned call never holds up the exit."""
+    return started(function, *args, name="moss-work").result()
+
+
+def started(function: Callable, *args, name: str) -> Future:
+    """`function(*args)` running in a daemon thread; its result or exception arrives in the Future."""
     future: Future = Future()
 
     def run() -> None:
@@ -73,8 +78,8 @@ def in_background(function: Callable, *args):
             except BaseException as exc:  # handed to the waiting thread, which reports it
                 future.set_exception(exc)
 
-    threading.Thread(target=run, name="moss-work", daemon=True).start()
-    return future.result()
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def exit_now(code: int) -> None:
