@@ -76,6 +76,7 @@ def _decode(model, cache, logits, mask, jobs: list[Job], stop_ids: set[int]) -> 
     tokens: list[list[int]] = [[] for _ in jobs]
     reasons: list[str] = ["length"] * len(jobs)
     active = list(range(len(jobs)))
+    cache = model.decoding_cache(cache, room=max(job.options.max_new_tokens for job in jobs))
     positions = None if mask is None else mask.sum(-1, keepdim=True) - 1  # (B, 1): last real position
     while active:
         picks = _pick(logits, [samplers[row] for row in active], all(jobs[row].options.greedy for row in active))

@@ -10,7 +10,9 @@ from torch import nn
 from transformers import DynamicCache
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
 
+from . import decoder
 from .config import MossAudioConfig
+from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
 
 # transformers 5.x renamed Qwen3Model's `past_key_values` argument to `cache`; accept either.
@@ -101,16 +103,25 @@ class MossAudioModel(nn.Module):
             hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
         return self.logits(hidden[:, -1])
 
+    def decoding_cache(self, cache: DynamicCache, room: int) -> DynamicCache | StaticCache:
+        """The cache to decode `room` more tokens with: a prefilled cache copied into reserved space
+        (see model/decoder.py), or the cache itself where the fast step does not apply."""
+        if not decoder.supported(self.language_model):
+            return cache
+        return StaticCache.from_dynamic(cache, room)
+
     @torch.inference_mode()
     def decode_step(
-        self, token_ids: torch.Tensor, cache: DynamicCache, attention_mask: torch.Tensor | None = None,
+        self, token_ids: torch.Tensor, cache: DynamicCache | StaticCache, attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Feed new tokens (B, n) after the cached ones; returns last-position logits (B, V).
 
         With padded batches, `attention_mask` covers cached and new tokens and `position_ids` (B, n)
-        continue each row's own count.
+        continue each row's own count. A StaticCache takes one token per row, on the fast path.
         """
+        if isinstance(cache, StaticCache):
+            return self.logits(decoder.decode_step(self.language_model, token_ids, cache, position_ids, attention_mask))
         padding = {} if attention_mask is None else {"attention_mask": attention_mask, "position_ids": position_ids}
         hidden = self._run_llm(input_ids=token_ids, cache=cache, **padding)
         return self.logits(hidden[:, -1])

@@ -1,0 +1,117 @@
+"""Decoding steps through the Qwen3 layers with a preallocated key/value cache.
+
+A decoding step feeds one token per row. Through transformers' `Qwen3Model.forward` each step also
+rebuilds masks and position tensors, dispatches through generic hooks, and `DynamicCache` copies
+every layer's whole cache (`torch.cat`) to append one position: on CPU that was a quarter of a
+step. Here the step calls the same submodules (projections, norms, rotary embedding, MLP) in the
+same order with the same attention call, so its numbers are bit-identical to the transformers
+path (tests/test_decoder.py), and each new key/value is written into room reserved up front.
+
+Prefill stays with transformers (DeepStack hooks into its layers); its cache is then copied once
+into a `StaticCache` for the decoding loop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+from transformers import DynamicCache
+from transformers.models.qwen3.modeling_qwen3 import Qwen3Model, apply_rotary_pos_emb
+
+
+GROWTH = 256  # positions reserved at a time
+
+
+class StaticCache:
+    """Keys and values of every layer, (B, kv_heads, capacity, head_dim), the first `length` filled.
+
+    Rows of a left-padded batch share `length`; their padding is masked by the caller.
+    """
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int):
+        self.keys, self.values, self.length = keys, values, length
+
+    @classmethod
+    def from_dynamic(cls, cache: DynamicCache, room: int) -> StaticCache:
+        """A copy of `cache` with space reserved for `room` more positions (at most GROWTH at first:
+        most answers stop long before --max-new-tokens, and the room costs memory on every row)."""
+        room = min(room, GROWTH)
+        keys = [_with_room(layer.keys, room) for layer in cache.layers]
+        values = [_with_room(layer.values, room) for layer in cache.layers]
+        return cls(keys, values, cache.layers[0].keys.shape[-2])
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[-2]
+
+    def batch_select_indices(self, rows: torch.Tensor) -> None:
+        """Keep only `rows` (finished sequences leave; the rest decode on at the smaller size).
+        Named as DynamicCache's method, so the decoding loop takes either."""
+        self.keys = [k.index_select(0, rows) for k in self.keys]
+        self.values = [v.index_select(0, rows) for v in self.values]
+
+    def append(self, index: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write one position's key/value for layer `index`; all filled positions, as views."""
+        if self.length >= self.capacity:  # grown by half: copies stay few while unused room stays small
+            room = max(GROWTH, self.length // 2)
+            self.keys = [_with_room(k[:, :, : self.length], room) for k in self.keys]
+            self.values = [_with_room(v[:, :, : self.length], room) for v in self.values]
+        end = self.length + 1
+        keys, values = self.keys[index], self.values[index]
+        keys[:, :, self.length : end] = key
+        values[:, :, self.length : end] = value
+        return keys[:, :, :end], values[:, :, :end]
+
+
+def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
+    batch, heads, length, dim = states.shape
+    grown = states.new_empty(batch, heads, length + room, dim)
+    grown[:, :, :length] = states
+    return grown
+
+
+@torch.inference_mode()
+def supported(lm: Qwen3Model) -> bool:
+    """Whether `decode_step` computes what the transformers path computes for this model: SDPA attention
+    and no sliding-window layers (no MOSS-Audio checkpoint has them)."""
+    return lm.config._attn_implementation == "sdpa" and not getattr(lm, "has_sliding_layers", False)
+
+
+@torch.inference_mode()
+def decode_step(lm: Qwen3Model, token_ids: torch.Tensor, cache: StaticCache, positions: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One new token per row (B, 1); returns the normed last hidden state (B, H).
+
+    Without padding every row is at position `cache.length`. With left-padded rows, `attention_mask`
+    (B, length + 1) marks real tokens and `positions` (B, 1) continues each row's own count.
+    """
+    if positions is None:
+        positions = torch.full((1, 1), cache.length, dtype=torch.long, device=token_ids.device)
+    hidden = lm.embed_tokens(token_ids)
+    cos, sin = lm.rotary_emb(hidden, positions)
+    keep = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+    for index, layer in enumerate(lm.layers):
+        residual = hidden
+        hidden = residual + _attention(layer.self_attn, layer.input_layernorm(hidden), cos, sin, cache, index, keep)
+        hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    cache.length += 1
+    return lm.norm(hidden)[:, -1]
+
+
+def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: int, keep) -> torch.Tensor:
+    """Qwen3Attention.forward for one query position, with the arguments transformers' SDPA path
+    passes: `enable_gqa` without a mask; with one, the query heads grouped by key/value head."""
+    batch = hidden.shape[0]
+    shape = (batch, 1, -1, attn.head_dim)
+    query = attn.q_norm(attn.q_proj(hidden).view(shape)).transpose(1, 2)
+    key = attn.k_norm(attn.k_proj(hidden).view(shape)).transpose(1, 2)
+    value = attn.v_proj(hidden).view(shape).transpose(1, 2)
+    query, key = apply_rotary_pos_emb(query, key, cos, sin)
+    keys, values = cache.append(index, key, value)
+    if keep is None:
+        out = F.scaled_dot_product_attention(query, keys, values, scale=attn.scaling, enable_gqa=True)
+    else:
+        grouped = query.reshape(batch, keys.shape[1], -1, attn.head_dim)
+        out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=keep, scale=attn.scaling)
+    out = out.reshape(batch, -1, 1, attn.head_dim).transpose(1, 2).reshape(batch, 1, -1)
+    return attn.o_proj(out)
