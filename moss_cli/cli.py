@@ -877,7 +877,9 @@ class _LazyEngine:
 
     def get(self):
         if self._engine is None:
-            self._engine = self._loading.result() if self._loading else self._open()
+            from .interrupts import result_of
+
+            self._engine = result_of(self._loading) if self._loading else self._open()
         return self._engine
 
     def check(self) -> None:

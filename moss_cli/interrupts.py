@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 _state = threading.local()
 received: int | None = None  # the signal that ended the run, if one did
+WAIT_SLICE = 0.1  # seconds: how late a signal taken by another thread may be handled (result_of)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -64,7 +65,25 @@ def deferred() -> Iterator[None]:
 def in_background(function: Callable, *args):
     """Run `function(*args)` in a daemon thread and wait for its result, interruptibly: the main thread
     stays free to take a signal at once, and an abandoned call never holds up the exit."""
-    return started(function, *args, name="moss-work").result()
+    return result_of(started(function, *args, name="moss-work"))
+
+
+def result_of(future: Future):
+    """`future.result()`, waited for in short slices.
+
+    A signal sent to the process may be delivered to any thread that does not block it. Python runs
+    its handler in the main thread, but only once that thread runs again: a lock wait without a
+    timeout is cut short only by a signal delivered to the main thread itself, so with the signal
+    taken by a worker thread (blocked in a socket read, say) Ctrl-C waited for the work to finish
+    (seen in tests as a run still alive 20 s after SIGINT). A timed wait returns often enough.
+    """
+    while True:
+        try:
+            return future.result(timeout=WAIT_SLICE)
+        except TimeoutError:
+            if future.done():  # the work itself raised TimeoutError
+                raise
+
 
 
 def started(function: Callable, *args, name: str) -> Future:

@@ -22,7 +22,7 @@ from rich.console import Console
 from .errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError, ServerError
 from .files import Prepared, folder_problem, not_regular, prepare, run_folder, sweep_parts, write_atomically
 from .inputs import InputFile, InputList
-from .interrupts import deferred, in_background, signals_interrupt
+from .interrupts import deferred, in_background, result_of, signals_interrupt
 from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
 from .progress import BatchProgress, Board, ProgressBar
 from .results import Result
@@ -264,7 +264,7 @@ class _Batch:
     def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool,
                 board: Board | None = None) -> None:
         try:
-            with opening.result() as source:
+            with result_of(opening) as source:  # the main thread stays free for Ctrl-C
                 recording = _recording(item, source)
                 title = item.label or printable_name(item.path.name)
                 with ProgressBar(f"{label} {title}", recording.duration, not self.policy.quiet, board) as bar:
