@@ -101,7 +101,7 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
     torch.manual_seed(0)
     with torch.device(device):
         model = MossAudioModel(config).to(dtype).eval()
-    model.arrange_head_for_cpu()  # as load_model does
+    model.prepare_head_for_cpu()  # as load_model does
     folder = Path(tempfile.mkdtemp(prefix="moss-bench-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     write_tokenizer(folder)

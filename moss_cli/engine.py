@@ -136,7 +136,7 @@ class MossAudio:
 
             quantize_int8(weights)
         else:  # int8 replaces the head: rearranging it first would only cost a copy
-            weights.arrange_head_for_cpu()
+            weights.prepare_head_for_cpu()
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
                    time_markers=time_markers, batch_size=batch_size)
 

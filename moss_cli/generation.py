@@ -41,19 +41,19 @@ def generate(model: MossAudioModel, jobs: list[Job], stop_ids: set[int]) -> list
         states = [job.audio for job in jobs if job.audio is not None]
         audio = EncodedAudio.cat(states) if states else None
         cache = model.new_cache()
-        logits = model.prefill(ids, ids == AUDIO_TOKEN_ID, audio, cache)
-        return _decode(model, cache, logits, None, jobs, stop_ids)
-    caches, logits = [], []
+        hidden = model.prefill_hidden(ids, ids == AUDIO_TOKEN_ID, audio, cache)
+        return _decode(model, cache, hidden, None, jobs, stop_ids)
+    caches, hidden = [], []
     for job in jobs:
         ids, audio_mask = job.prompt.tensors(model.device)
         caches.append(model.new_cache())
-        logits.append(model.prefill(ids, audio_mask, job.audio, caches[-1]))
+        hidden.append(model.prefill_hidden(ids, audio_mask, job.audio, caches[-1]))
     width = max(lengths)
     mask = torch.zeros((len(jobs), width), dtype=torch.long, device=model.device)
     for row, n in enumerate(lengths):
         mask[row, width - n :] = 1
     cache = model.joined_cache(caches, width)
-    return _decode(model, cache, torch.cat(logits), mask, jobs, stop_ids)
+    return _decode(model, cache, torch.cat(hidden), mask, jobs, stop_ids)
 
 
 def generate_after_prefix(model: MossAudioModel, prefix: Prompt, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
@@ -61,17 +61,18 @@ def generate_after_prefix(model: MossAudioModel, prefix: Prompt, jobs: list[Job]
     is filled once, and each job goes on from a copy of that cache."""
     ids, audio_mask = prefix.tensors(model.device)
     shared = model.new_cache()
-    model.prefill(ids, audio_mask, jobs[0].audio, shared)
+    model.prefill_hidden(ids, audio_mask, jobs[0].audio, shared)
     results = []
     for job in jobs:
         cache = copy.deepcopy(shared)
         suffix = job.prompt.input_ids[len(prefix.input_ids) :]
-        logits = model.decode_step(torch.tensor([suffix], device=model.device), cache)
-        results += _decode(model, cache, logits, None, [job], stop_ids)
+        hidden = model.step_hidden(torch.tensor([suffix], device=model.device), cache)
+        results += _decode(model, cache, hidden, None, [job], stop_ids)
     return results
 
 
-def _decode(model, cache, logits, mask, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
+def _decode(model, cache, hidden, mask, jobs: list[Job], stop_ids: set[int]) -> list[Decoded]:
+    """Decode from the prefilled `cache`; `hidden` (B, H) is each row's last hidden state."""
     samplers = [TokenSampler(job.options, model.device) for job in jobs]
     tokens: list[list[int]] = [[] for _ in jobs]
     reasons: list[str] = ["length"] * len(jobs)
@@ -79,7 +80,7 @@ def _decode(model, cache, logits, mask, jobs: list[Job], stop_ids: set[int]) -> 
     cache = model.decoding_cache(cache, room=max(job.options.max_new_tokens for job in jobs))
     positions = None if mask is None else mask.sum(-1, keepdim=True) - 1  # (B, 1): last real position
     while active:
-        picks = _pick(logits, [samplers[row] for row in active], all(jobs[row].options.greedy for row in active))
+        picks = _pick(model, hidden, [samplers[row] for row in active], all(jobs[row].options.greedy for row in active))
         going = []
         for index, (row, token) in enumerate(zip(active, picks)):
             reason = _stop_reason(token, tokens[row], jobs[row], stop_ids)
@@ -99,7 +100,7 @@ def _decode(model, cache, logits, mask, jobs: list[Job], stop_ids: set[int]) -> 
         if mask is not None:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
             positions = positions + 1
-        logits = model.decode_step(step, cache, attention_mask=mask, position_ids=positions)
+        hidden = model.step_hidden(step, cache, attention_mask=mask, position_ids=positions)
     return [Decoded(t, r) for t, r in zip(tokens, reasons)]
 
 
@@ -115,7 +116,8 @@ def _stop_reason(token: int, tokens: list[int], job: Job, stop_ids: set[int]) ->
     return None
 
 
-def _pick(logits: torch.Tensor, samplers: list[TokenSampler], greedy: bool) -> list[int]:
+def _pick(model: MossAudioModel, hidden: torch.Tensor, samplers: list[TokenSampler], greedy: bool) -> list[int]:
     if greedy:
-        return logits.float().argmax(dim=-1).tolist()
+        return model.greedy_tokens(hidden)
+    logits = model.logits(hidden)
     return [sampler(logits[i : i + 1]) for i, sampler in enumerate(samplers)]

@@ -73,8 +73,8 @@ def test_equal_length_prompts_batch_without_a_mask(tiny_engine, monkeypatch):
     from moss_cli.model.modeling import MossAudioModel
 
     seen = []
-    original = MossAudioModel.prefill
-    monkeypatch.setattr(MossAudioModel, "prefill", lambda self, ids, *a: seen.append(ids.shape) or original(self, ids, *a))
+    original = MossAudioModel.prefill_hidden
+    monkeypatch.setattr(MossAudioModel, "prefill_hidden", lambda self, ids, *a: seen.append(ids.shape) or original(self, ids, *a))
     audio = [synthetic_speechlike(3.0, seed=s) for s in range(3)]
     requests = [Request(a, "Describe the audio.", DecodingOptions(max_new_tokens=6)) for a in audio]
     single = [tiny_engine.ask(r.audio, r.question, r.options) for r in requests]

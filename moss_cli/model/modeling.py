@@ -14,6 +14,7 @@ from . import decoder
 from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
+from .greedy_head import ScreenedHead
 
 # transformers 5.x renamed Qwen3Model's `past_key_values` argument to `cache`; accept either.
 _CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
@@ -47,6 +48,7 @@ class MossAudioModel(nn.Module):
             for _ in range(config.num_deepstack_mergers)
         )
         self.lm_head = nn.Linear(hidden, config.language.vocab_size, bias=False)
+        self.greedy_screen: ScreenedHead | None = None  # built on CPU by prepare_head_for_cpu
 
     @property
     def device(self) -> torch.device:
@@ -88,6 +90,13 @@ class MossAudioModel(nn.Module):
     ) -> torch.Tensor:
         """Run prompts (B, S) of one length through the LLM, filling `cache`; returns last-position
         logits (B, V). `audio` holds the states of every row's audio in row order."""
+        return self.logits(self.prefill_hidden(input_ids, audio_mask, audio, cache))
+
+    @torch.inference_mode()
+    def prefill_hidden(
+        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache,
+    ) -> torch.Tensor:
+        """`prefill`, returning the last position's hidden state (B, H) instead of its logits."""
         embeds = self.language_model.embed_tokens(input_ids)  # (B, S, H)
         deepstack: list[torch.Tensor] = []
         if audio is not None:
@@ -101,7 +110,7 @@ class MossAudioModel(nn.Module):
             deepstack = [merge(tap) for merge, tap in zip(self.deepstack_audio_merger_list, audio.taps)]
         with self._inject_deepstack(audio_mask, deepstack):
             hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
-        return self.logits(hidden[:, -1])
+        return hidden[:, -1]
 
     def decoding_cache(self, cache: DynamicCache, room: int) -> DynamicCache | StaticCache:
         """The cache to decode `room` more tokens with: a prefilled cache copied into reserved space
@@ -120,17 +129,34 @@ class MossAudioModel(nn.Module):
         With padded batches, `attention_mask` covers cached and new tokens and `position_ids` (B, n)
         continue each row's own count. A StaticCache takes one token per row, on the fast path.
         """
+        return self.logits(self.step_hidden(token_ids, cache, attention_mask, position_ids))
+
+    @torch.inference_mode()
+    def step_hidden(
+        self, token_ids: torch.Tensor, cache: DynamicCache | StaticCache, attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`decode_step`, returning the last position's hidden state (B, H) instead of its logits."""
         if isinstance(cache, StaticCache):
-            return self.logits(decoder.decode_step(self.language_model, token_ids, cache, position_ids, attention_mask))
+            return decoder.decode_step(self.language_model, token_ids, cache, position_ids, attention_mask)
         padding = {} if attention_mask is None else {"attention_mask": attention_mask, "position_ids": position_ids}
         hidden = self._run_llm(input_ids=token_ids, cache=cache, **padding)
-        return self.logits(hidden[:, -1])
+        return hidden[:, -1]
 
+    @torch.inference_mode()
+    def greedy_tokens(self, last_hidden: torch.Tensor) -> list[int]:
+        """The argmax token of each row's logits (B, H) -> B ids; through the int8 screen where there
+        is one (see model/greedy_head.py), else from the full logits."""
+        if self.greedy_screen is not None:
+            return self.greedy_screen.argmax(last_hidden)
+        return self.logits(last_hidden).float().argmax(dim=-1).tolist()
+
+    @torch.inference_mode()
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """lm_head over (B, H) -> (B, V).
 
         On CPU, BLAS reads a (V, H) head fastest for a few rows when it is stored column-major (see
-        `arrange_head_for_cpu`); a row-major float32 head (a tied one) is multiplied as head @ rows.T,
+        `prepare_head_for_cpu`); a row-major float32 head (a tied one) is multiplied as head @ rows.T,
         which BLAS runs up to 2x faster than rows @ head.T. Half-precision and int8 heads keep
         nn.Linear, so their rounding does not depend on the layout.
         """
@@ -140,19 +166,22 @@ class MossAudioModel(nn.Module):
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()
 
-    def arrange_head_for_cpu(self) -> None:
-        """Store a float32 output layer column-major (its transpose, contiguous) on CPU.
+    def prepare_head_for_cpu(self) -> None:
+        """On CPU, a float32 output layer is stored column-major and gets an int8 greedy screen.
 
-        The head is read whole at every decoding step; stored this way BLAS multiplies 1-8 rows by it
-        1.1-1.8x faster (2 cores, 151,936 x 512: 22 ms instead of 28 ms for 5 rows). The numbers are
-        the checkpoint's; only their order in memory changes. A head tied to the embeddings stays
-        row-major: the embedding lookup reads it by rows.
+        The head is read whole at every decoding step. Stored column-major (its transpose, contiguous),
+        BLAS multiplies 1-8 rows by it 1.1-1.8x faster (2 cores, 151,936 x 512: 22 ms instead of 28 ms
+        for 5 rows); the numbers are the checkpoint's, only their order in memory changes. A head tied
+        to the embeddings stays row-major: the embedding lookup reads it by rows. Greedy steps read
+        the int8 copy instead (model/greedy_head.py).
         """
         weight = self.lm_head.weight
-        tied = weight is self.language_model.embed_tokens.weight
-        if self.device.type != "cpu" or weight.dtype != torch.float32 or tied or weight.stride(0) == 1:
+        if self.device.type != "cpu" or weight.dtype != torch.float32 or not isinstance(self.lm_head, nn.Linear):
             return
-        self.lm_head.weight = nn.Parameter(weight.detach().t().contiguous().t(), requires_grad=False)
+        tied = weight is self.language_model.embed_tokens.weight
+        if not tied and weight.stride(0) != 1:
+            self.lm_head.weight = nn.Parameter(weight.detach().t().contiguous().t(), requires_grad=False)
+        self.greedy_screen = ScreenedHead(self.lm_head.weight.detach())
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})

@@ -1,0 +1,214 @@
+"""Greedy decoding's next token without reading the whole float32 output layer at every step (CPU).
+
+Greedy decoding needs only the largest of each row's 151,936 logits. The float32 product with the
+output layer reads 4 bytes per weight at every step; an int8 copy reads 1. So each step:
+
+1. x (B, H) is split: the few dimensions far above the row's typical size (activation outliers)
+   are multiplied exactly in float32; the rest are rounded onto an integer grid.
+2. Those integers times the int8 copy of the layer (one scale per vocabulary row) are exact
+   integer dot products, scaled back: an approximate logit for every token.
+3. How far each approximate logit can be from the float32 product's is bounded from the rounding
+   alone, with no assumption about the data (Cauchy-Schwarz): |x| |w - w_int8| for the weights'
+   rounding, |x - x_int| |w_int8| for the activations', plus float32's own summation error. A token
+   can be the float32 argmax only if its approximate logit plus its bound reaches the best
+   approximate logit minus that one's bound.
+4. Those few candidates are rescored in float32; the largest wins (the lowest id on a tie, as
+   argmax picks).
+
+The answer is the float32 argmax, up to float32 rounding: two float32 products of the same numbers
+summed in different orders can already swap logits within ~1e-6 of each other, as a batched and a
+one-row product do. A row whose bound leaves too many candidates (a very flat distribution) gets
+its full float32 product instead.
+
+The integer product runs on FBGEMM's int8 kernel where it reproduces the exact integer products
+(checked once on a probe when the head is built), else on `torch._int_mm`, exact by definition
+and about half as fast on this project's CPU.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+OUTLIER_RATIO = 6.0  # a dimension above this many times its row's RMS is multiplied exactly
+MAX_OUTLIERS = 64  # at most this many dimensions (a column of the layer kept for each)
+_BLOCK = 8192  # vocabulary rows quantized at a time (bounds the temporary memory)
+_EPS = 2.0**-24  # float32's unit roundoff
+
+
+class ScreenedHead:
+    """An int8 screen over a float32 output layer `weight` (V, H), stored either way (the model keeps it
+    column-major on CPU for full products; rescoring reads a few rows, outliers a few columns)."""
+
+    def __init__(self, weight: torch.Tensor):
+        if weight.dtype != torch.float32 or weight.device.type != "cpu":
+            raise ValueError("the int8 screen works on a float32 output layer on the CPU")
+        self.weight = weight
+        rows, self.hidden = weight.shape
+        quantized = torch.empty((rows, self.hidden), dtype=torch.int8)
+        self.scales = torch.empty(rows, dtype=torch.float32)
+        self.rounding = torch.empty(rows, dtype=torch.float32)  # |w - w_int8| per row, rounded up
+        self.norms = torch.empty(rows, dtype=torch.float32)  # |w_int8| per row, rounded up
+        for start in range(0, rows, _BLOCK):
+            self._quantize(quantized, start, weight[start : start + _BLOCK])
+        self.product = _fbgemm_product(quantized, self.scales) or _IntMmProduct(quantized, self.scales)
+        self.max_scale, self.max_rounding, self.max_norm = (float(t.max()) for t in (self.scales, self.rounding, self.norms))
+        # Rescoring reads a candidate's H weights (a cache line each, column-major); the product, V * H.
+        self.max_candidates = max(64, rows // 128)
+        self._columns: dict[int, torch.Tensor] = {}  # outlier dimensions' weight columns, contiguous
+        self._stacked: tuple[list[int], torch.Tensor] | None = None  # the last step's, usually the next one's
+
+    def _quantize(self, quantized: torch.Tensor, start: int, block: torch.Tensor) -> None:
+        scales = block.abs().amax(dim=1) / 127
+        scales[scales == 0] = 1.0  # an all-zero row: any scale, its integers are 0
+        integers = torch.round(block / scales[:, None]).clamp_(-127, 127)
+        end = start + block.shape[0]
+        quantized[start:end] = integers.to(torch.int8)
+        self.scales[start:end] = scales
+        dequantized = integers.double() * scales.double()[:, None]
+        self.rounding[start:end] = _rounded_up((block.double() - dequantized).norm(dim=1))
+        self.norms[start:end] = _rounded_up(dequantized.norm(dim=1))
+
+    def argmax(self, x: torch.Tensor) -> list[int]:
+        """The float32 argmax of `x @ weight.T` for each row of x (B, H)."""
+        x = x.float()
+        approx, terms = self._approximate(x)
+        # Coarse: one bound per row, with the largest per-token quantities; its best token stays in.
+        coarse = terms[0] * self.max_rounding + terms[1] * self.max_norm + terms[2] * self.max_scale
+        top = approx.amax(dim=1, keepdim=True)
+        rows, tokens = torch.nonzero(approx >= top - 2 * coarse, as_tuple=True)  # ids ascend within a row
+        rows, tokens = self._refined(approx, terms, rows, tokens)
+        counts = torch.bincount(rows, minlength=x.shape[0])
+        picks = []
+        for row, candidates in enumerate(torch.split(tokens, counts.tolist())):
+            if len(candidates) > self.max_candidates:  # a flat distribution: this row's full product
+                picks.append(int(torch.mv(self.weight, x[row]).argmax()))
+                continue
+            scores = torch.mv(self.weight[candidates], x[row])  # float32 logits of this row's candidates
+            picks.append(int(candidates[scores.argmax()]))  # argmax takes the first maximum: the lowest id
+        return picks
+
+    def bound(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Each approximate logit's largest possible distance from float32's, (B, V)."""
+        bound = terms[0] * self.rounding
+        bound.addcmul_(terms[1], self.norms).addcmul_(terms[2], self.scales)
+        return bound
+
+    def _refined(self, approx, terms, rows, tokens):
+        """The coarse candidates that stay candidates with each token's own bound."""
+        bound = (terms[0][rows, 0] * self.rounding[tokens] + terms[1][rows, 0] * self.norms[tokens]
+                 + terms[2][rows, 0] * self.scales[tokens])
+        values = approx[rows, tokens]
+        lower = torch.full((approx.shape[0],), float("-inf")).scatter_reduce(0, rows, values - bound, "amax")
+        keep = values + bound >= lower[rows]
+        return rows[keep], tokens[keep]
+
+    def _approximate(self, x: torch.Tensor):
+        """Approximate logits (B, V), and per row (B, 1) the factors of their bound: times each token's
+        rounding, times its int8 norm, times its scale (see `bound`)."""
+        magnitude = x.abs()
+        rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
+        outliers = torch.nonzero((magnitude > OUTLIER_RATIO * rms).any(dim=0)).flatten()
+        if outliers.numel() > MAX_OUTLIERS:
+            outliers = magnitude.amax(dim=0).topk(MAX_OUTLIERS).indices
+        main = x
+        if outliers.numel():
+            main = x.clone()
+            main[:, outliers] = 0
+        approx, activation_error = self.product(main)
+        if outliers.numel():
+            approx.addmm_(x[:, outliers], self._outlier_columns(outliers.tolist()))
+        # Float32: this sum and the float32 reference's are each within H + 8 roundings (eps) of
+        # sum |x_i w_i| <= |x|_1 * 127.5 * scale (the largest weight of a row is 127.5 scales at most).
+        summation = (2 * self.hidden + 16) * _EPS * 128 * magnitude.sum(dim=1, keepdim=True)
+        return approx, (_rounded_up(main.norm(dim=1, keepdim=True)), activation_error, summation)
+
+    def _outlier_columns(self, dims: list[int]) -> torch.Tensor:
+        """weight[:, dims].T as one (len(dims), V) block. A model's large activations sit in the same
+        few dimensions step after step, so the block is kept while they stay the same."""
+        if self._stacked is None or self._stacked[0] != dims:
+            for dim in dims:
+                if dim not in self._columns:
+                    self._columns[dim] = self.weight[:, dim].contiguous()
+            self._stacked = (dims, torch.stack([self._columns[dim] for dim in dims]))
+        return self._stacked[1]
+
+
+class _IntMmProduct:
+    """Integer products by `torch._int_mm`: each row of x on its own int8 grid (127 steps each way)."""
+
+    def __init__(self, quantized: torch.Tensor, scales: torch.Tensor):
+        self.quantized, self.scales = quantized, scales
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Approximate x @ dequantized.T (B, V), and each row's |x - x_int| (B, 1), rounded up."""
+        step = x.abs().amax(dim=1, keepdim=True) / 127
+        step[step == 0] = 1.0
+        integers = torch.round(x / step).clamp_(-127, 127)
+        approx = torch.mul(torch._int_mm(integers.to(torch.int8), self.quantized.t()), self.scales)
+        return approx.mul_(step), _activation_error(x, integers * step)
+
+
+class _FbgemmProduct:
+    """Integer products by FBGEMM's dynamic int8 linear, fed numbers already on the grid it will choose.
+
+    FBGEMM quantizes its input with one scale and zero point, from the input's minimum and maximum,
+    to 0..127 (`reduce_range`: no int16 overflow in its AVX2 kernels). Two extra input columns, with
+    zero weights, pin that minimum and maximum at -64 and 63 steps, and every other input is a whole
+    number of steps: it recovers those integers exactly. Rows are first scaled by powers of two (exact)
+    to about the same size, as they share one grid.
+    """
+
+    def __init__(self, quantized: torch.Tensor, scales: torch.Tensor):
+        rows, hidden = quantized.shape
+        padded = torch.zeros((rows, hidden + 2), dtype=torch.int8)
+        padded[:, :hidden] = quantized
+        with warnings.catch_warnings():  # torch.ao announces its move to torchao; the ops stay in torch
+            warnings.simplefilter("ignore")
+            weight = torch._make_per_channel_quantized_tensor(padded, scales.double(), torch.zeros(rows, dtype=torch.long), 0)
+            self.packed = torch.ops.quantized.linear_prepack(weight, None)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Approximate x @ dequantized.T (B, V), and each row's |x - x_int| (B, 1), rounded up."""
+        peak = x.abs().amax(dim=1, keepdim=True)
+        peak[peak == 0] = 1.0
+        row_scale = torch.exp2(torch.floor(torch.log2(peak.max() / peak)).clamp_(max=60))  # powers of two: exact
+        scaled = x * row_scale
+        step = float(scaled.abs().max()) / 63 or 1.0
+        integers = torch.round(scaled / step).clamp_(-64, 63)
+        pinned = torch.empty((x.shape[0], x.shape[1] + 2))
+        pinned[:, :-2] = integers * step
+        pinned[:, -2], pinned[:, -1] = -64 * step, 63 * step
+        approx = torch.ops.quantized.linear_dynamic(pinned, self.packed, True).div_(row_scale)
+        return approx, _activation_error(scaled, pinned[:, :-2]) / row_scale
+
+
+def _fbgemm_product(quantized: torch.Tensor, scales: torch.Tensor) -> _FbgemmProduct | None:
+    """FBGEMM's product where it gives the exact integer products (times the scales) on a probe."""
+    try:
+        probe_rows = slice(0, min(4096, quantized.shape[0]))
+        product = _FbgemmProduct(quantized[probe_rows], scales[probe_rows])
+        x = torch.randn(3, quantized.shape[1], generator=torch.Generator().manual_seed(0))
+        x[1] *= 1e-3  # rows of different sizes share the grid
+        approx, _ = product(x)
+        peak = x.abs().amax(dim=1, keepdim=True)
+        row_scale = torch.exp2(torch.floor(torch.log2(peak.max() / peak)).clamp_(max=60))
+        step = float((x * row_scale).abs().max()) / 63
+        integers = torch.round(x * row_scale / step).clamp_(-64, 63).double()
+        exact = integers @ quantized[probe_rows].double().t() * scales[probe_rows].double() * step / row_scale.double()
+        size = integers.abs() @ quantized[probe_rows].double().abs().t() * scales[probe_rows].double() * step
+        if not ((approx.double() - exact).abs() <= 4 * _EPS * size / row_scale.double() + 1e-30).all():
+            return None
+        return _FbgemmProduct(quantized, scales)
+    except (RuntimeError, AttributeError):  # a torch without FBGEMM's quantized ops
+        return None
+
+
+def _activation_error(x: torch.Tensor, on_grid: torch.Tensor) -> torch.Tensor:
+    return _rounded_up((x.double() - on_grid.double()).norm(dim=1, keepdim=True))
+
+
+def _rounded_up(values: torch.Tensor) -> torch.Tensor:
+    """float32 values no smaller than `values` (float64 or float32 norms whose own rounding is ~1e-7)."""
+    return torch.nextafter((values.double() * (1 + 1e-6)).float(), torch.tensor(float("inf")))

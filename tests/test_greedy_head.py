@@ -1,0 +1,127 @@
+"""The int8 greedy screen (model/greedy_head.py): the float32 argmax, from a quarter of the reading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from moss_cli.model import greedy_head
+from moss_cli.model.greedy_head import ScreenedHead
+
+
+def layer(rows: int, hidden: int, seed: int, column_major: bool = False) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(rows, hidden, generator=generator) * 0.02
+    weight[:50] *= 3  # rows of different sizes: per-row scales differ
+    return weight.t().contiguous().t() if column_major else weight
+
+
+def activations(kind: str, batch: int, hidden: int, weight: torch.Tensor, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, hidden, generator=generator)
+    if kind == "outliers":  # a few huge dimensions, as trained models have
+        x[:, [3, hidden // 2]] *= 60
+    elif kind == "peaked":  # one clear winner per row
+        x += 4 * weight[torch.randint(0, weight.shape[0], (batch,), generator=generator)] / 0.02
+    elif kind == "large":
+        x *= 1e4
+    elif kind == "zero_row":
+        x[0] = 0
+    return x
+
+
+KINDS = ["gauss", "outliers", "peaked", "large", "zero_row"]
+
+
+@pytest.mark.parametrize("column_major", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_screen_picks_the_float32_argmax(kind, column_major, product):
+    weight = layer(20_000, 96, seed=1, column_major=column_major)
+    head = ScreenedHead(weight)
+    for seed in range(8):
+        x = activations(kind, 5, 96, weight, seed)
+        expected = (x @ weight.t()).argmax(dim=-1).tolist()
+        if kind == "zero_row":
+            expected[0] = 0  # all logits 0: the first id, as argmax picks
+        assert head.argmax(x) == expected
+
+
+@pytest.fixture(params=["fbgemm", "int_mm"])
+def product(request, monkeypatch):
+    """Both integer products: FBGEMM's (where it passes its check, as on this project's machine) and torch._int_mm."""
+    if request.param == "int_mm":
+        monkeypatch.setattr(greedy_head, "_fbgemm_product", lambda *args: None)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_approximate_logit_lies_within_its_bound(kind, product):
+    weight = layer(20_000, 96, seed=2)
+    head = ScreenedHead(weight)
+    assert type(head.product).__name__ == {"fbgemm": "_FbgemmProduct", "int_mm": "_IntMmProduct"}[product]
+    for seed in range(4):
+        x = activations(kind, 5, 96, weight, seed)
+        approx, terms = head._approximate(x)
+        bound = head.bound(terms)
+        exact = (x.double() @ weight.double().t()).float()
+        assert ((approx - exact).abs() <= bound).all()
+        lower = (approx - bound).amax(dim=1, keepdim=True)
+        candidates = (approx + bound >= lower).sum(dim=1)[1 if kind == "zero_row" else 0 :]  # a zero row ties all
+        assert (candidates < weight.shape[0] // 100).all()  # and useful: few tokens left to rescore
+
+
+def test_outlier_dimensions_are_multiplied_exactly_and_keep_the_screen_tight(monkeypatch):
+    weight = layer(20_000, 96, seed=3)
+    head = ScreenedHead(weight)
+    x = activations("outliers", 3, 96, weight, seed=0)
+    _, (_, with_split, _) = head._approximate(x)
+    assert sorted(head._stacked[0]) == [3, 48]
+    monkeypatch.setattr(greedy_head, "OUTLIER_RATIO", float("inf"))  # no split: the huge dimensions set the step
+    _, (_, without_split, _) = head._approximate(x)
+    assert (with_split * 10 < without_split).all()  # the activations' rounding bound, 10x tighter
+
+
+def test_ties_go_to_the_lowest_id_as_argmax_does():
+    weight = layer(5_000, 256, seed=4)
+    weight[4000] = weight[77] = weight[2500]  # three tokens with identical logits
+    head = ScreenedHead(weight)
+    x = weight[2500].expand(2, -1) / 0.02  # makes them the best
+    assert (x @ weight.t()).argmax(dim=-1).tolist() == [77, 77]
+    assert head.argmax(x) == [77, 77]
+
+
+def test_a_flat_row_gets_its_full_product_and_the_others_stay_screened(monkeypatch):
+    weight = layer(10_000, 16, seed=5)
+    head = ScreenedHead(weight)
+    x = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    x[1] = 0  # all logits 0: every token a candidate
+    full_rows = []
+    original = torch.mv
+    monkeypatch.setattr(torch, "mv", lambda m, v: full_rows.append(m.shape[0]) or original(m, v))
+    assert head.argmax(x) == (x @ weight.t()).argmax(dim=-1).tolist()
+    assert full_rows.count(10_000) == 1 and len(full_rows) == 3  # one full row, two rescored
+
+
+def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engine):
+    from moss_cli.decoding import DecodingOptions
+    from moss_cli.engine import Request
+
+    from conftest import synthetic_speechlike
+
+    model = tiny_engine.model
+    assert model.greedy_screen is not None  # float32 on CPU: built at load
+    used = []
+    original = model.greedy_screen.argmax
+    model.greedy_screen.argmax = lambda x: used.append(1) or original(x)
+    requests = [Request(synthetic_speechlike(3.0, seed=s), "Describe the audio.", DecodingOptions(max_new_tokens=12))
+                for s in range(3)]
+    tiny_engine.batch_size = 3
+    try:
+        screened = [a.token_ids for a in tiny_engine.ask_many(requests)]
+        assert used
+        screen, model.greedy_screen = model.greedy_screen, None
+        full = [a.token_ids for a in tiny_engine.ask_many(requests)]
+    finally:
+        tiny_engine.batch_size = 1
+        model.greedy_screen = screen
+    assert screened == full and all(screened)
