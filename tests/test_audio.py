@@ -28,6 +28,21 @@ def test_log_mel_matches_whisper_formula():
     assert np.allclose(log_mel(samples).float().numpy(), expected, atol=2e-2)  # bf16 resolution
 
 
+@pytest.mark.parametrize("length", [MIN_SAMPLES, 401, 16_000 * 3 + 77, 16_000 * 130 + 5])
+def test_log_mel_is_the_reference_extractor_s_to_the_last_bit(length):
+    """The blocked FFT gives exactly what WhisperFeatureExtractor._np_extract_fbank_features (the
+    official processor's call) does, for lengths across the FFT blocks' edges, before bf16."""
+    from moss_cli import audio
+
+    rng = np.random.default_rng(length)
+    samples = (synthetic_speechlike(length / 16_000 + 0.1, seed=length % 7)[:length]
+               + 1e-3 * rng.standard_normal(length)).astype(np.float32)
+    reference = audio._feature_extractor()._np_extract_fbank_features(samples[None], device="cpu")[0]
+    ours = audio._whisper_log_mel(samples)
+    assert ours.dtype == reference.dtype and ours.shape == reference.shape
+    assert np.array_equal(ours, reference)
+
+
 def test_short_and_empty_audio_are_refused():
     with pytest.raises(AudioError, match="too short"):
         log_mel(np.zeros(MIN_SAMPLES - 1, dtype=np.float32))
