@@ -76,9 +76,8 @@ class ScreenedHead:
         approx, terms = self._approximate(x)
         # Coarse: one bound per row, with the largest per-token quantities; its best token stays in.
         coarse = terms[0] * self.max_rounding + terms[1] * self.max_norm + terms[2] * self.max_scale
-        top = approx.amax(dim=1, keepdim=True)
-        rows, tokens = torch.nonzero(approx >= top - 2 * coarse, as_tuple=True)  # ids ascend within a row
-        rows, tokens = self._refined(approx, terms, rows, tokens)
+        threshold = approx.amax(dim=1, keepdim=True) - 2 * coarse
+        rows, tokens = self._refined(approx, terms, *_at_least(approx, threshold))
         counts = torch.bincount(rows, minlength=x.shape[0])
         picks = []
         for row, candidates in enumerate(torch.split(tokens, counts.tolist())):
@@ -203,6 +202,27 @@ def _fbgemm_product(quantized: torch.Tensor, scales: torch.Tensor) -> _FbgemmPro
         return _FbgemmProduct(quantized, scales)
     except (RuntimeError, AttributeError):  # a torch without FBGEMM's quantized ops
         return None
+
+
+def _at_least(values: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns) of the entries of values (B, V) at or above their row's threshold (B, 1), in
+    row-major order. Blocks of _SCAN columns whose maximum is below are skipped: the few entries
+    wanted are found without a comparison and a nonzero pass over every one."""
+    batch, width = values.shape
+    whole = width - width % _SCAN
+    blocks = values[:, :whole].view(batch, -1, _SCAN)
+    block_rows, block_ids = torch.nonzero(blocks.amax(dim=2) >= threshold, as_tuple=True)
+    hit_blocks, offsets = torch.nonzero(blocks[block_rows, block_ids] >= threshold[block_rows], as_tuple=True)
+    rows, columns = block_rows[hit_blocks], block_ids[hit_blocks] * _SCAN + offsets
+    if whole < width:  # the last, partial block
+        tail_rows, tail_columns = torch.nonzero(values[:, whole:] >= threshold, as_tuple=True)
+        rows, columns = torch.cat([rows, tail_rows]), torch.cat([columns, tail_columns + whole])
+        order = torch.argsort(rows * width + columns)
+        rows, columns = rows[order], columns[order]
+    return rows, columns
+
+
+_SCAN = 64  # columns per block in _at_least
 
 
 def _activation_error(x: torch.Tensor, on_grid: torch.Tensor) -> torch.Tensor:
