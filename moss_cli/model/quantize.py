@@ -34,4 +34,5 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         spec = {name: default_dynamic_qconfig for name in QUANTIZED_PARTS}
         # Linear layers only: the embeddings (which the head may share) stay float32.
         quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8, mapping={nn.Linear: Int8Linear}, inplace=True)
+    model.greedy_screen = None  # it screens the float32 head, which int8 replaces
     return model
