@@ -247,7 +247,7 @@ def transcribe(
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "transcribing",
-         lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer))
+         lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer), language=language)
 
 
 @app.command(cls=Command, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
@@ -532,8 +532,10 @@ def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds
 
 
 def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None),
-         prompts: list[str] | None = None) -> None:
-    """Check the command line, start the engine on first use, process every file, exit."""
+         prompts: list[str] | None = None, language: str | None = None) -> None:
+    """Check the command line, start the engine on first use, process every file, exit.
+
+    `language`: the command's --language, for --output-name's {lang}."""
     from . import interrupts
     from .inputs import expand_inputs
     from .runner import BatchPolicy, check_errors_file, run_batch
@@ -552,7 +554,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
             raise UsageError("no audio files among the inputs")
         outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
         if outputs.name_template is not None:
-            inputs = _output_naming(outputs.name_template, task, engine_choice).apply(inputs)
+            inputs = _output_naming(outputs.name_template, task, engine_choice, language).apply(inputs)
         every = len(inputs.files)
         inputs = replace(inputs, files=in_shard(inputs.files, shard))
         options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
@@ -589,31 +591,20 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     raise typer.Exit(code)
 
 
-def _output_naming(template: str, task, engine_choice: EngineChoice):
-    """--output-name's fields that hold for the whole run, the template checked."""
+def _output_naming(template: str, task, engine_choice: EngineChoice, language: str | None):
+    """--output-name's fields that hold for the whole run, the template checked. {lang} is --language
+    where the command has one and it was given, else "und" (undetermined, ISO 639-2): a language the
+    model reports is known only after a file is processed, too late for the names that
+    --skip-existing and the clash check need before any work."""
     import datetime
 
     from .inputs import OutputName
 
     model = engine_choice.server_model if engine_choice.servers and engine_choice.server_model else engine_choice.model
-    naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, _output_language(),
+    naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, (language or "").strip() or "und",
                         datetime.date.today().isoformat())
     naming.check()
     return naming
-
-
-def _output_language() -> str:
-    """{lang} of --output-name: the command's --language where it has one and it was given, else "und"
-    (undetermined, ISO 639-2). A language the model reports is known only after a file is processed,
-    too late for names that --skip-existing and the clash check need before any work."""
-    try:  # typer 0.2x carries its own copy of click
-        from typer._click.globals import get_current_context
-    except ImportError:
-        from click import get_current_context
-
-    context = get_current_context(silent=True)
-    language = context.params.get("language") if context else None
-    return str(language).strip() or "und" if language else "und"
 
 
 def _speech_scan(task, engine_choice: EngineChoice):
