@@ -45,6 +45,15 @@ def test_fields_mirrored_tree_and_several_formats(tmp_path):
     assert json.loads((out / f"{stems[0]}.json").read_text())["audio"] == str(root / "a" / "x.wav")
 
 
+def test_lang_is_the_language_given(tmp_path):
+    root = recordings(tmp_path / "in", "x.wav")
+    out = tmp_path / "out"
+    with FakeServer() as server:
+        result = transcribe(server, root, "--srt", "-o", out, "--language", "de", "--output-name", "{stem}.{lang}")
+    assert result.exit_code == 0, result.stderr
+    assert written(out) == ["x.de.srt"]
+
+
 def test_skip_existing_uses_the_templated_names(tmp_path):
     root = recordings(tmp_path / "in", "x.wav", "y.wav")
     out = tmp_path / "out"
