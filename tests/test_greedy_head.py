@@ -90,16 +90,17 @@ def test_ties_go_to_the_lowest_id_as_argmax_does():
     assert head.argmax(x) == [77, 77]
 
 
-def test_a_flat_row_gets_its_full_product_and_the_others_stay_screened(monkeypatch):
+def test_flat_rows_get_one_full_product_and_the_others_stay_screened(monkeypatch):
     weight = layer(10_000, 16, seed=5)
     head = ScreenedHead(weight)
     x = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
     x[1] = 0  # all logits 0: every token a candidate
-    full_rows = []
-    original = torch.mv
-    monkeypatch.setattr(torch, "mv", lambda m, v: full_rows.append(m.shape[0]) or original(m, v))
+    x[2] = 0
+    full_products = []
+    original = head._full_product
+    monkeypatch.setattr(head, "_full_product", lambda rows: full_products.append(rows.shape[0]) or original(rows))
     assert head.argmax(x) == (x @ weight.t()).argmax(dim=-1).tolist()
-    assert full_rows.count(10_000) == 1 and len(full_rows) == 3  # one full row, two rescored
+    assert full_products == [2]  # both flat rows in one product; the other row rescored
 
 
 def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engine):
@@ -125,3 +126,23 @@ def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engi
         tiny_engine.batch_size = 1
         model.greedy_screen = screen
     assert screened == full and all(screened)
+
+
+def test_a_screen_that_cannot_be_built_leaves_the_full_product(tiny_checkpoint, monkeypatch):
+    from moss_cli import MossAudio
+    from moss_cli.decoding import DecodingOptions
+    from moss_cli.model import modeling
+
+    from conftest import synthetic_speechlike
+
+    audio = synthetic_speechlike(2.0, seed=1)
+    options = DecodingOptions(max_new_tokens=8)
+    expected = MossAudio.load(str(tiny_checkpoint), device="cpu").ask(audio, "Describe the audio.", options).token_ids
+
+    def no_memory(weight):
+        raise MemoryError("no room for the int8 copy")
+
+    monkeypatch.setattr(modeling, "ScreenedHead", no_memory)
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu")  # built in a thread: fails there
+    assert engine.ask(audio, "Describe the audio.", options).token_ids == expected
+    assert engine.model.greedy_screen is None

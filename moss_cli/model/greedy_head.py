@@ -60,15 +60,18 @@ class ScreenedHead:
         self._stacked: tuple[list[int], torch.Tensor] | None = None  # the last step's, usually the next one's
 
     def _quantize(self, quantized: torch.Tensor, start: int, block: torch.Tensor) -> None:
+        block = block.contiguous()  # a column-major layer's rows are strided: one copy, then fast passes
         scales = block.abs().amax(dim=1) / 127
         scales[scales == 0] = 1.0  # an all-zero row: any scale, its integers are 0
-        integers = torch.round(block / scales[:, None]).clamp_(-127, 127)
+        integers = torch.div(block, scales[:, None]).round_().clamp_(-127, 127)
         end = start + block.shape[0]
         quantized[start:end] = integers.to(torch.int8)
         self.scales[start:end] = scales
-        dequantized = integers.double() * scales.double()[:, None]
-        self.rounding[start:end] = _rounded_up((block.double() - dequantized).norm(dim=1))
-        self.norms[start:end] = _rounded_up(dequantized.norm(dim=1))
+        self.norms[start:end] = _rounded_up(integers.norm(dim=1) * scales, self.hidden)
+        # The residual w - q * scale is computed in float32: each element within 256 eps * scale of the
+        # exact one (|w| and |q * scale| are at most 127.5 scales), so its norm within sqrt(H) times that.
+        residual = torch.sub(block, integers.mul_(scales[:, None])).norm(dim=1)
+        self.rounding[start:end] = _rounded_up(residual + self.hidden**0.5 * 256 * _EPS * scales, self.hidden)
 
     def argmax(self, x: torch.Tensor) -> list[int]:
         """The float32 argmax of `x @ weight.T` for each row of x (B, H)."""
@@ -79,14 +82,25 @@ class ScreenedHead:
         threshold = approx.amax(dim=1, keepdim=True) - 2 * coarse
         rows, tokens = self._refined(approx, terms, *_at_least(approx, threshold))
         counts = torch.bincount(rows, minlength=x.shape[0])
-        picks = []
+        picks: list[int] = []
+        flat = []
         for row, candidates in enumerate(torch.split(tokens, counts.tolist())):
-            if len(candidates) > self.max_candidates:  # a flat distribution: this row's full product
-                picks.append(int(torch.mv(self.weight, x[row]).argmax()))
+            if len(candidates) > self.max_candidates:  # a flat distribution: the full product, below
+                flat.append(row)
+                picks.append(-1)
                 continue
             scores = torch.mv(self.weight[candidates], x[row])  # float32 logits of this row's candidates
             picks.append(int(candidates[scores.argmax()]))  # argmax takes the first maximum: the lowest id
+        if flat:  # one product for all of them: the layer is read once
+            for row, token in zip(flat, self._full_product(x[flat]).argmax(dim=1).tolist()):
+                picks[row] = token
         return picks
+
+    def _full_product(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ weight.T, in the order BLAS reads the stored layout fastest (see MossAudioModel.logits)."""
+        if self.weight.stride(0) == 1:  # column-major: its transpose is row-major
+            return x @ self.weight.t()
+        return torch.mm(self.weight, x.t()).t()
 
     def bound(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Each approximate logit's largest possible distance from float32's, (B, V)."""
@@ -121,7 +135,7 @@ class ScreenedHead:
         # Float32: this sum and the float32 reference's are each within H + 8 roundings (eps) of
         # sum |x_i w_i| <= |x|_1 * 127.5 * scale (the largest weight of a row is 127.5 scales at most).
         summation = (2 * self.hidden + 16) * _EPS * 128 * magnitude.sum(dim=1, keepdim=True)
-        return approx, (_rounded_up(main.norm(dim=1, keepdim=True)), activation_error, summation)
+        return approx, (_rounded_up(main.norm(dim=1, keepdim=True), self.hidden), activation_error, summation)
 
     def _outlier_columns(self, dims: list[int]) -> torch.Tensor:
         """weight[:, dims].T as one (len(dims), V) block. A model's large activations sit in the same
@@ -229,6 +243,8 @@ def _activation_error(x: torch.Tensor, on_grid: torch.Tensor) -> torch.Tensor:
     return _rounded_up((x.double() - on_grid.double()).norm(dim=1, keepdim=True))
 
 
-def _rounded_up(values: torch.Tensor) -> torch.Tensor:
-    """float32 values no smaller than `values` (float64 or float32 norms whose own rounding is ~1e-7)."""
-    return torch.nextafter((values.double() * (1 + 1e-6)).float(), torch.tensor(float("inf")))
+def _rounded_up(values: torch.Tensor, terms: int = 1) -> torch.Tensor:
+    """float32 values no smaller than the exact `values`: float32 norms of `terms` elements (each term's
+    rounding, the sum's and the square root's: well within terms * 4 eps, relative) or float64 ones."""
+    margin = 1 + 4 * (terms + 2) * _EPS + 1e-6
+    return torch.nextafter((values.double() * margin).float(), torch.tensor(float("inf")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import torch
@@ -11,6 +12,7 @@ from transformers import DynamicCache
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
 
 from . import decoder
+from ..interrupts import started
 from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
@@ -48,7 +50,24 @@ class MossAudioModel(nn.Module):
             for _ in range(config.num_deepstack_mergers)
         )
         self.lm_head = nn.Linear(hidden, config.language.vocab_size, bias=False)
-        self.greedy_screen: ScreenedHead | None = None  # built on CPU by prepare_head_for_cpu
+        self._screen: ScreenedHead | None = None  # see greedy_screen
+        self._screen_building: Future | None = None
+
+    @property
+    def greedy_screen(self) -> ScreenedHead | None:
+        """The int8 screen of the float32 output layer on CPU (model/greedy_head.py), None where there is
+        none. prepare_head_for_cpu builds it in a thread (seconds for a 4B head); this waits for it."""
+        if self._screen_building is not None:
+            building, self._screen_building = self._screen_building, None
+            try:
+                self._screen = building.result()
+            except Exception:  # out of memory, say: the full product gives the same tokens, only slower
+                self._screen = None
+        return self._screen
+
+    @greedy_screen.setter
+    def greedy_screen(self, screen: ScreenedHead | None) -> None:
+        self._screen_building, self._screen = None, screen
 
     @property
     def device(self) -> torch.device:
@@ -181,7 +200,8 @@ class MossAudioModel(nn.Module):
         tied = weight is self.language_model.embed_tokens.weight
         if not tied and weight.stride(0) != 1:
             self.lm_head.weight = nn.Parameter(weight.detach().t().contiguous().t(), requires_grad=False)
-        self.greedy_screen = ScreenedHead(self.lm_head.weight.detach())
+        # Built beside the first recording's decoding, encoding and prefill; the first greedy step waits.
+        self._screen_building = started(ScreenedHead, self.lm_head.weight.detach(), name="moss-greedy-screen")
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
