@@ -51,6 +51,8 @@ def product(request, monkeypatch):
     """Both integer products: FBGEMM's (where it passes its check, as on this project's machine) and torch._int_mm."""
     if request.param == "int_mm":
         monkeypatch.setattr(greedy_head, "_fbgemm_product", lambda *args: None)
+    elif "fbgemm" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no FBGEMM (not an x86 build)")
     return request.param
 
 
@@ -146,3 +148,18 @@ def test_a_screen_that_cannot_be_built_leaves_the_full_product(tiny_checkpoint, 
     engine = MossAudio.load(str(tiny_checkpoint), device="cpu")  # built in a thread: fails there
     assert engine.ask(audio, "Describe the audio.", options).token_ids == expected
     assert engine.model.greedy_screen is None
+
+
+def test_fbgemm_is_used_only_where_it_gives_the_exact_integer_products(monkeypatch):
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no FBGEMM (not an x86 build)")
+    weight = layer(5_000, 64, seed=6)
+    assert isinstance(ScreenedHead(weight).product, greedy_head._FbgemmProduct)  # as on this project's machine
+    exact = greedy_head._FbgemmProduct.__call__
+
+    def a_little_off(self, x):  # a kernel that rounds its inputs its own way
+        approx, error = exact(self, x)
+        return approx * (1 + 1e-4), error
+
+    monkeypatch.setattr(greedy_head._FbgemmProduct, "__call__", a_little_off)
+    assert isinstance(ScreenedHead(weight).product, greedy_head._IntMmProduct)

@@ -72,7 +72,6 @@ def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
     return grown
 
 
-@torch.inference_mode()
 def supported(lm: Qwen3Model) -> bool:
     """Whether `decode_step` computes what the transformers path computes for this model: SDPA attention
     and no sliding-window layers (no MOSS-Audio checkpoint has them)."""
@@ -93,16 +92,16 @@ def decode_step(lm: Qwen3Model, token_ids: torch.Tensor, cache: StaticCache, pos
     cos, sin = lm.rotary_emb(hidden, positions)
     keep = None if attention_mask is None else attention_mask[:, None, None, :].bool()
     for index, layer in enumerate(lm.layers):
-        residual = hidden
-        hidden = residual + _attention(layer.self_attn, layer.input_layernorm(hidden), cos, sin, cache, index, keep)
+        hidden = hidden + _attention(layer.self_attn, layer.input_layernorm(hidden), cos, sin, cache, index, keep)
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
     cache.length += 1
     return lm.norm(hidden)[:, -1]
 
 
 def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: int, keep) -> torch.Tensor:
-    """Qwen3Attention.forward for one query position, with the arguments transformers' SDPA path
-    passes: `enable_gqa` without a mask; with one, the query heads grouped by key/value head."""
+    """Qwen3Attention.forward for one query position. SDPA gets the arguments transformers' SDPA path
+    passes (`enable_gqa` without a mask; with one, the query heads grouped by key/value head); on CPU
+    in float32 the products below stand in for it."""
     batch = hidden.shape[0]
     shape = (batch, 1, -1, attn.head_dim)
     query = attn.q_norm(attn.q_proj(hidden).view(shape)).transpose(1, 2)

@@ -184,17 +184,23 @@ class _FbgemmProduct:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Approximate x @ dequantized.T (B, V), and each row's |x - x_int| (B, 1), rounded up."""
-        peak = x.abs().amax(dim=1, keepdim=True)
-        peak[peak == 0] = 1.0
-        row_scale = torch.exp2(torch.floor(torch.log2(peak.max() / peak)).clamp_(max=60))  # powers of two: exact
-        scaled = x * row_scale
-        step = float(scaled.abs().max()) / 63 or 1.0
-        integers = torch.round(scaled / step).clamp_(-64, 63)
+        scaled, row_scale, step, integers = self.grid(x)
         pinned = torch.empty((x.shape[0], x.shape[1] + 2))
         pinned[:, :-2] = integers * step
         pinned[:, -2], pinned[:, -1] = -64 * step, 63 * step
         approx = torch.ops.quantized.linear_dynamic(pinned, self.packed, True).div_(row_scale)
         return approx, _activation_error(scaled, pinned[:, :-2]) / row_scale
+
+    @staticmethod
+    def grid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+        """x scaled by a power of two per row, those factors (B, 1), the shared step, and the scaled x
+        in whole steps from -64 to 63."""
+        peak = x.abs().amax(dim=1, keepdim=True)
+        peak[peak == 0] = 1.0
+        row_scale = torch.exp2(torch.floor(torch.log2(peak.max() / peak)).clamp_(max=60))  # powers of two: exact
+        scaled = x * row_scale
+        step = float(scaled.abs().max()) / 63 or 1.0
+        return scaled, row_scale, step, torch.round(scaled / step).clamp_(-64, 63)
 
 
 def _fbgemm_product(quantized: torch.Tensor, scales: torch.Tensor) -> _FbgemmProduct | None:
@@ -205,13 +211,11 @@ def _fbgemm_product(quantized: torch.Tensor, scales: torch.Tensor) -> _FbgemmPro
         x = torch.randn(3, quantized.shape[1], generator=torch.Generator().manual_seed(0))
         x[1] *= 1e-3  # rows of different sizes share the grid
         approx, _ = product(x)
-        peak = x.abs().amax(dim=1, keepdim=True)
-        row_scale = torch.exp2(torch.floor(torch.log2(peak.max() / peak)).clamp_(max=60))
-        step = float((x * row_scale).abs().max()) / 63
-        integers = torch.round(x * row_scale / step).clamp_(-64, 63).double()
-        exact = integers @ quantized[probe_rows].double().t() * scales[probe_rows].double() * step / row_scale.double()
-        size = integers.abs() @ quantized[probe_rows].double().abs().t() * scales[probe_rows].double() * step
-        if not ((approx.double() - exact).abs() <= 4 * _EPS * size / row_scale.double() + 1e-30).all():
+        _, row_scale, step, integers = product.grid(x)
+        weights = quantized[probe_rows].double() * scales[probe_rows].double()[:, None]
+        exact = integers.double() @ weights.t() * step / row_scale.double()
+        size = integers.double().abs() @ weights.abs().t() * step / row_scale.double()
+        if not ((approx.double() - exact).abs() <= 4 * _EPS * size + 1e-30).all():
             return None
         return _FbgemmProduct(quantized, scales)
     except (RuntimeError, AttributeError):  # a torch without FBGEMM's quantized ops
