@@ -99,8 +99,8 @@ def test_flat_rows_get_one_full_product_and_the_others_stay_screened(monkeypatch
     x[1] = 0  # all logits 0: every token a candidate
     x[2] = 0
     full_products = []
-    original = head._full_product
-    monkeypatch.setattr(head, "_full_product", lambda rows: full_products.append(rows.shape[0]) or original(rows))
+    original = head.full_product
+    monkeypatch.setattr(head, "full_product", lambda rows: full_products.append(rows.shape[0]) or original(rows))
     assert head.argmax(x) == (x @ weight.t()).argmax(dim=-1).tolist()
     assert full_products == [2]  # both flat rows in one product; the other row rescored
 
@@ -141,7 +141,7 @@ def test_a_screen_that_cannot_be_built_leaves_the_full_product(tiny_checkpoint, 
     options = DecodingOptions(max_new_tokens=8)
     expected = MossAudio.load(str(tiny_checkpoint), device="cpu").ask(audio, "Describe the audio.", options).token_ids
 
-    def no_memory(weight):
+    def no_memory(weight, full_product):
         raise MemoryError("no room for the int8 copy")
 
     monkeypatch.setattr(modeling, "ScreenedHead", no_memory)

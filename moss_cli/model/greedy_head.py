@@ -28,6 +28,7 @@ and about half as fast on this project's CPU.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -41,10 +42,12 @@ class ScreenedHead:
     """An int8 screen over a float32 output layer `weight` (V, H), stored either way (the model keeps it
     column-major on CPU for full products; rescoring reads a few rows, outliers a few columns)."""
 
-    def __init__(self, weight: torch.Tensor):
+    def __init__(self, weight: torch.Tensor, full_product: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        """`full_product(x)`: x @ weight.T as its owner computes it, for rows the screen leaves flat."""
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             raise ValueError("the int8 screen works on a float32 output layer on the CPU")
         self.weight = weight
+        self.full_product = full_product or (lambda x: x @ weight.t())
         rows, self.hidden = weight.shape
         quantized = torch.empty((rows, self.hidden), dtype=torch.int8)
         self.scales = torch.empty(rows, dtype=torch.float32)
@@ -92,15 +95,9 @@ class ScreenedHead:
             scores = torch.mv(self.weight[candidates], x[row])  # float32 logits of this row's candidates
             picks.append(int(candidates[scores.argmax()]))  # argmax takes the first maximum: the lowest id
         if flat:  # one product for all of them: the layer is read once
-            for row, token in zip(flat, self._full_product(x[flat]).argmax(dim=1).tolist()):
+            for row, token in zip(flat, self.full_product(x[flat]).argmax(dim=1).tolist()):
                 picks[row] = token
         return picks
-
-    def _full_product(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ weight.T, in the order BLAS reads the stored layout fastest (see MossAudioModel.logits)."""
-        if self.weight.stride(0) == 1:  # column-major: its transpose is row-major
-            return x @ self.weight.t()
-        return torch.mm(self.weight, x.t()).t()
 
     def bound(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Each approximate logit's largest possible distance from float32's, (B, V)."""

@@ -201,7 +201,8 @@ class MossAudioModel(nn.Module):
         if not tied and weight.stride(0) != 1:
             self.lm_head.weight = nn.Parameter(weight.detach().t().contiguous().t(), requires_grad=False)
         # Built beside the first recording's decoding, encoding and prefill; the first greedy step waits.
-        self._screen_building = started(ScreenedHead, self.lm_head.weight.detach(), name="moss-greedy-screen")
+        self._screen_building = started(ScreenedHead, self.lm_head.weight.detach(), self.logits,
+                                        name="moss-greedy-screen")
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
