@@ -85,7 +85,6 @@ def result_of(future: Future):
                 raise
 
 
-
 def started(function: Callable, *args, name: str) -> Future:
     """`function(*args)` running in a daemon thread; its result or exception arrives in the Future."""
     future: Future = Future()

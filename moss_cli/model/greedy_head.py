@@ -59,7 +59,6 @@ class ScreenedHead:
         self.max_scale, self.max_rounding, self.max_norm = (float(t.max()) for t in (self.scales, self.rounding, self.norms))
         # Rescoring reads a candidate's H weights (a cache line each, column-major); the product, V * H.
         self.max_candidates = max(64, rows // 128)
-        self._columns: dict[int, torch.Tensor] = {}  # outlier dimensions' weight columns, contiguous
         self._stacked: tuple[list[int], torch.Tensor] | None = None  # the last step's, usually the next one's
 
     def _quantize(self, quantized: torch.Tensor, start: int, block: torch.Tensor) -> None:
@@ -138,10 +137,7 @@ class ScreenedHead:
         """weight[:, dims].T as one (len(dims), V) block. A model's large activations sit in the same
         few dimensions step after step, so the block is kept while they stay the same."""
         if self._stacked is None or self._stacked[0] != dims:
-            for dim in dims:
-                if dim not in self._columns:
-                    self._columns[dim] = self.weight[:, dim].contiguous()
-            self._stacked = (dims, torch.stack([self._columns[dim] for dim in dims]))
+            self._stacked = (dims, torch.stack([self.weight[:, dim] for dim in dims]))
         return self._stacked[1]
 
 
