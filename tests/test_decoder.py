@@ -99,6 +99,34 @@ def test_attention_by_products_is_sdpa_to_float32_rounding(masked):
         keep = torch.ones(3, 1, 1, 40, dtype=torch.bool)
         keep[1, ..., :15] = False  # a left-padded row
     expected = F.scaled_dot_product_attention(query, keys, values, attn_mask=keep, scale=0.25, enable_gqa=True)
-    got = decoder._attention_by_products(query, keys, values, 0.25, keep)
+    got = decoder._attention_by_products(query, keys.transpose(-1, -2).contiguous(), values, 0.25, keep)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
+
+
+def test_cpu_float32_cache_keeps_keys_transposed_and_grows_along_positions():
+    model = random_model(torch.float32)
+    dynamic, _, _ = prefilled(model, [7, 7])
+    static = StaticCache.from_dynamic(copy.deepcopy(dynamic), room=1)
+    assert static.keys_transposed and static.keys[0].shape[-1] == static.capacity == 8
+    torch.testing.assert_close(static.filled_keys(static.keys[0], 7), dynamic.layers[0].keys.transpose(-1, -2))
+    key, value = torch.randn(2, 2, 2, 1, 16)
+    for _ in range(2):  # the second append finds the cache full: it grows
+        keys, values = static.append(0, key, value)
+        static.length += 1
+    assert static.capacity == 9 + decoder.GROWTH - 1 and keys.shape[-1] == values.shape[-2] == 9
+    assert torch.equal(keys[..., -1:], key.transpose(-1, -2)) and torch.equal(keys[..., :7], static.keys[0][..., :7])
+    assert torch.equal(static.filled_keys(static.keys[0], 7), dynamic.layers[0].keys.transpose(-1, -2))
+    assert not StaticCache.from_dynamic(prefilled(random_model(torch.bfloat16), [5])[0], room=1).keys_transposed
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 64), (3, 1, 4, 16), (1, 37, 2560)])
+def test_rms_norm_in_one_call_is_bit_identical_to_qwen3s_in_float32(shape):
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+
+    generator = torch.Generator().manual_seed(len(shape))
+    norm = Qwen3RMSNorm(shape[-1], eps=1e-6)
+    norm.weight.data = torch.randn(shape[-1], generator=generator)
+    for scale in (1e-3, 1.0, 1e3):
+        x = torch.randn(*shape, generator=generator) * scale
+        assert torch.equal(decoder._norm(norm, x, lean=True), norm(x))

@@ -91,7 +91,7 @@ def test_equal_length_prompts_batch_without_a_mask(tiny_engine, monkeypatch):
     assert [a.token_ids for a in batched] == [a.token_ids for a in single]
 
 
-def test_cpu_head_is_stored_column_major_with_the_same_numbers(tiny_checkpoint):
+def test_cpu_head_keeps_its_numbers_and_layout(tiny_checkpoint):
     import torch
     from safetensors.torch import load_file
 
@@ -100,7 +100,8 @@ def test_cpu_head_is_stored_column_major_with_the_same_numbers(tiny_checkpoint):
     model = MossAudio.load(str(tiny_checkpoint), device="cpu").model
     head = model.lm_head.weight
     stored = load_file(str(tiny_checkpoint / "model.safetensors"))["lm_head.weight"]
-    assert head.stride(0) == 1 and torch.equal(head, stored)  # same numbers, transposed in memory
+    assert head.stride(1) == 1 and torch.equal(head, stored)  # row-major, as stored: the screen reads rows
+    assert model.greedy_screen is not None
     rows = torch.randn(5, head.shape[1], generator=torch.Generator().manual_seed(0))
-    for batch in (rows[:1], rows):  # one row and several: both through the stored layout
+    for batch in (rows[:1], rows):  # one row (rows @ head.T) and several (head @ rows.T)
         assert torch.allclose(model.logits(batch), batch @ stored.T, atol=1e-5)

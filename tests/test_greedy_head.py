@@ -163,3 +163,11 @@ def test_fbgemm_is_used_only_where_it_gives_the_exact_integer_products(monkeypat
 
     monkeypatch.setattr(greedy_head._FbgemmProduct, "__call__", a_little_off)
     assert isinstance(ScreenedHead(weight).product, greedy_head._IntMmProduct)
+
+
+def test_a_row_without_candidates_gets_the_full_products_pick():
+    weight = layer(5_000, 32, seed=7)
+    head = ScreenedHead(weight)
+    x = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
+    x[1, 5] = float("nan")  # every logit NaN: no approximate logit reaches any threshold
+    assert head.argmax(x) == (x @ weight.t()).argmax(dim=-1).tolist()

@@ -78,25 +78,29 @@ class ScreenedHead:
     def argmax(self, x: torch.Tensor) -> list[int]:
         """The float32 argmax of `x @ weight.T` for each row of x (B, H)."""
         x = x.float()
-        approx, terms = self._approximate(x)
+        broken = ~torch.isfinite(x).all(dim=1)  # a NaN or infinite state (a diverged model): no bound holds
+        approx, terms = self._approximate(x.masked_fill(broken[:, None], 0) if bool(broken.any()) else x)
         # Coarse: one bound per row, with the largest per-token quantities; its best token stays in.
         coarse = terms[0] * self.max_rounding + terms[1] * self.max_norm + terms[2] * self.max_scale
         threshold = approx.amax(dim=1, keepdim=True) - 2 * coarse
         rows, tokens = self._refined(approx, terms, *_at_least(approx, threshold))
         counts = torch.bincount(rows, minlength=x.shape[0])
-        picks: list[int] = []
-        flat = []
-        for row, candidates in enumerate(torch.split(tokens, counts.tolist())):
-            if len(candidates) > self.max_candidates:  # a flat distribution: the full product, below
-                flat.append(row)
-                picks.append(-1)
-                continue
-            scores = torch.mv(self.weight[candidates], x[row])  # float32 logits of this row's candidates
-            picks.append(int(candidates[scores.argmax()]))  # argmax takes the first maximum: the lowest id
-        if flat:  # one product for all of them: the layer is read once
-            for row, token in zip(flat, self.full_product(x[flat]).argmax(dim=1).tolist()):
-                picks[row] = token
-        return picks
+        # Rows the screen cannot narrow down (a flat distribution leaves too many candidates) and broken
+        # rows get the full product.
+        flat = (counts > self.max_candidates) | broken
+        picks = torch.empty(x.shape[0], dtype=torch.long)
+        if bool(flat.any()):
+            picks[flat] = self.full_product(x[flat]).argmax(dim=1)  # one product for all: the layer read once
+            screened = ~flat[rows]
+            rows, tokens = rows[screened], tokens[screened]
+        if tokens.numel():
+            # The candidates' float32 logits, all rows' candidates read in one pass over their weights.
+            scores = (self.weight.index_select(0, tokens) @ x.t()).gather(1, rows[:, None]).squeeze(1)
+            best = torch.full_like(x[:, 0], float("-inf")).scatter_reduce(0, rows, scores, "amax")
+            tops = scores == best[rows]  # argmax takes the first maximum: the lowest id
+            lowest = torch.full_like(picks, self.weight.shape[0]).scatter_reduce(0, rows[tops], tokens[tops], "amin")
+            picks[~flat] = lowest[~flat]
+        return picks.tolist()
 
     def bound(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Each approximate logit's largest possible distance from float32's, (B, V)."""
