@@ -66,22 +66,86 @@ def split_chunk(chunk: Chunk, speech: list[tuple[int, int]], skip_silence: bool)
 
 
 def _cut_points(begin: int, end: int, cuts: list[tuple[int, int]], policy: ChunkPolicy) -> list[int]:
+    bounds = [begin]
+    _decide_cuts(bounds, end, cuts, policy, settled=end)
+    return _closed(bounds, end, policy)
+
+
+def _decide_cuts(bounds: list[int], end: int, cuts: list[tuple[int, int]], policy: ChunkPolicy, settled: int) -> None:
+    """Append cuts after bounds[-1], each in the silence nearest the target length, while what is left
+    is too long for one chunk. Stops before a cut whose search window reaches `settled` (a silence
+    there may not be known yet)."""
     target = int(policy.target_seconds * SAMPLE_RATE)
     longest = int(policy.max_seconds * SAMPLE_RATE)
-    bounds = [begin]
     while end - bounds[-1] > min(longest, target * 5 // 4):
         pos = bounds[-1]
-        window = [(mid, width) for mid, width in cuts if pos + target // 2 <= mid <= min(pos + longest, end - 1)]
+        reach = min(pos + longest, end - 1)
+        if reach >= settled:
+            return
+        window = [(mid, width) for mid, width in cuts if pos + target // 2 <= mid <= reach]
         if window:  # the silence nearest the target; longer silences win ties
             cut = min(window, key=lambda c: (abs(c[0] - (pos + target)), -c[1]))[0]
         else:  # continuous sound: a hard cut
             cut = pos + target
         bounds.append(cut)
-    bounds.append(end)
-    tail = bounds[-1] - bounds[-2]
+
+
+def _closed(bounds: list[int], end: int, policy: ChunkPolicy) -> list[int]:
+    """The cuts with `end` appended; a too-short last chunk joins the previous one if that fits."""
+    bounds = [*bounds, end]
+    tail, longest = bounds[-1] - bounds[-2], int(policy.max_seconds * SAMPLE_RATE)
     if len(bounds) > 2 and tail < policy.min_tail_seconds * SAMPLE_RATE and bounds[-1] - bounds[-3] <= longest:
         del bounds[-2]
     return bounds
+
+
+class ChunkPlanner:
+    """`plan_chunks` for speech found a block at a time: each call gives the next chunks of the very plan
+    `plan_chunks` makes from the whole file's speech, as soon as no speech found later can change them.
+
+    A cut is chosen among the silences within reach of the previous one, so it is settled once every
+    silence that could be in reach is known. A short last chunk joins the one before only where the
+    cut before that one had the end of the file within reach: such a cut settles at the end of the scan.
+    """
+
+    def __init__(self, n_samples: int, policy: ChunkPolicy):
+        self.n_samples, self.policy = n_samples, policy
+        self.bounds = [0]
+        self.given = 0  # chunks returned so far
+        self.covered = 0  # the samples before this are in them (before trimming to speech)
+        self.finished = False
+
+    def advance(self, speech: list[tuple[int, int]], known_until: int) -> list[Chunk]:
+        """The chunks newly settled, given `speech` as found so far: exact before sample `known_until`
+        (whatever it says after that is ignored); `known_until >= n_samples` once the scan is over."""
+        if self.finished:
+            return []
+        end = self.n_samples
+        done = known_until >= end
+        known = speech if done else _clipped(speech, known_until)
+        _decide_cuts(self.bounds, end, _silence_midpoints(0, end, known), self.policy,
+                     end if done else _settled(known, known_until))
+        bounds = self.bounds
+        if done:
+            bounds, self.finished = _closed(self.bounds, end, self.policy), True
+        chunks = [Chunk(a, b) for a, b in zip(bounds[self.given :], bounds[self.given + 1 :])]
+        self.given += len(chunks)
+        self.covered = bounds[self.given]
+        if self.policy.skip_silence:
+            chunks = [_trim_to_speech(chunk, known) for chunk in chunks]
+        return chunks
+
+
+def _clipped(speech: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    return [(start, min(stop, limit)) for start, stop in speech if start < limit]
+
+
+def _settled(known: list[tuple[int, int]], known_until: int) -> int:
+    """A sample below which every silence's midpoint is final. A silence not yet known whole starts
+    where the last known speech ends (or at 0) and ends at `known_until` or later, so its midpoint
+    is at least halfway between the two."""
+    last_end = max((stop for _, stop in known), default=0)
+    return (last_end + known_until) // 2
 
 
 def _silence_midpoints(begin: int, end: int, speech: list[tuple[int, int]]) -> list[tuple[int, int]]:

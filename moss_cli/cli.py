@@ -608,14 +608,11 @@ def _output_naming(template: str, task, engine_choice: EngineChoice, language: s
 
 
 def _speech_scan(task, engine_choice: EngineChoice):
-    """Transcripts and events are cut where Silero VAD finds speech: the batch runner scans the next
-    input in the background while the local model works on the current one."""
+    """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
+    input and starts its scan in the background while the model (or the servers) work on the current
+    one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
     if task.output not in ("sentences", "words", "events"):
         return None  # one request per file up to 10 minutes: a scan would mostly be wasted
-    if engine_choice.servers:
-        # Not yet with --server: looking ahead there made tests/test_remote.py's dead-server test see
-        # "connection reset" instead of "refused" (not understood yet); --jobs N still decodes ahead.
-        return None
     from .vad import scan_ahead
 
     return scan_ahead

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .chunking import Chunk, ChunkPolicy, plan_chunks, plan_range, split_chunk
+from .chunking import Chunk, ChunkPlanner, ChunkPolicy, plan_chunks, plan_range, split_chunk
 from .decoding import Answer, DecodingOptions, RepetitionGuard, Request
 from .errors import QuestionError, RequestTooLongError, ServerError
 from .loops import trim_loop
@@ -25,7 +25,7 @@ from .results import Event, Result, Segment, Word
 from .text import join_words, printable
 from .tasks import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
 from .timeref import TimeSpan, find_time_span, format_clock, shift_times
-from .vad import speech_regions
+from .vad import SpeechScan, speech_regions, speech_scan
 
 MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
 MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
@@ -102,27 +102,46 @@ class Pipeline:
 
     # -- timed tasks: transcribe, events ------------------------------------------------------
     def timed(self, task: Task, recording: Recording) -> Result:
-        """Chunks cut in silence, asked in batches, times mapped back to the file."""
-        speech = speech_regions(recording.source)
+        """Chunks cut in silence, asked in batches, times mapped back to the file. Chunks are planned as
+        the file's speech is found: the first are asked while later blocks are still scanned."""
         skip_silence = task.output != "events"  # sounds matter for events, not only speech
         longest = min(MAX_CHUNK_SECONDS, self._longest_request())
         policy = ChunkPolicy(min(task.chunk_seconds, longest), longest, skip_silence=skip_silence)
         result = Result(task.name, recording.name, recording.duration, self.engine.name)
-        chunks = plan_chunks(recording.n_samples, speech, policy)
-        self.progress.advance(recording.duration - sum(c.duration for c in chunks if c.speech))
-        group = max(1, self.engine.parallelism)
-        speaking = [c for c in chunks if c.speech]
+        scan = speech_scan(recording.source)
         answered = 0
         with _about(recording):
-            for start in range(0, len(speaking), group):  # a group at a time: memory stays bounded
-                for piece, answer in self._rounds(task, recording, speaking[start : start + group], speech,
-                                                  skip_silence, result.warnings):
-                    self._collect(task, piece, answer, result)
-                    answered += 1
+            try:
+                for speech, group in self._speaking_groups(recording, scan, policy):
+                    for piece, answer in self._rounds(task, recording, group, speech, skip_silence, result.warnings):
+                        self._collect(task, piece, answer, result)
+                        answered += 1
+            except BaseException:
+                scan.stop()  # nothing more to plan: the scan need not go on beside the next file's work
+                raise
         _warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
-            result.segments = self._label_speakers(result.segments, recording, speech)
+            result.segments = self._label_speakers(result.segments, recording, scan.regions())
         return _finish(task, result)
+
+    def _speaking_groups(self, recording: Recording, scan: SpeechScan, policy: ChunkPolicy):
+        """The chunks with speech, in groups of the engine's parallelism (memory stays bounded), each
+        with the speech found so far (final within its chunks), as soon as the scan settles them. The
+        groups are those of the whole file's plan, whenever the scan gets there."""
+        planner = ChunkPlanner(recording.n_samples, policy)
+        size = max(1, self.engine.parallelism)
+        waiting: list[Chunk] = []
+        known_until, covered = 0, 0
+        while not planner.finished:
+            speech, known_until = scan.found(beyond=known_until)
+            chunks = planner.advance(speech, known_until)
+            waiting += [chunk for chunk in chunks if chunk.speech]
+            # Silence is done as soon as it is planned; speech as it is answered (_rounds).
+            covered, before = planner.covered, covered
+            self.progress.advance((covered - before) / SAMPLE_RATE - sum(c.duration for c in chunks if c.speech))
+            while len(waiting) >= size or (planner.finished and waiting):
+                yield speech, waiting[:size]
+                waiting = waiting[size:]
 
     def _label_speakers(self, segments: list[Segment], recording: Recording, speech) -> list[Segment]:
         """Who says what: voices told apart in the segments' speech, on this machine (with --server too)."""

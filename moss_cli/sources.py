@@ -33,7 +33,7 @@ class AudioSource:
         self._samples = samples
         self._temporary = temporary
         self.warnings: list[str] = []  # found while decoding (damage), for the run to report
-        self.speech: list[tuple[int, int]] | None = None  # speech regions, when scanned ahead (vad.scan_ahead)
+        self.scan = None  # the scan of its speech, once one is started (vad.SpeechScan)
         if samples is not None:
             self.n_samples = int(samples.size)
         else:
@@ -67,6 +67,8 @@ class AudioSource:
         return _checked(block, self.name)
 
     def close(self) -> None:
+        if self.scan is not None:
+            self.scan.stop()
         if self._temporary and self._path is not None:
             self._path.unlink(missing_ok=True)
 

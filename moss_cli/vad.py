@@ -26,31 +26,104 @@ SILENCE_FLOOR = 1e-4  # -80 dBFS: a block quieter than this is digital silence, 
 
 BLOCK_SECONDS = 60
 OVERLAP_SECONDS = 5  # each block is scanned with this much context on both sides
+MERGE_GAP = MIN_SILENCE_MS * SAMPLE_RATE // 1000  # regions closer than this are one
 
 
 def speech_regions(source) -> list[tuple[int, int]]:
-    """Speech in an AudioSource, scanned in overlapping blocks so memory stays bounded (or the
-    regions scan_ahead already found for it).
+    """Speech in an AudioSource, scanned in overlapping blocks so memory stays bounded (or what the
+    scan under way for it finds, once it ends).
 
     The overlap lets speech that straddles a block border be seen whole from one side.
     """
-    if getattr(source, "speech", None) is not None:
-        return source.speech
+    if getattr(source, "scan", None) is not None:
+        return source.scan.regions()
     regions: list[tuple[int, int]] = []
+    for found, _ in _scanned_blocks(source):
+        regions += found
+    return _merge(regions, MERGE_GAP)
+
+
+def scan_ahead(source) -> None:
+    """Start finding a source's speech in the background (see SpeechScan); the batch runner calls this
+    for each input as it opens it, so the scan runs beside the model's work."""
+    speech_scan(source)
+
+
+def speech_scan(source) -> SpeechScan:
+    """The scan of a source's speech, started now if none is under way."""
+    if getattr(source, "scan", None) is None:
+        source.scan = SpeechScan(source)
+    return source.scan
+
+
+class SpeechScan:
+    """Speech in a source, found block by block in a background thread (onnxruntime and libsndfile
+    release the GIL: it runs beside inference). After each block the speech found so far is exact
+    before some sample, so chunks can be planned and asked while later blocks are scanned
+    (chunking.ChunkPlanner). Its regions end as `speech_regions` gives them."""
+
+    def __init__(self, source):
+        self.n_samples = source.n_samples
+        self._changed = threading.Condition()
+        self._found: list[tuple[int, int]] = []
+        self._known_until = 0
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, args=(source,), name="moss-speech-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, source) -> None:
+        regions: list[tuple[int, int]] = []
+        try:
+            for found, known_until in _scanned_blocks(source):
+                if self._stopped:
+                    return
+                regions += found
+                merged = _merge(regions, MERGE_GAP)
+                with self._changed:
+                    self._found, self._known_until = merged, known_until
+                    self._changed.notify_all()
+        except BaseException as exc:  # the input's own error (damage, NaN): raised to whoever waits
+            with self._changed:
+                self._error = exc
+                self._changed.notify_all()
+
+    def found(self, beyond: int = 0) -> tuple[list[tuple[int, int]], int]:
+        """The speech found so far and the sample before which it is final (n_samples at the end), once
+        that is past `beyond` or the scan is over. Raises the scan's error."""
+        from .interrupts import WAIT_SLICE  # waits in slices: a signal taken by another thread is seen
+
+        with self._changed:
+            while self._known_until <= beyond and self._known_until < self.n_samples and self._error is None:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the speech scan was stopped before it ended")
+                self._changed.wait(WAIT_SLICE)
+            if self._error is not None:
+                raise self._error
+            return self._found, self._known_until
+
+    def regions(self) -> list[tuple[int, int]]:
+        """All the speech, once the scan is over."""
+        return self.found(self.n_samples - 1)[0]
+
+    def stop(self) -> None:
+        """No more blocks (the source is closed, or its work failed)."""
+        self._stopped = True
+
+
+def _scanned_blocks(source):
+    """Each block's speech regions, and the sample before which the regions found up to then are final:
+    the next block's speech starts at its first sample or later, and can only join a region that ends
+    within MERGE_GAP of it."""
     size, overlap = BLOCK_SECONDS * SAMPLE_RATE, OVERLAP_SECONDS * SAMPLE_RATE
     for start in range(0, source.n_samples, size):
         first = max(0, start - overlap)
         block = source.read(first, start + size + overlap)
+        found = []
         if block.size and np.abs(block).max() >= SILENCE_FLOOR:
-            regions += [(first + a, first + b) for a, b in speech_regions_in(block)]
-    return _merge(regions, MIN_SILENCE_MS * SAMPLE_RATE // 1000)
-
-
-def scan_ahead(source) -> None:
-    """Find a source's speech now and keep it on the source: the batch runner calls this in the
-    background for the next input while the model works on the current one (onnxruntime and
-    libsndfile release the GIL, so the scan runs beside inference)."""
-    source.speech = speech_regions(source)
+            found = [(first + a, first + b) for a, b in speech_regions_in(block)]
+        following = start + size
+        yield found, source.n_samples if following >= source.n_samples else max(0, following - overlap - MERGE_GAP)
 
 
 def speech_regions_in(samples: np.ndarray) -> list[tuple[int, int]]:
@@ -193,8 +266,7 @@ def energy_regions(samples: np.ndarray, threshold_db: float = -40.0) -> list[tup
     for i in np.flatnonzero(active):
         start, end = i * ENERGY_FRAME, (i + 1) * ENERGY_FRAME
         regions.append((max(0, start - pad), min(samples.size, end + pad)))
-    gap = MIN_SILENCE_MS * SAMPLE_RATE // 1000
-    return _merge(regions, gap)
+    return _merge(regions, MERGE_GAP)
 
 
 def _merge(regions: list[tuple[int, int]], gap: int = 0) -> list[tuple[int, int]]:

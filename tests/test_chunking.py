@@ -80,3 +80,50 @@ def test_energy_fallback_finds_loud_stretches():
     (a, b), (c, d) = regions
     assert a <= 2 * S < 3 * S <= b and c <= 7 * S < 8 * S <= d  # padded, never clipped
     assert b < 5 * S < c
+
+
+def random_speech(rng, n_samples: int) -> list[tuple[int, int]]:
+    """Speech and silences of random lengths (0.1-40 s speech, 0.05-6 s silence), merged and sorted."""
+    spans, pos = [], int(rng.uniform(0, 3) * S)
+    while pos < n_samples:
+        stop = min(n_samples, pos + int(rng.uniform(0.1, 40) * S))
+        spans.append((pos, stop))
+        pos = stop + int(rng.uniform(0.05, 6) * S)
+    return spans
+
+
+def test_planning_as_speech_is_found_gives_the_whole_files_plan():
+    """Whatever the scan has found so far (exact before its frontier, anything after it), the chunks the
+    planner gives are the whole-speech plan's, in order, and at the end all of them."""
+    import random
+
+    from moss_cli.chunking import ChunkPlanner
+
+    rng = random.Random(7)
+    for trial in range(150):
+        n = int(rng.uniform(1, 900) * S)
+        speech = random_speech(rng, n)
+        policy = ChunkPolicy(rng.choice([20, 30, 60]), rng.choice([60, 120]), min_tail_seconds=5,
+                             skip_silence=rng.random() < 0.5)
+        expected = plan_chunks(n, speech, policy)
+        planner, got = ChunkPlanner(n, policy), []
+        frontier = 0
+        while frontier < n:
+            frontier = min(n, frontier + int(rng.uniform(0.5, 90) * S))
+            found = [(a, min(b, frontier)) for a, b in speech if a < frontier]
+            if frontier < n and rng.random() < 0.5:  # after the frontier the scan's view may still change
+                found.append((frontier + int(rng.uniform(0, 5) * S), frontier + int(rng.uniform(6, 60) * S)))
+            got += planner.advance(found, frontier if frontier < n else n)
+            assert got == expected[: len(got)], f"trial {trial}"
+        assert got == expected, f"trial {trial}"
+        assert planner.advance(speech, n) == []
+
+
+def test_chunks_are_given_before_the_scan_ends():
+    from moss_cli.chunking import ChunkPlanner
+
+    speech = [(i * 10 * S, (i * 10 + 8) * S) for i in range(60)]  # 8 s speech, 2 s pauses, 600 s
+    planner = ChunkPlanner(600 * S, ChunkPolicy(60, 120))
+    first = planner.advance([r for r in speech if r[0] < 200 * S], 200 * S)
+    assert first and first[-1].end < 200 * S  # settled within what is known
+    assert first == plan_chunks(600 * S, speech, ChunkPolicy(60, 120))[: len(first)]

@@ -49,13 +49,14 @@ class Recorder:
         name = Path(source.name).name
         try:
             vad.scan_ahead(source)
+            source.scan.regions()  # started in the background: this double waits for its end, to see when that is
             self.events.append(f"scanned {name}")
         finally:  # a failed scan is over too
             self.scanned.setdefault(name, threading.Event()).set()
 
     def work(self, recording, bar) -> Result:
         name = Path(recording.name).name
-        assert recording.source.speech is not None  # found before the work began
+        assert recording.source.scan is not None  # started before the work began
         if self.wait_for and name != self.wait_for:
             self.scanned.setdefault(self.wait_for, threading.Event()).wait(WAIT_SECONDS)
             self.wait_for = None
@@ -133,6 +134,7 @@ def test_the_model_loads_while_the_first_file_is_decoded_and_scanned(tmp_path, t
     def scan(source):  # the real scan, once it has seen the loading begin
         overlapped["load begun during scan"] = loading.wait(WAIT_SECONDS)
         real_scan(source)
+        source.scan.regions()
         scanned.set()
 
     monkeypatch.setattr(MossAudio, "load", classmethod(load))

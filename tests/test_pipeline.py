@@ -281,3 +281,58 @@ def test_a_loop_kept_at_the_smallest_size_is_cut_after_its_first_copy(three_minu
     assert result.segments and copies == len(result.warnings)  # one copy per kept chunk, not five
     assert result.warnings and all("looped on a repeated phrase; kept up to where the loop began" in w
                                    for w in result.warnings)
+
+
+def test_chunks_are_asked_while_later_blocks_are_scanned_with_the_same_results(monkeypatch):
+    """A file's first chunks go to the model while later blocks are still scanned for speech; the
+    chunks, their batches and the results are those of a scan finished beforehand."""
+    from moss_cli import vad
+
+    monkeypatch.setattr(vad, "BLOCK_SECONDS", 20)  # many blocks in a few minutes of audio
+    audio, _ = phrase_recording(240.0, seed=3)
+    finished = Recording.from_array("before.wav", audio)
+    vad.speech_regions(finished.source)  # scanned whole, as an input scanned ahead is
+    vad.speech_scan(finished.source).regions()
+    engine = ScriptedEngine()
+    engine.parallelism = 2
+    expected = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, finished)
+    expected_rounds = list(engine.rounds)
+
+    real_regions = vad.speech_regions_in
+
+    def slow_regions(samples):  # a slow machine's scan: each block takes a while
+        import time
+
+        time.sleep(0.1)
+        return real_regions(samples)
+
+    monkeypatch.setattr(vad, "speech_regions_in", slow_regions)
+    streamed = Recording.from_array("streamed.wav", audio)
+    engine, seen = ScriptedEngine(), []
+    engine.parallelism = 2
+    asked = engine.ask_many
+    engine.ask_many = lambda requests: seen.append(streamed.source.scan.found(beyond=-1)[1]) or asked(requests)
+    got = Pipeline(engine).timed(TRANSCRIBE_SENTENCES, streamed)
+    assert seen[0] < streamed.n_samples  # the first batch was asked before the scan had reached the end
+    assert engine.rounds == expected_rounds and len(expected_rounds) >= 2
+    assert [(s.start, s.end, s.text) for s in got.segments] == [(s.start, s.end, s.text) for s in expected.segments]
+    assert got.segments
+
+
+def test_a_failing_scan_fails_the_file_with_its_error(monkeypatch):
+    from moss_cli import vad
+    from moss_cli.errors import AudioError
+
+    monkeypatch.setattr(vad, "BLOCK_SECONDS", 20)
+    audio, _ = phrase_recording(120.0, seed=4)
+    recording = Recording.from_array("damaged.wav", audio)
+    real_read = recording.source.read
+
+    def read(start=0, end=None):
+        if start > 60 * 16_000:
+            raise AudioError("damaged.wav: truncated or damaged: the audio stops at 60.0 s of 120.0 s")
+        return real_read(start, end)
+
+    recording.source.read = read
+    with pytest.raises(AudioError, match="damaged.wav: truncated"):
+        Pipeline(ScriptedEngine()).timed(TRANSCRIBE_SENTENCES, recording)
