@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,23 +68,6 @@ SIZES = {
                adapter_hidden=8192, hidden=4096, intermediate=12288, llm_layers=36, heads=32, kv_heads=8, head_dim=128,
                taps=[8, 16, 24], inject=3),
 }
-
-
-@dataclass
-class Figures:
-    name: str
-    seconds: float
-    audio_seconds: float
-    tokens: int
-    peak_mb: float
-
-    @property
-    def realtime(self) -> float:
-        return self.audio_seconds / self.seconds
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / self.seconds
 
 
 def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_size: int | None) -> MossAudio:
@@ -138,27 +119,35 @@ def weights_megabytes(model: torch.nn.Module) -> float:
     return total / 2**20
 
 
-def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, device) -> None:
-    """float32 against --quantize int8 on the same weights: speed, weight memory, token agreement."""
+def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, repeats: int) -> None:
+    """float32 against --quantize int8 on the same weights, interleaved `repeats` times: speed (medians),
+    weight memory, token agreement."""
     import copy
 
     from moss_cli.model.quantize import quantize_int8
 
     quantized = copy.copy(engine)
     quantized.model = quantize_int8(copy.deepcopy(engine.model))
-    outputs = {"float32": [], "int8": []}
-    rows = []
-    for name, which in (("float32", engine), ("int8", quantized)):
-        run_moss(which, rec, chunks[:1], 4)
-        rows.append(measure(name, lambda: run_moss(which, rec, chunks, tokens, outputs[name]), device, rec.duration))
-    print(f"{'weights':<10}{'wall s':>9}{'x realtime':>12}{'tokens/s':>11}{'weights MB':>12}")
-    for row, model in zip(rows, (engine.model, quantized.model)):
-        print(f"{row.name:<10}{row.seconds:>9.2f}{row.realtime:>12.1f}{row.tokens_per_second:>11.1f}"
-              f"{weights_megabytes(model):>12.0f}")
-    pairs = list(zip(outputs["float32"], outputs["int8"]))
+    engines = {"float32": engine, "int8": quantized}
+    outputs = {name: [] for name in engines}
+    for name, which in engines.items():
+        run_moss(which, rec, chunks[:1], 4)  # warm-up
+    seconds = run_interleaved(
+        {name: (lambda which=which, kept=outputs[name]: timed(lambda: run_moss(which, rec, chunks, tokens, kept)))
+         for name, which in engines.items()},
+        repeats, report=lambda n, side, s: print(f"run {n} {side:<10}{s:>9.2f} s", flush=True))
+    total = len(chunks) * tokens
+    print(f"{'weights':<10}{'median s':>10}{'min-max s':>14}{'x realtime':>12}{'tokens/s':>11}{'weights MB':>12}")
+    for name, which in engines.items():
+        spread = Spread.of(seconds[name])
+        print(f"{name:<10}{spread.median:>10.2f}{spread.low:>8.2f}-{spread.high:<5.2f}{rec.duration / spread.median:>12.1f}"
+              f"{total / spread.median:>11.1f}{weights_megabytes(which.model):>12.0f}")
+    pairs = list(zip(outputs["float32"], outputs["int8"]))  # the last run's tokens
     same_tokens = sum(a == b for x, y in pairs for a, b in zip(x, y))
-    print(f"int8 is {rows[0].seconds / rows[1].seconds:.2f}x float32; greedy tokens agree on "
-          f"{same_tokens}/{sum(len(x) for x, _ in pairs)} positions, {sum(x == y for x, y in pairs)}/{len(pairs)} chunks whole")
+    ratio = Spread.of(seconds["float32"]).median / Spread.of(seconds["int8"]).median
+    print(f"int8 is {ratio:.2f}x float32 (median against median, {repeats} interleaved runs each); greedy tokens "
+          f"agree on {same_tokens}/{sum(len(x) for x, _ in pairs)} positions, "
+          f"{sum(x == y for x, y in pairs)}/{len(pairs)} chunks whole")
 
 
 @torch.inference_mode()
@@ -195,20 +184,6 @@ def _prefill_hidden(model, ids, audio_mask, states, cache):
     finally:
         handle.remove()
     return captured["h"]
-
-
-def measure(name: str, function, device: torch.device, audio_seconds: float) -> Figures:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    tokens = function()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Figures(name, time.perf_counter() - start, audio_seconds, tokens, peak)
 
 
 def timed(function) -> float:
@@ -360,7 +335,7 @@ def main() -> None:
           f"in {len(chunks)} chunks ({sum(c.end - c.start for c in chunks) / SAMPLE_RATE:.1f} s sent), "
           f"{args.tokens} tokens each, batch size {engine.batch_size}, {threads} threads", flush=True)
     if args.quantize:
-        compare_int8(engine, rec, chunks, args.tokens, device)
+        compare_int8(engine, rec, chunks, args.tokens, args.repeats)
         return
     run_moss(engine, rec, chunks[:1], 4)  # warm-up: kernels, allocator
     sides = {"moss": lambda: timed(lambda: run_moss(engine, rec, chunks, args.tokens))}
