@@ -39,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from moss_cli.allocator import keep_freed_memory  # noqa: E402
 from moss_cli.audio import SAMPLE_RATE  # noqa: E402
 from moss_cli.chunking import ChunkPolicy, plan_chunks  # noqa: E402
 from moss_cli.decoding import DecodingOptions  # noqa: E402
@@ -314,6 +315,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `moss` does for a local model (the official side is a process of its own)
     threads = torch.get_num_threads()
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

@@ -901,9 +901,11 @@ class _LazyEngine:
             return RemoteEngine(ServerConfig(choice.servers, choice.server_model, choice.model, choice.api_key,
                                              choice.timeout, concurrency=choice.jobs,
                                              time_markers=choice.time_markers, thinking=choice.thinking))
+        from .allocator import keep_freed_memory
         from .engine import MossAudio
         from .text import printable_name
 
+        keep_freed_memory()  # a local model's large temporaries reuse memory instead of fresh pages
         if not self.quiet:
             stderr.print(f"moss: loading {printable_name(choice.model)}", markup=False)
         engine = MossAudio.load(choice.model, device=choice.device, dtype=choice.dtype,

@@ -171,3 +171,29 @@ def test_a_row_without_candidates_gets_the_full_products_pick():
     x = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
     x[1, 5] = float("nan")  # every logit NaN: no approximate logit reaches any threshold
     assert head.argmax(x) == (x @ weight.t()).argmax(dim=-1).tolist()
+
+
+def test_first_argmax_is_torchs_argmax_with_ties_and_nan():
+    generator = torch.Generator().manual_seed(3)
+    values = torch.randn(6, 50_000, generator=generator)
+    values[1, [7, 400, 49_999]] = 10.0  # a three-way tie: the first
+    values[2] = 0.0  # all equal: 0
+    values[3, 123] = float("inf")
+    values[4, [9, 30]] = float("nan")  # NaN counts as the largest: the first NaN
+    values[5, -1] = 99.0  # the last column
+    assert greedy_head.first_argmax(values).tolist() == values.argmax(dim=1).tolist() == [
+        int(values[0].argmax()), 7, 0, 123, 9, 49_999]
+    half = values[[0, 1, 2, 3, 5]].bfloat16()
+    assert greedy_head.first_argmax(half).tolist() == half.argmax(dim=1).tolist()
+
+
+@pytest.mark.parametrize("width", [64 * 40, 64 * 40 + 17, 50])
+def test_first_argmax_in_blocks_and_in_a_partial_last_block(width):
+    generator = torch.Generator().manual_seed(width)
+    values = torch.randn(4, width, generator=generator)
+    values[1, -1] = 50.0  # the maximum in the last column (the partial block, where there is one)
+    values[2, [5, width - 2]] = 50.0  # tied: the first
+    values[3] = values[3].round()  # many ties
+    columns = values.t().contiguous().t()  # a product's transposed result: not contiguous
+    assert greedy_head.first_argmax(values).tolist() == values.argmax(dim=1).tolist()
+    assert greedy_head.first_argmax(columns).tolist() == values.argmax(dim=1).tolist()

@@ -16,7 +16,7 @@ from ..interrupts import started
 from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
-from .greedy_head import ScreenedHead
+from .greedy_head import ScreenedHead, first_argmax
 
 # transformers 5.x renamed Qwen3Model's `past_key_values` argument to `cache`; accept either.
 _CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
@@ -168,7 +168,7 @@ class MossAudioModel(nn.Module):
         is one (see model/greedy_head.py), else from the full logits."""
         if self.greedy_screen is not None:
             return self.greedy_screen.argmax(last_hidden)
-        return self.logits(last_hidden).float().argmax(dim=-1).tolist()
+        return first_argmax(self.logits(last_hidden).float()).tolist()
 
     @torch.inference_mode()
     def logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
