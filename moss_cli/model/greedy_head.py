@@ -40,7 +40,7 @@ _EPS = 2.0**-24  # float32's unit roundoff
 
 class ScreenedHead:
     """An int8 screen over a float32 output layer `weight` (V, H), stored either way (the model keeps it
-    column-major on CPU for full products; rescoring reads a few rows, outliers a few columns)."""
+    row-major: rescoring reads a few rows, outliers a few columns)."""
 
     def __init__(self, weight: torch.Tensor, full_product: Callable[[torch.Tensor], torch.Tensor] | None = None):
         """`full_product(x)`: x @ weight.T as its owner computes it, for rows the screen leaves flat."""
@@ -57,7 +57,7 @@ class ScreenedHead:
             self._quantize(quantized, start, weight[start : start + _BLOCK])
         self.product = _fbgemm_product(quantized, self.scales) or _IntMmProduct(quantized, self.scales)
         self.max_scale, self.max_rounding, self.max_norm = (float(t.max()) for t in (self.scales, self.rounding, self.norms))
-        # Rescoring reads a candidate's H weights (a cache line each, column-major); the product, V * H.
+        # Rescoring reads a candidate's H weights; the full product reads all V * H of them.
         self.max_candidates = max(64, rows // 128)
         self._stacked: tuple[list[int], torch.Tensor] | None = None  # the last step's, usually the next one's
 

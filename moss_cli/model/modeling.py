@@ -12,7 +12,7 @@ from transformers import DynamicCache
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
 
 from . import decoder
-from ..interrupts import started
+from ..interrupts import result_of, started
 from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
@@ -58,11 +58,11 @@ class MossAudioModel(nn.Module):
         """The int8 screen of the float32 output layer on CPU (model/greedy_head.py), None where there is
         none. prepare_head_for_cpu builds it in a thread (seconds for a 4B head); this waits for it."""
         if self._screen_building is not None:
-            building, self._screen_building = self._screen_building, None
-            try:
-                self._screen = building.result()
+            try:  # in slices, as every wait of the run: Ctrl-C taken by another thread is seen at once
+                self._screen = result_of(self._screen_building)
             except Exception:  # out of memory, say: the full product gives the same tokens, only slower
                 self._screen = None
+            self._screen_building = None
         return self._screen
 
     @greedy_screen.setter
