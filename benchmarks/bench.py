@@ -26,6 +26,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import multiprocessing
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,6 +47,7 @@ from moss_cli.audio import SAMPLE_RATE  # noqa: E402
 from moss_cli.chunking import ChunkPolicy, plan_chunks  # noqa: E402
 from moss_cli.decoding import DecodingOptions  # noqa: E402
 from moss_cli.engine import MossAudio, Request  # noqa: E402
+from moss_cli.model.quantize import Int8Linear  # noqa: E402
 from moss_cli.pipeline import Recording  # noqa: E402
 from moss_cli.tasks import TRANSCRIBE_SENTENCES  # noqa: E402
 from moss_cli.vad import speech_regions  # noqa: E402
@@ -114,15 +118,15 @@ def weights_megabytes(model: torch.nn.Module) -> float:
     """Memory the weights take, int8 packed layers included."""
     total = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     for module in model.modules():
-        if hasattr(module, "_packed_params"):  # an int8 dynamic linear: int8 weight, float bias
-            weight, bias = module._weight_bias()
-            total += weight.numel() + (0 if bias is None else bias.numel() * bias.element_size())
+        if isinstance(module, Int8Linear):  # its int8 layouts live outside parameters and buffers
+            total += module.int8_bytes()
     return total / 2**20
 
 
-def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, repeats: int) -> None:
+def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, repeats: int,
+                 memory: dict[str, tuple[float, float]] | None = None) -> None:
     """float32 against --quantize int8 on the same weights, interleaved `repeats` times: speed (medians),
-    weight memory, token agreement."""
+    weight memory, token agreement; `memory`: each side's (peak, held) resident MB from `memory_of`."""
     import copy
 
     from moss_cli.model.quantize import quantize_int8
@@ -138,17 +142,49 @@ def compare_int8(engine: MossAudio, rec: Recording, chunks, tokens: int, repeats
          for name, which in engines.items()},
         repeats, report=lambda n, side, s: print(f"run {n} {side:<10}{s:>9.2f} s", flush=True))
     total = len(chunks) * tokens
-    print(f"{'weights':<10}{'median s':>10}{'min-max s':>14}{'x realtime':>12}{'tokens/s':>11}{'weights MB':>12}")
+    print(f"{'weights':<10}{'median s':>10}{'min-max s':>14}{'x realtime':>12}{'tokens/s':>11}{'weights MB':>12}"
+          + (f"{'peak MB':>10}{'held MB':>10}" if memory else ""))
     for name, which in engines.items():
         spread = Spread.of(seconds[name])
         print(f"{name:<10}{spread.median:>10.2f}{spread.low:>8.2f}-{spread.high:<5.2f}{rec.duration / spread.median:>12.1f}"
-              f"{total / spread.median:>11.1f}{weights_megabytes(which.model):>12.0f}")
+              f"{total / spread.median:>11.1f}{weights_megabytes(which.model):>12.0f}"
+              + (f"{memory[name][0]:>10.0f}{memory[name][1]:>10.0f}" if memory else ""))
+    if memory:
+        print("peak/held MB: resident memory of a fresh process that loads the checkpoint as `moss` does and runs "
+              "these chunks once (peak over its life; held at the end)")
     pairs = list(zip(outputs["float32"], outputs["int8"]))  # the last run's tokens
     same_tokens = sum(a == b for x, y in pairs for a, b in zip(x, y))
     ratio = Spread.of(seconds["float32"]).median / Spread.of(seconds["int8"]).median
     print(f"int8 is {ratio:.2f}x float32 (median against median, {repeats} interleaved runs each); greedy tokens "
           f"agree on {same_tokens}/{sum(len(x) for x, _ in pairs)} positions, "
           f"{sum(x == y for x, y in pairs)}/{len(pairs)} chunks whole")
+
+
+def memory_of(checkpoint: str, quantize: str | None, args: argparse.Namespace) -> tuple[float, float]:
+    """Resident MB (peak, held at the end) of a fresh process that loads `checkpoint` on the CPU in
+    float32 as `moss` does, with or without `quantize`, and runs the benchmark's chunks once."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure_memory, (checkpoint, quantize, args.audio, args.seconds, args.chunk_seconds,
+                                            args.tokens, args.threads))
+
+
+def _measure_memory(checkpoint, quantize, audio, seconds, chunk_seconds, tokens, threads) -> tuple[float, float]:
+    if threads:
+        torch.set_num_threads(threads)
+    keep_freed_memory()
+    engine = MossAudio.load(checkpoint, device="cpu", dtype="float32", quantize=quantize)
+    engine.stop_ids = set()
+    rec = recording(audio, seconds)
+    run_moss(engine, rec, speech_chunks(rec, chunk_seconds), tokens)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    with open("/proc/self/statm") as statm:
+        held = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return peak, held
+
+
+def speech_chunks(rec: Recording, chunk_seconds: float) -> list:
+    return [c for c in plan_chunks(rec.n_samples, speech_regions(rec.source),
+                                   ChunkPolicy(chunk_seconds, 120.0, skip_silence=True)) if c.speech]
 
 
 @torch.inference_mode()
@@ -322,7 +358,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="moss-bench-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)  # checkpoint and chunk files: hundreds of MB
     checkpoint = args.model
-    if args.official_src and not checkpoint:  # both sides must read the same files
+    if (args.official_src or args.quantize) and not checkpoint:  # both sides must read the same files
         checkpoint = str(write_random_checkpoint(args.size, work / "checkpoint"))
     if checkpoint:
         engine = MossAudio.load(checkpoint, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
@@ -331,13 +367,16 @@ def main() -> None:
     else:
         engine = random_engine(args.size, device, dtype, args.batch_size)
     rec = recording(args.audio, args.seconds)
-    chunks = [c for c in plan_chunks(rec.n_samples, speech_regions(rec.source),
-                                     ChunkPolicy(args.chunk_seconds, 120.0, skip_silence=True)) if c.speech]
+    chunks = speech_chunks(rec, args.chunk_seconds)
     print(f"{engine.name} on {device} ({str(dtype).removeprefix('torch.')}), {rec.name}: {rec.duration:.0f} s "
           f"in {len(chunks)} chunks ({sum(c.end - c.start for c in chunks) / SAMPLE_RATE:.1f} s sent), "
           f"{args.tokens} tokens each, batch size {engine.batch_size}, {threads} threads", flush=True)
     if args.quantize:
-        compare_int8(engine, rec, chunks, args.tokens, args.repeats)
+        memory = None
+        if device.type == "cpu" and dtype == torch.float32:
+            memory = {name: memory_of(checkpoint, quantize, args) for name, quantize in (("float32", None),
+                                                                                         ("int8", "int8"))}
+        compare_int8(engine, rec, chunks, args.tokens, args.repeats, memory)
         return
     run_moss(engine, rec, chunks[:1], 4)  # warm-up: kernels, allocator
     sides = {"moss": lambda: timed(lambda: run_moss(engine, rec, chunks, args.tokens))}

@@ -127,3 +127,19 @@ def test_driver_runs_the_official_code_on_the_handed_chunks(bench, tmp_path):
     for run in records[1:]:
         assert run["tokens_per_chunk"] == [3, 3]  # counted from generate's output, eos ignored
         assert run["audio_seconds"] == 8.0 and run["seconds"] > 0
+
+
+def test_int8_comparison_reports_speed_memory_and_agreement(tmp_path):
+    # The whole --quantize path on a tiny random checkpoint: both sides timed, each side's memory
+    # measured in a process of its own, greedy tokens compared.
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--size", "tiny", "--seconds", "20",
+                          "--tokens", "3", "--repeats", "1", "--threads", "1", "--quantize", "int8"],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = [line.split() for line in out.stdout.splitlines()]
+    rows = {row[0]: row for row in table if row[:1] in (["float32"], ["int8"]) and len(row) == 8}
+    assert set(rows) == {"float32", "int8"}
+    float32_peak, float32_held, int8_peak, int8_held = (float(rows[n][i]) for n in ("float32", "int8") for i in (-2, -1))
+    assert 0 < float32_held <= float32_peak and 0 < int8_held <= int8_peak
+    assert float(rows["int8"][-3]) < float(rows["float32"][-3])  # int8 weights take less than float32's
+    assert "int8 is " in out.stdout and "greedy tokens agree on" in out.stdout

@@ -1,15 +1,21 @@
 """Opt-in int8 weights for CPU inference (`--quantize int8`).
 
-PyTorch's dynamic quantization (FBGEMM) stores the LLM's, the adapters' and the output layer's
-linear weights as int8 and quantizes activations on the fly; on a CPU those matrix products run
-about 4x faster than float32 (measured on this project's machine at 5 rows: the 151,936-row
-output layer 117 -> 29 ms, a 1024x4096 layer 1.6 -> 0.36 ms). The audio encoder stays float32: it
-is a small share of the time and carries the fine detail. Never the default: greedy tokens can
-differ from float32 (the benchmark reports how often they agree).
+The LLM's, the adapters' and the output layer's linear weights become int8 with one scale per output
+channel; activations are quantized on the fly, one scale per call, as PyTorch's dynamic quantization
+does. The audio encoder stays float32: it is a small share of the time and carries the fine detail.
+Never the default: greedy tokens can differ from float32 (the benchmark reports how often they agree).
+
+Each layer keeps its int8 weights in two kernel layouts, because no one CPU kernel is fast at both
+shapes a model asks for (measured on this project's 2-core machine, a 1024x3072 layer):
+- a decoding step's few rows: FBGEMM 0.07-0.11 ms at 5 rows, oneDNN 0.12-0.23 ms;
+- a prompt's hundreds of rows: oneDNN 2.2-3.2 ms at 900 rows, FBGEMM 6.8-9.2 ms (float32: 24 ms).
+Both quantize the activations the same way (reduce_range, per tensor), so the two agree to float
+rounding. The output layer only ever sees a few rows and keeps FBGEMM's layout alone.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -18,21 +24,92 @@ from torch import nn
 from ..errors import MossError
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
+FEW_ROWS_ONLY = ("lm_head",)  # computed for a prompt's last position only, never for the whole prompt
+
+
+class Int8Linear(nn.Module):
+    """y = x W^T + b with W int8 (per output channel) and x quantized per call (per tensor, 7 bits as
+    FBGEMM's `reduce_range` asks, so that its AVX2 kernels cannot saturate)."""
+
+    MANY_ROWS = 64  # from here on oneDNN's layout is the faster (0.37-0.44 ms against 0.48 ms at 64 rows)
+
+    def __init__(self, linear: nn.Linear, many_rows: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().float()
+        # One scale per output channel: the int8 grid follows each row's own range.
+        self.scales = (weight.abs().amax(dim=1) / 127).clamp_(min=torch.finfo(torch.float32).tiny)
+        integers = torch.round(weight / self.scales[:, None]).clamp_(-127, 127).to(torch.int8)
+        self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
+        self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
+            warnings.simplefilter("ignore")  # (once per process: on the first, here)
+            quantized = torch._make_per_channel_quantized_tensor(integers, self.scales.double(), self.zero_points, 0)
+        self._few_rows = torch.ops.quantized.linear_prepack(quantized, self.bias)
+        self._many_rows = torch.ops.onednn.qlinear_prepack(integers, None) if many_rows and onednn_works() else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._many_rows is not None and x.numel() >= self.MANY_ROWS * self.in_features:
+            return self.by_onednn(x)
+        return self.by_fbgemm(x)
+
+    def by_fbgemm(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self._few_rows, True)
+
+    def by_onednn(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).float()
+        q = torch.quantize_per_tensor_dynamic(flat, torch.quint8, True)
+        out = torch.ops.onednn.qlinear_pointwise(
+            q.int_repr(), q.q_scale(), q.q_zero_point(), self._many_rows, self.scales, self.zero_points, self.bias,
+            1.0, 0, torch.float32, "none", [], "")
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def int8_bytes(self) -> int:
+        """Memory of the int8 weights in every layout kept, with the float scales and bias."""
+        layouts = 1 + (self._many_rows is not None)
+        extra = self.scales.numel() * 4 + (0 if self.bias is None else self.bias.numel() * 4)
+        return layouts * self.in_features * self.out_features + extra
+
+    def extra_repr(self) -> str:
+        kernels = "fbgemm" + (f", onednn from {self.MANY_ROWS} rows" if self._many_rows is not None else "")
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernels})"
+
+
+@functools.cache
+def onednn_works() -> bool:
+    """Whether this PyTorch has oneDNN's int8 linear and it agrees with FBGEMM on a small probe."""
+    try:
+        probe = nn.Linear(64, 32)
+        layer = Int8Linear(probe, many_rows=False)
+        layer._many_rows = torch.ops.onednn.qlinear_prepack(
+            torch.round(probe.weight.detach() / layer.scales[:, None]).clamp_(-127, 127).to(torch.int8), None)
+        x = torch.randn(70, 64, generator=torch.Generator().manual_seed(0))
+        return torch.allclose(layer.by_onednn(x), layer.by_fbgemm(x), rtol=1e-3, atol=1e-3)
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Swap the linear layers of QUANTIZED_PARTS for int8 dynamic ones, in place."""
+    """Swap the linear layers of QUANTIZED_PARTS for Int8Linear, in place."""
     if model.device.type != "cpu":
         raise MossError(f"--quantize int8 runs on the CPU only (the model is on {model.device.type})")
     if model.dtype != torch.float32:
         raise MossError(f"--quantize int8 starts from float32 weights, not {str(model.dtype).removeprefix('torch.')}")
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
-        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-        spec = {name: default_dynamic_qconfig for name in QUANTIZED_PARTS}
-        # Linear layers only: the embeddings (which the head may share) stay float32.
-        quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8, mapping={nn.Linear: Int8Linear}, inplace=True)
+    try:
+        with torch.no_grad():
+            for part in QUANTIZED_PARTS:
+                _swap_linears(model, part, many_rows=part not in FEW_ROWS_ONLY)
+    except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
+        raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
     model.greedy_screen = None  # it screens the float32 head, which int8 replaces
     return model
+
+
+def _swap_linears(model: nn.Module, part: str, many_rows: bool) -> None:
+    root = model.get_submodule(part)
+    if isinstance(root, nn.Linear):
+        model.set_submodule(part, Int8Linear(root, many_rows))
+        return
+    for name, module in list(root.named_modules()):
+        if isinstance(module, nn.Linear):
+            root.set_submodule(name, Int8Linear(module, many_rows))

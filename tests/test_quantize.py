@@ -1,0 +1,95 @@
+"""--quantize int8: the int8 layer against float32, its two kernels against each other, the model swap."""
+
+import pytest
+import torch
+from torch import nn
+
+from moss_cli import MossAudio
+from moss_cli.model.quantize import Int8Linear, onednn_works, quantize_int8
+
+pytestmark = pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
+                                reason="int8 kernels need an x86 CPU (FBGEMM)")
+needs_onednn = pytest.mark.skipif(not onednn_works(), reason="this PyTorch has no working oneDNN int8 linear")
+
+
+def _linear(inputs: int, outputs: int, seed: int = 0, bias: bool = True) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(inputs, outputs, bias=bias)
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).norm() / want.norm())
+
+
+@pytest.mark.parametrize("rows", [1, 5, 63, 64, 300])
+def test_int8_layer_is_close_to_float32_for_few_and_many_rows(rows):
+    linear = _linear(256, 384)
+    layer = Int8Linear(linear)
+    x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(rows))
+    with torch.no_grad():
+        assert _relative_error(layer(x), linear(x)) < 0.03
+        assert layer(x[None]).shape == (1, rows, 384)  # batch dimensions pass through
+
+
+def test_each_output_channel_keeps_its_own_scale():
+    # One row 1000x larger than the rest: with one scale for the whole matrix the small rows would
+    # round to a few levels; per channel they keep int8's full precision.
+    linear = _linear(128, 64, bias=False)
+    with torch.no_grad():
+        linear.weight[0] *= 1000
+        linear.weight[1] = 0  # an all-zero row quantizes to zeros, not NaN
+        x = torch.randn(5, 128, generator=torch.Generator().manual_seed(1))
+        got, want = Int8Linear(linear)(x), linear(x)
+    assert torch.isfinite(got).all() and torch.equal(got[:, 1], torch.zeros(5))
+    assert _relative_error(got[:, 2:], want[:, 2:]) < 0.03
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [5, 64, 900])
+def test_the_two_kernels_agree_to_float_rounding(rows):
+    # Both quantize the activations the same way, so only the order of float rounding differs.
+    layer = Int8Linear(_linear(512, 768, seed=2))
+    x = 3 * torch.randn(rows, 512, generator=torch.Generator().manual_seed(3)) + 0.5
+    few, many = layer.by_fbgemm(x), layer.by_onednn(x)
+    assert torch.allclose(few, many, rtol=1e-5, atol=1e-4 * float(few.abs().max()))
+
+
+@needs_onednn
+def test_prompts_go_to_onednn_and_decoding_steps_to_fbgemm(monkeypatch):
+    layer = Int8Linear(_linear(64, 32))
+    calls = []
+    for kernel in ("by_fbgemm", "by_onednn"):
+        original = getattr(layer, kernel)
+        monkeypatch.setattr(layer, kernel, lambda x, k=kernel, f=original: calls.append(k) or f(x))
+    for shape in [(5, 64), (1, 5, 64), (Int8Linear.MANY_ROWS - 1, 64), (1, Int8Linear.MANY_ROWS, 64), (2, 300, 64)]:
+        layer(torch.randn(shape))
+    assert calls == ["by_fbgemm"] * 3 + ["by_onednn"] * 2
+
+
+def test_head_keeps_one_layout_and_the_encoder_stays_float32(tiny_checkpoint):
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu")
+    model = engine.model
+    float_linears = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    quantize_int8(model)
+    swapped = {name for name, m in model.named_modules() if isinstance(m, Int8Linear)}
+    kept = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert swapped | kept == float_linears and swapped and kept
+    assert all(name.startswith("audio_encoder.") for name in kept)
+    assert all(not name.startswith("audio_encoder.") for name in swapped)
+    assert model.lm_head._many_rows is None
+    if onednn_works():
+        assert model.language_model.layers[0].self_attn.q_proj._many_rows is not None
+    assert model.greedy_screen is None
+
+
+@needs_onednn
+def test_a_prompt_through_onednn_matches_one_through_fbgemm(tiny_checkpoint, monkeypatch):
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
+    model = engine.model
+    ids = torch.randint(0, 1000, (1, 200), generator=torch.Generator().manual_seed(0))
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    with torch.inference_mode():
+        onednn = model.prefill_hidden(ids, no_audio, None, model.new_cache())
+        monkeypatch.setattr(Int8Linear, "MANY_ROWS", 10**9)
+        fbgemm = model.prefill_hidden(ids, no_audio, None, model.new_cache())
+    assert torch.allclose(onednn, fbgemm, rtol=1e-4, atol=1e-4)
