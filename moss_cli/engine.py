@@ -130,12 +130,13 @@ class MossAudio:
             raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
         folder = resolve_checkpoint(model, revision=revision)
         target = resolve_device(device)
-        weights = load_model(folder, target, resolve_dtype(dtype, target))
+        precision = resolve_dtype(dtype, target)
         if quantize == "int8":
-            from .model.quantize import quantize_int8
+            from .model.quantize import check_int8_target
 
-            quantize_int8(weights)
-        else:  # int8 replaces the head: rearranging it first would only cost a copy
+            check_int8_target(target, precision)
+        weights = load_model(folder, target, precision, quantize=quantize)
+        if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
             weights.prepare_head_for_cpu()
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
                    time_markers=time_markers, batch_size=batch_size)

@@ -1,11 +1,20 @@
 """--quantize int8: the int8 layer against float32, its two kernels against each other, the model swap."""
 
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from moss_cli import MossAudio
 from moss_cli.model.quantize import Int8Linear, onednn_works, quantize_int8
+from tiny_checkpoint import TinySpec, official_shapes, write_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
                                 reason="int8 kernels need an x86 CPU (FBGEMM)")
@@ -93,3 +102,61 @@ def test_a_prompt_through_onednn_matches_one_through_fbgemm(tiny_checkpoint, mon
         monkeypatch.setattr(Int8Linear, "MANY_ROWS", 10**9)
         fbgemm = model.prefill_hidden(ids, no_audio, None, model.new_cache())
     assert torch.allclose(onednn, fbgemm, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", [TinySpec(), TinySpec(tied=True), TinySpec(dtype="bfloat16")], ids=["plain", "tied", "bf16"])
+def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp_path, spec):
+    folder = write_checkpoint(tmp_path / "ckpt", spec, shards=2)
+    streamed = MossAudio.load(str(folder), device="cpu", quantize="int8").model
+    whole = quantize_int8(MossAudio.load(str(folder), device="cpu").model)
+    layers = {name: m for name, m in streamed.named_modules() if isinstance(m, Int8Linear)}
+    assert layers.keys() == {name for name, m in whole.named_modules() if isinstance(m, Int8Linear)}
+    for name, layer in layers.items():
+        twin = whole.get_submodule(name)
+        assert torch.equal(layer.scales, twin.scales), name
+        assert (layer.bias is None) == (twin.bias is None) and (layer.bias is None or torch.equal(layer.bias, twin.bias))
+    ids = torch.randint(0, 1000, (1, 80), generator=torch.Generator().manual_seed(0))
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    with torch.inference_mode():
+        assert torch.equal(streamed.prefill_hidden(ids, no_audio, None, streamed.new_cache()),
+                           whole.prefill_hidden(ids, no_audio, None, whole.new_cache()))
+    assert streamed.language_model.embed_tokens.weight.dtype == torch.float32
+    if spec.tied:
+        assert torch.equal(streamed.language_model.embed_tokens.weight, whole.language_model.embed_tokens.weight)
+
+
+MEMORY_PROBE = """
+import sys, torch
+from pathlib import Path
+from moss_cli.allocator import keep_freed_memory
+from moss_cli.model.loading import load_model
+from moss_cli.model.quantize import onednn_works, quantize_int8
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+keep_freed_memory()
+import transformers.models.qwen3.modeling_qwen3
+onednn_works()
+before = resident()
+if sys.argv[2] == "while-loading":
+    model = load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32, quantize="int8")
+else:
+    model = quantize_int8(load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32))
+print(resident() - before)
+"""
+
+
+def test_an_int8_load_holds_no_float32_copy_of_the_layers_it_quantized(tmp_path):
+    # Layers large enough that what a load leaves behind shows: loading float32 and then quantizing
+    # keeps the file's pages of every quantized layer resident (the file stays mapped for the
+    # embeddings); quantizing while loading must not.
+    spec = TinySpec(hidden=256, intermediate=4096, llm_layers=8, heads=4, kv_heads=2, head_dim=64, adapter_hidden=1024)
+    folder = write_checkpoint(tmp_path / "ckpt", spec)
+    grown = {}
+    for how in ("while-loading", "after-loading"):
+        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(folder), how], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-2000:]
+        grown[how] = int(out.stdout)
+    quantized_float32 = 4 * sum(math.prod(shape) for name, shape in official_shapes(spec).items()
+                                if name == "lm_head.weight" or (name.endswith("proj.weight") and "encoder" not in name))
+    assert grown["while-loading"] + quantized_float32 / 2 < grown["after-loading"], (grown, quantized_float32)

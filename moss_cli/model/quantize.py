@@ -36,10 +36,7 @@ class Int8Linear(nn.Module):
     def __init__(self, linear: nn.Linear, many_rows: bool = True):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = linear.weight.detach().float()
-        # One scale per output channel: the int8 grid follows each row's own range.
-        self.scales = (weight.abs().amax(dim=1) / 127).clamp_(min=torch.finfo(torch.float32).tiny)
-        integers = torch.round(weight / self.scales[:, None]).clamp_(-127, 127).to(torch.int8)
+        self.scales, integers = int8_rows(linear.weight.detach())
         self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
         with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
@@ -75,41 +72,69 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernels})"
 
 
+def int8_rows(weight: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scales, int8 weights): one scale per row (output channel), so the int8 grid follows each row's
+    own range. Blocks of rows keep the float temporaries small (the output layer's whole-matrix ones
+    took 1.9 GB at a 1024-wide model)."""
+    rows = weight.shape[0]
+    scales = torch.empty(rows, dtype=torch.float32)
+    integers = torch.empty(weight.shape, dtype=torch.int8)
+    for start in range(0, rows, block):
+        part = weight[start : start + block].to(torch.float32, copy=True)  # divided in place below
+        scale = (part.abs().amax(dim=1) / 127).clamp_(min=torch.finfo(torch.float32).tiny)
+        integers[start : start + block] = part.div_(scale[:, None]).round_().clamp_(-127, 127)
+        scales[start : start + block] = scale
+    return scales, integers
+
+
 @functools.cache
 def onednn_works() -> bool:
     """Whether this PyTorch has oneDNN's int8 linear and it agrees with FBGEMM on a small probe."""
     try:
         probe = nn.Linear(64, 32)
         layer = Int8Linear(probe, many_rows=False)
-        layer._many_rows = torch.ops.onednn.qlinear_prepack(
-            torch.round(probe.weight.detach() / layer.scales[:, None]).clamp_(-127, 127).to(torch.int8), None)
+        layer._many_rows = torch.ops.onednn.qlinear_prepack(int8_rows(probe.weight.detach())[1], None)
         x = torch.randn(70, 64, generator=torch.Generator().manual_seed(0))
         return torch.allclose(layer.by_onednn(x), layer.by_fbgemm(x), rtol=1e-3, atol=1e-3)
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
 
 
+def check_int8_target(device: torch.device, dtype: torch.dtype) -> None:
+    if device.type != "cpu":
+        raise MossError(f"--quantize int8 runs on the CPU only (the model is on {device.type})")
+    if dtype != torch.float32:
+        raise MossError(f"--quantize int8 starts from float32 weights, not {str(dtype).removeprefix('torch.')}")
+
+
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Swap the linear layers of QUANTIZED_PARTS for Int8Linear, in place."""
-    if model.device.type != "cpu":
-        raise MossError(f"--quantize int8 runs on the CPU only (the model is on {model.device.type})")
-    if model.dtype != torch.float32:
-        raise MossError(f"--quantize int8 starts from float32 weights, not {str(model.dtype).removeprefix('torch.')}")
-    try:
-        with torch.no_grad():
-            for part in QUANTIZED_PARTS:
-                _swap_linears(model, part, many_rows=part not in FEW_ROWS_ONLY)
-    except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
-        raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
+    """Swap the linear layers of QUANTIZED_PARTS for Int8Linear, in place (a model already in memory;
+    loading.load_model(..., quantize="int8") swaps each layer as it is read instead)."""
+    check_int8_target(model.device, model.dtype)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear):
+            quantize_if_ready(model, name)
     model.greedy_screen = None  # it screens the float32 head, which int8 replaces
     return model
 
 
-def _swap_linears(model: nn.Module, part: str, many_rows: bool) -> None:
-    root = model.get_submodule(part)
-    if isinstance(root, nn.Linear):
-        model.set_submodule(part, Int8Linear(root, many_rows))
-        return
-    for name, module in list(root.named_modules()):
-        if isinstance(module, nn.Linear):
-            root.set_submodule(name, Int8Linear(module, many_rows))
+def quantized_part(model: nn.Module, name: str) -> str | None:
+    """The part of QUANTIZED_PARTS that the module `name` belongs to, if it is a linear layer there."""
+    if not isinstance(model.get_submodule(name), nn.Linear):
+        return None
+    return next((part for part in QUANTIZED_PARTS if name == part or name.startswith(part + ".")), None)
+
+
+def quantize_if_ready(model: nn.Module, name: str) -> bool:
+    """Swap the module `name` for an Int8Linear if it is a linear layer of QUANTIZED_PARTS whose weights
+    are all loaded (none left on the meta device); whether it did."""
+    part = quantized_part(model, name)
+    module = model.get_submodule(name)
+    if part is None or any(t.is_meta for t in module.parameters()):
+        return False
+    try:
+        with torch.no_grad():
+            model.set_submodule(name, Int8Linear(module, many_rows=part not in FEW_ROWS_ONLY))
+    except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
+        raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
+    return True
