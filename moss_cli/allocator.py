@@ -29,12 +29,9 @@ def keep_freed_memory() -> bool:
     global _tuned
     if _tuned:
         return True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl, macOS, Windows: no mallopt
+    mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _tuned
 
@@ -42,9 +39,15 @@ def keep_freed_memory() -> bool:
 def release_freed_memory() -> bool:
     """Give the heap's free pages back to the kernel now (glibc's malloc_trim), wherever they are: after
     a load that read and freed the float32 weights it quantized, which the tuning above would keep."""
+    trim = _glibc("malloc_trim", [ctypes.c_size_t])
+    return trim is not None and bool(trim(0))
+
+
+def _glibc(name: str, argtypes: list):
+    """The C library's function `name` (returning int), or None where there is none (musl, macOS, Windows)."""
     try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
-        return False
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return bool(trim(0))
+        return None
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function

@@ -49,3 +49,29 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     default, tuned = faults("default"), faults("tuned")
     assert default > 20_000  # by default most of the 65 MB freed each time goes back to the kernel
     assert tuned < default / 20
+
+
+RELEASE = """
+import numpy as np
+from moss_cli.allocator import keep_freed_memory, release_freed_memory
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
+assert keep_freed_memory()
+base = resident()
+blocks = [np.ones(2_500_000, dtype=np.float32) for _ in range(30)]  # 10 MB each: heap, not mmap
+del blocks[:-1]  # the last one pins the heap's top, as the int8 layers made after them do
+kept = resident() - base
+assert release_freed_memory()
+print(kept, resident() - base)
+"""
+
+
+@pytest.mark.skipif(not glibc(), reason="malloc_trim is glibc's")
+def test_freed_heap_is_given_back_on_request():
+    # The tuning keeps freed memory mapped (up to 1 GB); after a quantizing load the float32 layers it
+    # freed must go back to the kernel, holes in the middle of the heap included.
+    out = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    kept, after = map(int, out.stdout.split())
+    assert kept > 250 and after < 60, (kept, after)
