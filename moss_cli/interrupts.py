@@ -7,10 +7,12 @@ a finished output and its manifest into place is never cut in two: a signal ther
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -85,9 +87,15 @@ def result_of(future: Future):
                 raise
 
 
-def started(function: Callable, *args, name: str) -> Future:
-    """`function(*args)` running in a daemon thread; its result or exception arrives in the Future."""
+def started(function: Callable, *args, name: str, stop: threading.Event | None = None) -> Future:
+    """`function(*args)` running in a daemon thread; its result or exception arrives in the Future.
+
+    `stop`: an event the function checks between short steps and gives up on; it is set when the
+    interpreter exits with the work still running, and the exit waits for the function to give up
+    (see _stop_background_work)."""
     future: Future = Future()
+    if stop is not None:
+        _stoppable[future] = stop
 
     def run() -> None:
         if future.set_running_or_notify_cancel():
@@ -98,6 +106,26 @@ def started(function: Callable, *args, name: str) -> Future:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return future
+
+
+_stoppable: weakref.WeakKeyDictionary[Future, threading.Event] = weakref.WeakKeyDictionary()
+EXIT_WAIT = 10.0  # seconds the exit waits for stoppable work to give up (one short step, normally)
+
+
+@atexit.register
+def _stop_background_work() -> None:
+    """A daemon thread still inside torch when the interpreter shuts down can abort the process
+    ("terminate called without an active exception", exit status 134): seen when a run ended before
+    the float32 output layer's screen was built (a recording without speech). Stoppable work is asked
+    to stop, and waited for, before the shutdown goes on."""
+    running = [(future, stop) for future, stop in list(_stoppable.items()) if not future.done()]
+    for _, stop in running:
+        stop.set()
+    for future, _ in running:
+        try:
+            future.exception(timeout=EXIT_WAIT)
+        except TimeoutError:
+            pass
 
 
 def exit_now(code: int) -> None:

@@ -197,3 +197,44 @@ def test_first_argmax_in_blocks_and_in_a_partial_last_block(width):
     columns = values.t().contiguous().t()  # a product's transposed result: not contiguous
     assert greedy_head.first_argmax(values).tolist() == values.argmax(dim=1).tolist()
     assert greedy_head.first_argmax(columns).tolist() == values.argmax(dim=1).tolist()
+
+
+def test_a_stopped_build_gives_up_before_its_next_block():
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(greedy_head.BuildStopped):
+        ScreenedHead(torch.randn(3 * greedy_head._BLOCK, 8), stop=stop)
+
+
+EXIT_DURING_BUILD = """
+import threading, torch
+from moss_cli.interrupts import started
+from moss_cli.model.greedy_head import ScreenedHead
+torch.set_num_threads(2)
+stop = threading.Event()
+started(ScreenedHead, torch.randn(151936, 512), None, stop, name="screen", stop=stop)
+"""
+
+
+def test_exiting_while_the_screen_is_built_exits_cleanly():
+    # Torch work left running in a daemon thread at shutdown aborted the process (status 134, "terminate
+    # called without an active exception"): a run that found no speech ended before the build did.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", EXIT_DURING_BUILD], capture_output=True, text=True,
+                              timeout=120, cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0 and "terminate" not in done.stderr, (done.returncode, done.stderr)
+
+
+def test_the_models_screen_build_is_stopped_at_exit(tiny_checkpoint):
+    from moss_cli import MossAudio, interrupts
+
+    model = MossAudio.load(str(tiny_checkpoint), device="cpu").model
+    building = model._screen_building  # started by the load, not yet taken by a decoding step
+    assert building is not None and building in interrupts._stoppable
+    assert model.greedy_screen is not None

@@ -27,6 +27,7 @@ and about half as fast on this project's CPU.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -38,12 +39,18 @@ _BLOCK = 8192  # vocabulary rows quantized at a time (bounds the temporary memor
 _EPS = 2.0**-24  # float32's unit roundoff
 
 
+class BuildStopped(Exception):
+    pass
+
+
 class ScreenedHead:
     """An int8 screen over a float32 output layer `weight` (V, H), stored either way (the model keeps it
     row-major: rescoring reads a few rows, outliers a few columns)."""
 
-    def __init__(self, weight: torch.Tensor, full_product: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        """`full_product(x)`: x @ weight.T as its owner computes it, for rows the screen leaves flat."""
+    def __init__(self, weight: torch.Tensor, full_product: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 stop: threading.Event | None = None):
+        """`full_product(x)`: x @ weight.T as its owner computes it, for rows the screen leaves flat;
+        `stop`: set, the build gives up at the next block of rows (BuildStopped)."""
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             raise ValueError("the int8 screen works on a float32 output layer on the CPU")
         self.weight = weight
@@ -54,6 +61,8 @@ class ScreenedHead:
         self.rounding = torch.empty(rows, dtype=torch.float32)  # |w - w_int8| per row, rounded up
         self.norms = torch.empty(rows, dtype=torch.float32)  # |w_int8| per row, rounded up
         for start in range(0, rows, _BLOCK):
+            if stop is not None and stop.is_set():
+                raise BuildStopped("the int8 screen's build was stopped")
             self._quantize(quantized, start, weight[start : start + _BLOCK])
         self.product = _fbgemm_product(quantized, self.scales) or _IntMmProduct(quantized, self.scales)
         self.max_scale, self.max_rounding, self.max_norm = (float(t.max()) for t in (self.scales, self.rounding, self.norms))

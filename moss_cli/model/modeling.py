@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from concurrent.futures import Future
 from contextlib import contextmanager
 
@@ -198,7 +199,9 @@ class MossAudioModel(nn.Module):
         weight = self.lm_head.weight
         if self.device.type != "cpu" or weight.dtype != torch.float32 or not isinstance(self.lm_head, nn.Linear):
             return
-        self._screen_building = started(ScreenedHead, weight.detach(), self.logits, name="moss-greedy-screen")
+        stop = threading.Event()  # set at exit: a run that ends first (no speech found) must not exit under the build
+        self._screen_building = started(ScreenedHead, weight.detach(), self.logits, stop, name="moss-greedy-screen",
+                                        stop=stop)
 
     def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
         out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
