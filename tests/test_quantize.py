@@ -160,3 +160,30 @@ def test_an_int8_load_holds_no_float32_copy_of_the_layers_it_quantized(tmp_path)
     quantized_float32 = 4 * sum(math.prod(shape) for name, shape in official_shapes(spec).items()
                                 if name == "lm_head.weight" or (name.endswith("proj.weight") and "encoder" not in name))
     assert grown["while-loading"] + quantized_float32 / 2 < grown["after-loading"], (grown, quantized_float32)
+
+
+def test_layers_are_quantized_in_threads_with_few_in_flight(monkeypatch):
+    from moss_cli.model import quantize
+
+    model = nn.Sequential(*(nn.Linear(64, 64) for _ in range(12)), nn.ReLU())
+    names = [str(index) for index in range(12)]
+    monkeypatch.setattr(quantize, "QUANTIZED_PARTS", tuple(names))
+    in_flight = []
+    with quantize.LayerQuantizer(model, threads=2) as quantizer:
+        assert not quantizer.offer("12")  # not a linear layer
+        for name in names:
+            assert quantizer.offer(name)
+            in_flight.append(len(quantizer._pending))
+    assert max(in_flight) <= 4 and in_flight[:4] == [1, 2, 3, 4]
+    assert all(isinstance(layer, Int8Linear) for layer in model[:12])
+
+
+def test_a_layer_that_cannot_be_quantized_fails_the_load_with_a_clear_error(tiny_checkpoint, monkeypatch):
+    from moss_cli.errors import MossError
+
+    def no_kernels(*args, **kwargs):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine\nmore")
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
+    with pytest.raises(MossError, match=r"--quantize int8 is not available here: Didn't find engine .*NoQEngine$"):
+        MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
