@@ -42,15 +42,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from moss_cli.allocator import keep_freed_memory  # noqa: E402
-from moss_cli.audio import SAMPLE_RATE  # noqa: E402
-from moss_cli.chunking import ChunkPolicy, plan_chunks  # noqa: E402
-from moss_cli.decoding import DecodingOptions  # noqa: E402
-from moss_cli.engine import MossAudio, Request  # noqa: E402
+from moss_cli.model.allocator import keep_freed_memory  # noqa: E402
+from moss_cli.audio.constants import SAMPLE_RATE  # noqa: E402
+from moss_cli.audio.chunking import ChunkPolicy, plan_chunks  # noqa: E402
+from moss_cli.engine.base import DecodingOptions  # noqa: E402
+from moss_cli.engine.local.engine import MossAudio, Request  # noqa: E402
 from moss_cli.model.quantize import Int8Linear  # noqa: E402
-from moss_cli.pipeline import Recording  # noqa: E402
-from moss_cli.tasks import TRANSCRIBE_SENTENCES  # noqa: E402
-from moss_cli.vad import speech_regions  # noqa: E402
+from moss_cli.tasks.pipeline import Recording  # noqa: E402
+from moss_cli.tasks.specs import TRANSCRIBE_SENTENCES  # noqa: E402
+from moss_cli.audio.vad import speech_regions  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from runs import Spread, ratios, run_interleaved  # noqa: E402
@@ -97,13 +97,13 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
 
 def recording(path: str | None, seconds: float) -> Recording:
     if path:
-        from moss_cli.sources import open_audio
+        from moss_cli.audio.sources import open_audio
 
         return Recording(path, open_audio(path))
     from fake_server import phrase_recording
 
     audio, _ = phrase_recording(seconds, seed=0, gaps=(0.3, 2.0))
-    return Recording(f"synthetic {seconds:.0f} s", __import__("moss_cli.sources", fromlist=["x"]).AudioSource.from_array("synthetic", audio))
+    return Recording(f"synthetic {seconds:.0f} s", __import__("moss_cli.audio.sources", fromlist=["x"]).AudioSource.from_array("synthetic", audio))
 
 
 def run_moss(engine: MossAudio, rec: Recording, chunks, tokens: int, keep: list | None = None) -> int:
@@ -347,7 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from moss_cli.engine import resolve_device, resolve_dtype
+    from moss_cli.engine.local.engine import resolve_device, resolve_dtype
 
     if args.threads:
         torch.set_num_threads(args.threads)

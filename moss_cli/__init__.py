@@ -15,9 +15,9 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
 
 _EXPORTS = {
-    "Answer": "decoding", "EncodedClip": "engine", "MossAudio": "engine", "Request": "decoding",
-    "DecodingOptions": "decoding", "RepetitionGuard": "decoding",
-    "load_audio": "audio",
+    "Answer": "engine.base", "EncodedClip": "engine.local.engine", "MossAudio": "engine.local.engine",
+    "Request": "engine.base", "DecodingOptions": "engine.base", "RepetitionGuard": "engine.base",
+    "load_audio": "audio.features",
     "AudioError": "errors", "CheckpointError": "errors", "ModelUnavailableError": "errors", "MossError": "errors",
 }
 __all__ = sorted(_EXPORTS)

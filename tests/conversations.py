@@ -66,7 +66,7 @@ def require_espeak() -> str:
 
 def speak(text: str, voice: str) -> np.ndarray:
     """One sentence at 16 kHz, trimmed to its first and last audible sample."""
-    from moss_cli.audio import to_model_rate
+    from moss_cli.audio.features import to_model_rate
 
     wav = subprocess.run([require_espeak(), "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
     samples, rate = sf.read(io.BytesIO(wav), dtype="float32")

@@ -13,7 +13,7 @@ CHURN = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "tuned":
-    from moss_cli.allocator import keep_freed_memory
+    from moss_cli.model.allocator import keep_freed_memory
     assert keep_freed_memory() and keep_freed_memory()  # once per process, true again
 sizes = [3_000_000, 5_000_000, 1_200_000, 7_000_000]  # float32 temporaries of 5-28 MB, as a prefill makes
 
@@ -53,7 +53,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
 
 RELEASE = """
 import numpy as np
-from moss_cli.allocator import keep_freed_memory, release_freed_memory
+from moss_cli.model.allocator import keep_freed_memory, release_freed_memory
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
 assert keep_freed_memory()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from corpus import speech
 from fake_server import FakeServer
 from moss_cli import MossAudio
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 

@@ -3,7 +3,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from moss_cli.audio import MIN_SAMPLES, N_MELS, load_audio, log_mel, to_model_rate
+from moss_cli.audio.constants import MIN_SAMPLES, N_MELS
+from moss_cli.audio.features import load_audio, log_mel, to_model_rate
 from moss_cli.errors import AudioError
 from conftest import synthetic_speechlike
 
@@ -32,7 +33,7 @@ def test_log_mel_matches_whisper_formula():
 def test_log_mel_is_the_reference_extractor_s_to_the_last_bit(length):
     """The blocked FFT gives exactly what WhisperFeatureExtractor._np_extract_fbank_features (the
     official processor's call) does, for lengths across the FFT blocks' edges, before bf16."""
-    from moss_cli import audio
+    from moss_cli.audio import features as audio
 
     rng = np.random.default_rng(length)
     samples = (synthetic_speechlike(length / 16_000 + 0.1, seed=length % 7)[:length]

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from corpus import build_corpus, encode_with_pyav, speech
 from fake_server import FakeMoss, FakeServer
-from moss_cli.cli import app
-from moss_cli.inputs import expand_inputs
-from moss_cli.sources import open_audio
+from moss_cli.cli.app import app
+from moss_cli.batch.inputs import expand_inputs
+from moss_cli.audio.sources import open_audio
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

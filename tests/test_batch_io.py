@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from corpus import speech
 from fake_server import FakeMoss, FakeServer, phrase_recording
-from moss_cli.cli import app
-from moss_cli.inputs import expand_inputs
+from moss_cli.cli.app import app
+from moss_cli.batch.inputs import expand_inputs
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_outputs_mirror_the_folder_given_and_files_go_to_the_top(tmp_path, monke
 
 # ---- 3, 16: writing outputs ---------------------------------------------------------------------
 def test_a_failed_output_write_leaves_neither_output_nor_manifest_new(tmp_path, monkeypatch):
-    from moss_cli.writers import JsonWriter
+    from moss_cli.output.writers import JsonWriter
 
     full, fine = wav(tmp_path / "in" / "full.wav", seed=1), wav(tmp_path / "in" / "fine.wav", seed=2)
     out = tmp_path / "out"
@@ -296,7 +296,7 @@ def test_glob_through_symlink_loops_returns(tmp_path):
     (root / "a" / "up").symlink_to(root)
     (root / "loop").symlink_to(root)
     (root / "a" / "again").symlink_to(root / "a")
-    code = ("import sys; from moss_cli.inputs import expand_inputs; "
+    code = ("import sys; from moss_cli.batch.inputs import expand_inputs; "
             "print(len(expand_inputs([sys.argv[1]]).files))")
     done = subprocess.run([sys.executable, "-c", code, f"{root}/**/*.wav"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
@@ -428,7 +428,7 @@ def test_audio_on_stdin(tmp_path):
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III"),
                                          ("AIFF", "PCM_16"), ("RF64", "FLOAT")])
 def test_audio_bytes_are_told_from_path_lists(fmt, subtype):
-    from moss_cli.inputs import looks_like_audio
+    from moss_cli.batch.inputs import looks_like_audio
 
     data = io.BytesIO()
     sf.write(data, speech(1, 1), 16_000, format=fmt, subtype=subtype)

@@ -1,5 +1,5 @@
-from moss_cli.audio import SAMPLE_RATE
-from moss_cli.chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
+from moss_cli.audio.constants import SAMPLE_RATE
+from moss_cli.audio.chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
 
 S = SAMPLE_RATE
 
@@ -70,7 +70,7 @@ def test_never_over_the_maximum():
 def test_energy_fallback_finds_loud_stretches():
     import numpy as np
 
-    from moss_cli.vad import energy_regions
+    from moss_cli.audio.vad import energy_regions
 
     samples = np.zeros(10 * S, np.float32)
     samples[2 * S : 3 * S] = 0.3 * np.sin(np.arange(S) * 0.1)
@@ -97,7 +97,7 @@ def test_planning_as_speech_is_found_gives_the_whole_files_plan():
     planner gives are the whole-speech plan's, in order, and at the end all of them."""
     import random
 
-    from moss_cli.chunking import ChunkPlanner
+    from moss_cli.audio.chunking import ChunkPlanner
 
     rng = random.Random(7)
     for trial in range(150):
@@ -120,7 +120,7 @@ def test_planning_as_speech_is_found_gives_the_whole_files_plan():
 
 
 def test_chunks_are_given_before_the_scan_ends():
-    from moss_cli.chunking import ChunkPlanner
+    from moss_cli.audio.chunking import ChunkPlanner
 
     speech = [(i * 10 * S, (i * 10 + 8) * S) for i in range(60)]  # 8 s speech, 2 s pauses, 600 s
     planner = ChunkPlanner(600 * S, ChunkPolicy(60, 120))

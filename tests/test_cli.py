@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from moss_cli import Answer
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
         def ask(self, audio, question, options, guard=None):
             return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
 
-    monkeypatch.setattr("moss_cli.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
+    monkeypatch.setattr("moss_cli.engine.local.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
     monkeypatch.setattr("moss_cli.model.checkpoint.resolve_checkpoint", lambda model, **k: Path(model))
     shown = ask(wav_file, "Who?", "--show-reasoning", "-q")
     hidden = ask(wav_file, "Who?", "-q")
@@ -137,8 +137,8 @@ def test_threads_hold_for_the_run_and_no_import_changes_them(tiny_checkpoint, wa
     # Loading every stage and scanning audio for speech leaves the count as the process set it
     # (the silero_vad package used to set it to 1 on import).
     script = ("import numpy as np, torch; torch.set_num_threads(2); "
-              "import moss_cli.engine, moss_cli.pipeline, moss_cli.speakers, moss_cli.vad as v; "
-              "from moss_cli.sources import AudioSource; "
+              "import moss_cli.engine.local.engine, moss_cli.tasks.pipeline, moss_cli.speakers.voices, moss_cli.audio.vad as v; "
+              "from moss_cli.audio.sources import AudioSource; "
               "v.speech_regions(AudioSource.from_array('x', np.random.default_rng(0).standard_normal(48000).astype('float32') * 0.1)); "
               "print(torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

@@ -7,7 +7,7 @@ import time
 
 from typer.testing import CliRunner
 
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 NO_DETECTION = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}  # name the shell instead of asking shellingham
@@ -15,7 +15,7 @@ NO_DETECTION = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}  # name the
 
 def moss_process(*args, env=None):
     """`moss` in a fresh interpreter: Typer reads the shell-detection switch when the app is built."""
-    code = "import sys; from moss_cli.cli import app; app(prog_name='moss')"
+    code = "import sys; from moss_cli.cli.app import app; app(prog_name='moss')"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
 
@@ -45,7 +45,7 @@ def test_no_arguments_still_shows_help():
 
 def test_help_stays_fast():
     """Completion support must not make `moss --help` import anything heavy (torch, transformers)."""
-    code = "import sys; from moss_cli.cli import app; app(['--help'], prog_name='moss', standalone_mode=False); " \
+    code = "import sys; from moss_cli.cli.app import app; app(['--help'], prog_name='moss', standalone_mode=False); " \
            "print('loaded:', *(m for m in ('torch', 'transformers') if m in sys.modules))"
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from moss_cli import DecodingOptions, MossAudio
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 
 def golden_cases():

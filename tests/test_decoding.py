@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from moss_cli.decoding import DecodingOptions, RepetitionGuard, TokenSampler, split_reasoning
+from moss_cli.engine.base import DecodingOptions, RepetitionGuard, split_reasoning
+from moss_cli.engine.local.sampling import TokenSampler
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from fake_server import FakeServer
-from moss_cli.cli import app
-from moss_cli.engine import resolve_device, resolve_dtype
+from moss_cli.cli.app import app
+from moss_cli.engine.local.engine import resolve_device, resolve_dtype
 
 runner = CliRunner()
 TINY_REPO = "OpenMOSS-Team/MOSS-Audio-Tiny-Instruct"

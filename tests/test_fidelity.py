@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from moss_cli import DecodingOptions, MossAudio, load_audio
-from moss_cli.audio import log_mel
+from moss_cli.audio.features import log_mel
 from moss_cli.errors import AudioError, MossError
-from moss_cli.processor import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
-from moss_cli.resample import Resampler, resample
+from moss_cli.engine.prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
+from moss_cli.audio.resample import Resampler, resample
 from conftest import synthetic_speechlike
 from official_audio import MP3, RECORDINGS, digest, golden, write_recording
 from tiny_checkpoint import TinySpec, random_weights, write_checkpoint
@@ -21,9 +21,9 @@ SHORT = DecodingOptions(max_new_tokens=12)  # enough tokens to compare, few enou
 
 @pytest.mark.parametrize("name", [*RECORDINGS, MP3.name])
 def test_load_audio_gives_the_official_samples_bit_for_bit(name, tmp_path, monkeypatch):
-    import moss_cli.sources
+    import moss_cli.audio.sources
 
-    monkeypatch.setattr(moss_cli.sources, "BLOCK_SECONDS", 7)  # several blocks even for short files
+    monkeypatch.setattr(moss_cli.audio.sources, "BLOCK_SECONDS", 7)  # several blocks even for short files
     path = MP3 if name == MP3.name else write_recording(tmp_path, name)
     expected = golden()["recordings"][name]
     samples = load_audio(path)
@@ -53,7 +53,7 @@ def test_sixteen_khz_mono_is_read_as_stored(wav_file):
 
 
 def test_truncated_file_is_cut_at_its_end_with_a_warning(tmp_path):
-    from moss_cli.sources import open_audio
+    from moss_cli.audio.sources import open_audio
 
     whole = write_recording(tmp_path, "mono48k.wav")
     data = whole.read_bytes()
@@ -169,7 +169,7 @@ def test_shorter_clips_are_refused_clearly():
 def test_cli_ask_takes_an_own_layout(tiny_checkpoint, wav_file, tiny_engine):
     from typer.testing import CliRunner
 
-    from moss_cli.cli import app
+    from moss_cli.cli.app import app
 
     layout = "<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>\nWhat is it?<|im_end|>\n<|im_start|>assistant\n"
     result = CliRunner().invoke(app, ["ask", str(wav_file), layout, "-m", str(tiny_checkpoint),

@@ -3,7 +3,7 @@
 import pytest
 
 from moss_cli import DecodingOptions, RepetitionGuard
-from moss_cli.engine import Request
+from moss_cli.engine.local.engine import Request
 from conftest import synthetic_speechlike
 
 
@@ -27,7 +27,7 @@ def test_batched_requests_match_single_requests(tiny_engine):
 
 
 def test_batched_encoder_matches_single(tiny_engine):
-    from moss_cli.audio import log_mel
+    from moss_cli.audio.features import log_mel
 
     mels = [log_mel(a) for a in clips()]
     together = tiny_engine.model.encode_many(mels)
@@ -95,7 +95,7 @@ def test_cpu_head_keeps_its_numbers_and_layout(tiny_checkpoint):
     import torch
     from safetensors.torch import load_file
 
-    from moss_cli.engine import MossAudio
+    from moss_cli.engine.local.engine import MossAudio
 
     model = MossAudio.load(str(tiny_checkpoint), device="cpu").model
     head = model.lm_head.weight

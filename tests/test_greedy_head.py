@@ -106,8 +106,8 @@ def test_flat_rows_get_one_full_product_and_the_others_stay_screened(monkeypatch
 
 
 def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engine):
-    from moss_cli.decoding import DecodingOptions
-    from moss_cli.engine import Request
+    from moss_cli.engine.base import DecodingOptions
+    from moss_cli.engine.local.engine import Request
 
     from conftest import synthetic_speechlike
 
@@ -132,7 +132,7 @@ def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engi
 
 def test_a_screen_that_cannot_be_built_leaves_the_full_product(tiny_checkpoint, monkeypatch):
     from moss_cli import MossAudio
-    from moss_cli.decoding import DecodingOptions
+    from moss_cli.engine.base import DecodingOptions
     from moss_cli.model import modeling
 
     from conftest import synthetic_speechlike

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from moss_cli.cli import app
-from moss_cli.helptext import EXAMPLES
+from moss_cli.cli.app import app
+from moss_cli.cli.helptext import EXAMPLES
 
 runner = CliRunner()
 GROUP = typer.main.get_command(app)

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 GOLDEN = Path(__file__).parent / "golden" / "help"
 GROUP = typer.main.get_command(app)

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import pytest
 
-from moss_cli.decoding import DecodingOptions, Request
+from moss_cli.engine.base import DecodingOptions, Request
 from moss_cli.errors import ServerError, ServerUnavailableError
-from moss_cli.remote import RemoteEngine, ServerConfig
+from moss_cli.engine.remote.engine import RemoteEngine, ServerConfig
 
 SCRIPT_SECONDS = 6.0  # how long a misbehaving server keeps it up before it closes the connection
 TIMEOUT = 1.0  # the client's --timeout in these tests
@@ -170,7 +170,7 @@ def test_timeout_bounds_a_request_end_to_end(script):
 def test_cli_timeout_against_a_trickling_server(wav_file):
     from typer.testing import CliRunner
 
-    from moss_cli.cli import app
+    from moss_cli.cli.app import app
 
     with Misbehaving(trickled_body) as server:
         started = time.monotonic()
@@ -182,7 +182,7 @@ def test_cli_timeout_against_a_trickling_server(wav_file):
 
 
 def test_retry_after_is_capped(monkeypatch):
-    from moss_cli import http_client
+    from moss_cli.engine.remote import http as http_client
 
     assert http_client.retry_delay("86400", 0) == http_client.MAX_RETRY_WAIT == 60.0
     assert http_client.retry_delay("2", 0) == 2.0 and http_client.retry_delay("soon", 1) == 1.0
@@ -273,7 +273,7 @@ def test_a_dead_server_is_reported_at_once():
 
 
 def test_secrets_stay_out_of_messages():
-    from moss_cli.http_client import redact, redact_url, url_secrets
+    from moss_cli.engine.remote.http import redact, redact_url, url_secrets
 
     url = "https://alice:p%40ss@example.org:8443/v1"
     assert redact_url(url) == "https://***@example.org:8443/v1"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from moss_cli import MossAudio
-from moss_cli.engine import resolve_device, resolve_dtype
+from moss_cli.engine.local.engine import resolve_device, resolve_dtype
 from moss_cli.errors import CheckpointError, ModelUnavailableError, MossError
 from moss_cli.model.loading import resolve_checkpoint
 from tiny_checkpoint import TinySpec, random_weights, write_checkpoint, write_weights
@@ -117,7 +117,7 @@ def test_bfloat16_on_cpu_runs(checkpoint):
 def test_truncated_weights_file_is_a_checkpoint_error_naming_it(checkpoint, keep, wav_file):
     from typer.testing import CliRunner
 
-    from moss_cli.cli import app
+    from moss_cli.cli.app import app
 
     weights = checkpoint / "model.safetensors"
     data = weights.read_bytes()

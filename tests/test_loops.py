@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from moss_cli.decoding import RepetitionGuard
-from moss_cli.loops import TextLoopGuard, text_units, trim_loop
-from moss_cli.replies import CompletionStream, encoder_cache_limit, sse_data
+from moss_cli.engine.base import RepetitionGuard
+from moss_cli.engine.loops import TextLoopGuard, text_units, trim_loop
+from moss_cli.engine.remote.replies import CompletionStream, encoder_cache_limit, sse_data
 
 
 def pieces(text: str, seed: int = 0):

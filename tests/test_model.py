@@ -3,10 +3,10 @@ import numpy as np
 import torch
 
 from moss_cli import DecodingOptions, MossAudio
-from moss_cli.audio import log_mel
+from moss_cli.audio.features import log_mel
 from moss_cli.model.config import MossAudioConfig
 from moss_cli.model.modeling import MossAudioModel
-from moss_cli.processor import Prompt
+from moss_cli.engine.prompts import Prompt
 from conftest import synthetic_speechlike
 from tiny_checkpoint import TinySpec, config_json, official_shapes, write_checkpoint
 

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from corpus import speech
 from fake_server import FakeServer
-from moss_cli.cli import app
-from moss_cli.manifest import manifest_path
+from moss_cli.cli.app import app
+from moss_cli.batch.manifest import manifest_path
 
 runner = CliRunner()
 

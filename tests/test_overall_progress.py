@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from corpus import encode_with_pyav, speech
 from fake_server import FakeServer
-from moss_cli import progress
-from moss_cli.cli import app
-from moss_cli.progress import BatchProgress
-from moss_cli.sources import header_seconds
+from moss_cli.cli import progress
+from moss_cli.cli.app import app
+from moss_cli.cli.progress import BatchProgress
+from moss_cli.audio.sources import header_seconds
 
 runner = CliRunner()
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

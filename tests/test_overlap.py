@@ -14,11 +14,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from corpus import speech
-from moss_cli import vad
-from moss_cli.cli import app
-from moss_cli.inputs import expand_inputs
+from moss_cli.audio import vad
+from moss_cli.cli.app import app
+from moss_cli.batch.inputs import expand_inputs
 from moss_cli.results import Result
-from moss_cli.runner import BatchPolicy, OutputSpec, run_batch
+from moss_cli.batch.runner import BatchPolicy, OutputSpec, run_batch
 
 WAIT_SECONDS = 20  # how long the current file's work waits for the next file's scan to finish
 
@@ -121,7 +121,7 @@ def test_outputs_are_byte_identical_with_and_without_look_ahead(tmp_path, tiny_c
 
 
 def test_the_model_loads_while_the_first_file_is_decoded_and_scanned(tmp_path, tiny_checkpoint, monkeypatch):
-    from moss_cli.engine import MossAudio
+    from moss_cli.engine.local.engine import MossAudio
 
     loading, scanned, overlapped = threading.Event(), threading.Event(), {}
     real_load, real_scan = MossAudio.load.__func__, vad.scan_ahead
@@ -166,7 +166,7 @@ def test_help_and_the_model_check_import_nothing_heavy(tiny_checkpoint):
 
     code = ("import sys\n"
             "from typer.testing import CliRunner\n"
-            "from moss_cli.cli import app\n"
+            "from moss_cli.cli.app import app\n"
             "assert CliRunner().invoke(app, ['transcribe', '--help']).exit_code == 0\n"
             "from moss_cli.model.checkpoint import resolve_checkpoint\n"
             f"resolve_checkpoint({str(tiny_checkpoint)!r})\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from moss_cli.parsing import parse_bracketed, parse_events, parse_time, strip_times
+from moss_cli.tasks.parsing import parse_bracketed, parse_events, parse_time, strip_times
 
 
 def spans(output, duration=10.0):
@@ -98,10 +98,10 @@ ADVERSARIAL = {
 }
 TIMING = """
 import json, sys, time
-from moss_cli.chunking import Chunk
+from moss_cli.audio.chunking import Chunk
 from moss_cli.decoding import Answer, split_reasoning
-from moss_cli.parsing import json_object, parse_bracketed, parse_events, strip_times
-from moss_cli.pipeline import cut_short, events_from, segments_from
+from moss_cli.tasks.parsing import json_object, parse_bracketed, parse_events, strip_times
+from moss_cli.tasks.pipeline import cut_short, events_from, segments_from
 from moss_cli.text import printable
 from moss_cli.timeref import shift_times
 chunk = Chunk(0, 60 * 16000)
@@ -142,7 +142,7 @@ def test_events_parse_the_same_after_whitespace_runs():
 
 
 def test_json_answers_with_and_without_fences():
-    from moss_cli.parsing import json_object
+    from moss_cli.tasks.parsing import json_object
 
     assert json_object('```json\n{"a": 1}\n```') == ({"a": 1}, '{"a": 1}')
     assert json_object('Here you are:\n```\n{"a": [1, 2]}\n```\nAnything else?') == ({"a": [1, 2]}, '{"a": [1, 2]}')

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from fake_server import phrase_recording, phrases_in
-from moss_cli.engine import Answer
-from moss_cli.pipeline import Pipeline, PipelineOptions, Recording, cut_short, group_words
+from moss_cli.engine.local.engine import Answer
+from moss_cli.tasks.pipeline import Pipeline, PipelineOptions, Recording, cut_short, group_words
 from moss_cli.results import Word
-from moss_cli.tasks import EVENTS, TRANSCRIBE_SENTENCES
+from moss_cli.tasks.specs import EVENTS, TRANSCRIBE_SENTENCES
 
 
 class ScriptedEngine:
@@ -125,7 +125,7 @@ def test_loops_are_detected():
     ("%s" % ("x" * 121) * 6, True), ("".join(f"phrase {i:03d} " for i in range(100)), False),
 ])
 def test_loop_detector_on_real_loops_and_non_loops(text, looping):
-    from moss_cli.pipeline import ends_in_loop
+    from moss_cli.tasks.pipeline import ends_in_loop
 
     assert ends_in_loop(text) is looping
 
@@ -170,7 +170,7 @@ class TextEngine(ScriptedEngine):
 
 
 def test_text_answers_warn_when_cut_at_the_cap_or_looping(three_minutes):
-    from moss_cli.tasks import CAPTION
+    from moss_cli.tasks.specs import CAPTION
 
     recording, _ = three_minutes
     capped = Pipeline(TextEngine("A piano plays a slow", "length")).described(CAPTION, recording, "combine")
@@ -246,7 +246,7 @@ def test_chunks_are_cut_to_a_limit_learnt_mid_run(three_minutes):
 
 @pytest.mark.parametrize("ask", [False, True])
 def test_descriptions_and_answers_use_windows_that_fit(three_minutes, ask):
-    from moss_cli.tasks import CAPTION
+    from moss_cli.tasks.specs import CAPTION
 
     recording, truth = three_minutes
     engine = LimitedEngine(limit=50.0)
@@ -286,7 +286,7 @@ def test_a_loop_kept_at_the_smallest_size_is_cut_after_its_first_copy(three_minu
 def test_chunks_are_asked_while_later_blocks_are_scanned_with_the_same_results(monkeypatch):
     """A file's first chunks go to the model while later blocks are still scanned for speech; the
     chunks, their batches and the results are those of a scan finished beforehand."""
-    from moss_cli import vad
+    from moss_cli.audio import vad
 
     monkeypatch.setattr(vad, "BLOCK_SECONDS", 20)  # many blocks in a few minutes of audio
     audio, _ = phrase_recording(240.0, seed=3)
@@ -320,7 +320,7 @@ def test_chunks_are_asked_while_later_blocks_are_scanned_with_the_same_results(m
 
 
 def test_a_failing_scan_fails_the_file_with_its_error(monkeypatch):
-    from moss_cli import vad
+    from moss_cli.audio import vad
     from moss_cli.errors import AudioError
 
     monkeypatch.setattr(vad, "BLOCK_SECONDS", 20)

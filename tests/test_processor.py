@@ -1,10 +1,8 @@
 import pytest
 
-from moss_cli.audio import SAMPLE_RATE, log_mel
-from moss_cli.processor import (
-    AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID, DIGIT_IDS, PromptBuilder, audio_placeholder_ids,
-    audio_token_count,
-)
+from moss_cli.audio.constants import SAMPLE_RATE
+from moss_cli.audio.features import log_mel
+from moss_cli.engine.prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID, DIGIT_IDS, PromptBuilder, audio_placeholder_ids, audio_token_count
 from conftest import synthetic_speechlike
 
 

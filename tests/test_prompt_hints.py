@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fake_server import FakeServer, phrase_file
-from moss_cli.cli import app
-from moss_cli.tasks import CAPTION_PROMPT, SENTENCE_PROMPT, WORD_PROMPT
+from moss_cli.cli.app import app
+from moss_cli.tasks.specs import CAPTION_PROMPT, SENTENCE_PROMPT, WORD_PROMPT
 
 runner = CliRunner()
 CHINESE = "The speech is in Chinese: write the transcript in Chinese, in simplified Chinese characters."
@@ -28,7 +28,7 @@ def phrases(tmp_path_factory):
 @pytest.fixture
 def sent_prompts(monkeypatch):
     """The prompt ids each local request decodes from: a spy on the engine's call into generation."""
-    from moss_cli import engine
+    from moss_cli.engine.local import engine
 
     prompts = []
     original = engine.generate
@@ -44,13 +44,13 @@ def sent_prompts(monkeypatch):
 def question_ids(tokenizer_folder, question: str) -> list[int]:
     """What the official layout puts after the audio span for `question`, tokenized by the checkpoint."""
     from moss_cli.model.loading import load_tokenizer
-    from moss_cli.processor import PromptBuilder
+    from moss_cli.engine.prompts import PromptBuilder
 
     return PromptBuilder(load_tokenizer(tokenizer_folder)).question_suffix(question).input_ids
 
 
 def after_audio(ids: list[int]) -> list[int]:
-    from moss_cli.processor import AUDIO_END_ID
+    from moss_cli.engine.prompts import AUDIO_END_ID
 
     return ids[ids.index(AUDIO_END_ID) + 1 :]
 

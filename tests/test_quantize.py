@@ -128,7 +128,7 @@ def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp
 MEMORY_PROBE = """
 import sys, torch
 from pathlib import Path
-from moss_cli.allocator import keep_freed_memory
+from moss_cli.model.allocator import keep_freed_memory
 from moss_cli.model.loading import load_model
 from moss_cli.model.quantize import onednn_works, quantize_int8
 def resident():

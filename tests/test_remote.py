@@ -9,7 +9,7 @@ import webvtt
 from typer.testing import CliRunner
 
 from fake_server import FakeMoss, FakeServer, phrase_file
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 TOLERANCE = 0.006  # the server writes centiseconds; we write milliseconds
@@ -328,7 +328,7 @@ def test_server_runs_import_neither_torch_nor_transformers(wav_file):
     import sys
     from pathlib import Path
 
-    script = ("import sys\nfrom moss_cli.cli import app\n"
+    script = ("import sys\nfrom moss_cli.cli.app import app\n"
               "try:\n    app(sys.argv[1:])\nexcept SystemExit as done:\n    code = done.code\n"
               "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
               "print(code, heavy, file=sys.stderr)\n")

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from corpus import speech
 from fake_server import FakeServer
-from moss_cli import report
-from moss_cli.cli import app
-from moss_cli.report import PageContext, page_audio, read_summary, render_page, waveform_peaks
+from moss_cli.output import report
+from moss_cli.cli.app import app
+from moss_cli.output.report import PageContext, page_audio, read_summary, render_page, waveform_peaks
 from moss_cli.results import Result, Segment
-from moss_cli.sources import AudioSource
+from moss_cli.audio.sources import AudioSource
 from test_writers import events, transcript
 
 runner = CliRunner()

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from browser import CHROMIUM, Browser
 from fake_server import FakeServer, phrase_recording
-from moss_cli.cli import app
-from moss_cli.report import page_context, render_page
+from moss_cli.cli.app import app
+from moss_cli.output.report import page_context, render_page
 from moss_cli.results import Event, Result, Segment
-from moss_cli.sources import open_audio
-from moss_cli.writers import get_writer
+from moss_cli.audio.sources import open_audio
+from moss_cli.output.writers import get_writer
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

@@ -14,8 +14,8 @@ import srt
 from typer.testing import CliRunner
 
 from fake_server import FakeMoss, FakeServer, phrase_file
-from moss_cli.cli import app
-from moss_cli.loops import trim_loop
+from moss_cli.cli.app import app
+from moss_cli.engine.loops import trim_loop
 
 runner = CliRunner()
 TOLERANCE = 0.006
@@ -33,7 +33,7 @@ def ten_minutes(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    from moss_cli import http_client
+    from moss_cli.engine.remote import http as http_client
 
     monkeypatch.setattr(http_client, "BACKOFF_SECONDS", 0.01)  # retries still happen, without seconds of waiting
 
@@ -280,8 +280,8 @@ def test_shards_are_disjoint_complete_and_the_same_on_every_machine(wav_file, tm
 def test_shard_usage(wav_file):
     for bad in ("0/2", "3/2", "1-2", "x"):
         assert "--shard" in moss("caption", wav_file, "--shard", bad, code=2).stderr
-    from moss_cli.inputs import expand_inputs
-    from moss_cli.shards import Shard
+    from moss_cli.batch.inputs import expand_inputs
+    from moss_cli.batch.shards import Shard
 
     [item] = expand_inputs([str(wav_file)]).files
     empty = next(f"{k}/2" for k in (1, 2) if not Shard(k, 2).holds(item))
@@ -299,7 +299,7 @@ def tokenizer(tiny_checkpoint):
 def builds(tokenizer, system="You are a helpful assistant.", markers=None):
     """A server's prompt builder: the local one, or one with another system prompt or fixed markers."""
     from fake_server import RATE
-    from moss_cli.processor import PromptBuilder, audio_token_count
+    from moss_cli.engine.prompts import PromptBuilder, audio_token_count
 
     def prompt_ids(body, audio):
         wanted = not body.get("mm_processor_kwargs") if markers is None else markers

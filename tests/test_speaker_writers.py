@@ -8,8 +8,8 @@ import pytest
 
 from chromium import CHROMIUM, parse_in_chromium
 from moss_cli.results import Result, Segment, Word
-from moss_cli.subtitles import CueLayout, cues_for
-from moss_cli.writers import get_writer
+from moss_cli.output.subtitles import CueLayout, cues_for
+from moss_cli.output.writers import get_writer
 
 # Turns close together ("Fine." alone is too short to read: unlabelled, the layout joins it to the
 # sentence before), a name with spaces and markup characters, a first turn of two segments.

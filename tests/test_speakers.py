@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conversations import VOICES, best_mapping_accuracy, conversation
-from moss_cli import speakers
+from moss_cli.speakers import voices as speakers
 from moss_cli.errors import ModelUnavailableError
-from moss_cli.sources import AudioSource
-from moss_cli.speakers import SpeakerOptions, Turn, cluster, merge_turns, plan_pieces, split_at_pauses
+from moss_cli.audio.sources import AudioSource
+from moss_cli.speakers.voices import SpeakerOptions, Turn, cluster, merge_turns, plan_pieces, split_at_pauses
 
 RATE = 16_000
 
@@ -149,7 +149,7 @@ def embedded(diarizer, talks):
 
 def sentence_speakers(embedded, conv, voices, count):
     """The speaker heard most during each sentence (the clustering step of the diarizer's turns())."""
-    from moss_cli.attribution import speaker_at
+    from moss_cli.speakers.labels import speaker_at
 
     pieces, vectors = embedded[voices]
     turns = merge_turns(pieces, cluster(vectors, np.array([b - a for a, b in pieces]), count))

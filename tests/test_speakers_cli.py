@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from conversations import VOICES, best_mapping_accuracy, conversation
 from fake_server import FakeServer
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 
@@ -93,7 +93,7 @@ def test_bad_speaker_options_are_one_line_usage_errors(dialogue, args, message):
 def test_pyannote_not_installed_fails_before_any_transcription(dialogue, monkeypatch):
     import sys
 
-    from moss_cli import speakers
+    from moss_cli.speakers import voices as speakers
 
     monkeypatch.setitem(sys.modules, "pyannote.audio", None)
     speakers.load_diarizer.cache_clear()

@@ -9,11 +9,11 @@ import pytest
 import srt
 import webvtt
 
-from moss_cli.linebreak import is_sentence, make_atoms
+from moss_cli.output.linebreak import is_sentence, make_atoms
 from moss_cli.results import Event, Result, Segment, Word, seconds_to_ms
-from moss_cli.subtitles import CueLayout, cues_for, word_marks, word_steps
+from moss_cli.output.subtitles import CueLayout, cues_for, word_marks, word_steps
 from moss_cli.text import NO_BREAK_AFTER, NO_BREAK_BEFORE, display_width, is_unspaced, join_words, split_text
-from moss_cli.writers import get_writer
+from moss_cli.output.writers import get_writer
 from transcripts import chinese_words, english_words, sentence_result, word_result
 
 TEN_MINUTES = 600.0

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import fake_server
 from chromium import CHROMIUM, parse_in_chromium
 from fake_server import FakeServer, phrase_recording
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 from moss_cli.text import display_width, is_unspaced
 from transcripts import CHINESE_WORDS, ENGLISH
 

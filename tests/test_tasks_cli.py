@@ -8,7 +8,7 @@ import srt
 import webvtt
 from typer.testing import CliRunner
 
-from moss_cli.cli import app
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 
@@ -83,7 +83,7 @@ def test_several_inputs_with_srt_need_an_output_dir(wav_file):
 
 
 def test_custom_prompt_is_sent(wav_file, tiny_checkpoint, monkeypatch):
-    from moss_cli.engine import MossAudio
+    from moss_cli.engine.local.engine import MossAudio
 
     asked = []
     original = MossAudio.ask

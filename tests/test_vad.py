@@ -5,7 +5,7 @@ import pytest
 
 from conftest import synthetic_speechlike
 from fake_server import phrase_recording
-from moss_cli import vad
+from moss_cli.audio import vad
 
 
 @pytest.fixture(scope="module")

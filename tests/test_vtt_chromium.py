@@ -8,8 +8,8 @@ import pytest
 
 from chromium import CHROMIUM, parse_in_chromium
 from moss_cli.results import Result, Segment
-from moss_cli.subtitles import CueLayout, cues_for, word_marks
-from moss_cli.writers import get_writer
+from moss_cli.output.subtitles import CueLayout, cues_for, word_marks
+from moss_cli.output.writers import get_writer
 from transcripts import chinese_words, english_words, sentence_result, word_result
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

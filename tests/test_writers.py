@@ -8,9 +8,9 @@ import srt
 import webvtt
 
 from moss_cli.results import Event, Result, Segment, Word
-from moss_cli.subtitles import CueLayout, cues_for, format_timestamp
+from moss_cli.output.subtitles import CueLayout, cues_for, format_timestamp
 from moss_cli.text import join_words
-from moss_cli.writers import get_writer
+from moss_cli.output.writers import get_writer
 
 GOLDEN = Path(__file__).parent / "golden"
 

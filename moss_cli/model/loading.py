@@ -117,7 +117,7 @@ def _load_quantizing(model: MossAudioModel, locations: dict[str, Path], dtype: t
     embedding table, which stays in its mapping as the float32 path leaves it (a prompt reads a few of
     its rows). Read through one long-lived mapping, every quantized layer's pages stayed resident,
     and int8 held more memory than float32 (2.9 GB against 2.6 GB on a random `mid` checkpoint)."""
-    from ..allocator import release_freed_memory
+    from .allocator import release_freed_memory
     from .quantize import LayerQuantizer, quantized_part
 
     first = (EMBEDDINGS, TIED_HEAD)  # the output layer, the longest to pack, is packed beside the others

@@ -1,0 +1,1 @@
+"""A run over many inputs: expanding them, naming and guarding outputs, manifests, shards, the run loop."""

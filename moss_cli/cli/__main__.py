@@ -1,0 +1,5 @@
+"""python -m moss_cli.cli: the same app as the `moss` command."""
+
+from .app import app
+
+app()

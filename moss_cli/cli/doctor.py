@@ -1,0 +1,192 @@
+"""`moss doctor` and `moss models`: what this machine has to run MOSS-Audio with, gathered, not printed.
+
+The checkpoints in the Hugging Face cache (huggingface_hub's own scan), the device and dtype the
+engine's own `auto` rules pick here, library versions and threads, and whether each server answers
+check-server's probe. The CLI prints the report (cli.py); nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MOSS_MODEL_TYPE = "moss_audio"  # config.json's model_type in every MOSS-Audio checkpoint
+PROBE_TIMEOUT = 10.0  # seconds: a server that answers a one-token question slower is not much use
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    repo_id: str
+    size_bytes: int
+    size: str  # as huggingface_hub writes it: "10.4G"
+    revisions: list[str]  # "<commit[:8]> (main)" per snapshot
+    model_type: str | None  # config.json's, where a snapshot has one
+    moss_audio: bool  # config says moss_audio, or the name says MOSS-Audio
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    path: str
+    models: list[CachedModel]  # MOSS-Audio checkpoints first, then the rest
+    missing: bool = False  # no cache folder at all (nothing downloaded yet)
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    url: str  # without user name or password
+    answers: bool
+    detail: str  # the served model, or why it does not answer
+    seconds: float | None = None  # how long the probe took
+
+
+@dataclass
+class DoctorReport:
+    versions: dict[str, str]
+    device: str  # what --device auto picks
+    dtype: str  # what --dtype auto picks on that device
+    threads: int  # torch's CPU threads (--threads sets them)
+    cpu_cores: int | None
+    cache: CacheReport
+    servers: list[ServerReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Everything asked works: every server given answers (a machine without checkpoints may use one)."""
+        return all(server.answers for server in self.servers)
+
+    def to_json(self, model: str) -> str:
+        record = {**asdict(self), "model": {"name": model, "status": model_status(model, self.cache)}, "ok": self.ok}
+        return json.dumps(record, ensure_ascii=False, indent=2)
+
+
+def hub_cache() -> Path:
+    """The hub cache folder as huggingface_hub resolves it (HF_HUB_CACHE, else HF_HOME/hub), read now:
+    huggingface_hub reads the variables once, when it is imported."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def cached_models(cache: Path | None = None) -> CacheReport:
+    """Every model repo in the hub cache, with its size on disk and revisions; MOSS-Audio ones first."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    cache = cache or hub_cache()
+    try:
+        info = scan_cache_dir(cache)
+    except CacheNotFound:
+        return CacheReport(str(cache), [], missing=True)
+    models = [_cached_model(repo) for repo in info.repos if repo.repo_type == "model"]
+    models.sort(key=lambda model: (not model.moss_audio, model.repo_id.lower()))
+    return CacheReport(str(cache), models)
+
+
+def _cached_model(repo) -> CachedModel:
+    revisions = sorted(repo.revisions, key=lambda revision: revision.last_modified, reverse=True)
+    model_type = next((kind for revision in revisions if (kind := _model_type(revision.snapshot_path))), None)
+    named = "moss-audio" in repo.repo_id.lower()
+    return CachedModel(
+        repo.repo_id, repo.size_on_disk, repo.size_on_disk_str,
+        [revision.commit_hash[:8] + (f" ({', '.join(sorted(revision.refs))})" if revision.refs else "")
+         for revision in revisions],
+        model_type, model_type == MOSS_MODEL_TYPE or (model_type is None and named))
+
+
+def _model_type(snapshot: Path) -> str | None:
+    try:
+        return json.loads((Path(snapshot) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):  # no config (a tokenizer-only download), or a broken one
+        return None
+
+
+def environment() -> dict:
+    """Versions, the device and dtype `auto` picks (the engine's own rules) and torch's threads."""
+    import huggingface_hub
+    import torch
+    import transformers
+
+    from .. import __version__
+    from ..engine.local.engine import resolve_device, resolve_dtype
+
+    device = resolve_device("auto")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "versions": {"moss": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "huggingface_hub": huggingface_hub.__version__},
+        "device": f"{device} ({name})" if name else str(device),
+        "dtype": str(resolve_dtype("auto", device)).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "cpu_cores": os.cpu_count(),
+    }
+
+
+def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> ServerReport:
+    """check-server's probe (5 s of quiet noise, its question), asked for one token: does it answer?"""
+    from ..engine.remote.check import PROBE_QUESTION, probe_audio
+    from ..engine.base import DecodingOptions
+    from ..errors import MossError
+    from ..engine.remote.http import redact_url
+    from ..engine.remote.engine import RemoteEngine, ServerConfig
+
+    started = time.monotonic()
+    try:
+        engine = RemoteEngine(ServerConfig(url, api_key=api_key, timeout=timeout, retries=1))
+        engine.ask(probe_audio(), PROBE_QUESTION, DecodingOptions(max_new_tokens=1))
+    except MossError as exc:
+        return ServerReport(redact_url(url), False, str(exc))
+    owner = f", {engine.served.owner}" if engine.served.owner else ""
+    return ServerReport(redact_url(url), True, f"model {engine.name}{owner}", round(time.monotonic() - started, 3))
+
+
+def model_status(model: str, cache: CacheReport) -> str:
+    """Where --model would come from: a directory, the cache, or nowhere yet (and how to get it)."""
+    if Path(model).expanduser().is_dir():
+        return "a local directory"
+    if any(cached.repo_id == model for cached in cache.models):
+        return "in the Hugging Face cache"
+    return f"not in the Hugging Face cache (hf download {model}, or use --server)"
+
+
+def doctor_report(servers: list[str], api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> DoctorReport:
+    return DoctorReport(**environment(), cache=cached_models(),
+                        servers=[probe_server(url, api_key, timeout) for url in servers])
+
+
+def model_lines(cache: CacheReport, every: bool = False) -> list[str]:
+    """The cache's MOSS-Audio checkpoints (every: all model repos, others marked), one a line."""
+    shown = [model for model in cache.models if every or model.moss_audio]
+    if cache.missing:
+        return [f"Hugging Face cache {cache.path}: none yet (nothing downloaded)"]
+    lines = [f"Hugging Face cache {cache.path}: {len(shown)} {'model repo' if every else 'MOSS-Audio checkpoint'}"
+             f"{'' if len(shown) == 1 else 's'}"]
+    width = max((len(model.repo_id) for model in shown), default=0)
+    for model in shown:
+        mark = "" if model.moss_audio else f"  (not MOSS-Audio: {model.model_type or 'no config.json'})"
+        lines.append(f"  {model.repo_id:<{width}}  {model.size:>8}  {', '.join(model.revisions)}{mark}")
+    others = len(cache.models) - len(shown)
+    if others:
+        lines.append(f"  and {others} other model repo{'' if others == 1 else 's'} (moss models --all)")
+    return lines
+
+
+def doctor_lines(report: DoctorReport, model: str) -> list[str]:
+    versions = ", ".join(f"{name} {version}" for name, version in report.versions.items())
+    lines = [versions,
+             f"device (--device auto): {report.device}; dtype (--dtype auto): {report.dtype}",
+             f"threads: {report.threads} (CPU cores: {report.cpu_cores or 'unknown'})",
+             f"model (--model {model}): {model_status(model, report.cache)}",
+             *model_lines(report.cache)]
+    for server in report.servers:
+        took = f" in {server.seconds:.2f} s" if server.seconds is not None else ""
+        verdict = "answers" if server.answers else "does not answer"
+        lines.append(f"server {server.url}: {verdict}{took} ({server.detail})")
+    return lines

@@ -1,0 +1,230 @@
+"""The local engine: load a checkpoint once, then answer questions about audio.
+
+    >>> moss = MossAudio.load("OpenMOSS-Team/MOSS-Audio-4B-Instruct")
+    >>> moss.ask("talk.wav", "Transcribe the audio.").text
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...audio.constants import SAMPLE_RATE
+from ...audio.features import duration, load_audio, log_mel, to_model_rate
+from ..base import Answer, DecodingOptions, RepetitionGuard, Request, split_reasoning
+from .generation import Job, generate, generate_after_prefix
+from ...errors import MossError
+from ...model.encoder import EncodedAudio
+from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
+from ...model.modeling import MossAudioModel
+from ..prompts import IM_END_ID, PromptBuilder, has_audio_span
+
+AudioInput = str | Path | np.ndarray
+
+
+@dataclass
+class EncodedClip:
+    """A recording run through the encoder once, reusable for several questions."""
+
+    states: EncodedAudio
+    seconds: float
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.states.last_hidden.shape[0])
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto: CUDA, else Apple MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MossError(f"device {name!r}: CUDA is not available on this machine")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise MossError("device 'mps': Apple MPS is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise MossError(f"device {name!r}: not one of auto, cpu, cuda, cuda:N, mps") from None
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """auto: bfloat16 (the checkpoint's dtype) on GPUs; float32 on CPU, where bf16 matmuls are slow."""
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.bfloat16
+    if name not in DTYPES:
+        raise MossError(f"dtype {name!r}: not one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def default_batch_size(model: MossAudioModel, context_tokens: int = 2048) -> int:
+    """Rows whose KV caches of `context_tokens` each fit in a quarter of the free memory.
+
+    At most 64 on CUDA; at most 8 on CPU, where more rows stop paying.
+    """
+    config = model.config.language
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
+    per_row = per_token * context_tokens * model.dtype.itemsize
+    if model.device.type == "cuda":
+        free = torch.cuda.mem_get_info(model.device)[0]
+        return int(max(1, min(64, free // 4 // per_row)))
+    free = _available_memory()
+    return int(max(1, min(8, free // 4 // per_row)))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+class MossAudio:
+    """A loaded MOSS-Audio checkpoint with its tokenizer and prompt layout."""
+
+    def __init__(
+        self, model: MossAudioModel, tokenizer, *, name: str, stop_ids: set[int], time_markers: bool = True,
+        batch_size: int | None = None,
+    ):
+        self.model = model
+        self.batch_size = batch_size or default_batch_size(model)
+        self.prompts = PromptBuilder(tokenizer, time_markers=time_markers)
+        self.name = name
+        self.thinking = "thinking" in Path(name).name.lower()  # MOSS-Audio-4B-Thinking and the like
+        self.stop_ids = stop_ids
+        self._last_clip: tuple[bytes, EncodedClip] | None = None
+
+    @property
+    def parallelism(self) -> int:
+        return self.batch_size
+
+    @classmethod
+    def load(
+        cls,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        time_markers: bool = True,
+        revision: str | None = None,
+        batch_size: int | None = None,
+        quantize: str | None = None,
+    ) -> MossAudio:
+        """Load from a local directory or a hub id (through the Hugging Face cache).
+
+        quantize="int8": int8 weights for CPU inference (model/quantize.py), never the default.
+        """
+        if quantize not in (None, "int8"):
+            raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
+        folder = resolve_checkpoint(model, revision=revision)
+        target = resolve_device(device)
+        precision = resolve_dtype(dtype, target)
+        if quantize == "int8":
+            from ...model.quantize import check_int8_target
+
+            check_int8_target(target, precision)
+        weights = load_model(folder, target, precision, quantize=quantize)
+        if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
+            weights.prepare_head_for_cpu()
+        return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
+                   time_markers=time_markers, batch_size=batch_size)
+
+    def encode(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> EncodedClip:
+        """Run a file or a mono array through the audio encoder (the same samples twice in a row: once)."""
+        samples = _samples(audio, sample_rate)
+        key = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()  # ~0.1 s per hour of audio
+        if self._last_clip is not None and self._last_clip[0] == key:
+            return self._last_clip[1]
+        mel = log_mel(samples)  # (128, T) in bf16, as the reference feeds it
+        clip = EncodedClip(self.model.encode_audio(mel), duration(samples))
+        self._last_clip = (key, clip)
+        return clip
+
+    def ask(
+        self,
+        audio: AudioInput | EncodedClip,
+        question: str,
+        options: DecodingOptions = DecodingOptions(),
+        guard: RepetitionGuard | None = None,
+    ) -> Answer:
+        """Ask one question about a recording; the question goes verbatim after the audio."""
+        return self.ask_many([Request(audio, question, options, guard)])[0]
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]:
+        """Many (audio, question) requests, encoded and decoded in batches of `batch_size`."""
+        answers: list[Answer] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            clips = self._encode_all([r.audio for r in batch])
+            jobs = [Job(self.prompts.audio_question(r.question, c.n_tokens), c.states, r.options, r.guard)
+                    for r, c in zip(batch, clips)]
+            answers += [self._answer(job, d) for job, d in zip(jobs, generate(self.model, jobs, self.stop_ids))]
+        return answers
+
+    def ask_questions(
+        self, audio: AudioInput | EncodedClip, questions: list[str], options: DecodingOptions = DecodingOptions(),
+        guard: RepetitionGuard | None = None,
+    ) -> list[Answer]:
+        """Several questions about one recording: audio encoded and its prompt prefix filled once."""
+        clip = audio if isinstance(audio, EncodedClip) else self.encode(audio)
+        jobs = [Job(self.prompts.audio_question(q, clip.n_tokens), clip.states, options, guard) for q in questions]
+        if any(has_audio_span(q) for q in questions):  # own layouts share no default prefix
+            decoded = generate(self.model, jobs, self.stop_ids)
+        else:
+            decoded = generate_after_prefix(self.model, self.prompts.audio_prefix(clip.n_tokens), jobs, self.stop_ids)
+        return [self._answer(job, d) for job, d in zip(jobs, decoded)]
+
+    def ask_text(
+        self, question: str, options: DecodingOptions = DecodingOptions(), guard: RepetitionGuard | None = None
+    ) -> Answer:
+        """A text-only request, e.g. to combine partial answers."""
+        job = Job(self.prompts.text_question(question), None, options, guard)
+        return self._answer(job, generate(self.model, [job], self.stop_ids)[0])
+
+    def _encode_all(self, audios: list[AudioInput | EncodedClip]) -> list[EncodedClip]:
+        """Arrays not encoded yet go through the encoder together."""
+        clips: list[EncodedClip | None] = [a if isinstance(a, EncodedClip) else None for a in audios]
+        todo = [i for i, clip in enumerate(clips) if clip is None]
+        if len(todo) == 1:
+            clips[todo[0]] = self.encode(audios[todo[0]])
+        elif todo:
+            samples = [_samples(audios[i], SAMPLE_RATE) for i in todo]
+            states = self.model.encode_many([log_mel(s) for s in samples])
+            for i, s, state in zip(todo, samples, states):
+                clips[i] = EncodedClip(state, duration(s))
+        return clips
+
+    def _answer(self, job: Job, decoded) -> Answer:
+        raw = self.prompts.decode(decoded.token_ids)
+        reasoning, text = split_reasoning(raw)
+        return Answer(text, reasoning, raw, decoded.token_ids, decoded.finish_reason, len(job.prompt.input_ids))
+
+
+def _samples(audio: AudioInput, sample_rate: int) -> np.ndarray:
+    if isinstance(audio, np.ndarray):
+        return to_model_rate(audio, sample_rate)
+    return load_audio(audio)
+
+
+def _stop_ids(folder: Path) -> set[int]:
+    """End-of-turn ids from generation_config.json (what `generate` stops on), else <|im_end|>."""
+    try:
+        eos = json.loads((folder / "generation_config.json").read_text(encoding="utf-8")).get("eos_token_id")
+    except (OSError, ValueError):
+        eos = None
+    if eos is None:
+        return {IM_END_ID}
+    return set(eos) if isinstance(eos, list) else {int(eos)}

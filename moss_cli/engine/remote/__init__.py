@@ -1,0 +1,1 @@
+"""The remote backend: MOSS-Audio behind OpenAI-compatible servers (vLLM, SGLang)."""

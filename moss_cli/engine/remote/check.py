@@ -1,0 +1,150 @@
+"""`moss check-server`: does a server build the prompt the local engine builds, token for token?
+
+One short request (5 s of quiet noise: two time markers) goes to the server. Its prompt ids come
+from vLLM's render endpoint (/v1/chat/completions/render, on servers that expose it), else from
+`"return_token_ids": true` (vLLM), else only their number from `usage.prompt_tokens` (SGLang).
+They are compared with what the local PromptBuilder builds for the same audio and question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..base import DecodingOptions
+from ...errors import ServerError
+from .replies import one_line
+
+PROBE_SECONDS = 5.0  # long enough for two time markers ("2", "4")
+PROBE_QUESTION = "Describe the audio."
+
+
+@dataclass
+class ServerPrompt:
+    ids: list[int] | None  # None: the server says only how many
+    count: int | None
+    source: str  # where the ids (or their count) came from
+
+
+@dataclass
+class PromptCheck:
+    matches: bool
+    lines: list[str]  # what to print: the verdict, then the difference and what to change
+
+
+def probe_audio() -> np.ndarray:
+    """Quiet noise, the same every time: what is heard does not matter, only the prompt's layout."""
+    return (0.01 * np.random.default_rng(0).standard_normal(int(PROBE_SECONDS * SAMPLE_RATE))).astype(np.float32)
+
+
+def check_prompt(engine, tokenizer, time_markers: bool) -> PromptCheck:
+    """Ask the server for its prompt and compare it with the local one."""
+    from ..prompts import PromptBuilder, audio_token_count
+    from .engine import audio_content
+
+    audio = probe_audio()
+    n_tokens = audio_token_count(audio.size // HOP_LENGTH)
+    local = PromptBuilder(tokenizer, time_markers=time_markers).audio_question(PROBE_QUESTION, n_tokens).input_ids
+    other = PromptBuilder(tokenizer, time_markers=not time_markers).audio_question(PROBE_QUESTION, n_tokens).input_ids
+    body = engine.chat_body(audio_content(audio, PROBE_QUESTION), DecodingOptions(max_new_tokens=1))
+    server = server_prompt(engine, body)
+    if server.ids is None:
+        return _compare_counts(local, other, server, time_markers)
+    return _compare_ids(local, server, tokenizer, time_markers)
+
+
+def server_prompt(engine, body: dict) -> ServerPrompt:
+    try:
+        reply = engine.post("/chat/completions/render", body)
+        ids = _ids(reply.get("token_ids") if isinstance(reply, dict) else None)
+        if ids is not None:
+            return ServerPrompt(ids, len(ids), "the render endpoint")
+    except ServerError:  # not vLLM, or a vLLM that does not expose it
+        pass
+    try:
+        reply = engine.post("/chat/completions", {**body, "return_token_ids": True})
+    except ServerError:  # a server that refuses fields it does not know
+        reply = engine.post("/chat/completions", body)
+    ids = _ids(reply.get("prompt_token_ids") if isinstance(reply, dict) else None)
+    if ids is not None:
+        return ServerPrompt(ids, len(ids), "return_token_ids")
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise ServerError("the server says neither its prompt ids nor how many there are (usage.prompt_tokens)")
+    return ServerPrompt(None, count, "usage.prompt_tokens")
+
+
+def _ids(value) -> list[int] | None:
+    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        return value
+    return None
+
+
+def _compare_ids(local: list[int], server: ServerPrompt, tokenizer, time_markers: bool) -> PromptCheck:
+    theirs = server.ids
+    if theirs == local:
+        return PromptCheck(True, [f"match: the server's prompt is the local one, token for token "
+                                  f"({len(local)} tokens, from {server.source})"])
+    at = next((i for i, (a, b) in enumerate(zip(local, theirs)) if a != b), min(len(local), len(theirs)))
+    lines = [f"differs: the prompts part at token {at} (local {len(local)} tokens, server {len(theirs)}, "
+             f"from {server.source})",
+             f"  local:  {_show(local, at, tokenizer)}",
+             f"  server: {_show(theirs, at, tokenizer)}",
+             f"  to change: {_advice(local, theirs, at, time_markers)}"]
+    return PromptCheck(False, lines)
+
+
+def _compare_counts(local: list[int], other: list[int], server: ServerPrompt, time_markers: bool) -> PromptCheck:
+    source = f"{server.source}; this server does not show its ids, so only their number is compared"
+    if server.count == len(local):
+        return PromptCheck(True, [f"match in length: {len(local)} tokens ({source})"])
+    lines = [f"differs: the server's prompt has {server.count} tokens, the local one {len(local)} ({source})"]
+    if server.count == len(other):
+        lines.append(f"  to change: {_marker_advice(time_markers)}")
+    else:
+        lines.append("  to change: the chat template: the server wraps the question differently (system prompt, "
+                     "newlines, assistant turn); serve the checkpoint's chat_template.jinja")
+    return PromptCheck(False, lines)
+
+
+def _advice(local: list[int], theirs: list[int], at: int, time_markers: bool) -> str:
+    from ..prompts import AUDIO_END_ID, AUDIO_START_ID, DIGIT_IDS
+
+    start, end = local.index(AUDIO_START_ID), local.index(AUDIO_END_ID)
+    if at <= start:
+        return ("the text before the audio (system prompt, chat template) differs; serve the checkpoint's own "
+                "chat template (chat_template.jinja), without a --chat-template of another model")
+    if at <= end:
+        digits = set(DIGIT_IDS.values())
+        if local[at] in digits or (at < len(theirs) and theirs[at] in digits):  # a marker on one side only
+            return _marker_advice(time_markers)
+        return ("the audio span differs (a different number of audio tokens): the server's processor cuts or "
+                "pads the audio otherwise; check its processor config")
+    return ("the text after the audio (the question, the assistant turn) differs; serve the checkpoint's own "
+            "chat template (chat_template.jinja), which puts a newline between the audio and the question")
+
+
+def _marker_advice(time_markers: bool) -> str:
+    if time_markers:
+        return ("the server leaves out the time markers the model was trained with; turn them on in its "
+                "processor (vLLM: enable_time_marker true in processor_config.json, or --mm-processor-kwargs "
+                "'{\"enable_time_marker\": true}'), or run moss with --no-time-markers to match it")
+    return ("the server inserts time markers although --no-time-markers asks it not to: it ignores the request's "
+            "mm_processor_kwargs (SGLang always inserts them); use vLLM, or drop --no-time-markers")
+
+
+def _show(ids: list[int], at: int, tokenizer) -> str:
+    """A few tokens either side of position `at`, the differing one in brackets."""
+    from ..prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
+
+    names = {AUDIO_TOKEN_ID: "<|AUDIO|>", AUDIO_START_ID: "<|audio_bos|>", AUDIO_END_ID: "<|audio_eos|>"}  # no strings in the hub tokenizer
+    shown = []
+    for i in range(max(0, at - 3), min(len(ids), at + 4)):
+        token = names.get(ids[i]) or repr(tokenizer.decode([ids[i]]))
+        shown.append(f"[{token}]" if i == at else token)
+    if at >= len(ids):
+        shown.append("[end]")
+    return one_line(" ".join(shown))

@@ -1,0 +1,1 @@
+"""Results into files: one writer per format, subtitle layout and line breaking, report pages."""

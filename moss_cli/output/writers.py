@@ -1,0 +1,226 @@
+"""Output formats: one small class each, with an extension and a pure `write(result, file)`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+from ..results import Result, seconds_to_ms
+from .subtitles import Cue, CueLayout, cues_for, format_timestamp, render, word_marks, word_steps
+
+
+class Writer:
+    extension = ""
+
+    def __init__(self, layout: CueLayout = CueLayout()):
+        self.layout = layout
+
+    def write(self, result: Result, file: TextIO) -> None:
+        raise NotImplementedError
+
+
+class TextWriter(Writer):
+    """Transcripts one segment per line; events as `start - end: description`; answers as they are."""
+
+    extension = "txt"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        if result.task == "transcribe":
+            speakers = [s.speaker for s in result.segments]
+            lines = [_bracket_label(s.text, s.speaker, i == 0 or s.speaker != speakers[i - 1])
+                     for i, s in enumerate(result.segments)]
+        else:
+            lines = [result.text] if result.text else []
+        for line in lines:
+            file.write(line + "\n")
+
+
+class SrtWriter(Writer):
+    """SubRip; with highlight_words, one cue per word with the current word underlined."""
+
+    extension = "srt"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        import srt  # composes and validates SRT; we hand it integer milliseconds
+
+        subtitles = [
+            srt.Subtitle(index, timedelta(milliseconds=start), timedelta(milliseconds=end), text)
+            for index, (start, end, text) in enumerate(_shown(result, self.layout, escape=str, label=_bracket_label),
+                                                       start=1)
+        ]
+        file.write(srt.compose(subtitles, reindex=False))
+
+
+class VttWriter(Writer):
+    """WebVTT; in word mode each word after the first carries its time (`<00:00:01.044>word`), which
+    players style with ::cue(:past) and ::cue(:future); with highlight_words, one cue per word.
+    With speakers, each cue is a voice span, `<v S1>text</v>`."""
+
+    extension = "vtt"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write("WEBVTT\n\n")
+        for start, end, text in _shown(result, self.layout, escape=_escape_vtt, word_times=self.layout.words,
+                                       label=_voice_span):
+            file.write(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{text}\n\n")
+
+
+class AssWriter(Writer):
+    """Advanced SubStation Alpha; in word mode with karaoke tags (`{\\k40}word`, centiseconds)."""
+
+    extension = "ass"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        import pysubs2  # the ASS file layout (script info, styles, events) and its time format
+
+        subs = pysubs2.SSAFile()
+        subs.info.update({"Title": Path(result.audio).name, "PlayResX": "1920", "PlayResY": "1080"})
+        # Karaoke shows words in the secondary colour until they are spoken, then in the primary.
+        subs.styles["Default"] = pysubs2.SSAStyle(
+            fontsize=60, primarycolor=pysubs2.Color(255, 255, 255), secondarycolor=pysubs2.Color(160, 160, 160),
+            outline=3, shadow=1, marginv=50, marginl=60, marginr=60)
+        previous = None
+        for cue in cues_for(result, self.layout):
+            text = _karaoke(cue) if self.layout.words else render(cue, lambda _, piece: _escape_ass(piece.text), "\\N")
+            text = _bracket_label(text, _escape_ass(cue.speaker or ""), cue.speaker != previous)
+            # With speakers, the event's Name (actor) field says who speaks; the text shows it at changes.
+            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text, name=cue.speaker or ""))
+            previous = cue.speaker
+        file.write(subs.to_string("ass"))
+
+
+def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False, label=None) -> list[tuple[int, int, str]]:
+    """(start_ms, end_ms, text) as SRT and VTT show them: highlighted, with inline word times, or plain;
+    `label(text, speaker, changed)` marks the speaker (changed: not the previous cue's speaker)."""
+    shown, previous = [], None
+    for cue in cues_for(result, layout):
+        for start, end, text in _cue_texts(cue, layout, escape, word_times):
+            shown.append((start, end, label(text, cue.speaker, cue.speaker != previous) if label else text))
+        previous = cue.speaker
+    return shown
+
+
+def _cue_texts(cue: Cue, layout: CueLayout, escape, word_times: bool) -> list[tuple[int, int, str]]:
+    """One cue's (start_ms, end_ms, text): a step per word when highlighting, else the cue itself."""
+    if layout.highlight_words and any(piece.timed for piece in cue.pieces):
+        return [(start, end, render(cue, lambda i, piece, now=spoken: f"<u>{escape(piece.text)}</u>" if i in now
+                                    else escape(piece.text)))
+                for start, end, spoken in word_steps(cue)]
+    if word_times:
+        marks = word_marks(cue)
+        return [(cue.start_ms, cue.end_ms, render(cue, lambda i, piece: _vtt_mark(marks[i]) + escape(piece.text)))]
+    return [(cue.start_ms, cue.end_ms, render(cue, lambda _, piece: escape(piece.text)))]
+
+
+def _bracket_label(text: str, speaker: str | None, changed: bool) -> str:
+    """SRT, TXT, ASS: `[S1] ` before the text where the speaker changes."""
+    return f"[{speaker}] {text}" if speaker and changed else text
+
+
+def _voice_span(text: str, speaker: str | None, changed: bool) -> str:
+    """WebVTT's voice span on every cue (players and Chromium read who speaks from it)."""
+    return f"<v {_escape_vtt(speaker)}>{text}</v>" if speaker else text
+
+
+def _escape_vtt(text: str) -> str:
+    """Cue text is markup: &, < and > are escaped (which also keeps "-->" out of it)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _vtt_mark(ms: int | None) -> str:
+    return "" if ms is None else f"<{format_timestamp(ms, '.')}>"
+
+
+def _escape_ass(text: str) -> str:
+    """Braces would open override blocks (libass shows \\{ and \\} as braces); a backslash could start
+    \\N, \\n or \\h, so it is written as its look-alike U+29F5."""
+    return text.replace("\\", "\u29f5").replace("{", "\\{").replace("}", "\\}")
+
+
+def _karaoke(cue: Cue) -> str:
+    """Each group of words sung from its mark: `{\\kN}` before it, N centiseconds until the next."""
+    steps = word_steps(cue)
+    tags = {}
+    for start, end, spoken in steps:
+        tags[spoken.start] = f"{{\\k{round(end / 10) - round(start / 10)}}}"
+    return render(cue, lambda i, piece: tags.get(i, "") + _escape_ass(piece.text), "\\N")
+
+
+class JsonWriter(Writer):
+    extension = "json"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        json.dump(result.to_dict(), file, ensure_ascii=False, indent=2)
+        file.write("\n")
+
+
+class JsonLinesWriter(Writer):
+    """Several results to one stream: one compact JSON object per line."""
+
+    extension = "jsonl"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+class TsvWriter(Writer):
+    """start, end (integer milliseconds), speaker (with --speakers) and text, tab-separated, with a header."""
+
+    extension = "tsv"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        speakers = any(s.speaker for s in result.segments)  # the column only when --speakers labelled them
+        file.write("start\tend\tspeaker\ttext\n" if speakers else "start\tend\ttext\n")
+        rows = ([(e.start, e.end, None, e.description) for e in result.events] if result.task == "events"
+                else [(s.start, s.end, s.speaker, s.text) for s in result.segments])
+        for start, end, speaker, text in rows:
+            clean = " ".join(text.split())
+            who = f"{speaker or ''}\t" if speakers else ""
+            file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{who}{clean}\n")
+
+
+class HtmlWriter(Writer):
+    """A self-contained page (report.py): waveform, timeline, list and player. The runner passes the
+    `PageContext` it read from the audio; without one the page has no waveform and no audio."""
+
+    extension = "html"
+
+    def __init__(self, layout: CueLayout = CueLayout(), page=None):
+        super().__init__(layout)
+        self.page = page
+
+    def write(self, result: Result, file: TextIO) -> None:
+        from .report import render_page  # jinja2 loads only when a page is written
+
+        file.write(render_page([result], self.page))
+
+
+class AnswerWriter(Writer):
+    """`ask`: the answer alone (stdout only; the runner puts a blank line between answers)."""
+
+    extension = "answer"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write(result.text + "\n")
+
+
+class AnswerLinesWriter(Writer):
+    """`ask --json`, or several recordings: one JSON object per recording and question."""
+
+    extension = "answers"
+
+    def write(self, result: Result, file: TextIO) -> None:
+        file.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
+
+
+WRITERS: dict[str, type[Writer]] = {
+    cls.extension: cls
+    for cls in (TextWriter, SrtWriter, VttWriter, AssWriter, JsonWriter, TsvWriter, JsonLinesWriter, HtmlWriter,
+                AnswerWriter, AnswerLinesWriter)
+}
+
+
+def get_writer(extension: str, layout: CueLayout = CueLayout()) -> Writer:
+    return WRITERS[extension](layout)
