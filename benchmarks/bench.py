@@ -80,7 +80,7 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
     from moss_cli.model.config import MossAudioConfig
     from moss_cli.model.loading import load_tokenizer
     from moss_cli.model.modeling import MossAudioModel
-    from tiny_checkpoint import TinySpec, config_json, write_tokenizer
+    from support.tiny_checkpoint import TinySpec, config_json, write_tokenizer
 
     spec = TinySpec(**SIZES[size])
     config = MossAudioConfig.from_dict(config_json(spec))
@@ -100,7 +100,7 @@ def recording(path: str | None, seconds: float) -> Recording:
         from moss_cli.audio.sources import open_audio
 
         return Recording(path, open_audio(path))
-    from fake_server import phrase_recording
+    from support.fake_server import phrase_recording
 
     audio, _ = phrase_recording(seconds, seed=0, gaps=(0.3, 2.0))
     return Recording(f"synthetic {seconds:.0f} s", __import__("moss_cli.audio.sources", fromlist=["x"]).AudioSource.from_array("synthetic", audio))
@@ -231,7 +231,7 @@ def timed(function) -> float:
 
 def write_random_checkpoint(size: str, folder: Path) -> Path:
     """The random checkpoint on disk in the official layout, for both sides to load (seeded)."""
-    from tiny_checkpoint import TinySpec, write_checkpoint
+    from support.tiny_checkpoint import TinySpec, write_checkpoint
 
     return write_checkpoint(folder, TinySpec(**SIZES[size]), seed=0)
 

@@ -29,7 +29,7 @@ from runs import Spread, ratios, run_interleaved  # noqa: E402
 def write_inputs(folder: Path, files: int, seconds: float, rate: int) -> list[Path]:
     import librosa
     import soundfile as sf
-    from fake_server import phrase_recording
+    from support.fake_server import phrase_recording
 
     paths = []
     for index in range(files):

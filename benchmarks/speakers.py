@@ -43,7 +43,7 @@ def recording(args) -> tuple[AudioSource, list[Segment]]:
         source = open_audio(args.audio)
         regions = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech_regions(source)]
         return source, [Segment(a, b, "speech") for a, b in regions]
-    from conversations import VOICES, conversation
+    from support.conversations import VOICES, conversation
 
     talk = conversation(VOICES, args.sentences, seed=7)
     return AudioSource.from_array("talk", talk.samples), [Segment(t.start, t.end, t.text) for t in talk.turns]

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tiny_checkpoint import TinySpec, write_checkpoint
+from support.paths import FIXTURES
+from support.recordings import synthetic_speechlike
+from support.tiny_checkpoint import TinySpec, write_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-# The project's shared fixtures sit beside the checkout (read-only); override with MOSS_SHARED.
-SHARED = Path(os.environ.get("MOSS_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
 
 
 @pytest.fixture(autouse=True)
@@ -31,15 +29,6 @@ def tiny_engine(tiny_checkpoint):
     from moss_cli import MossAudio
 
     return MossAudio.load(str(tiny_checkpoint), device="cpu", batch_size=1)
-
-
-def synthetic_speechlike(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
-    """Noise bursts shaped like syllables over a quiet floor: not speech, but not silence either."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3.0 * t)) * (np.sin(2 * np.pi * 0.25 * t) > -0.5)
-    tone = np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 360 * t)
-    return (0.3 * envelope * tone + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from official_audio import GOLDEN, MP3, RECORDINGS, digest, write_recording  # noqa: E402
+from support.official_audio import GOLDEN, MP3, RECORDINGS, digest, write_recording  # noqa: E402
 
 
 def official_load_audio(path, sample_rate=16_000):

@@ -1,0 +1,121 @@
+"""`moss doctor` and `moss models` through the CLI, over a temporary Hugging Face cache and stand-in servers."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from support.fake_server import FakeServer
+from moss_cli.cli.app import app
+from moss_cli.engine.local.engine import resolve_device, resolve_dtype
+
+runner = CliRunner()
+TINY_REPO = "OpenMOSS-Team/MOSS-Audio-Tiny-Instruct"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cache_repo(cache, repo_id, files: dict, commit=COMMIT, ref="main"):
+    """A model repo in the hub cache's own layout: blobs named by content hash, a snapshot of links, a ref."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True)
+    for name, source in files.items():
+        data = source.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / ref).write_text(commit)
+    return repo
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_checkpoint, monkeypatch):
+    """HF_HOME with a tiny MOSS-Audio checkpoint and a repo of another kind in its hub cache."""
+    cache = tmp_path / "hf-home" / "hub"
+    cache_repo(cache, TINY_REPO, {path.name: path for path in tiny_checkpoint.iterdir() if path.is_file()})
+    bert = tmp_path / "bert-config.json"
+    bert.write_text(json.dumps({"model_type": "bert"}))
+    cache_repo(cache, "someone/bert-tiny", {"config.json": bert}, commit="f" * 40)
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    return cache
+
+
+def dead_url() -> str:
+    with socket.socket() as sock:  # a port that was just free: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def run(*args, code=0, env=None):
+    result = runner.invoke(app, list(map(str, args)), env=env)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_doctor_json_reports_the_cache_device_versions_and_a_server_that_answers(hub_cache, tiny_checkpoint):
+    with FakeServer() as server:
+        result = run("doctor", "--json", "--server", server.url, "-m", TINY_REPO)
+        asked = server.fake.requests
+    report = json.loads(result.stdout)
+    [moss] = [model for model in report["cache"]["models"] if model["moss_audio"]]
+    expected_size = sum(path.stat().st_size for path in tiny_checkpoint.iterdir() if path.is_file())
+    assert report["cache"]["path"] == str(hub_cache)
+    assert moss["repo_id"] == TINY_REPO and moss["size_bytes"] == expected_size
+    assert moss["revisions"] == [f"{COMMIT[:8]} (main)"] and moss["model_type"] == "moss_audio"
+    device = resolve_device("auto")
+    assert report["device"].split(" ")[0] == str(device) and report["dtype"] == str(resolve_dtype("auto", device))[6:]
+    assert report["versions"]["torch"] == torch.__version__ and report["threads"] == torch.get_num_threads()
+    assert report["model"]["status"] == "in the Hugging Face cache"
+    assert report["servers"] == [{"url": server.url, "answers": True, "detail": "model moss-fake, vllm",
+                                  "seconds": report["servers"][0]["seconds"]}] and report["ok"]
+    assert len(asked) == 1 and asked[0]["body"]["max_tokens"] == 1  # check-server's probe, one token
+
+
+def test_doctor_text_and_a_dead_server_exit_1(hub_cache):
+    dead = dead_url()
+    with FakeServer() as server:
+        result = run("doctor", "--server", server.url, "--server", dead, "--timeout", 2, code=1)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"  {TINY_REPO}") and f"{COMMIT[:8]} (main)" in line for line in lines)
+    assert not any("bert-tiny" in line for line in lines)  # not MOSS-Audio: only counted
+    assert "  and 1 other model repo (moss models --all)" in lines
+    assert f"server {server.url}: answers" in result.stdout
+    assert any(line.startswith(f"server {dead}: does not answer") for line in lines)
+    assert "not in the Hugging Face cache (hf download OpenMOSS-Team/MOSS-Audio-4B-Instruct" in result.stdout
+
+
+def test_doctor_reads_moss_server_and_exits_0_without_servers(hub_cache):
+    dead = dead_url()
+    assert run("doctor", code=1, env={"MOSS_SERVER": dead}).stdout.count("does not answer") == 1
+    assert "server " not in run("doctor", "-m", TINY_REPO).stdout
+
+
+def test_doctor_bad_server_url_is_a_usage_error(hub_cache):
+    result = runner.invoke(app, ["doctor", "--server", "localhost:8000"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "http://" in result.stderr
+
+
+def test_models_lists_moss_checkpoints_and_with_all_marks_the_others(hub_cache):
+    lines = run("models").stdout.splitlines()
+    assert lines[0] == f"Hugging Face cache {hub_cache}: 1 MOSS-Audio checkpoint"
+    assert lines[1].split()[0] == TINY_REPO and len(lines) == 3
+    every = run("models", "--all").stdout
+    assert "someone/bert-tiny" in every and "(not MOSS-Audio: bert)" in every
+    listed = json.loads(run("models", "--all", "--json").stdout)
+    assert [(m["repo_id"], m["moss_audio"]) for m in listed["models"]] == [(TINY_REPO, True), ("someone/bert-tiny", False)]
+
+
+def test_hf_hub_cache_wins_over_hf_home_and_an_empty_cache_is_said(hub_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    assert run("models").stdout == f"Hugging Face cache {tmp_path / 'elsewhere'}: none yet (nothing downloaded)\n"
+    shutil.copytree(hub_cache, tmp_path / "elsewhere", symlinks=True)
+    assert TINY_REPO in run("models").stdout

@@ -1,0 +1,149 @@
+"""`moss transcribe --speakers`: through a stand-in server (the voices are told apart on the client)
+and the local engine, with names, usage errors, and the labels in every format."""
+
+import json
+
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from support.conversations import VOICES, best_mapping_accuracy, conversation
+from support.fake_server import FakeServer
+from moss_cli.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory):
+    """Two voices in turn, sentence i at peak (100 + i)/1000, so the stand-in server hears which."""
+    conv = conversation(VOICES[:2], 20, seed=4, peaks=True)
+    path = tmp_path_factory.mktemp("talk") / "dialogue.wav"
+    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
+    return path, conv
+
+
+def transcribe(server, *args):
+    return runner.invoke(app, ["transcribe", *map(str, args), "--server", server.url, "-q"])
+
+
+def sentence_labels(segments, conv):
+    """The speaker of the segment that holds each sentence (the server calls sentence i "phrase i.")."""
+    by_text = {s["text"]: s["speaker"] for s in segments}
+    return [by_text[f"phrase {i}."] for i in range(len(conv.turns))]
+
+
+def test_auto_through_a_server_labels_every_segment(dialogue, tmp_path):
+    path, conv = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "auto", "--json", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    segments = json.loads((tmp_path / "dialogue.json").read_text())["segments"]
+    labels = sentence_labels(segments, conv)
+    assert labels[0] == "S1" and set(labels) == {"S1", "S2"}  # numbered in order of first appearance
+    assert best_mapping_accuracy(labels, [t.voice for t in conv.turns]) >= 0.90
+
+
+def test_known_count_with_names_and_words(dialogue, tmp_path):
+    path, conv = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2", "--speaker-names", "Alice,Bob", "--words", "--json")
+    assert result.exit_code == 0, result.stderr
+    segments = json.loads(result.stdout)["segments"]
+    assert {s["speaker"] for s in segments} == {"Alice", "Bob"} and segments[0]["speaker"] == "Alice"
+    for segment in segments:  # the stand-in says three words per sentence: w{i}a w{i}b w{i}c
+        assert {w["speaker"] for w in segment["words"]} == {segment["speaker"]}
+    spoken = {w["word"][1:-1]: s["speaker"] for s in segments for w in s["words"]}
+    labels = [spoken[str(i)] for i in range(len(conv.turns))]
+    assert best_mapping_accuracy(labels, [t.voice for t in conv.turns]) >= 0.95
+
+
+def test_names_alone_give_the_count(dialogue, tmp_path):
+    path, _ = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speaker-names", "Ann,Ben", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert {s["speaker"] for s in json.loads(result.stdout)["segments"]} == {"Ann", "Ben"}
+
+
+def test_without_speakers_nothing_is_labelled(dialogue):
+    path, _ = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert '"speaker"' not in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--speakers", "many"], "--speakers takes a number of speakers (1 or more) or auto, not 'many'"),
+    (["--speakers", "0"], "--speakers takes a number of speakers (1 or more) or auto, not '0'"),
+    (["--speakers", "2", "--speaker-names", "A,B,C"], "--speaker-names gives 3 names for 2 speakers"),
+    (["--speakers", "auto", "--speaker-names", "A,,B"], "speaker names must not be empty"),
+    (["--speakers", "auto", "--diarizer", "magic"], "unknown diarizer 'magic': use one of resemblyzer, pyannote"),
+])
+def test_bad_speaker_options_are_one_line_usage_errors(dialogue, args, message):
+    path, _ = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, *args)
+        assert server.fake.requests == []  # refused before any audio is sent
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"moss: error: {message}"
+
+
+def test_pyannote_not_installed_fails_before_any_transcription(dialogue, monkeypatch):
+    import sys
+
+    from moss_cli.speakers import voices as speakers
+
+    monkeypatch.setitem(sys.modules, "pyannote.audio", None)
+    speakers.load_diarizer.cache_clear()
+    path, _ = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2", "--diarizer", "pyannote")
+        assert server.fake.requests == []
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "needs pyannote.audio" in result.stderr
+
+
+def test_local_engine_labels_what_it_transcribes(tiny_checkpoint, dialogue):
+    path, _ = dialogue
+    result = runner.invoke(app, ["transcribe", str(path), "-m", str(tiny_checkpoint), "--max-new-tokens", "6",
+                                 "--speakers", "2", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    segments = json.loads(result.stdout)["segments"]
+    assert segments and all(s["speaker"] in ("S1", "S2") for s in segments)
+
+
+def test_every_format_carries_the_labels(dialogue, tmp_path):
+    import webvtt
+
+    path, conv = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2", "--vtt", "--srt", "--txt", "--tsv", "--ass", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    segments = [line.split("\t") for line in (tmp_path / "dialogue.tsv").read_text().splitlines()[1:]]
+    voices = {text: speaker for _, _, speaker, text in segments}
+    captions = webvtt.read(str(tmp_path / "dialogue.vtt")).captions
+    assert captions and all(voices[c.text] == c.voice for c in captions)  # every cue is its sentence's voice
+    changes = sum(a != b for a, b in zip([s[2] for s in segments], [s[2] for s in segments][1:])) + 1
+    txt = (tmp_path / "dialogue.txt").read_text().splitlines()
+    assert sum(line.startswith(("[S1] ", "[S2] ")) for line in txt) == changes
+    assert (tmp_path / "dialogue.srt").read_text().count("[S") == changes
+    assert "[S1] " in (tmp_path / "dialogue.ass").read_text()
+
+
+def test_a_batch_is_labelled_file_by_file_and_options_count_for_skip_existing(dialogue, tmp_path):
+    import shutil
+
+    path, _ = dialogue
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(path, tmp_path / "in" / folder / "talk.wav")
+    out = tmp_path / "out"
+    with FakeServer() as server:
+        plain = transcribe(server, tmp_path / "in", "--json", "-o", out)
+        labelled = transcribe(server, tmp_path / "in", "--json", "-o", out, "--speakers", "2", "--skip-existing")
+    assert plain.exit_code == 0 and labelled.exit_code == 0, labelled.stderr
+    for folder in ("a", "b"):  # made without speakers, so not up to date: made again, labelled
+        segments = json.loads((out / folder / "talk.json").read_text())["segments"]
+        assert {s["speaker"] for s in segments} == {"S1", "S2"}

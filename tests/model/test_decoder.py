@@ -1,0 +1,132 @@
+"""The fast decoding step (model/decoder.py) against transformers' own forward pass: bit-identical with
+SDPA, float32 rounding apart where attention is computed by products (CPU, float32)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from moss_cli.model import decoder
+from moss_cli.model.decoder import StaticCache
+from support.tiny_checkpoint import TinySpec, config_json
+
+from moss_cli.model.config import MossAudioConfig
+from moss_cli.model.modeling import MossAudioModel
+
+
+def random_model(dtype: torch.dtype) -> MossAudioModel:
+    spec = TinySpec(hidden=64, intermediate=128, llm_layers=3, heads=4, kv_heads=2, head_dim=16)
+    torch.manual_seed(0)
+    return MossAudioModel(MossAudioConfig.from_dict(config_json(spec))).to(dtype).eval()
+
+
+def prefilled(model: MossAudioModel, lengths: list[int]):
+    """One cache per prompt of random ids, joined left-padded when the lengths differ."""
+    generator = torch.Generator().manual_seed(sum(lengths))
+    vocab = model.config.language.vocab_size
+    if len(set(lengths)) == 1:
+        ids = torch.randint(0, vocab, (len(lengths), lengths[0]), generator=generator)
+        cache = model.new_cache()
+        return cache, model.prefill(ids, ids < 0, None, cache), None
+    caches, logits = [], []
+    for n in lengths:
+        ids = torch.randint(0, vocab, (1, n), generator=generator)
+        caches.append(model.new_cache())
+        logits.append(model.prefill(ids, ids < 0, None, caches[-1]))
+    width = max(lengths)
+    mask = torch.zeros((len(lengths), width), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        mask[row, width - n :] = 1
+    return model.joined_cache(caches, width), torch.cat(logits), mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("lengths", [[37, 37, 37], [37, 20, 45], [9]])
+def test_fast_steps_compute_what_the_transformers_forward_does(dtype, lengths):
+    model = random_model(dtype)
+    assert decoder.supported(model.language_model)
+    dynamic, logits, mask = prefilled(model, lengths)
+    static = StaticCache.from_dynamic(copy.deepcopy(dynamic), room=4)  # fills up: grows on the way
+    positions = None if mask is None else mask.sum(-1, keepdim=True) - 1
+    tokens = logits.argmax(-1)[:, None]
+    for step in range(12):
+        if step == 6 and len(lengths) > 1:  # a row finishes: both caches drop it
+            keep = torch.tensor([0, 2])
+            dynamic.batch_select_indices(keep)
+            static.batch_select_indices(keep)
+            tokens, mask = tokens[keep], None if mask is None else mask[keep]
+            positions = None if positions is None else positions[keep]
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=1)
+            positions = positions + 1
+        expected = model.decode_step(tokens, dynamic, attention_mask=mask, position_ids=positions)
+        got = model.decode_step(tokens, static, attention_mask=mask, position_ids=positions)
+        if dtype == torch.float32:  # attention by plain products on CPU: float32 rounding apart
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            assert torch.equal(got.argmax(-1), expected.argmax(-1))
+        else:  # SDPA, as transformers calls it
+            assert torch.equal(got, expected), f"step {step}: {(got - expected).abs().max()}"
+        tokens = expected.argmax(-1)[:, None]
+    assert static.length == dynamic.get_seq_length()
+    assert static.capacity > 4 + max(lengths)  # it grew
+
+
+def test_room_is_reserved_in_steps_not_for_the_whole_token_limit():
+    model = random_model(torch.float32)
+    dynamic, _, _ = prefilled(model, [10, 10])
+    static = model.decoding_cache(dynamic, room=100_000)
+    assert static.length == 10 and static.capacity == 10 + decoder.GROWTH
+
+
+def test_other_attention_kernels_keep_the_transformers_path():
+    model = random_model(torch.float32)
+    model.language_model.config._attn_implementation = "eager"
+    dynamic, _, _ = prefilled(model, [5])
+    assert model.decoding_cache(dynamic, room=8) is dynamic
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_by_products_is_sdpa_to_float32_rounding(masked):
+    from torch.nn import functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(3, 8, 1, 16, generator=generator)
+    keys, values = torch.randn(2, 3, 2, 40, 16, generator=generator)
+    keep = None
+    if masked:
+        keep = torch.ones(3, 1, 1, 40, dtype=torch.bool)
+        keep[1, ..., :15] = False  # a left-padded row
+    expected = F.scaled_dot_product_attention(query, keys, values, attn_mask=keep, scale=0.25, enable_gqa=True)
+    got = decoder._attention_by_products(query, keys.transpose(-1, -2).contiguous(), values, 0.25, keep)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+
+def test_cpu_float32_cache_keeps_keys_transposed_and_grows_along_positions():
+    model = random_model(torch.float32)
+    dynamic, _, _ = prefilled(model, [7, 7])
+    static = StaticCache.from_dynamic(copy.deepcopy(dynamic), room=1)
+    assert static.keys_transposed and static.keys[0].shape[-1] == static.capacity == 8
+    torch.testing.assert_close(static.filled_keys(static.keys[0], 7), dynamic.layers[0].keys.transpose(-1, -2))
+    key, value = torch.randn(2, 2, 2, 1, 16)
+    for _ in range(2):  # the second append finds the cache full: it grows
+        keys, values = static.append(0, key, value)
+        static.length += 1
+    assert static.capacity == 9 + decoder.GROWTH - 1 and keys.shape[-1] == values.shape[-2] == 9
+    assert torch.equal(keys[..., -1:], key.transpose(-1, -2)) and torch.equal(keys[..., :7], static.keys[0][..., :7])
+    assert torch.equal(static.filled_keys(static.keys[0], 7), dynamic.layers[0].keys.transpose(-1, -2))
+    assert not StaticCache.from_dynamic(prefilled(random_model(torch.bfloat16), [5])[0], room=1).keys_transposed
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 64), (3, 1, 4, 16), (1, 37, 2560)])
+def test_rms_norm_in_one_call_is_bit_identical_to_qwen3s_in_float32(shape):
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+
+    generator = torch.Generator().manual_seed(len(shape))
+    norm = Qwen3RMSNorm(shape[-1], eps=1e-6)
+    norm.weight.data = torch.randn(shape[-1], generator=generator)
+    for scale in (1e-3, 1.0, 1e3):
+        x = torch.randn(*shape, generator=generator) * scale
+        assert torch.equal(decoder._norm(norm, x, lean=True), norm(x))

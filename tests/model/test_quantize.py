@@ -1,0 +1,189 @@
+"""--quantize int8: the int8 layer against float32, its two kernels against each other, the model swap."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from moss_cli import MossAudio
+from moss_cli.model.quantize import Int8Linear, onednn_works, quantize_int8
+from support.tiny_checkpoint import TinySpec, official_shapes, write_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
+                                reason="int8 kernels need an x86 CPU (FBGEMM)")
+needs_onednn = pytest.mark.skipif(not onednn_works(), reason="this PyTorch has no working oneDNN int8 linear")
+
+
+def _linear(inputs: int, outputs: int, seed: int = 0, bias: bool = True) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(inputs, outputs, bias=bias)
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).norm() / want.norm())
+
+
+@pytest.mark.parametrize("rows", [1, 5, 63, 64, 300])
+def test_int8_layer_is_close_to_float32_for_few_and_many_rows(rows):
+    linear = _linear(256, 384)
+    layer = Int8Linear(linear)
+    x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(rows))
+    with torch.no_grad():
+        assert _relative_error(layer(x), linear(x)) < 0.03
+        assert layer(x[None]).shape == (1, rows, 384)  # batch dimensions pass through
+
+
+def test_each_output_channel_keeps_its_own_scale():
+    # One row 1000x larger than the rest: with one scale for the whole matrix the small rows would
+    # round to a few levels; per channel they keep int8's full precision.
+    linear = _linear(128, 64, bias=False)
+    with torch.no_grad():
+        linear.weight[0] *= 1000
+        linear.weight[1] = 0  # an all-zero row quantizes to zeros, not NaN
+        x = torch.randn(5, 128, generator=torch.Generator().manual_seed(1))
+        got, want = Int8Linear(linear)(x), linear(x)
+    assert torch.isfinite(got).all() and torch.equal(got[:, 1], torch.zeros(5))
+    assert _relative_error(got[:, 2:], want[:, 2:]) < 0.03
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [5, 64, 900])
+def test_the_two_kernels_agree_to_float_rounding(rows):
+    # Both quantize the activations the same way, so only the order of float rounding differs.
+    layer = Int8Linear(_linear(512, 768, seed=2))
+    x = 3 * torch.randn(rows, 512, generator=torch.Generator().manual_seed(3)) + 0.5
+    few, many = layer.by_fbgemm(x), layer.by_onednn(x)
+    assert torch.allclose(few, many, rtol=1e-5, atol=1e-4 * float(few.abs().max()))
+
+
+@needs_onednn
+def test_prompts_go_to_onednn_and_decoding_steps_to_fbgemm(monkeypatch):
+    layer = Int8Linear(_linear(64, 32))
+    calls = []
+    for kernel in ("by_fbgemm", "by_onednn"):
+        original = getattr(layer, kernel)
+        monkeypatch.setattr(layer, kernel, lambda x, k=kernel, f=original: calls.append(k) or f(x))
+    for shape in [(5, 64), (1, 5, 64), (Int8Linear.MANY_ROWS - 1, 64), (1, Int8Linear.MANY_ROWS, 64), (2, 300, 64)]:
+        layer(torch.randn(shape))
+    assert calls == ["by_fbgemm"] * 3 + ["by_onednn"] * 2
+
+
+def test_head_keeps_one_layout_and_the_encoder_stays_float32(tiny_checkpoint):
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu")
+    model = engine.model
+    float_linears = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    quantize_int8(model)
+    swapped = {name for name, m in model.named_modules() if isinstance(m, Int8Linear)}
+    kept = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert swapped | kept == float_linears and swapped and kept
+    assert all(name.startswith("audio_encoder.") for name in kept)
+    assert all(not name.startswith("audio_encoder.") for name in swapped)
+    assert model.lm_head._many_rows is None
+    if onednn_works():
+        assert model.language_model.layers[0].self_attn.q_proj._many_rows is not None
+    assert model.greedy_screen is None
+
+
+@needs_onednn
+def test_a_prompt_through_onednn_matches_one_through_fbgemm(tiny_checkpoint, monkeypatch):
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
+    model = engine.model
+    ids = torch.randint(0, 1000, (1, 200), generator=torch.Generator().manual_seed(0))
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    with torch.inference_mode():
+        onednn = model.prefill_hidden(ids, no_audio, None, model.new_cache())
+        monkeypatch.setattr(Int8Linear, "MANY_ROWS", 10**9)
+        fbgemm = model.prefill_hidden(ids, no_audio, None, model.new_cache())
+    assert torch.allclose(onednn, fbgemm, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", [TinySpec(), TinySpec(tied=True), TinySpec(dtype="bfloat16")], ids=["plain", "tied", "bf16"])
+def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp_path, spec):
+    folder = write_checkpoint(tmp_path / "ckpt", spec, shards=2)
+    streamed = MossAudio.load(str(folder), device="cpu", quantize="int8").model
+    whole = quantize_int8(MossAudio.load(str(folder), device="cpu").model)
+    layers = {name: m for name, m in streamed.named_modules() if isinstance(m, Int8Linear)}
+    assert layers.keys() == {name for name, m in whole.named_modules() if isinstance(m, Int8Linear)}
+    for name, layer in layers.items():
+        twin = whole.get_submodule(name)
+        assert torch.equal(layer.scales, twin.scales), name
+        assert (layer.bias is None) == (twin.bias is None) and (layer.bias is None or torch.equal(layer.bias, twin.bias))
+    ids = torch.randint(0, 1000, (1, 80), generator=torch.Generator().manual_seed(0))
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    with torch.inference_mode():
+        assert torch.equal(streamed.prefill_hidden(ids, no_audio, None, streamed.new_cache()),
+                           whole.prefill_hidden(ids, no_audio, None, whole.new_cache()))
+    assert streamed.language_model.embed_tokens.weight.dtype == torch.float32
+    if spec.tied:
+        assert torch.equal(streamed.language_model.embed_tokens.weight, whole.language_model.embed_tokens.weight)
+
+
+MEMORY_PROBE = """
+import sys, torch
+from pathlib import Path
+from moss_cli.model.allocator import keep_freed_memory
+from moss_cli.model.loading import load_model
+from moss_cli.model.quantize import onednn_works, quantize_int8
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+keep_freed_memory()
+import transformers.models.qwen3.modeling_qwen3
+onednn_works()
+before = resident()
+if sys.argv[2] == "while-loading":
+    model = load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32, quantize="int8")
+else:
+    model = quantize_int8(load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32))
+print(resident() - before)
+"""
+
+
+def test_an_int8_load_holds_no_float32_copy_of_the_layers_it_quantized(tmp_path):
+    # Layers large enough that what a load leaves behind shows: loading float32 and then quantizing
+    # keeps the file's pages of every quantized layer resident (the file stays mapped for the
+    # embeddings); quantizing while loading must not.
+    spec = TinySpec(hidden=256, intermediate=4096, llm_layers=8, heads=4, kv_heads=2, head_dim=64, adapter_hidden=1024)
+    folder = write_checkpoint(tmp_path / "ckpt", spec)
+    grown = {}
+    for how in ("while-loading", "after-loading"):
+        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(folder), how], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-2000:]
+        grown[how] = int(out.stdout)
+    quantized_float32 = 4 * sum(math.prod(shape) for name, shape in official_shapes(spec).items()
+                                if name == "lm_head.weight" or (name.endswith("proj.weight") and "encoder" not in name))
+    assert grown["while-loading"] + quantized_float32 / 2 < grown["after-loading"], (grown, quantized_float32)
+
+
+def test_layers_are_quantized_in_threads_with_few_in_flight(monkeypatch):
+    from moss_cli.model import quantize
+
+    model = nn.Sequential(*(nn.Linear(64, 64) for _ in range(12)), nn.ReLU())
+    names = [str(index) for index in range(12)]
+    monkeypatch.setattr(quantize, "QUANTIZED_PARTS", tuple(names))
+    in_flight = []
+    with quantize.LayerQuantizer(model, threads=2) as quantizer:
+        assert not quantizer.offer("12")  # not a linear layer
+        for name in names:
+            assert quantizer.offer(name)
+            in_flight.append(len(quantizer._pending))
+    assert max(in_flight) <= 4 and in_flight[:4] == [1, 2, 3, 4]
+    assert all(isinstance(layer, Int8Linear) for layer in model[:12])
+
+
+def test_a_layer_that_cannot_be_quantized_fails_the_load_with_a_clear_error(tiny_checkpoint, monkeypatch):
+    from moss_cli.errors import MossError
+
+    def no_kernels(*args, **kwargs):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine\nmore")
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
+    with pytest.raises(MossError, match=r"--quantize int8 is not available here: Didn't find engine .*NoQEngine$"):
+        MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")

@@ -1,0 +1,1 @@
+"""What the tests share: stand-in servers, tiny checkpoints, recordings, browsers."""
