@@ -131,11 +131,11 @@ def environment() -> dict:
 
 def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> ServerReport:
     """check-server's probe (5 s of quiet noise, its question), asked for one token: does it answer?"""
-    from ..engine.remote.check import PROBE_QUESTION, probe_audio
     from ..engine.base import DecodingOptions
-    from ..errors import MossError
-    from ..engine.remote.http import redact_url
+    from ..engine.remote.check import PROBE_QUESTION, probe_audio
     from ..engine.remote.engine import RemoteEngine, ServerConfig
+    from ..engine.remote.http import redact_url
+    from ..errors import MossError
 
     started = time.monotonic()
     try:

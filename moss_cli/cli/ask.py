@@ -1,0 +1,124 @@
+"""`moss ask`: questions about one recording, or every question about every recording as a batch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..batch.runner import OutputSpec, UsageError, report, stderr
+from .engine import _checked, _LazyEngine, _use_threads
+from .options import BatchFlags
+from .run import _check_finite, _pipeline_options, _run, _settings
+
+
+def _asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs: bool) -> list[str] | None:
+    """-Q questions, then --questions FILE's lines; None when neither is given (the single form)."""
+    if not given and from_file is None:
+        return None
+    asked = list(given or [])
+    if from_file is not None:
+        if from_file == "-" and stdin_inputs:
+            raise UsageError("--questions - and the input - both want stdin; put the questions in a file")
+        try:
+            if from_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(from_file, encoding="utf-8") as file:
+                    text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"--questions {from_file}: cannot read the questions ({reason})") from None
+        asked += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not asked:
+        raise UsageError(f"--questions {from_file}: no questions in it")
+    return asked
+
+
+def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchFlags, json_lines, show_reasoning) -> None:
+    """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
+    (or, for one recording without --json, as text). Several questions share one encode and prefill."""
+    from ..tasks.specs import ASK
+
+    def work(pipeline, recording):
+        results = pipeline.ask_all(recording, questions)
+        for result in results if show_reasoning else []:  # model text, made printable by the pipeline
+            if result.reasoning:
+                sys.stderr.write(result.reasoning + "\n")
+        return results
+
+    # Text only for one file named alone: a folder, glob or list (or a job array's part of one) always
+    # gives JSON Lines, however many files it turns out to hold.
+    one_file = len(inputs) == 1 and inputs[0] != "-" and not inputs[0].startswith("@") and Path(inputs[0]).is_file()
+    outputs = OutputSpec(("answers",) if json_lines or not one_file else ("answer",))
+    _run(inputs, outputs, engine_choice, sampling, flags, ASK, "asking about", work, prompts=questions)
+
+
+def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
+    """One recording, several questions: the audio is read once and (locally) encoded once.
+
+    `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
+    """
+    from ..batch.pages import ask_page_target, write_ask_page
+    from ..batch.runner import read_recording
+    from ..interrupts import signals_interrupt
+    from ..tasks.pipeline import Pipeline, asked_time
+    from ..text import printable_name
+    from .progress import ProgressBar
+
+    try:
+        _check_finite()
+        if page is not None:  # before the model loads: a bad command line fails fast
+            if json_lines and page.output_dir is None:
+                raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
+            page.check(1)
+            target = ask_page_target(path, page)
+        engine_choice = _checked(engine_choice, questions)
+        _use_threads(engine_choice.threads)
+        engine_choice = replace(engine_choice, jobs=max(1, len(engine_choice.servers)))  # each server one question
+        engine = _LazyEngine(engine_choice, quiet)
+        options = _pipeline_options(sampling, engine_choice.max_request_seconds)
+        engine.check()  # a missing model is reported before the audio is decoded
+        with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
+            recording = read_recording(path)  # before the model loads: a bad path fails fast
+            for warning in [] if quiet else recording.source.warnings:
+                stderr.print(printable_name(f"moss: warning: {path}: {warning}"), markup=False)
+            with recording.source:  # a converted input's temporary file goes with it
+                for question in questions:  # a time past the end fails before the model loads
+                    asked_time(question, recording)
+                pipeline = Pipeline(engine.get(), options)
+                label = f"asking about {printable_name(path.name)}"
+                with ProgressBar(label, recording.duration, enabled=not quiet) as bar:
+                    pipeline.progress = bar
+                    results = pipeline.ask_all(recording, questions)
+                if page is not None:
+                    from ..tasks.specs import ASK
+
+                    settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
+                    write_ask_page(results, recording.source, path, target, page, settings)
+        page_on_stdout = page is not None and page.output_dir is None
+        for index, result in enumerate(results):
+            _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
+        for note in [] if quiet else engine.notes():
+            stderr.print(f"moss: {note}", markup=False)
+    except (Exception, KeyboardInterrupt) as exc:
+        return report(exc)
+    return 0
+
+
+def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, quiet: bool,
+                  to_stdout: bool = True) -> None:
+    if show_reasoning and result.reasoning:  # model text, made printable by the pipeline
+        sys.stderr.write(result.reasoning + "\n")
+        sys.stderr.flush()
+    if not quiet:
+        for warning in result.warnings:
+            stderr.print(f"moss: warning: {result.audio}: {warning}", markup=False)
+    if not to_stdout:  # stdout carries the --html page
+        return
+    if json_lines:
+        sys.stdout.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(("\n" if index else "") + result.text + "\n")
+    sys.stdout.flush()

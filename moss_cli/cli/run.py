@@ -1,0 +1,200 @@
+"""A command's run over its inputs: the command line checked, the engine started on first use, every file processed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from ..batch.runner import UsageError, report, stderr
+from ..errors import MossError
+from .engine import _checked, _LazyEngine, _use_threads
+from .options import BatchFlags, EngineChoice, Sampling
+
+
+def _hinted(task, language: str | None = None, context: str | None = None, hotwords: list[str] | None = None):
+    """The task with the --language, --context and --hotwords hints after its prompt (see hints.py)."""
+    from ..tasks.hints import hints_from_options
+
+    try:
+        return task.with_hints(hints_from_options(language, context, hotwords).sentences())
+    except (MossError, ValueError) as exc:
+        raise typer.Exit(report(UsageError(str(exc)))) from None
+
+
+def _formats(every: bool, **flags: bool) -> tuple[str, ...]:
+    """The extensions asked for (--all: every one the command has); plain text when none is."""
+    chosen = tuple(name for name, on in flags.items() if on or every)
+    return chosen or ("txt",)
+
+
+def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds: float, min_gap: float,
+            max_cps: float, **word_options: bool):
+    from ..output.subtitles import CueLayout
+
+    try:
+        return CueLayout(max_line_width, max_lines, max_seconds, min_seconds, min_gap, max_cps, **word_options)
+    except ValueError as exc:
+        raise typer.Exit(report(UsageError(str(exc)))) from None
+
+
+def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None),
+         prompts: list[str] | None = None, language: str | None = None) -> None:
+    """Check the command line, start the engine on first use, process every file, exit.
+
+    `language`: the command's --language, for --output-name's {lang}."""
+    from .. import interrupts
+    from ..batch.inputs import expand_inputs
+    from ..batch.runner import BatchPolicy, check_errors_file, run_batch
+    from ..batch.shards import in_shard, parse_shard
+
+    try:
+        _check_finite()
+        engine_choice = _checked(engine_choice, prompts or [task.prompt])  # prompts: ask's questions
+        _use_threads(engine_choice.threads)
+        shard = parse_shard(flags.shard) if flags.shard is not None else None
+        if flags.skip_existing and flags.overwrite:
+            raise UsageError("--skip-existing and --overwrite contradict each other")
+        check_errors_file(flags.errors)
+        inputs = expand_inputs(raw_inputs)
+        if not inputs.files and not inputs.problems:
+            raise UsageError("no audio files among the inputs")
+        outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
+        if outputs.name_template is not None:
+            inputs = _output_naming(outputs.name_template, task, engine_choice, language).apply(inputs)
+        every = len(inputs.files)
+        inputs = replace(inputs, files=in_shard(inputs.files, shard))
+        options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
+                          speakers=_speaker_options(*speakers))
+        if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
+            from ..speakers.voices import load_diarizer
+
+            load_diarizer(options.speakers.diarizer)
+    except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
+        raise typer.Exit(report(exc)) from None
+    if not inputs.files and not inputs.problems:  # a job array's part may hold nothing: that part is done
+        if not flags.quiet:
+            stderr.print(f"moss: shard {shard} holds none of the {every} inputs; nothing to do", markup=False)
+        raise typer.Exit(0)
+    jobs = flags.jobs or max(1, len(engine_choice.servers or ()))
+    engine_choice = replace(engine_choice, jobs=jobs)
+    engine = _LazyEngine(engine_choice, flags.quiet)
+    settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
+    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, flags.quiet, settings,
+                         notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start)
+
+    def process(recording, bar):
+        from ..tasks.pipeline import Pipeline
+
+        return work(Pipeline(engine.get(), options, bar), recording)
+
+    try:
+        engine.check()
+        code = run_batch(inputs, process, outputs, policy, label)
+    except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
+        code = report(exc)
+    if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
+        interrupts.exit_now(code)
+    raise typer.Exit(code)
+
+
+def _output_naming(template: str, task, engine_choice: EngineChoice, language: str | None):
+    """--output-name's fields that hold for the whole run, the template checked. {lang} is --language
+    where the command has one and it was given, else "und" (undetermined, ISO 639-2): a language the
+    model reports is known only after a file is processed, too late for the names that
+    --skip-existing and the clash check need before any work."""
+    import datetime
+
+    from ..batch.inputs import OutputName
+
+    model = engine_choice.server_model if engine_choice.servers and engine_choice.server_model else engine_choice.model
+    naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, (language or "").strip() or "und",
+                        datetime.date.today().isoformat())
+    naming.check()
+    return naming
+
+
+def _speech_scan(task, engine_choice: EngineChoice):
+    """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
+    input and starts its scan in the background while the model (or the servers) work on the current
+    one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
+    if task.output not in ("sentences", "words", "events"):
+        return None  # one request per file up to 10 minutes: a scan would mostly be wasted
+    from ..audio.vad import scan_ahead
+
+    return scan_ahead
+
+
+def _check_finite() -> None:
+    """inf and nan pass click's range checks; no option of moss means anything with them."""
+    import math
+
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    for parameter in context.command.params if context else []:
+        value = context.params.get(parameter.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
+
+
+def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, speakers=None) -> dict:
+    """Everything that shapes an output, recorded in its manifest for --skip-existing."""
+    from dataclasses import asdict
+
+    engine = {k: v for k, v in asdict(engine_choice).items()
+              if k not in ("api_key", "timeout", "device", "batch_size", "jobs", "servers", "threads")}
+    if engine_choice.servers:
+        from ..engine.remote.engine import request_extras
+        from ..engine.remote.http import redact_url
+
+        engine.pop("dtype")
+        servers = sorted(redact_url(url) for url in engine_choice.servers)  # no password in manifests
+        engine["server"] = servers[0] if len(servers) == 1 else servers
+        engine["request"] = request_extras(engine_choice.time_markers)  # what each request carries
+    settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
+                "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
+    if "html" in outputs.formats:
+        settings["html_audio"] = outputs.html_audio
+    if speakers is not None:  # only when asked: outputs made before speakers existed stay up to date
+        settings["speakers"] = asdict(speakers)
+    return settings
+
+
+def _speaker_options(count: str | None, names: str | None, diarizer: str | None):
+    """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
+    from ..speakers.voices import SpeakerOptions
+
+    if count is None and names is None:
+        return None
+    listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
+    if count is None:
+        number = len(listed)
+    elif count.strip().lower() == "auto":
+        number = None
+    elif count.strip().isdigit() and int(count) >= 1:
+        number = int(count)
+    else:
+        raise UsageError(f"--speakers takes a number of speakers (1 or more) or auto, not {count!r}")
+    if number is not None and len(listed) > number:
+        raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
+    try:
+        return SpeakerOptions(number, listed, diarizer or "resemblyzer")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _pipeline_options(sampling: Sampling, max_request_seconds: float | None = None):
+    from ..engine.base import DecodingOptions
+    from ..tasks.pipeline import PipelineOptions
+
+    try:
+        decoding = DecodingOptions(sampling.temperature, sampling.top_p, sampling.top_k,
+                                   sampling.max_new_tokens or 1024, sampling.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens, max_request_seconds=max_request_seconds)
