@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import MossError
+from ..errors import InputError
 from ..text import path_text
 
 AUDIO_EXTENSIONS = frozenset(
@@ -25,9 +25,6 @@ AUDIO_EXTENSIONS = frozenset(
 STDIN_STEM = Path("stdin")  # audio read from stdin: stdin.srt, stdin.json, ... under -o DIR
 SNIFF_BYTES = 64  # enough to recognise every container's signature
 
-
-class InputError(MossError):
-    """The inputs named on the command line cannot be listed (e.g. an unreadable @list file)."""
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
 """Writing the --html pages that are not one result's output: the index over a run's pages, and `ask`'s
-page. Part of the CLI layer, like runner.py: the same atomic writes and manifests as every output."""
+page, with the same atomic writes and manifests as every output."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .. import __version__
-from .inputs import InputFile
-from .manifest import content_hash, describe, made_from
+from ..errors import UsageError
 from ..output.report import page_context, read_summary, relative_link, render_index, render_page
 from ..results import Result
-from .runner import BatchPolicy, OutputSpec, UsageError, stderr, write_output
+from .inputs import InputFile
+from .manifest import content_hash, describe, made_from
+from .observer import BatchObserver
+from .outputs import OutputSpec, write_output
 
 if TYPE_CHECKING:
     from ..audio.sources import AudioSource
@@ -22,15 +23,14 @@ INDEX_NAME = "index.html"  # --html with several inputs and -o DIR: DIR/index.ht
 INDEX_OWNER = "(index of the report pages)"  # the "input" in the index's manifest: no one recording
 
 
-def write_index(items: list[InputFile], outputs: OutputSpec, policy: BatchPolicy) -> None:
+def write_index(items: list[InputFile], outputs: OutputSpec, overwrite: bool, observer: BatchObserver) -> None:
     """DIR/index.html lists the pages of this run's inputs (made now or up to date): name, duration, counts."""
     if outputs.output_dir is None or len(items) < 2:
         return
     index = outputs.output_dir / INDEX_NAME
     pages = {item.output(outputs.output_dir, "html"): item for item in items}
-    if index in pages or (index.exists() and made_from(index) != INDEX_OWNER and not policy.overwrite):
-        if not policy.quiet:
-            stderr.print(f"moss: warning: {index} is not moss's index of these pages; left as it is", markup=False)
+    if index in pages or (index.exists() and made_from(index) != INDEX_OWNER and not overwrite):
+        observer.warning(f"{index} is not moss's index of these pages; left as it is")
         return
     entries = []
     for page, item in pages.items():
@@ -56,12 +56,12 @@ def ask_page_target(path: Path, outputs: OutputSpec) -> Path | None:
 
 
 def write_ask_page(results: list[Result], source: AudioSource, path: Path, target: Path | None,
-                   outputs: OutputSpec, settings: dict) -> None:
+                   outputs: OutputSpec, settings: dict, stream: TextIO) -> None:
     """`ask --html`: every question and answer beside the player, as a file (with its manifest) or on stdout."""
     html = render_page(results, page_context(source, path, target, outputs.html_audio, settings))
     if target is None:
-        sys.stdout.write(html)
-        sys.stdout.flush()
+        stream.write(html)
+        stream.flush()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     record = describe(str(path), content_hash(path), settings)

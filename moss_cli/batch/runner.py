@@ -1,6 +1,5 @@
-"""The command-line side of a batch: inputs in order, outputs placed and written safely, failures reported.
-
-Part of the CLI layer: it prints (to stderr) and picks exit codes; the library below it only raises.
+"""A batch: every input in order, its outputs placed and written safely, a failing input recorded
+while the others go on. It reports what happens through an observer (observer.py); it never prints.
 """
 
 from __future__ import annotations
@@ -8,87 +7,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-
-from ..errors import AudioError, CheckpointError, ModelUnavailableError, MossError, QuestionError, ServerError
-from ..files import Prepared, folder_problem, not_regular, prepare, run_folder, sweep_parts, write_atomically
-from .inputs import InputFile, InputList
-from ..interrupts import deferred, in_background, result_of, signals_interrupt
-from .manifest import content_hash, describe, made_from, manifest_path, up_to_date
-from ..cli.progress import BatchProgress, Board, ProgressBar
+from ..errors import EXIT_INTERRUPTED, AudioError, MossError, OutputError, UsageError
+from ..files import not_regular, run_folder, sweep_parts, write_atomically
+from ..interrupts import in_background, result_of, signals_interrupt
+from ..progress import Progress
 from ..results import Result
-from ..output.subtitles import CueLayout
-from ..text import path_text, printable_name
-from ..output.writers import HtmlWriter, get_writer
+from ..text import printable_name
+from .inputs import InputFile, InputList
+from .manifest import content_hash, describe, up_to_date
+from .observer import BatchObserver, RunSummary
+from .outputs import OutputGuard, OutputSpec, file_identity, write_output, write_to_stream
 
-if TYPE_CHECKING:  # the pipeline brings torch: loaded when a file is processed, not for --help
-    from ..tasks.pipeline import Recording
-    from ..output.report import PageContext
+if TYPE_CHECKING:  # the pipeline brings numpy and the VAD: loaded when a file is processed, not for --help
     from ..audio.sources import AudioSource
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-NAME_MAX = 255  # bytes in one file name, on every common file system
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class UsageError(MossError):
-    """The command line asks for something impossible (caught before any work)."""
-
-
-class OutputError(MossError):
-    """An output cannot be written for one input (a name clash, a full disk): that input fails."""
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    formats: tuple[str, ...]  # file extensions, in the order asked
-    output_dir: Path | None = None
-    layout: CueLayout = CueLayout()
-    html_audio: str = "auto"  # --html pages: auto, link, embed or none
-    name_template: str | None = None  # --output-name: the outputs' names (see inputs.OutputName)
-
-    def check(self, n_inputs: int) -> None:
-        """Run-wide problems, found before any work: each is a usage error."""
-        if "html" in self.formats and self.html_audio == "link" and self.output_dir is None:
-            raise UsageError("--html-audio link needs -o/--output-dir DIR: a page on stdout has no place to link from")
-        if self.output_dir is not None:
-            problem = folder_problem(self.output_dir)
-            if problem:
-                raise UsageError(f"-o: {problem}")
-            return
-        if self.name_template is not None:
-            raise UsageError("--output-name names files under -o/--output-dir DIR; give -o too")
-        if len(self.formats) > 1:
-            raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
-        if n_inputs > 1 and self.formats[0] not in ("txt", "json", "answer", "answers"):
-            raise UsageError(f"several inputs with --{self.formats[0]} need -o/--output-dir DIR")
-
-    def targets(self, item: InputFile) -> list[tuple[str, Path]]:
-        if self.output_dir is None:
-            return []
-        return [(extension, item.output(self.output_dir, extension)) for extension in self.formats]
-
-
-def check_errors_file(path: Path | None) -> None:
-    """--errors names a file that can be written (at the end of the run, through a temporary file)."""
-    if path is None:
-        return
-    kind = not_regular(path)
-    if os.path.islink(path):  # it is replaced whole when written: a link (/dev/stdout) would be lost
-        problem = f"{path} is a symbolic link; name the file itself"
-    else:
-        problem = f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
-    if problem:
-        raise UsageError(f"--errors: {problem}")
+    from ..output.report import PageContext
+    from ..tasks.pipeline import Recording
 
 
 @dataclass(frozen=True)
@@ -97,87 +38,76 @@ class BatchPolicy:
     overwrite: bool = False  # replace outputs even if another input or tool made them
     errors_file: Path | None = None  # failures as JSON Lines
     jobs: int = 1  # files decoded ahead of the one being processed, plus one
-    quiet: bool = False
     settings: dict = field(default_factory=dict)  # everything that shapes an output, for manifests
     notes: Callable[[], list[str]] | None = None  # more lines for the run summary (requests per server)
     prepare: Callable[[AudioSource], None] | None = None  # done to each input as it is opened ahead (the speech scan)
     warm_up: Callable[[], None] | None = None  # called once there is an input to open (the model starts loading)
 
 
-@dataclass
-class RunSummary:
-    done: int = 0
-    skipped: int = 0
-    failures: list[dict] = field(default_factory=list)
-    audio_seconds: float = 0.0
-    interrupted: int | None = None  # the exit code an interruption asks for
-    unreported: bool = False  # the --errors file could not be written
-
-    def fail(self, item: InputFile, exc: BaseException) -> None:
-        message = str(exc)
-        if item.label:  # audio from stdin was saved to a temporary file: name it as the user did
-            message = message.replace(str(item.path), item.label)
-        self.fail_input(item.name, message, type(exc).__name__)
-
-    def fail_input(self, name: str, message: str, kind: str) -> None:
-        self.failures.append({"input": name, "error": path_text(message), "kind": kind})
-        stderr.print(f"moss: error: {printable_name(message)}", markup=False)
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted is not None:
-            return self.interrupted
-        return EXIT_FAILED if self.failures or self.unreported else EXIT_OK
+Work = Callable[["Recording", Progress], "Result | list[Result]"]  # a list: `ask`'s answers, one a question
 
 
-Work = Callable[["Recording", ProgressBar], "Result | list[Result]"]  # a list: `ask`'s answers, one a question
+def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str,
+              observer: BatchObserver | None = None, stream: TextIO | None = None) -> int:
+    """Process every input; a failing file is reported and the rest go on. Returns the exit code.
 
-
-def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchPolicy, label: str) -> int:
-    """Process every input; a failing file gets one line on stderr and the rest go on.
-
-    Ctrl-C or SIGTERM stops at once: the work in flight is abandoned (never waited for), temporary
-    files are removed, the summary and --errors are still written; exit 130 (143 for SIGTERM).
+    `stream` takes the results when there is no output folder (the CLI passes stdout). Ctrl-C or
+    SIGTERM stops at once: the work in flight is abandoned (never waited for), temporary files are
+    removed, the summary and --errors are still written; exit 130 (143 for SIGTERM).
     """
+    if stream is None and outputs.output_dir is None:
+        raise ValueError("results without an output folder need a stream to go to")
+    observer = observer or BatchObserver()
     summary, started = RunSummary(), time.monotonic()
     with signals_interrupt():
         try:
             for given, reason in inputs.problems:
-                summary.fail_input(given, f"{given}: {reason}", "InputError")
+                _fail(summary, observer, given, f"{given}: {reason}", "InputError")
             with run_folder() as workdir:
-                batch = _Batch(outputs, policy, summary, workdir)
+                batch = _Batch(outputs, policy, summary, observer, workdir, stream)
                 todo = batch.plan(inputs.files)
                 if todo and policy.warm_up:
                     policy.warm_up()
-                with BatchProgress([item.path for item, _ in todo], enabled=not policy.quiet) as overall:
-                    board = overall.board if overall.enabled else None  # one display holds both bars
+                with observer.files([item.path for item, _ in todo]):
                     opened = _opened_ahead(todo, workdir, _look_ahead(policy), policy.prepare)
                     for index, (item, digest, opening) in enumerate(opened):
-                        batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1, board=board)
-                        overall.finished(index)
+                        batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1)
+                        observer.file_done(index)
             if "html" in outputs.formats:
                 from .pages import write_index
 
-                write_index(inputs.files, outputs, policy)
+                write_index(inputs.files, outputs, policy.overwrite, observer)
         except KeyboardInterrupt as exc:
             summary.interrupted = getattr(exc, "exit_code", EXIT_INTERRUPTED)
-            stderr.print("moss: interrupted; finished outputs are complete, re-run with --skip-existing for the rest")
+            observer.interrupted()
         finally:
-            _finish(summary, policy, len(inputs.files), time.monotonic() - started)
+            _finish(summary, policy, observer, len(inputs.files), time.monotonic() - started)
     return summary.exit_code
+
+
+def _fail(summary: RunSummary, observer: BatchObserver, name: str, message: str, kind: str) -> None:
+    summary.record(name, message, kind)
+    observer.failure(message)
 
 
 class _Batch:
     """One run's inputs and outputs: what to do for each input, and writing its outputs safely."""
 
-    def __init__(self, outputs: OutputSpec, policy: BatchPolicy, summary: RunSummary, workdir: Path):
-        self.outputs, self.policy, self.summary, self.workdir = outputs, policy, summary, workdir
-        self.inputs: set[tuple[int, int]] = set()  # (device, inode) of every input: never written over
-        self.written: dict[tuple[int, int], str] = {}  # outputs this run made, and from which input
+    def __init__(self, outputs: OutputSpec, policy: BatchPolicy, summary: RunSummary, observer: BatchObserver,
+                 workdir: Path, stream: TextIO | None):
+        self.outputs, self.policy, self.summary, self.observer = outputs, policy, summary, observer
+        self.workdir, self.stream = workdir, stream
+        self.guard = OutputGuard(policy.overwrite)
+
+    def fail(self, item: InputFile, exc: BaseException) -> None:
+        message = str(exc)
+        if item.label:  # audio from stdin was saved to a temporary file: name it as the user did
+            message = message.replace(str(item.path), item.label)
+        _fail(self.summary, self.observer, item.name, message, type(exc).__name__)
 
     def plan(self, items: list[InputFile]) -> list[tuple[InputFile, str | None]]:
         items = [self._spooled(item) for item in items]
-        self.inputs = {identity for item in items if item and (identity := _identity(item.path))}
+        self.guard.inputs = {identity for item in items if item and (identity := file_identity(item.path))}
         for folder in {target.parent for item in items if item for _, target in self.outputs.targets(item)}:
             sweep_parts(folder)  # temporary files of killed runs
         todo = []
@@ -197,93 +127,66 @@ class _Batch:
                 file.write(item.stdin.head)
                 shutil.copyfileobj(item.stdin.stream, file, 1 << 20)
         except OSError as exc:
-            self.summary.fail(item, AudioError(f"-: cannot save the audio from stdin ({exc.strerror or exc})"))
+            self.fail(item, AudioError(f"-: cannot save the audio from stdin ({exc.strerror or exc})"))
             return None
         return replace(item, path=path, stdin=None)
 
     def _plan(self, item: InputFile) -> str | None | bool:
-        """The input's content hash (None when writing to stdout), or False when it is skipped or fails."""
+        """The input's content hash (None when writing to the stream), or False when it is skipped or fails."""
         kind = not_regular(item.path)
         if kind:
-            return self._fail(item, AudioError(f"{item.name}: is {kind}, not an audio file"))
+            return self._refuse(item, AudioError(f"{item.name}: is {kind}, not an audio file"))
         targets = self.outputs.targets(item)
         if not targets:
             return None
         if item.clash:
-            return self._fail(item, OutputError(
+            return self._refuse(item, OutputError(
                 f"{item.name}: its outputs would have the same names as those of {item.clash}; "
                 "give inputs with the same names in separate runs"))
         for _, target in targets:
-            problem = self._blocked(item, target)
+            problem = self.guard.blocked(item, target)
             if problem:
-                return self._fail(item, OutputError(f"{item.name}: {problem}"))
+                return self._refuse(item, OutputError(f"{item.name}: {problem}"))
         try:
             digest = content_hash(item.path)
         except OSError as exc:
-            return self._fail(item, AudioError(f"{item.name}: {exc.strerror or 'unreadable'}"))
+            return self._refuse(item, AudioError(f"{item.name}: {exc.strerror or 'unreadable'}"))
         if self.policy.skip_existing and all(up_to_date(path, digest, self.policy.settings) for _, path in targets):
             self.summary.skipped += 1
             return False
         for _, target in targets:
-            problem = self._foreign(item, target)
+            problem = self.guard.foreign(item, target)
             if problem:
-                return self._fail(item, UsageError(f"{item.name}: {problem}"))
+                return self._refuse(item, UsageError(f"{item.name}: {problem}"))
         return digest
 
-    def _fail(self, item: InputFile, exc: MossError) -> bool:
-        self.summary.fail(item, exc)
+    def _refuse(self, item: InputFile, exc: MossError) -> bool:
+        self.fail(item, exc)
         return False
 
-    def _blocked(self, item: InputFile, target: Path) -> str | None:
-        """Why `target` can never be written for this input, or None."""
-        if len(os.fsencode(target.name)) > NAME_MAX:
-            return f"the output name {target.name} is too long for the file system"
-        for path in (target, manifest_path(target)):
-            identity = _identity(path, follow=False)
-            if identity is None:
-                continue
-            if identity in self.inputs or _identity(path) in self.inputs:
-                return f"its output {path} would overwrite an input"
-            if identity in self.written and self.written[identity] != item.name:
-                return f"its output {path} would overwrite the one just made from {self.written[identity]}"
-            kind = not_regular(path)
-            if kind:
-                return f"{path} is {kind}, not an output moss can replace"
-        return None
-
-    def _foreign(self, item: InputFile, target: Path) -> str | None:
-        """`target` exists and was made by something else (or from another input), unless --overwrite."""
-        if self.policy.overwrite or not os.path.lexists(target):
-            return None
-        owner = made_from(target)
-        if owner == item.name:
-            return None
-        reason = "was not made by moss" if owner is None else f"was made from {owner}"
-        return f"output {target} exists and {reason}; --overwrite replaces it"
-
-    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool,
-                board: Board | None = None) -> None:
+    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool) -> None:
         try:
             with result_of(opening) as source:  # the main thread stays free for Ctrl-C
                 recording = _recording(item, source)
                 title = item.label or printable_name(item.path.name)
-                with ProgressBar(f"{label} {title}", recording.duration, not self.policy.quiet, board) as bar:
-                    results = in_background(work, recording, bar)  # the main thread stays free for Ctrl-C
+                with self.observer.file(f"{label} {title}", recording.duration) as progress:
+                    results = in_background(work, recording, progress)  # the main thread stays free for Ctrl-C
                 results = results if isinstance(results, list) else [results]
                 results[0].warnings[:0] = source.warnings  # damage found while decoding comes first
                 page = self._page_context(source, item)  # read while the recording is open
-        except (AudioError, ServerError, QuestionError) as exc:
-            self.summary.fail(item, exc)
+        except MossError as exc:
+            if not exc.fails_input:  # a missing model, a server gone: the whole run ends
+                raise
+            self.fail(item, exc)
             return
-        if not self.policy.quiet:
-            for warning in (warning for result in results for warning in result.warnings):
-                stderr.print(printable_name(f"moss: warning: {item.name}: {warning}"), markup=False)
+        for warning in (warning for result in results for warning in result.warnings):
+            self.observer.warning(printable_name(f"{item.name}: {warning}"))
         try:
             for index, result in enumerate(results):
                 # "first" is the first result written, whichever inputs failed or were skipped before it.
                 self._write(result, item, digest, page, first=self.summary.done == 0 and index == 0, several=several)
         except OutputError as exc:
-            self.summary.fail(item, exc)
+            self.fail(item, exc)
             return
         self.summary.done += 1
         self.summary.audio_seconds += recording.duration
@@ -291,21 +194,18 @@ class _Batch:
     def _write(self, result: Result, item: InputFile, digest, page: PageContext | None, *,
                first: bool, several: bool) -> None:
         if self.outputs.output_dir is None:
-            _to_stdout(result, self.outputs, page, first=first, several=several)
+            write_to_stream(self.stream, result, self.outputs, page, first=first, several=several)
             return
         for extension, target in self.outputs.targets(item):
-            # Checked again now: another input of this run, or another run, may have written it meanwhile.
-            problem = self._blocked(item, target) or self._foreign(item, target)
-            if problem:
-                raise OutputError(f"{item.name}: {problem}")
-            writer = _writer(extension, self.outputs, page)
+            self.guard.check(item, target)
+            writer = self.outputs.writer(extension, page)
             record = describe(item.name, digest, self.policy.settings)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_output(target, lambda file, writer=writer: writer.write(result, file), record)
             except OSError as exc:  # a full disk, a folder made read-only meanwhile: this input fails
                 raise OutputError(f"{item.name}: cannot write {target}: {exc.strerror or exc}") from None
-            self.written[_identity(target, follow=False)] = item.name
+            self.guard.made(item, target)
 
     def _page_context(self, source: AudioSource, item: InputFile) -> PageContext | None:
         """--html: waveform peaks and the page's audio, read while the recording is open (else None)."""
@@ -313,49 +213,11 @@ class _Batch:
             return None
         from ..output.report import page_context
 
-        target = dict(self.outputs.targets(item)).get("html")  # None: the page goes to stdout
+        target = dict(self.outputs.targets(item)).get("html")  # None: the page goes to the stream
         audio = self.outputs.html_audio
         if item.label and audio == "auto":  # audio from stdin sits in a temporary file: no link to it
             audio = "embed"
         return page_context(source, item.path, target, audio, self.policy.settings)
-
-
-def write_output(target: Path, fill: Callable, record: dict) -> None:
-    """An output and its manifest, through temporary files (see _commit)."""
-    _commit(prepare(target, fill), record)
-
-
-def _writer(extension: str, outputs: OutputSpec, page: PageContext | None):
-    return HtmlWriter(outputs.layout, page) if extension == "html" else get_writer(extension, outputs.layout)
-
-
-def _commit(output: Prepared, record: dict) -> None:
-    """The output first, its manifest last: a manifest never vouches for an output not yet written,
-    and when either cannot be written, neither is left new."""
-    manifest = None
-    try:
-        manifest = prepare(manifest_path(output.target),
-                           lambda file: json.dump(record, file, ensure_ascii=False, indent=1))
-        with deferred():  # a signal waits for both renames
-            output.place()
-            try:
-                manifest.place()
-            except BaseException:
-                output.target.unlink(missing_ok=True)
-                raise
-    except BaseException:
-        for prepared in (output, manifest):
-            if prepared is not None and prepared.fd >= 0:  # not placed: its temporary file goes
-                prepared.discard()
-        raise
-
-
-def _identity(path: Path, follow: bool = True) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path, follow_symlinks=follow)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _look_ahead(policy: BatchPolicy) -> int:
@@ -422,49 +284,13 @@ def read_recording(path: Path) -> Recording:
         raise
 
 
-def _to_stdout(result: Result, outputs: OutputSpec, page: PageContext | None, *, first: bool, several: bool) -> None:
-    extension = outputs.formats[0]
-    if several and extension in ("json", "answer"):
-        extension = {"json": "jsonl", "answer": "answers"}[extension]  # several results on one stream: JSON Lines
-    elif extension == "answer" and not first:  # a blank line between answers, as `ask` always did
-        sys.stdout.write("\n")
-    elif several and extension != "answers":  # plain text: a header per file, as head(1) does
-        sys.stdout.write(("" if first else "\n") + f"==> {printable_name(result.audio)} <==\n")
-    _writer(extension, outputs, page).write(result, sys.stdout)
-    sys.stdout.flush()
-
-
-def _finish(summary: RunSummary, policy: BatchPolicy, n_inputs: int, seconds: float) -> None:
+def _finish(summary: RunSummary, policy: BatchPolicy, observer: BatchObserver, n_inputs: int, seconds: float) -> None:
     if policy.errors_file is not None:
         lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in summary.failures)
         try:
             policy.errors_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(policy.errors_file, lambda file: file.write(lines))
         except OSError as exc:
-            stderr.print(printable_name(f"moss: error: cannot write --errors {policy.errors_file}: "
-                                        f"{exc.strerror or exc}"), markup=False)
+            observer.failure(f"cannot write --errors {policy.errors_file}: {exc.strerror or exc}")
             summary.unreported = True
-    if (n_inputs > 1 or summary.skipped or summary.interrupted) and not policy.quiet:
-        stderr.print(f"moss: {summary.done} done, {summary.skipped} skipped, {len(summary.failures)} failed; "
-                     f"{summary.audio_seconds / 3600:.2f} h of audio in {seconds:.0f} s")
-    for note in policy.notes() if policy.notes and not policy.quiet else []:
-        stderr.print(f"moss: {note}", markup=False)
-
-
-def report(exc: BaseException) -> int:
-    """One line on stderr for an error that ends the whole run; returns the exit code."""
-    if isinstance(exc, KeyboardInterrupt):
-        stderr.print("moss: interrupted")
-        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
-    if isinstance(exc, BrokenPipeError):  # the reader went away (`moss ... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    if isinstance(exc, (ModelUnavailableError, CheckpointError, UsageError)):
-        code = EXIT_USAGE
-    elif isinstance(exc, MossError):
-        code = EXIT_FAILED if isinstance(exc, (AudioError, ServerError, OutputError)) else EXIT_USAGE
-    else:  # a bug, not a bad input: say so, still in one line
-        stderr.print(printable_name(f"moss: internal error: {type(exc).__name__}: {exc}"), markup=False)
-        return EXIT_FAILED
-    stderr.print(printable_name(f"moss: error: {exc}"), markup=False)
-    return code
+    observer.finished(summary, n_inputs, seconds, policy.notes() if policy.notes else [])

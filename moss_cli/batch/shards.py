@@ -12,14 +12,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ..errors import MossError
+from ..errors import ShardError
 from .inputs import InputFile
 
 _SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
-
-class ShardError(MossError):
-    """--shard is not K/N with 1 <= K <= N."""
 
 
 @dataclass(frozen=True)

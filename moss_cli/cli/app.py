@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from .. import DEFAULT_MODEL, __version__
-from ..batch.runner import OutputSpec, UsageError, report
-from ..errors import MossError
+from ..batch.outputs import OutputSpec
+from ..errors import MossError, UsageError
 from .ask import _asked_questions, _run_ask, _run_ask_batch
+from .console import report
 from .engine import _checked, _run_check
 from .helptext import Command, Group, examples
 from .options import (

@@ -7,7 +7,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..batch.runner import OutputSpec, UsageError, report, stderr
+from ..batch.outputs import OutputSpec
+from ..errors import UsageError
+from .console import report, stderr
 from .engine import _checked, _LazyEngine, _use_threads
 from .options import BatchFlags
 from .run import _check_finite, _pipeline_options, _run, _settings
@@ -96,7 +98,7 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
                     from ..tasks.specs import ASK
 
                     settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
-                    write_ask_page(results, recording.source, path, target, page, settings)
+                    write_ask_page(results, recording.source, path, target, page, settings, sys.stdout)
         page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
             _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)

@@ -7,7 +7,8 @@ import sys
 from concurrent.futures import Future
 from dataclasses import replace
 
-from ..batch.runner import UsageError, report, stderr
+from ..errors import UsageError
+from .console import report, stderr
 from .options import EngineChoice
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from ..batch.runner import UsageError, report, stderr
-from ..errors import MossError
+from ..errors import MossError, UsageError
+from .console import report, stderr
 from .engine import _checked, _LazyEngine, _use_threads
 from .options import BatchFlags, EngineChoice, Sampling
 
@@ -46,8 +47,10 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     `language`: the command's --language, for --output-name's {lang}."""
     from .. import interrupts
     from ..batch.inputs import expand_inputs
-    from ..batch.runner import BatchPolicy, check_errors_file, run_batch
+    from ..batch.outputs import check_errors_file
+    from ..batch.runner import BatchPolicy, run_batch
     from ..batch.shards import in_shard, parse_shard
+    from .console import ConsoleObserver
 
     try:
         _check_finite()
@@ -81,7 +84,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     engine_choice = replace(engine_choice, jobs=jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
     settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
-    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, flags.quiet, settings,
+    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, settings,
                          notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start)
 
     def process(recording, bar):
@@ -91,7 +94,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
 
     try:
         engine.check()
-        code = run_batch(inputs, process, outputs, policy, label)
+        code = run_batch(inputs, process, outputs, policy, label, ConsoleObserver(flags.quiet), sys.stdout)
     except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
         code = report(exc)
     if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait

@@ -10,16 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import MossError
+from ..errors import HintError
 
 # Han scripts read best to the model as characters, not as "Simplified script".
 SCRIPT_WORDING = {"Hans": "simplified Chinese characters", "Hant": "traditional Chinese characters"}
 VALID_LANGUAGES_HINT = ("an ISO 639-1 or 639-3 code (en, zh, de, ja, yue), a tag with a script or region "
                         "(zh-Hant, zh-TW) or an English name (German); codes: https://iso639-3.sil.org/code_tables/639/data")
 
-
-class HintError(MossError):
-    """A --language, --context or --hotwords value that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 from ..audio.constants import SAMPLE_RATE
 from ..audio.chunking import Chunk, ChunkPlanner, ChunkPolicy, plan_chunks, plan_range, split_chunk
 from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
+from ..progress import NoProgress, Progress
 from ..errors import QuestionError, RequestTooLongError, ServerError
 from ..engine.loops import trim_loop
 from .parsing import json_object, parse_bracketed, parse_events, strip_times
@@ -48,20 +49,6 @@ class Engine(Protocol):
                       guard: RepetitionGuard | None = None) -> list[Answer]: ...
 
     def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
-
-
-class Progress(Protocol):
-    def advance(self, seconds: float) -> None: ...
-
-    def begin(self, label: str, total_seconds: float) -> None: ...  # a next stage over the same file
-
-
-class _NoProgress:
-    def advance(self, seconds: float) -> None:
-        pass
-
-    def begin(self, label: str, total_seconds: float) -> None:
-        pass
 
 
 @dataclass
@@ -98,7 +85,7 @@ class Pipeline:
     def __init__(self, engine: Engine, options: PipelineOptions = PipelineOptions(), progress: Progress | None = None):
         self.engine = engine
         self.options = options
-        self.progress = progress or _NoProgress()
+        self.progress = progress or NoProgress()
 
     # -- timed tasks: transcribe, events ------------------------------------------------------
     def timed(self, task: Task, recording: Recording) -> Result:

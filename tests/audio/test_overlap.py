@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import io
 import os
 import sys
 import threading
@@ -18,7 +19,9 @@ from moss_cli.audio import vad
 from moss_cli.cli.app import app
 from moss_cli.batch.inputs import expand_inputs
 from moss_cli.results import Result
-from moss_cli.batch.runner import BatchPolicy, OutputSpec, run_batch
+from moss_cli.batch.outputs import OutputSpec
+from moss_cli.batch.observer import BatchObserver
+from moss_cli.batch.runner import BatchPolicy, run_batch
 
 WAIT_SECONDS = 20  # how long the current file's work waits for the next file's scan to finish
 
@@ -64,10 +67,15 @@ class Recorder:
         return Result("transcribe", recording.name, recording.duration, "double", text=name)
 
 
+class FailuresOnStderr(BatchObserver):
+    def failure(self, text: str) -> None:
+        print(f"moss: error: {text}", file=sys.stderr)
+
+
 def batch(paths, out: Path, recorder: Recorder) -> int:
-    policy = BatchPolicy(quiet=True, errors_file=out / "errors.jsonl", prepare=recorder.prepare)
+    policy = BatchPolicy(errors_file=out / "errors.jsonl", prepare=recorder.prepare)
     return run_batch(expand_inputs([str(p) for p in paths]), recorder.work, OutputSpec(("txt",), out), policy,
-                     "testing")
+                     "testing", FailuresOnStderr())
 
 
 def test_next_file_is_scanned_while_the_current_one_is_worked_on(tmp_path):
@@ -149,13 +157,13 @@ def test_the_model_loads_while_the_first_file_is_decoded_and_scanned(tmp_path, t
 def test_nothing_is_loaded_when_no_input_is_left_to_open(tmp_path):
     os.mkfifo(tmp_path / "pipe.wav")  # refused before anything is opened
     started, recorder = [], Recorder()
-    policy = BatchPolicy(quiet=True, warm_up=lambda: started.append(True), prepare=recorder.prepare)
+    policy = BatchPolicy(warm_up=lambda: started.append(True), prepare=recorder.prepare)
     code = run_batch(expand_inputs([str(tmp_path / "pipe.wav")]), recorder.work, OutputSpec(("txt",)), policy,
-                     "testing")
+                     "testing", stream=io.StringIO())
     assert code == 1 and started == []
     wav(tmp_path / "a.wav", 2, 1)
     assert run_batch(expand_inputs([str(tmp_path / "a.wav")]), recorder.work, OutputSpec(("txt",)), policy,
-                     "testing") == 0
+                     "testing", stream=io.StringIO()) == 0
     assert started == [True]
 
 
