@@ -48,7 +48,7 @@ from moss_cli.audio.chunking import ChunkPolicy, plan_chunks  # noqa: E402
 from moss_cli.engine.base import DecodingOptions  # noqa: E402
 from moss_cli.engine.local.engine import MossAudio, Request  # noqa: E402
 from moss_cli.model.quantize import Int8Linear  # noqa: E402
-from moss_cli.tasks.pipeline import Recording  # noqa: E402
+from moss_cli.tasks.recording import Recording  # noqa: E402
 from moss_cli.tasks.specs import TRANSCRIBE_SENTENCES  # noqa: E402
 from moss_cli.audio.vad import speech_regions  # noqa: E402
 

@@ -1,6 +1,6 @@
 import pytest
 
-from moss_cli.tasks.pipeline import relative_question, window_around
+from moss_cli.tasks.asking import relative_question, window_around
 from moss_cli.timeref import find_time_span, format_clock, seconds_of, shift_times
 
 

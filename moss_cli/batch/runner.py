@@ -29,7 +29,7 @@ from .outputs import OutputGuard, OutputSpec, file_identity, write_output, write
 if TYPE_CHECKING:  # the pipeline brings numpy and the VAD: loaded when a file is processed, not for --help
     from ..audio.sources import AudioSource
     from ..output.report import PageContext
-    from ..tasks.pipeline import Recording
+    from ..tasks.recording import Recording
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def _open(path: Path, workdir: Path, prepare) -> AudioSource:
 
 def _recording(item: InputFile, source: AudioSource) -> Recording:
     from ..audio.constants import MIN_SAMPLES, SAMPLE_RATE
-    from ..tasks.pipeline import Recording
+    from ..tasks.recording import Recording
 
     if source.n_samples < MIN_SAMPLES:
         raise AudioError(f"{item.name}: too short ({source.n_samples / SAMPLE_RATE:.3f} s of audio)")

@@ -65,7 +65,8 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     from ..batch.pages import ask_page_target, write_ask_page
     from ..batch.runner import read_recording
     from ..interrupts import signals_interrupt
-    from ..tasks.pipeline import Pipeline, asked_time
+    from ..tasks.asking import asked_time
+    from ..tasks.pipeline import Pipeline
     from ..text import printable_name
     from .progress import ProgressBar
 

@@ -13,28 +13,34 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio.constants import SAMPLE_RATE
 from ..audio.chunking import Chunk, ChunkPlanner, ChunkPolicy, plan_chunks, plan_range, split_chunk
-from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
-from ..progress import NoProgress, Progress
-from ..errors import QuestionError, RequestTooLongError, ServerError
-from ..engine.loops import trim_loop
-from .parsing import json_object, parse_bracketed, parse_events, strip_times
-from ..audio.sources import AudioSource
-from ..speakers.voices import SpeakerOptions
-from ..results import Event, Result, Segment, Word
-from ..text import join_words, printable
-from .specs import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
-from ..timeref import TimeSpan, find_time_span, format_clock, shift_times
+from ..audio.constants import SAMPLE_RATE
 from ..audio.vad import SpeechScan, speech_regions, speech_scan
+from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
+from ..errors import RequestTooLongError, ServerError
+from ..progress import NoProgress, Progress
+from ..results import Result, Segment
+from ..speakers.voices import SpeakerOptions
+from ..text import printable
+from ..timeref import TimeSpan, format_clock, shift_times
+from .answers import (
+    cut_short,
+    events_from,
+    finish_result,
+    looped,
+    parse_json_answer,
+    segments_from,
+    span_text,
+    warn_if_estimated,
+    without_loop,
+)
+from .asking import asked_time, combine_prompt, relative_question, window_around
+from .recording import Recording
+from .specs import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
 
 MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
 MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
 MAX_SPLIT_DEPTH = 4
-ASK_MARGIN_SECONDS = 60.0  # audio kept on each side of the time a question names
-WORD_GAP_SECONDS = 0.8  # a pause this long between words starts a new segment
-LOOP_PHRASE_CHARS = (3, 120)  # a loop repeats a phrase this long ...
-LOOP_REPEATS = 6  # ... at least this many times in a row, at the end of the output
 
 
 class Engine(Protocol):
@@ -49,27 +55,6 @@ class Engine(Protocol):
                       guard: RepetitionGuard | None = None) -> list[Answer]: ...
 
     def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
-
-
-@dataclass
-class Recording:
-    name: str  # how results and messages refer to it (usually the path)
-    source: AudioSource  # 16 kHz mono, read by range
-
-    @classmethod
-    def from_array(cls, name: str, samples: np.ndarray) -> Recording:
-        return cls(name, AudioSource.from_array(name, samples))
-
-    @property
-    def n_samples(self) -> int:
-        return self.source.n_samples
-
-    @property
-    def duration(self) -> float:
-        return self.source.duration
-
-    def cut(self, chunk: Chunk) -> np.ndarray:
-        return self.source.read(chunk.start, chunk.end)
 
 
 @dataclass(frozen=True)
@@ -106,10 +91,10 @@ class Pipeline:
             except BaseException:
                 scan.stop()  # nothing more to plan: the scan need not go on beside the next file's work
                 raise
-        _warn_if_estimated(task, result, answered)
+        warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
-        return _finish(task, result)
+        return finish_result(task, result)
 
     def _speaking_groups(self, recording: Recording, scan: SpeechScan, policy: ChunkPolicy):
         """The chunks with speech, in groups of the engine's parallelism (memory stays bounded), each
@@ -177,7 +162,7 @@ class Pipeline:
             parts = [p for p in split_chunk(chunk, speech, skip_silence) if p.speech]
         if len(parts) < 2:
             kept = "kept up to where the loop began" if looped(answer) else "kept as it is"
-            warnings.append(f"{_span(chunk)}: model output {reason}; {kept}")
+            warnings.append(f"{span_text(chunk)}: model output {reason}; {kept}")
             return []
         return parts
 
@@ -227,7 +212,7 @@ class Pipeline:
         with _about(recording):
             result = self._fitting(attempt)
         if task.output == "json":
-            _parse_json_answer(result)
+            parse_json_answer(result)
         return result
 
     def ask(self, recording: Recording, question: str) -> Result:
@@ -307,7 +292,7 @@ class Pipeline:
         for window in windows:
             answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)
             if reason := cut_short(answer):
-                warnings.append(f"{_span(window)}: the partial answer {reason}")
+                warnings.append(f"{span_text(window)}: the partial answer {reason}")
             partials.append((window, printable(without_loop(answer).text)))
             self.progress.advance(window.duration)
         options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
@@ -326,30 +311,6 @@ def _about(recording: Recording):
         raise ServerError(f"{recording.name}: {exc}") from None
 
 
-def asked_time(question: str, recording: Recording) -> TimeSpan | None:
-    """The time a question asks about; QuestionError when it lies past the end of the recording."""
-    span = find_time_span(question, recording.duration)
-    if span is None:
-        return None
-    if span.start <= recording.duration:  # a range may run past the end ("between 15 and 99 minutes")
-        return replace(span, end=min(span.end, recording.duration))
-    words = span.text if len(span.text) <= 40 else span.text[:37] + "..."
-    raise QuestionError(f"{recording.name}: the question asks about {words!r}, past the end: "
-                        f"the recording is {format_clock(recording.duration)} long")
-
-
-def looped(answer: Answer) -> bool:
-    return answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text)
-
-
-def without_loop(answer: Answer) -> Answer:
-    """A looping answer cut after the first copy of the phrase it repeats: looping text never reaches
-    an output. Any other answer as it is."""
-    if not looped(answer):
-        return answer
-    return replace(answer, text=trim_loop(answer.text), raw_text=trim_loop(answer.raw_text))
-
-
 def _fitted(chunk: Chunk, target: float, longest: float, speech, skip_silence: bool) -> list[Chunk]:
     """The chunk, or pieces of it cut in silence that each fit in `longest` seconds."""
     if chunk.duration <= longest:
@@ -358,128 +319,3 @@ def _fitted(chunk: Chunk, target: float, longest: float, speech, skip_silence: b
     return [piece for piece in plan_range(chunk.start, chunk.end, speech, policy) if piece.speech]
 
 
-def cut_short(answer: Answer) -> str | None:
-    """Why an output cannot be trusted to be complete, or None."""
-    if answer.finish_reason == "length":
-        return "hit the token cap"
-    if answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text):
-        return "looped on a repeated phrase"
-    return None
-
-
-def ends_in_loop(text: str) -> bool:
-    """Whether a text ends with one phrase of 3-120 characters said LOOP_REPEATS times or more in a
-    row, whitespace aside. Slices of a bounded tail are compared: linear in the text's length."""
-    shortest, longest = LOOP_PHRASE_CHARS
-    tail = " ".join(text.split())[-(longest + 1) * LOOP_REPEATS:]
-    for candidate in (tail, tail + " "):  # "la la la": the phrase is "la " once the last space is back
-        for length in range(shortest, longest + 2):  # + 1: a phrase and the space between copies
-            span = length * LOOP_REPEATS
-            if span > len(candidate):
-                break
-            if candidate[-span:] == candidate[-length:] * LOOP_REPEATS:
-                return True
-    return False
-
-
-def segments_from(output: str, chunk: Chunk, words: bool) -> list[Segment]:
-    spans = parse_bracketed(output, chunk.duration)
-    if not spans:  # no usable times: one segment over the chunk, flagged as estimated
-        text = strip_times(output)
-        return [Segment(chunk.offset, chunk.end_time, text, estimated=True)] if text else []
-    if words:
-        return group_words([Word(s.text, chunk.to_file_time(s.start), chunk.to_file_time(s.end)) for s in spans])
-    return [Segment(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
-
-
-def events_from(output: str, chunk: Chunk) -> list[Event]:
-    spans = parse_events(output, chunk.duration)
-    if not spans:
-        text = strip_times(output)
-        return [Event(chunk.offset, chunk.end_time, text, estimated=True)] if text else []
-    return [Event(chunk.to_file_time(s.start), chunk.to_file_time(s.end), s.text) for s in spans]
-
-
-def group_words(words: list[Word]) -> list[Segment]:
-    """Words into sentence-like segments: split after end punctuation or at a pause."""
-    segments: list[Segment] = []
-    for word in words:
-        current = segments[-1] if segments else None
-        if current is None or _ends_sentence(current.words[-1].word) or word.start - current.end >= WORD_GAP_SECONDS:
-            segments.append(Segment(word.start, word.end, word.word, [word]))
-            continue
-        current.words.append(word)
-        current.end = word.end
-    for segment in segments:  # joined once each: a long run of words stays linear
-        segment.text = join_words([w.word for w in segment.words])
-    return segments
-
-
-def window_around(span: TimeSpan, n_samples: int, longest: float = ONE_REQUEST_SECONDS) -> Chunk:
-    """At most `longest` seconds (10 minutes) around the named time, with a margin on each side, inside the file."""
-    margin = min(ASK_MARGIN_SECONDS, longest / 2)
-    start = max(0.0, span.start - margin)
-    end = max(span.end + margin, start + 2 * margin)  # near the start: same context
-    end = min(end, start + longest, n_samples / SAMPLE_RATE)
-    start = max(0.0, min(start, end - 2 * margin))
-    return Chunk(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE))
-
-
-def relative_question(question: str, span: TimeSpan, offset: float) -> str:
-    """The question with its time moved into the window: "at 7:30" -> "at 1:00" for a window at 6:30."""
-    if span.start == span.end:
-        words = span.text.split()
-        lead = words[0] + " " if len(words) > 1 and words[0].isalpha() else ""
-        return question.replace(span.text, f"{lead}{format_clock(span.start - offset)}", 1)
-    if span.text.lower().startswith(("between", "from")):
-        word = span.text.split()[0]
-        return question.replace(
-            span.text, f"{word} {format_clock(span.start - offset)} and {format_clock(span.end - offset)}", 1
-        )
-    return question
-
-
-def combine_prompt(partials: list[tuple[Chunk, str]], instruction: str) -> str:
-    parts = "\n\n".join(
-        f"Part {i} ({format_clock(chunk.offset)} to {format_clock(chunk.end_time)}):\n"
-        f"{shift_times(text, chunk.offset, chunk.duration)}"
-        for i, (chunk, text) in enumerate(partials, start=1)
-    )
-    return (f"A long recording was analysed in {len(partials)} consecutive parts. Here is the result for each "
-            f"part, with times counted from the start of the recording.\n\n{parts}\n\n{instruction}")
-
-
-def _finish(task: Task, result: Result) -> Result:
-    for index, segment in enumerate(result.segments):
-        segment.id = index
-    if task.output == "events":
-        result.text = "\n".join(f"{e.start:.2f} - {e.end:.2f}: {e.description}" for e in result.events)
-    else:
-        result.text = join_words([s.text for s in result.segments])
-    return result
-
-
-def _warn_if_estimated(task: Task, result: Result, answered: int) -> None:
-    estimated = sum(1 for item in [*result.segments, *result.events] if item.estimated)
-    if not estimated:
-        return
-    hint = "; does the custom --prompt ask for the official timestamp format?" if task.custom_prompt else ""
-    result.warnings.append(f"{estimated} of {answered} chunks came back without timestamps: their times are "
-                           f"estimated (each spans its chunk){hint}")
-
-
-def _parse_json_answer(result: Result) -> None:
-    """A JSON answer (`caption --speech`) becomes an object in `voice`; other text is kept as it is."""
-    parsed, body = json_object(result.text)
-    if parsed is None:
-        result.warnings.append("the answer is not a JSON object; kept as text")
-        return
-    result.voice, result.text = parsed, body
-
-
-def _ends_sentence(word: str) -> bool:
-    return word.rstrip("\"')]}»”’").endswith((".", "!", "?", "。", "！", "？"))
-
-
-def _span(chunk: Chunk) -> str:
-    return f"{format_clock(chunk.offset)}-{format_clock(chunk.end_time)}"

@@ -65,7 +65,7 @@ def bench():
 def planned_job(bench, folder: Path, tokens: int = 3):
     """A recording cut at odd offsets, and the job bench.py writes for it."""
     from moss_cli.audio.chunking import Chunk
-    from moss_cli.tasks.pipeline import Recording
+    from moss_cli.tasks.recording import Recording
 
     samples = np.random.default_rng(1).standard_normal(16_000 * 9).astype(np.float32) * 0.1
     rec = Recording.from_array("noise", samples)

@@ -5,7 +5,8 @@ import pytest
 
 from support.fake_server import phrase_recording, phrases_in
 from moss_cli.engine.local.engine import Answer
-from moss_cli.tasks.pipeline import Pipeline, PipelineOptions, Recording, cut_short, group_words
+from moss_cli.tasks.answers import cut_short, group_words
+from moss_cli.tasks.pipeline import Pipeline, PipelineOptions, Recording
 from moss_cli.results import Word
 from moss_cli.tasks.specs import EVENTS, TRANSCRIBE_SENTENCES
 
@@ -125,7 +126,7 @@ def test_loops_are_detected():
     ("%s" % ("x" * 121) * 6, True), ("".join(f"phrase {i:03d} " for i in range(100)), False),
 ])
 def test_loop_detector_on_real_loops_and_non_loops(text, looping):
-    from moss_cli.tasks.pipeline import ends_in_loop
+    from moss_cli.tasks.answers import ends_in_loop
 
     assert ends_in_loop(text) is looping
 
