@@ -59,6 +59,18 @@ class Event:
 
 
 @dataclass
+class ChunkResult:
+    """One chunk of a timed task (transcribe, events), as soon as it is answered: its span of the file and
+    what was found in it, at file times. A Result gathers them."""
+
+    start: float  # seconds from the start of the file
+    end: float
+    segments: list[Segment] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Result:
     """What one task produced for one recording."""
 

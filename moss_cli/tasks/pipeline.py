@@ -6,6 +6,7 @@ the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..audio.vad import SpeechScan, speech_regions, speech_scan
 from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
 from ..errors import RequestTooLongError, ServerError
 from ..progress import NoProgress, Progress
-from ..results import Result, Segment
+from ..results import ChunkResult, Result, Segment
 from ..speakers.voices import SpeakerOptions
 from ..text import printable
 from ..timeref import TimeSpan, format_clock, shift_times
@@ -41,6 +42,7 @@ from .specs import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
 MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
 MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
 MAX_SPLIT_DEPTH = 4
+TIMED_OUTPUTS = ("sentences", "words", "events")  # the tasks answered chunk by chunk
 
 
 class Engine(Protocol):
@@ -74,27 +76,43 @@ class Pipeline:
 
     # -- timed tasks: transcribe, events ------------------------------------------------------
     def timed(self, task: Task, recording: Recording) -> Result:
-        """Chunks cut in silence, asked in batches, times mapped back to the file. Chunks are planned as
-        the file's speech is found: the first are asked while later blocks are still scanned."""
-        skip_silence = task.output != "events"  # sounds matter for events, not only speech
-        longest = min(MAX_CHUNK_SECONDS, self._longest_request())
-        policy = ChunkPolicy(min(task.chunk_seconds, longest), longest, skip_silence=skip_silence)
+        """Chunks cut in silence, asked in batches, times mapped back to the file: `stream` collected."""
         result = Result(task.name, recording.name, recording.duration, self.engine.name)
         scan = speech_scan(recording.source)
         answered = 0
-        with _about(recording):
-            try:
-                for speech, group in self._speaking_groups(recording, scan, policy):
-                    for piece, answer in self._rounds(task, recording, group, speech, skip_silence, result.warnings):
-                        self._collect(task, piece, answer, result)
-                        answered += 1
-            except BaseException:
-                scan.stop()  # nothing more to plan: the scan need not go on beside the next file's work
-                raise
+        for piece in self._stream(task, recording, scan):
+            result.segments += piece.segments
+            result.events += piece.events
+            result.warnings += piece.warnings
+            answered += 1
         warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
         return finish_result(task, result)
+
+    def stream(self, task: Task, recording: Recording) -> Iterator[ChunkResult]:
+        """Each chunk's result as soon as it is parsed, in time order (transcribe, events): live input,
+        servers and writers that append take them as they come. Chunks are planned as the file's speech
+        is found, so the first are asked while later blocks are still scanned. Segment ids and speaker
+        labels come with the whole result (`timed`)."""
+        return self._stream(task, recording, speech_scan(recording.source))
+
+    def _stream(self, task: Task, recording: Recording, scan: SpeechScan) -> Iterator[ChunkResult]:
+        if task.output not in TIMED_OUTPUTS:
+            raise ValueError(f"{task.name} answers about the whole recording, not chunk by chunk")
+        skip_silence = task.output != "events"  # sounds matter for events, not only speech
+        longest = min(MAX_CHUNK_SECONDS, self._longest_request())
+        policy = ChunkPolicy(min(task.chunk_seconds, longest), longest, skip_silence=skip_silence)
+        with _about(recording):
+            try:
+                for speech, group in self._speaking_groups(recording, scan, policy):
+                    warnings: list[str] = []  # the group's, in the order they arose: with its first chunk
+                    for index, (chunk, answer) in enumerate(
+                            self._rounds(task, recording, group, speech, skip_silence, warnings)):
+                        yield self._chunk_result(task, chunk, answer, [] if index else warnings)
+            except BaseException:  # also a consumer that stops early (GeneratorExit)
+                scan.stop()  # nothing more to plan: the scan need not go on beside the next file's work
+                raise
 
     def _speaking_groups(self, recording: Recording, scan: SpeechScan, policy: ChunkPolicy):
         """The chunks with speech, in groups of the engine's parallelism (memory stays bounded), each
@@ -193,12 +211,14 @@ class Pipeline:
     def _options(self, task: Task, seconds: float) -> DecodingOptions:
         return replace(self.options.decoding, max_new_tokens=self._budget(task, seconds))
 
-    def _collect(self, task: Task, chunk: Chunk, answer: Answer, result: Result) -> None:
+    def _chunk_result(self, task: Task, chunk: Chunk, answer: Answer, warnings: list[str]) -> ChunkResult:
         text = printable(answer.text)
+        piece = ChunkResult(chunk.offset, chunk.end_time, warnings=warnings)
         if task.output == "events":
-            result.events += events_from(text, chunk)
+            piece.events = events_from(text, chunk)
         else:
-            result.segments += segments_from(text, chunk, words=task.output == "words")
+            piece.segments = segments_from(text, chunk, words=task.output == "words")
+        return piece
 
     # -- text tasks: caption, describe-music, ask ------------------------------------------------
     def described(self, task: Task, recording: Recording, combine_instruction: str) -> Result:
