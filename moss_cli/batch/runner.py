@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..errors import EXIT_INTERRUPTED, AudioError, MossError, OutputError, UsageError
 from ..files import not_regular, run_folder, sweep_parts, write_atomically
-from ..interrupts import in_background, result_of, signals_interrupt
+from ..interrupts import result_of, signals_interrupt, started
 from ..progress import Progress
 from ..results import Result
 from ..text import printable_name
@@ -42,6 +42,9 @@ class BatchPolicy:
     notes: Callable[[], list[str]] | None = None  # more lines for the run summary (requests per server)
     prepare: Callable[[AudioSource], None] | None = None  # done to each input as it is opened ahead (the speech scan)
     warm_up: Callable[[], None] | None = None  # called once there is an input to open (the model starts loading)
+    # Files worked on at once (an engine that batches across files takes several), asked each time
+    # another file could start: the answer may wait for the model to load. None: one at a time.
+    lanes: Callable[[], int] | None = None
 
 
 Work = Callable[["Recording", Progress], "Result | list[Result]"]  # a list: `ask`'s answers, one a question
@@ -70,9 +73,7 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
                     policy.warm_up()
                 with observer.files([item.path for item, _ in todo]):
                     opened = _opened_ahead(todo, workdir, _look_ahead(policy), policy.prepare)
-                    for index, (item, digest, opening) in enumerate(opened):
-                        batch.process(item, digest, opening, work, label, several=len(inputs.files) > 1)
-                        observer.file_done(index)
+                    batch.run(opened, work, label, several=len(inputs.files) > 1)
             if "html" in outputs.formats:
                 from .pages import write_index
 
@@ -164,21 +165,40 @@ class _Batch:
         self.fail(item, exc)
         return False
 
-    def process(self, item: InputFile, digest, opening: Future, work: Work, label: str, *, several: bool) -> None:
+    def run(self, opened, work: Work, label: str, *, several: bool) -> None:
+        """Each input worked on in a thread of its own, up to policy.lanes() at once; outputs are
+        written, and the observer told, in input order."""
+        lanes: deque = deque()
+        for index, (item, digest, opening) in enumerate(opened):
+            lanes.append((index, item, digest, started(self._work_on, item, opening, work, label, name="moss-file")))
+            while len(lanes) >= max(1, self.policy.lanes() if self.policy.lanes else 1):
+                self._finish(*lanes.popleft(), several=several)
+        while lanes:
+            self._finish(*lanes.popleft(), several=several)
+
+    def _work_on(self, item: InputFile, opening: Future, work: Work, label: str):
+        """In the input's own thread: its audio opened, the work done, what writing needs read."""
+        with result_of(opening) as source:
+            recording = _recording(item, source)
+            title = item.label or printable_name(item.path.name)
+            with self.observer.file(f"{label} {title}", recording.duration) as progress:
+                results = work(recording, progress)
+            results = results if isinstance(results, list) else [results]
+            results[0].warnings[:0] = source.warnings  # damage found while decoding comes first
+            return results, self._page_context(source, item), recording.duration
+
+    def _finish(self, index: int, item: InputFile, digest, working: Future, *, several: bool) -> None:
         try:
-            with result_of(opening) as source:  # the main thread stays free for Ctrl-C
-                recording = _recording(item, source)
-                title = item.label or printable_name(item.path.name)
-                with self.observer.file(f"{label} {title}", recording.duration) as progress:
-                    results = in_background(work, recording, progress)  # the main thread stays free for Ctrl-C
-                results = results if isinstance(results, list) else [results]
-                results[0].warnings[:0] = source.warnings  # damage found while decoding comes first
-                page = self._page_context(source, item)  # read while the recording is open
+            results, page, seconds = result_of(working)  # the main thread stays free for Ctrl-C
         except MossError as exc:
             if not exc.fails_input:  # a missing model, a server gone: the whole run ends
                 raise
             self.fail(item, exc)
-            return
+        else:
+            self._deliver(item, digest, results, page, seconds, several=several)
+        self.observer.file_done(index)
+
+    def _deliver(self, item: InputFile, digest, results: list[Result], page, seconds: float, *, several: bool) -> None:
         for warning in (warning for result in results for warning in result.warnings):
             self.observer.warning(printable_name(f"{item.name}: {warning}"))
         try:
@@ -189,7 +209,7 @@ class _Batch:
             self.fail(item, exc)
             return
         self.summary.done += 1
-        self.summary.audio_seconds += recording.duration
+        self.summary.audio_seconds += seconds
 
     def _write(self, result: Result, item: InputFile, digest, page: PageContext | None, *,
                first: bool, several: bool) -> None:
@@ -243,8 +263,8 @@ def _opened_ahead(todo, workdir: Path, ahead: int, prepare=None) -> Iterator[tup
         while queue:
             yield queue.popleft()
         finished = True
-    finally:  # interrupted: never wait for a conversion; close what was opened ahead
-        pool.shutdown(wait=finished, cancel_futures=True)
+    finally:  # every input handed out is opened by its turn; interrupted: close what was opened ahead
+        pool.shutdown(wait=False, cancel_futures=not finished)
         for _, _, future in queue:
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,13 +86,16 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     engine_choice = replace(engine_choice, jobs=jobs)
     engine = _LazyEngine(engine_choice, flags.quiet)
     settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
+    shared = _SharedEngine(engine, across_files=not engine_choice.servers and options.speakers is None)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, settings,
-                         notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start)
+                         notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start,
+                         lanes=shared.lanes)
 
     def process(recording, bar):
         from ..tasks.pipeline import Pipeline
 
-        return work(Pipeline(engine.get(), options, bar), recording)
+        with shared.get().member():
+            return work(Pipeline(shared.get(), options, bar), recording)
 
     try:
         engine.check()
@@ -201,3 +206,29 @@ def _pipeline_options(sampling: Sampling, max_request_seconds: float | None = No
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens, max_request_seconds=max_request_seconds)
+
+
+class _SharedEngine:
+    """The engine as the files worked on at once share it: a local model fills its batches with the
+    chunks of several files (many short recordings no longer decode one row at a time). Servers
+    already take requests from one file in parallel; speaker finding runs a model of its own per
+    file, so both keep one file at a time. MOSS_ACROSS_FILES=0 turns sharing off, for benchmarks."""
+
+    def __init__(self, engine: _LazyEngine, across_files: bool):
+        self._engine = engine
+        self.across_files = across_files and os.environ.get("MOSS_ACROSS_FILES") != "0"
+        self._shared = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        engine = self._engine.get()  # waits for the model interruptibly, before taking the lock
+        with self._lock:
+            if self._shared is None:
+                from ..engine.shared import SharedBatches
+
+                self._shared = SharedBatches(engine)
+            return self._shared
+
+    def lanes(self) -> int:
+        """Files at once: the engine's batch width when they share it."""
+        return self.get().parallelism if self.across_files else 1

@@ -86,12 +86,12 @@ def test_custom_prompt_is_sent(wav_file, tiny_checkpoint, monkeypatch):
     from moss_cli.engine.local.engine import MossAudio
 
     asked = []
-    original = MossAudio.ask
+    original = MossAudio.ask_many
 
-    def spy(self, audio, question, *args, **kwargs):
-        asked.append(question)
-        return original(self, audio, question, *args, **kwargs)
+    def spy(self, requests):
+        asked.extend(request.question for request in requests)
+        return original(self, requests)
 
-    monkeypatch.setattr(MossAudio, "ask", spy)
+    monkeypatch.setattr(MossAudio, "ask_many", spy)
     run("caption", wav_file, "--prompt", "What instrument is this?", "-m", tiny_checkpoint, "--max-new-tokens", 4, "-q")
     assert asked == ["What instrument is this?"]

@@ -1,0 +1,167 @@
+"""One engine shared by several recordings at once: requests from many files fill the same batches.
+
+A run over many short files would otherwise decode one file's few chunks at a time (a 10-second
+file is one row of a batch that could hold eight). Each file's pipeline runs in its own thread
+and calls `ask_many` as usual; the calls are gathered here and sent to the engine together, up
+to its batch width, and every caller gets its own answers back in its own order. Batches give
+each row the tokens it would get alone (engine/local/generation.py), so outputs do not change.
+
+A batch goes as soon as it is full, or when every file being worked on is waiting for answers:
+a file still decoding its audio or scanning for speech is waited for, never left behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..interrupts import WAIT_SLICE
+from .base import Answer, DecodingOptions, RepetitionGuard, Request
+
+if TYPE_CHECKING:
+    from .base import Engine
+
+
+@dataclass
+class _Call:
+    """One caller's requests, answered as the batches holding them come back."""
+
+    requests: list[Request]
+    answers: list[Answer | None] = field(default_factory=list)
+    sent: int = 0  # requests taken into a batch so far
+    error: BaseException | None = None
+
+    def __post_init__(self):
+        self.answers = [None] * len(self.requests)
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or all(answer is not None for answer in self.answers)
+
+
+class SharedBatches:
+    """An Engine that shares the wrapped one among threads (one a file), batching across them."""
+
+    def __init__(self, engine: Engine, rows: int | None = None):
+        self.engine = engine
+        self.rows = max(1, rows or engine.parallelism)
+        self._state = threading.Condition()
+        self._members = 0  # files being worked on (see member())
+        self._queue: list[_Call] = []  # calls with requests not yet sent, oldest first
+        self._busy = False  # a batch is being decoded
+        self._engine_lock = threading.Lock()  # other calls (text-only, several questions) one at a time
+
+    # ---- the contract, passed through --------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    @property
+    def parallelism(self) -> int:
+        return self.rows
+
+    @property
+    def thinking(self) -> bool:
+        return self.engine.thinking
+
+    @property
+    def max_request_seconds(self) -> float | None:
+        return self.engine.max_request_seconds
+
+    def counts(self) -> str | None:
+        return self.engine.counts()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def ask(self, audio, question: str, options: DecodingOptions = DecodingOptions(),
+            guard: RepetitionGuard | None = None) -> Answer:
+        return self.ask_many([Request(audio, question, options, guard)])[0]
+
+    def ask_questions(self, audio, questions: list[str], options: DecodingOptions = DecodingOptions(),
+                      guard: RepetitionGuard | None = None) -> list[Answer]:
+        with self._engine_lock:
+            return self.engine.ask_questions(audio, questions, options, guard)
+
+    def ask_text(self, question: str, options: DecodingOptions = DecodingOptions(),
+                 guard: RepetitionGuard | None = None) -> Answer:
+        with self._engine_lock:
+            return self.engine.ask_text(question, options, guard)
+
+    # ---- batching across callers --------------------------------------------------------------
+    @contextmanager
+    def member(self) -> Iterator[None]:
+        """Held while a file is worked on: a batch waits for each member to ask or to leave."""
+        with self._state:
+            self._members += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._members -= 1
+                self._state.notify_all()
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]:
+        if not requests:
+            return []
+        call = _Call(list(requests))
+        with self._state:
+            self._queue.append(call)
+            self._state.notify_all()
+        while True:
+            batch = self._next_batch(call)
+            if batch is None:
+                break
+            self._decode(batch)
+        if call.error is not None:
+            raise call.error
+        return list(call.answers)
+
+    def _next_batch(self, call: _Call) -> list[tuple[_Call, int]] | None:
+        """Wait until `call` is answered (None) or it is this thread's turn to decode a batch."""
+        with self._state:
+            while not call.done:
+                if not self._busy and self._ready():
+                    self._busy = True
+                    return self._take()
+                self._state.wait(WAIT_SLICE)
+        return None
+
+    def _ready(self) -> bool:
+        waiting = sum(len(c.requests) - c.sent for c in self._queue)
+        asking = len(self._queue)  # each member has at most one call in the queue
+        return waiting > 0 and (waiting >= self.rows or asking >= self._members)
+
+    def _take(self) -> list[tuple[_Call, int]]:
+        """Up to `rows` requests, oldest calls first: (call, index in its requests) each."""
+        batch: list[tuple[_Call, int]] = []
+        for call in list(self._queue):
+            while call.sent < len(call.requests) and len(batch) < self.rows:
+                batch.append((call, call.sent))
+                call.sent += 1
+            if call.sent == len(call.requests):
+                self._queue.remove(call)
+            if len(batch) == self.rows:
+                break
+        return batch
+
+    def _decode(self, batch: list[tuple[_Call, int]]) -> None:
+        try:
+            with self._engine_lock:
+                answers = self.engine.ask_many([call.requests[index] for call, index in batch])
+            error = None
+        except BaseException as exc:  # every caller in the batch hears it; the run decides
+            answers, error = [], exc
+        with self._state:
+            for position, (call, index) in enumerate(batch):
+                if error is not None:
+                    call.error = error
+                    if call in self._queue:
+                        self._queue.remove(call)
+                else:
+                    call.answers[index] = answers[position]
+            self._busy = False
+            self._state.notify_all()
