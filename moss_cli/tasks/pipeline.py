@@ -1,7 +1,7 @@
 """The order of work, written down once: audio -> chunk plan -> prompts -> engine -> parse -> results.
 
-The engine is anything with `ask(samples, question, options, guard)` and `ask_text(question, options)`:
-the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
+The engine is any backend that meets the contract in engine/base.py (`Engine`): the local model or
+servers. Everything else is shared.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.chunking import Chunk, ChunkPlanner, ChunkPolicy, plan_chunks, plan_range, split_chunk
-from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
+from ..engine.base import Answer, DecodingOptions, Engine, RepetitionGuard, Request
 from ..errors import QuestionError, RequestTooLongError, ServerError
 from ..engine.loops import trim_loop
 from .parsing import json_object, parse_bracketed, parse_events, strip_times
@@ -34,20 +34,6 @@ ASK_MARGIN_SECONDS = 60.0  # audio kept on each side of the time a question name
 WORD_GAP_SECONDS = 0.8  # a pause this long between words starts a new segment
 LOOP_PHRASE_CHARS = (3, 120)  # a loop repeats a phrase this long ...
 LOOP_REPEATS = 6  # ... at least this many times in a row, at the end of the output
-
-
-class Engine(Protocol):
-    name: str
-    parallelism: int  # requests worth sending together (batch rows, or requests in flight)
-
-    def ask(self, audio: np.ndarray, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
-
-    def ask_many(self, requests: list[Request]) -> list[Answer]: ...
-
-    def ask_questions(self, audio: np.ndarray, questions: list[str], options: DecodingOptions,
-                      guard: RepetitionGuard | None = None) -> list[Answer]: ...
-
-    def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
 
 
 class Progress(Protocol):
@@ -197,7 +183,7 @@ class Pipeline:
     def _longest_request(self) -> float:
         """Seconds of audio one request may carry: 10 minutes, --max-request-seconds, or what a
         server said fits."""
-        limits = (ONE_REQUEST_SECONDS, self.options.max_request_seconds, getattr(self.engine, "max_request_seconds", None))
+        limits = (ONE_REQUEST_SECONDS, self.options.max_request_seconds, self.engine.max_request_seconds)
         return min(limit for limit in limits if limit)
 
     def _check_shorter(self, longest: float) -> None:
@@ -216,7 +202,7 @@ class Pipeline:
                 self._check_shorter(longest)
 
     def _budget(self, task: Task, seconds: float) -> int:
-        return task.token_budget(seconds, self.options.token_cap, thinking=getattr(self.engine, "thinking", False))
+        return task.token_budget(seconds, self.options.token_cap, thinking=self.engine.thinking)
 
     def _options(self, task: Task, seconds: float) -> DecodingOptions:
         return replace(self.options.decoding, max_new_tokens=self._budget(task, seconds))

@@ -15,6 +15,9 @@ class ScriptedEngine:
 
     name = "scripted"
     parallelism = 4
+    thinking = False  # the rest of the engine contract (engine/base.py Engine)
+    max_request_seconds = None
+    where = None
 
     def ask_many(self, requests):
         self.rounds.append(len(requests))
@@ -41,6 +44,12 @@ class ScriptedEngine:
 
     def ask_text(self, question, options, guard=None):
         return Answer("combined", "", "combined", [], "stop", 0)
+
+    def counts(self):
+        return None
+
+    def close(self):
+        pass
 
 
 @pytest.fixture(scope="module")
