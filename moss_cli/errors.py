@@ -5,6 +5,10 @@ class MossError(Exception):
     """Base class for every error `moss` reports to a user in one line."""
 
 
+class EngineOptionsError(MossError):
+    """The engine's options cannot work (a server URL without a host, --quantize with a server): caught before any work."""
+
+
 class ModelUnavailableError(MossError):
     """The checkpoint cannot be found or downloaded (offline, wrong id, missing file)."""
 
