@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "OpenMOSS-Team/MOSS-Audio-4B-Instruct"
 
 _EXPORTS = {
-    "Answer": "engine.base", "EncodedClip": "engine.local.engine", "MossAudio": "engine.local.engine",
+    # The backends' classes come through the factory, the one module that knows where backends live.
+    "Answer": "engine.base", "EncodedClip": "engine.factory", "MossAudio": "engine.factory",
     "Request": "engine.base", "DecodingOptions": "engine.base", "RepetitionGuard": "engine.base",
     "load_audio": "audio.features",
     "AudioError": "errors", "CheckpointError": "errors", "ModelUnavailableError": "errors", "MossError": "errors",

@@ -36,6 +36,10 @@ class HintError(UsageError):
     """A --language, --context or --hotwords value that cannot be used."""
 
 
+class EngineOptionsError(UsageError):
+    """The engine's options cannot work (a server URL without a host, --quantize with a server)."""
+
+
 # ---- the model --------------------------------------------------------------------------------
 class ModelUnavailableError(MossError):
     """The checkpoint cannot be found or downloaded (offline, wrong id, missing file)."""

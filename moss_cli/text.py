@@ -12,7 +12,6 @@ import re
 import unicodedata
 from bisect import bisect_right
 
-
 # Code point ranges (first, last) of the scripts written without spaces, with their punctuation.
 _UNSPACED_RANGES = (
     (0x2E80, 0x2FFF),  # CJK radicals, Kangxi radicals, ideographic description

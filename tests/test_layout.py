@@ -7,6 +7,7 @@ a lazy import is still a dependency, and a circle through one is still a circle.
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "moss_cli"
 # Highest first: a module may import its own layer and the layers after it, never one before it.
 LAYERS = ["cli", "batch", "tasks", "engine", "speakers", "output", "audio", "model", "(root)"]
 BACKENDS = ("moss_cli.engine.local", "moss_cli.engine.remote")
+FACTORY = "moss_cli.engine.factory"
+# A module path in a string (moss_cli/__init__.py's table of lazily imported names) imports it all the same.
+NAMED_BACKEND = re.compile(r"^(moss_cli)?\.?engine\.(local|remote)(\.|$)")
 MAX_LINES = 500
 MAX_ROOT_MODULES = 12
 
@@ -104,7 +108,24 @@ def test_nothing_below_the_cli_imports_it():
 def test_the_engine_contract_imports_neither_torch_nor_a_backend():
     contract = "moss_cli.engine.base"
     assert not imports_anything(contract, "torch") and not imports_anything(contract, "transformers")
-    assert not any(other.startswith(BACKENDS) for other in imported(contract))
+    assert not any(other.startswith(BACKENDS) or other == FACTORY for other in imported(contract))
+    assert not imports_anything(FACTORY, "torch")  # it picks a backend; the backend brings torch
+
+
+def named_backends(name: str) -> set[str]:
+    tree = ast.parse(modules()[name].read_text(encoding="utf-8"))
+    strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    return {f"moss_cli.engine.{match[2]}" for value in strings if (match := NAMED_BACKEND.match(value))}
+
+
+def test_only_the_factory_and_a_backends_own_package_reach_a_backend():
+    offenders = []
+    for name in modules():
+        for other in imported(name) | named_backends(name):
+            backend = next((b for b in BACKENDS if other == b or other.startswith(b + ".")), None)
+            if backend and name != FACTORY and not (name == backend or name.startswith(backend + ".")):
+                offenders.append(f"{name} -> {other}")
+    assert offenders == []
 
 
 def test_no_module_is_over_500_lines():

@@ -11,7 +11,6 @@ from ..errors import AudioError
 from .constants import HOP_LENGTH, MEL_DTYPE, MIN_SAMPLES, N_FFT, N_MELS, SAMPLE_RATE
 
 
-
 def load_audio(path: str | Path) -> np.ndarray:
     """A whole file as 16 kHz mono float32: the exact samples the official front end gives the model.
 

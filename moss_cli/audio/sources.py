@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import SAMPLE_RATE
 from ..errors import AudioError
 from ..files import not_regular
+from .constants import SAMPLE_RATE
 from .resample import Resampler, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file

@@ -105,6 +105,7 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
             _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
         for note in [] if quiet else engine.notes():
             stderr.print(f"moss: {note}", markup=False)
+        engine.close()  # its connections or memory: a caller that goes on (tests, a server mode) gets them back
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     return 0

@@ -115,15 +115,14 @@ def environment() -> dict:
     import transformers
 
     from .. import __version__
-    from ..engine.local.engine import resolve_device, resolve_dtype
+    from ..engine.factory import placement
 
-    device = resolve_device("auto")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    device, dtype = placement("auto", "auto")
     return {
         "versions": {"moss": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "huggingface_hub": huggingface_hub.__version__},
-        "device": f"{device} ({name})" if name else str(device),
-        "dtype": str(resolve_dtype("auto", device)).removeprefix("torch."),
+        "device": device,
+        "dtype": dtype,
         "threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
     }
@@ -131,20 +130,16 @@ def environment() -> dict:
 
 def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> ServerReport:
     """check-server's probe (5 s of quiet noise, its question), asked for one token: does it answer?"""
-    from ..engine.base import DecodingOptions
-    from ..engine.remote.check import PROBE_QUESTION, probe_audio
-    from ..engine.remote.engine import RemoteEngine, ServerConfig
-    from ..engine.remote.http import redact_url
+    from ..engine.factory import probe_server as probe
+    from ..engine.factory import redact_url
     from ..errors import MossError
 
     started = time.monotonic()
     try:
-        engine = RemoteEngine(ServerConfig(url, api_key=api_key, timeout=timeout, retries=1))
-        engine.ask(probe_audio(), PROBE_QUESTION, DecodingOptions(max_new_tokens=1))
+        detail = probe(url, api_key, timeout)
     except MossError as exc:
         return ServerReport(redact_url(url), False, str(exc))
-    owner = f", {engine.served.owner}" if engine.served.owner else ""
-    return ServerReport(redact_url(url), True, f"model {engine.name}{owner}", round(time.monotonic() - started, 3))
+    return ServerReport(redact_url(url), True, detail, round(time.monotonic() - started, 3))
 
 
 def model_status(model: str, cache: CacheReport) -> str:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ..engine.factory import EngineSpec
+
 Inputs = Annotated[list[str], typer.Argument(
     help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
     "paths: one a line or NUL-separated) or @list.txt.", show_default=False, metavar="AUDIO")]
@@ -147,22 +149,8 @@ MachineJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on
 
 
 
-@dataclass(frozen=True)
-class EngineChoice:
-    model: str
-    device: str
-    dtype: str
-    time_markers: bool
-    servers: tuple[str, ...] | list[str] | None  # --server URLs (each may list several, comma-separated)
-    server_model: str | None
-    api_key: str | None
-    timeout: float
-    batch_size: int | None = None  # local: rows decoded together (None: from free memory)
-    jobs: int = 1  # server: requests in flight, over all servers
-    thinking: bool | None = None  # a Thinking checkpoint? None: from the model's name or path
-    max_request_seconds: float | None = None  # the most audio in one request
-    threads: int | None = None  # --threads: torch's CPU threads for the run
-    quantize: str | None = None  # --quantize int8 (local, CPU)
+# The engine's options are the factory's EngineSpec; the old name stays while other branches still use it.
+EngineChoice = EngineSpec
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import typer
 
+from ..engine.factory import EngineSpec
 from ..errors import MossError, UsageError
 from .console import report, stderr
 from .engine import _checked, _LazyEngine, _use_threads
-from .options import BatchFlags, EngineChoice, Sampling
+from .options import BatchFlags, Sampling
 
 
 def _hinted(task, language: str | None = None, context: str | None = None, hotwords: list[str] | None = None):
@@ -107,7 +108,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
     raise typer.Exit(code)
 
 
-def _output_naming(template: str, task, engine_choice: EngineChoice, language: str | None):
+def _output_naming(template: str, task, engine_choice: EngineSpec, language: str | None):
     """--output-name's fields that hold for the whole run, the template checked. {lang} is --language
     where the command has one and it was given, else "und" (undetermined, ISO 639-2): a language the
     model reports is known only after a file is processed, too late for the names that
@@ -123,7 +124,7 @@ def _output_naming(template: str, task, engine_choice: EngineChoice, language: s
     return naming
 
 
-def _speech_scan(task, engine_choice: EngineChoice):
+def _speech_scan(task, engine_choice: EngineSpec):
     """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
     input and starts its scan in the background while the model (or the servers) work on the current
     one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
@@ -150,20 +151,13 @@ def _check_finite() -> None:
             raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
-def _settings(task, engine_choice: EngineChoice, sampling: Sampling, outputs, speakers=None) -> dict:
+def _settings(task, engine_choice: EngineSpec, sampling: Sampling, outputs, speakers=None) -> dict:
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
-    engine = {k: v for k, v in asdict(engine_choice).items()
-              if k not in ("api_key", "timeout", "device", "batch_size", "jobs", "servers", "threads")}
-    if engine_choice.servers:
-        from ..engine.remote.engine import request_extras
-        from ..engine.remote.http import redact_url
+    from ..engine.factory import recorded_settings
 
-        engine.pop("dtype")
-        servers = sorted(redact_url(url) for url in engine_choice.servers)  # no password in manifests
-        engine["server"] = servers[0] if len(servers) == 1 else servers
-        engine["request"] = request_extras(engine_choice.time_markers)  # what each request carries
+    engine = recorded_settings(engine_choice)  # the model and options that shape answers, no key or password
     settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
     if "html" in outputs.formats:

@@ -1,7 +1,9 @@
-"""The engine contract, shared by every backend: what an engine is asked (Request, DecodingOptions,
-RepetitionGuard) and what it answers (Answer), and the chat layout facts every backend sends.
+"""The engine contract, shared by every backend: what an engine is (Engine), what it is asked (Request,
+DecodingOptions, RepetitionGuard) and what it answers (Answer), the chat layout facts every backend
+sends, and the one rule that tells a Thinking checkpoint by its name.
 
-No torch here: the remote engine and the command line use this module too.
+No torch and no backend here: the remote engine, the factory and the command line use this module,
+and a missing checkpoint must be reported before torch is imported.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,3 +121,70 @@ def split_reasoning(text: str) -> tuple[str, str]:
         before, _, rest = rest.rpartition(THINK_CLOSE)
         reasoning.insert(0, before.strip())
     return "\n\n".join(r for r in reasoning if r), rest.strip()
+
+
+def is_thinking_checkpoint(name_or_path: str | Path) -> bool:
+    """Whether a hub id, a checkpoint folder or a Hugging Face cache snapshot names a Thinking checkpoint
+    (MOSS-Audio-4B-Thinking and the like): one rule for every backend. A cache snapshot
+    (.../models--OpenMOSS-Team--MOSS-Audio-4B-Thinking/snapshots/<commit>) is named by its repo folder,
+    which is what a local model resolved from the hub and a server's model path both look like."""
+    parts = [part for part in str(name_or_path).replace("\\", "/").split("/") if part]
+    while parts and (parts[-1] == "snapshots" or _is_commit(parts[-1])):
+        parts.pop()
+    name = parts[-1] if parts else ""
+    if name.startswith("models--"):  # the cache's folder of a repo: models--<owner>--<name>
+        name = name.rsplit("--", 1)[-1]
+    return "thinking" in name.lower()
+
+
+def _is_commit(part: str) -> bool:
+    return len(part) == 40 and all(char in "0123456789abcdef" for char in part)
+
+
+@runtime_checkable  # isinstance() checks the members are there (tests); signatures are for type checkers
+class Engine(Protocol):
+    """What every backend offers the pipeline and the command line, and all they may rely on.
+
+    Read-only properties here are met by plain attributes as well. A backend that cannot say (a
+    server's device) answers None rather than leaving the member out, so callers never probe.
+    """
+
+    name: str  # the model's name, as results and manifests record it
+
+    @property
+    def parallelism(self) -> int:
+        """Requests worth sending together: batch rows (local), or requests in flight (servers)."""
+
+    @property
+    def thinking(self) -> bool:
+        """A Thinking checkpoint: it needs tokens to reason before it answers."""
+
+    @property
+    def max_request_seconds(self) -> float | None:
+        """The most audio one request may carry; None when unknown or unlimited."""
+
+    @property
+    def where(self) -> str | None:
+        """Where the model runs, for the command line to print ("cpu in float32"); None for servers."""
+
+    def ask(self, audio: np.ndarray, question: str, options: DecodingOptions = DecodingOptions(),
+            guard: RepetitionGuard | None = None) -> Answer:
+        """One question about one recording (16 kHz mono samples)."""
+
+    def ask_many(self, requests: list[Request]) -> list[Answer]:
+        """Many requests, answered in request order (batched or sent concurrently as the backend can)."""
+
+    def ask_questions(self, audio: np.ndarray, questions: list[str], options: DecodingOptions = DecodingOptions(),
+                      guard: RepetitionGuard | None = None) -> list[Answer]:
+        """Several questions about one recording, in order."""
+
+    def ask_text(self, question: str, options: DecodingOptions = DecodingOptions(),
+                 guard: RepetitionGuard | None = None) -> Answer:
+        """A text-only request, e.g. to combine partial answers."""
+
+    def counts(self) -> str | None:
+        """For the run summary: how many requests each of several servers answered; None when there is
+        nothing worth saying (one server, or a local model)."""
+
+    def close(self) -> None:
+        """Free what the engine holds (memory, connections); it answers nothing afterwards. Safe twice."""

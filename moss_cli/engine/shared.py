@@ -16,13 +16,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..interrupts import WAIT_SLICE
-from .base import Answer, DecodingOptions, RepetitionGuard, Request
-
-if TYPE_CHECKING:
-    from .base import Engine
+from .base import Answer, DecodingOptions, Engine, RepetitionGuard, Request
 
 
 @dataclass
@@ -70,6 +66,10 @@ class SharedBatches:
     @property
     def max_request_seconds(self) -> float | None:
         return self.engine.max_request_seconds
+
+    @property
+    def where(self) -> str | None:
+        return self.engine.where
 
     def counts(self) -> str | None:
         return self.engine.counts()

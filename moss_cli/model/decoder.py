@@ -21,7 +21,6 @@ from torch.nn import functional as F
 from transformers import DynamicCache
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Model, apply_rotary_pos_emb
 
-
 GROWTH = 256  # positions reserved at a time
 
 

@@ -10,8 +10,7 @@ import torch
 
 from .. import DEFAULT_MODEL  # noqa: F401 - engine.py takes it from here
 from ..errors import CheckpointError
-from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX
-from .checkpoint import resolve_checkpoint, resolve_tokenizer  # noqa: F401 - the loading API, in one place
+from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX, resolve_checkpoint, resolve_tokenizer  # noqa: F401 - the loading API, in one place
 from .config import MossAudioConfig
 from .modeling import MossAudioModel
 

@@ -12,8 +12,8 @@ from torch import nn
 from transformers import DynamicCache
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
 
-from . import decoder
 from ..interrupts import result_of, started
+from . import decoder
 from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder

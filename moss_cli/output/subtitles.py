@@ -14,9 +14,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .linebreak import Atom, LineFill, Piece, balanced_lines, break_cost, join_pieces, lines_needed, make_atoms
 from ..results import Event, Result, Segment, seconds_to_ms
 from ..text import needs_space, split_text
+from .linebreak import Atom, LineFill, Piece, balanced_lines, break_cost, join_pieces, lines_needed, make_atoms
 
 CUE_COST = 2.0  # splitting a sentence into one more cue costs more than any one bad break
 FILL_WEIGHT = 0.5  # cues of a sentence about equally full

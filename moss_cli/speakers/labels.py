@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..results import Segment
-from .voices import Turn
 from ..text import join_words, split_text
+from .voices import Turn
 
 MIN_TURN_SECONDS = 0.8  # a speaker heard for less inside a segment is a stray piece, not a turn
 SENTENCE_END = (".", "!", "?", "。", "！", "？")

@@ -1,7 +1,7 @@
 """The order of work, written down once: audio -> chunk plan -> prompts -> engine -> parse -> results.
 
-The engine is anything with `ask(samples, question, options, guard)` and `ask_text(question, options)`:
-the local `MossAudio` or a `RemoteEngine`. Everything else is shared.
+The engine is anything that keeps the contract of engine/base.py: the local model, servers, or the
+two shared by several files at once. Everything else is shared.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ..audio.chunking import Chunk, ChunkPlanner, ChunkPolicy, plan_chunks, plan_range, split_chunk
 from ..audio.constants import SAMPLE_RATE
 from ..audio.vad import SpeechScan, speech_regions, speech_scan
-from ..engine.base import Answer, DecodingOptions, RepetitionGuard, Request
+from ..engine.base import Answer, DecodingOptions, Engine, RepetitionGuard, Request
 from ..errors import RequestTooLongError, ServerError
 from ..progress import NoProgress, Progress
 from ..results import ChunkResult, Result, Segment
@@ -43,20 +42,6 @@ MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
 MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
 MAX_SPLIT_DEPTH = 4
 TIMED_OUTPUTS = ("sentences", "words", "events")  # the tasks answered chunk by chunk
-
-
-class Engine(Protocol):
-    name: str
-    parallelism: int  # requests worth sending together (batch rows, or requests in flight)
-
-    def ask(self, audio: np.ndarray, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
-
-    def ask_many(self, requests: list[Request]) -> list[Answer]: ...
-
-    def ask_questions(self, audio: np.ndarray, questions: list[str], options: DecodingOptions,
-                      guard: RepetitionGuard | None = None) -> list[Answer]: ...
-
-    def ask_text(self, question: str, options: DecodingOptions, guard: RepetitionGuard | None = None) -> Answer: ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +172,7 @@ class Pipeline:
     def _longest_request(self) -> float:
         """Seconds of audio one request may carry: 10 minutes, --max-request-seconds, or what a
         server said fits."""
-        limits = (ONE_REQUEST_SECONDS, self.options.max_request_seconds, getattr(self.engine, "max_request_seconds", None))
+        limits = (ONE_REQUEST_SECONDS, self.options.max_request_seconds, self.engine.max_request_seconds)
         return min(limit for limit in limits if limit)
 
     def _check_shorter(self, longest: float) -> None:
@@ -206,7 +191,7 @@ class Pipeline:
                 self._check_shorter(longest)
 
     def _budget(self, task: Task, seconds: float) -> int:
-        return task.token_budget(seconds, self.options.token_cap, thinking=getattr(self.engine, "thinking", False))
+        return task.token_budget(seconds, self.options.token_cap, thinking=self.engine.thinking)
 
     def _options(self, task: Task, seconds: float) -> DecodingOptions:
         return replace(self.options.decoding, max_new_tokens=self._budget(task, seconds))

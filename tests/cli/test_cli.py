@@ -77,12 +77,16 @@ def test_show_reasoning_goes_to_stderr(monkeypatch, wav_file):
 
     class ThinkingEngine:
         name = "thinking-stand-in"
-
-        class model:
-            device, dtype = "cpu", "torch.float32"
+        thinking, max_request_seconds, where = True, None, "cpu in float32"
 
         def ask(self, audio, question, options, guard=None):
             return Answer("Two people talk.", "I hear two voices.", "", [], "stop", 0)
+
+        def counts(self):
+            return None
+
+        def close(self):
+            pass
 
     monkeypatch.setattr("moss_cli.engine.local.engine.MossAudio.load", classmethod(lambda cls, *a, **k: ThinkingEngine()))
     monkeypatch.setattr("moss_cli.model.checkpoint.resolve_checkpoint", lambda model, **k: Path(model))

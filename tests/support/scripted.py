@@ -9,6 +9,9 @@ class ScriptedEngine:
 
     name = "scripted"
     parallelism = 4
+    thinking = False  # the rest of the engine contract (engine/base.py Engine)
+    max_request_seconds = None
+    where = None
 
     def ask_many(self, requests):
         self.rounds.append(len(requests))
@@ -35,3 +38,9 @@ class ScriptedEngine:
 
     def ask_text(self, question, options, guard=None):
         return Answer("combined", "", "combined", [], "stop", 0)
+
+    def counts(self):
+        return None
+
+    def close(self):
+        pass

@@ -16,13 +16,13 @@ import torch
 
 from ...audio.constants import SAMPLE_RATE
 from ...audio.features import duration, load_audio, log_mel, to_model_rate
-from ..base import Answer, DecodingOptions, RepetitionGuard, Request, split_reasoning
-from .generation import Job, generate, generate_after_prefix
 from ...errors import MossError
 from ...model.encoder import EncodedAudio
 from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
 from ...model.modeling import MossAudioModel
+from ..base import Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint, split_reasoning
 from ..prompts import IM_END_ID, PromptBuilder, has_audio_span
+from .generation import Job, generate, generate_after_prefix
 
 AudioInput = str | Path | np.ndarray
 
@@ -97,19 +97,37 @@ class MossAudio:
 
     def __init__(
         self, model: MossAudioModel, tokenizer, *, name: str, stop_ids: set[int], time_markers: bool = True,
-        batch_size: int | None = None,
+        batch_size: int | None = None, thinking: bool | None = None,
     ):
         self.model = model
         self.batch_size = batch_size or default_batch_size(model)
         self.prompts = PromptBuilder(tokenizer, time_markers=time_markers)
         self.name = name
-        self.thinking = "thinking" in Path(name).name.lower()  # MOSS-Audio-4B-Thinking and the like
+        # thinking: told by the caller (--thinking), else by the checkpoint's name, as for servers
+        self.thinking = is_thinking_checkpoint(name) if thinking is None else thinking
         self.stop_ids = stop_ids
+        # Kept as text: the CLI prints it after loading, and it still reads right once closed
+        self.where = f"{model.device} in {str(model.dtype).removeprefix('torch.')}"
+        self.max_request_seconds: float | None = None  # any length fits; the pipeline's windows bound it
         self._last_clip: tuple[bytes, EncodedClip] | None = None
 
     @property
     def parallelism(self) -> int:
         return self.batch_size
+
+    def counts(self) -> None:
+        """One model in this process: there is no share of requests to report."""
+        return None
+
+    def close(self) -> None:
+        """Let the weights and the last encoded clip go (the caller's references aside), and hand the
+        GPU's cached blocks back to the driver so the next process or model can use them."""
+        if self.model is None:
+            return
+        on_cuda = self.model.device.type == "cuda"
+        self.model, self._last_clip = None, None
+        if on_cuda:
+            torch.cuda.empty_cache()
 
     @classmethod
     def load(
@@ -122,10 +140,12 @@ class MossAudio:
         revision: str | None = None,
         batch_size: int | None = None,
         quantize: str | None = None,
+        thinking: bool | None = None,
     ) -> MossAudio:
         """Load from a local directory or a hub id (through the Hugging Face cache).
 
         quantize="int8": int8 weights for CPU inference (model/quantize.py), never the default.
+        thinking: whether it is a Thinking checkpoint; None: told by its name (is_thinking_checkpoint).
         """
         if quantize not in (None, "int8"):
             raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
@@ -140,7 +160,7 @@ class MossAudio:
         if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
             weights.prepare_head_for_cpu()
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
-                   time_markers=time_markers, batch_size=batch_size)
+                   time_markers=time_markers, batch_size=batch_size, thinking=thinking)
 
     def encode(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> EncodedClip:
         """Run a file or a mono array through the audio encoder (the same samples twice in a row: once)."""

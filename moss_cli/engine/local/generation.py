@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import Decoded, TokenSampler
-from ..base import DecodingOptions, RepetitionGuard
 from ...model.encoder import EncodedAudio
 from ...model.modeling import MossAudioModel
+from ..base import DecodingOptions, RepetitionGuard
 from ..prompts import AUDIO_TOKEN_ID, Prompt
+from .sampling import Decoded, TokenSampler
 
 PAD_ID = 151643  # <|endoftext|>: any id works under the mask; this one is the tokenizer's pad
 

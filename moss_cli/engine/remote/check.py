@@ -9,13 +9,17 @@ They are compared with what the local PromptBuilder builds for the same audio an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...audio.constants import HOP_LENGTH, SAMPLE_RATE
-from ..base import DecodingOptions
 from ...errors import ServerError
+from ..base import DecodingOptions
 from .replies import one_line
+
+if TYPE_CHECKING:
+    from ..factory import EngineSpec
 
 PROBE_SECONDS = 5.0  # long enough for two time markers ("2", "4")
 PROBE_QUESTION = "Describe the audio."
@@ -32,6 +36,50 @@ class ServerPrompt:
 class PromptCheck:
     matches: bool
     lines: list[str]  # what to print: the verdict, then the difference and what to change
+
+
+@dataclass
+class ServerCheck:
+    server: str  # the server's name as messages show it (no password)
+    model: str  # the served model asked for
+    owner: str | None  # what serves it, where the listing says (vllm, sglang)
+    prompt: PromptCheck
+
+    @property
+    def matches(self) -> bool:
+        return self.prompt.matches
+
+    @property
+    def lines(self) -> list[str]:
+        """What to print: the server and its model, the verdict, then the difference and what to change."""
+        kind = f", {self.owner}" if self.owner else ""
+        return [f"server {self.server}: model {self.model}{kind}", *self.prompt.lines]
+
+
+def check_server(spec: EngineSpec) -> ServerCheck:
+    """The spec's one server asked for its prompt, compared with what spec.model's tokenizer builds here."""
+    from ...model.loading import load_tokenizer, resolve_tokenizer
+    from .backend import open_engine
+
+    tokenizer = load_tokenizer(resolve_tokenizer(spec.model))  # first: a missing tokenizer asks no server
+    engine = open_engine(spec)
+    prompt = check_prompt(engine, tokenizer, spec.time_markers)
+    return ServerCheck(engine.servers[0].name, engine.name, engine.served.owner, prompt)
+
+
+def probe(url: str, api_key: str | None, timeout: float) -> str:
+    """The probe asked for one token, once: "model <served name>[, <owner>]", or the MossError that says why not.
+
+    Only the URL is given: the name comes from the server's listing, none is assumed."""
+    from .engine import RemoteEngine, ServerConfig
+
+    engine = RemoteEngine(ServerConfig(url, api_key=api_key, timeout=timeout, retries=1))
+    try:
+        engine.ask(probe_audio(), PROBE_QUESTION, DecodingOptions(max_new_tokens=1))
+    finally:
+        engine.close()
+    owner = f", {engine.served.owner}" if engine.served.owner else ""
+    return f"model {engine.name}{owner}"
 
 
 def probe_audio() -> np.ndarray:

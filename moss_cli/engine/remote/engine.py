@@ -19,13 +19,20 @@ from functools import cached_property
 import numpy as np
 
 from ...audio.constants import SAMPLE_RATE, TOKENS_PER_SECOND
-from ..base import Answer, DecodingOptions, RepetitionGuard, Request
 from ...errors import RequestTooLongError, ServerError, ServerUnavailableError, UnsupportedByServerError
-from .http import HttpClient, HttpError, Stopped, Unreachable, redact, url_secrets
-from .replies import CompletionStream, ServedModel, encoder_cache_limit, error_message, error_text, read_completion, served_models
-from .servers import Server, ServerPool
-from ..base import SYSTEM_PROMPT
 from ...text import printable
+from ..base import SYSTEM_PROMPT, Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint
+from .http import HttpClient, HttpError, Stopped, Unreachable, redact, url_secrets
+from .replies import (
+    CompletionStream,
+    ServedModel,
+    encoder_cache_limit,
+    error_message,
+    error_text,
+    read_completion,
+    served_models,
+)
+from .servers import Server, ServerPool
 
 __all__ = ["RemoteEngine", "ServerConfig", "ServerError", "ServerUnavailableError", "wav_data_url"]
 
@@ -59,20 +66,6 @@ def request_extras(time_markers: bool) -> dict:
     vLLM takes the processor's switch per request.
     """
     return {} if time_markers else {"mm_processor_kwargs": {"enable_time_marker": False}}
-
-
-def is_thinking(model_path: str) -> bool:
-    """Whether a model path or hub id names a Thinking checkpoint (MOSS-Audio-4B-Thinking), also as a
-    Hugging Face cache snapshot (.../models--OpenMOSS-Team--MOSS-Audio-4B-Thinking/snapshots/<hash>)."""
-    parts = [p for p in model_path.replace("\\", "/").split("/") if p]
-    while parts and (parts[-1] == "snapshots" or _is_hash(parts[-1])):
-        parts.pop()
-    name = parts[-1].rsplit("--", 1)[-1] if parts else ""
-    return "thinking" in name.lower()
-
-
-def _is_hash(part: str) -> bool:
-    return len(part) == 40 and all(c in "0123456789abcdef" for c in part)
 
 
 class RequestSizeLimit:
@@ -145,11 +138,21 @@ class RemoteEngine:
         loaded the model from (vLLM's and SGLang's `root`), else by its name."""
         if self.config.thinking is not None:
             return self.config.thinking
-        return is_thinking(self.served.root or self.served.name)
+        return is_thinking_checkpoint(self.served.root or self.served.name)
 
-    def counts(self) -> str:
-        """Requests each server answered, for the run summary."""
-        return self.pool.counts()
+    @property
+    def where(self) -> None:
+        """Servers keep their device and dtype to themselves."""
+        return None
+
+    def counts(self) -> str | None:
+        """Requests each server answered, for the run summary; None for one server, which answered them all."""
+        return self.pool.counts() if len(self.servers) > 1 else None
+
+    def close(self) -> None:
+        """Close the kept-alive connections; requests still in flight are ended first (see stop)."""
+        self.stop()
+        self.client.close()
 
     def stop(self) -> None:
         """End every request in flight and every wait at once (Ctrl-C, SIGTERM); the engine is done."""

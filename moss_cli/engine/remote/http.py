@@ -92,6 +92,10 @@ class HttpClient:
         for exchange in running:
             exchange.abort()
 
+    def close(self) -> None:
+        """Close the session's pooled connections (kept alive between requests)."""
+        self.session.close()
+
     def request(self, method: str, url: str, body: dict | None = None,
                 stream: Callable[[], StreamReader] | None = None) -> Reply:
         """One exchange, repeated after a dropped connection, a 429 or a 5xx (exponential backoff).

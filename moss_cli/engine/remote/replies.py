@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ...text import printable
 from ..base import Answer, RepetitionGuard, split_reasoning
 from ..loops import TextLoopGuard
-from ...text import printable
 
 TEXT_PART_TYPES = ("text", "output_text")  # OpenAI's chat and responses spellings of a text part
 
