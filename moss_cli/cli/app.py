@@ -196,15 +196,13 @@ def caption(
     from ..tasks.specs import CAPTION, SPEECH_CAPTION
 
     task = _hinted((SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt), context=context)
-    instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
-                   "recording." if speech else "Combine these into one description of the whole recording.")
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
                     name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
-         lambda pipeline, rec: pipeline.described(task, rec, instruction))
+         lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
 
 
 @app.command("describe-music", cls=Command, epilog=examples("describe-music"),
@@ -229,14 +227,13 @@ def describe_music(
     from ..tasks.specs import MUSIC
 
     task = _hinted(MUSIC.with_prompt(prompt), context=context)
-    instruction = "Combine these into one description of the whole piece, covering the same aspects."
     _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
                     name_template=output_name),
          EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
                                       thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
          Sampling(temperature, top_p, top_k, max_new_tokens, seed),
          BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
-         lambda pipeline, rec: pipeline.described(task, rec, instruction))
+         lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
 
 
 @app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")

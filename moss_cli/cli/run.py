@@ -119,8 +119,8 @@ def _speech_scan(task, engine_choice: EngineChoice):
     """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
     input and starts its scan in the background while the model (or the servers) work on the current
     one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
-    if task.output not in ("sentences", "words", "events"):
-        return None  # one request per file up to 10 minutes: a scan would mostly be wasted
+    if not task.scans_for_speech:
+        return None
     from ..audio.vad import scan_ahead
 
     return scan_ahead
