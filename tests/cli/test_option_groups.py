@@ -10,7 +10,17 @@ from typer.testing import CliRunner
 
 import moss_cli.cli  # noqa: F401  before batch.runner, which imports the CLI package back
 from moss_cli.batch.runner import UsageError
+from moss_cli.cli.app import app as moss
 from moss_cli.cli.groups import Change, OptionGroup, changing, only, options, without
+from moss_cli.cli.options import (
+    EngineChoice,
+    EngineOptions,
+    OutputOptions,
+    ServerOptions,
+    SubtitleOptions,
+    writes,
+)
+from moss_cli.output.subtitles import CueLayout
 
 runner = CliRunner()
 
@@ -108,3 +118,41 @@ def test_a_usage_error_in_a_command_is_one_line_and_exit_2():
 
     result = runner.invoke(app_of(paint), ["paint"])
     assert result.exit_code == 2 and result.stderr == "moss: error: --size: too big\n"
+
+
+def test_all_means_the_formats_the_command_writes_in_the_order_outputs_are_written():
+    got = []
+
+    def caption(*, output: Annotated[OutputOptions, writes("json", "txt", "html")]):
+        got.append(output.formats())
+
+    app = app_of(caption)
+    assert [name for name in params(app, "caption")][:4] == ["json_", "txt", "html", "all_"]
+    for args, formats in [([], ("txt",)), (["--json"], ("json",)), (["--all"], ("txt", "json", "html"))]:
+        assert runner.invoke(app, ["caption", *args]).exit_code == 0
+        assert got.pop() == formats
+
+
+def test_subtitle_defaults_are_the_layouts():
+    assert SubtitleOptions().layout() == CueLayout()
+    assert SubtitleOptions(highlight_words=True).layout(words=True) == CueLayout(words=True, highlight_words=True)
+    with pytest.raises(UsageError):
+        SubtitleOptions(min_cue_seconds=9.0).layout()
+
+
+def test_engine_and_server_make_the_engine_choice():
+    choice = EngineOptions(device="cpu", threads=2).choice(ServerOptions(server=["http://a/v1"], thinking=True))
+    assert choice == EngineChoice(EngineOptions.model, "cpu", "auto", True, ["http://a/v1"], None, None, 600.0,
+                                  thinking=True, threads=2)
+
+
+@pytest.mark.parametrize(("command", "option", "default", "help_"), [
+    ("ask", "max_new_tokens", 1024, "Most tokens per answer."),
+    ("transcribe", "max_new_tokens", None, "Most tokens to generate per request."),
+    ("check-server", "timeout", 120.0, None),
+    ("doctor", "timeout", 10.0, "Seconds each server may take to answer."),
+    ("events", "timeout", 600.0, None),
+])
+def test_moss_commands_keep_their_own_defaults(command, option, default, help_):
+    param = params(moss, command)[option]
+    assert param.default == default and (help_ is None or param.help == help_)
