@@ -99,7 +99,7 @@ ADVERSARIAL = {
 TIMING = """
 import json, sys, time
 from moss_cli.audio.chunking import Chunk
-from moss_cli.decoding import Answer, split_reasoning
+from moss_cli.engine.base import Answer, split_reasoning
 from moss_cli.tasks.parsing import json_object, parse_bracketed, parse_events, strip_times
 from moss_cli.tasks.pipeline import cut_short, events_from, segments_from
 from moss_cli.text import printable
