@@ -4,78 +4,34 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .. import DEFAULT_MODEL, __version__
-from ..batch.outputs import OutputSpec
+from .. import __version__
 from ..errors import MossError, UsageError
 from .ask import _asked_questions, _run_ask, _run_ask_batch
 from .console import report
 from .engine import _checked, _run_check
+from .groups import Change, changing, only, options, without
 from .helptext import Command, Group, examples
 from .options import (
-    AllOpt,
-    ApiKeyOpt,
-    AssOpt,
-    BatchFlags,
-    BatchSizeOpt,
-    ContextOpt,
-    CpsOpt,
-    CueSecondsOpt,
-    DeviceOpt,
-    DiarizerOpt,
-    DtypeOpt,
-    EngineChoice,
-    ErrorsOpt,
-    GapOpt,
-    HighlightOpt,
-    HotwordsOpt,
-    HtmlAudio,
-    HtmlAudioOpt,
-    HtmlOpt,
+    BatchOptions,
+    DiarizeOptions,
+    EngineOptions,
     Inputs,
-    JobsOpt,
-    JsonOpt,
-    LanguageOpt,
-    LinesOpt,
-    LineWidthOpt,
     MachineJsonOpt,
-    MaxRequestOpt,
-    MaxTokensOpt,
-    MinCueSecondsOpt,
-    ModelOpt,
-    OutputDirOpt,
-    OutputNameOpt,
-    OverwriteOpt,
-    ProbeServerOpt,
-    PromptOpt,
-    QuantizeOpt,
-    QuietOpt,
-    Sampling,
-    SeedOpt,
-    ServerModelOpt,
-    ServerOpt,
-    ShardOpt,
+    OutputOptions,
+    PromptOptions,
+    SamplingOptions,
+    ServerOptions,
     ShowReasoningOpt,
-    SkipExistingOpt,
-    SpeakerNamesOpt,
-    SpeakersOpt,
-    SrtOpt,
-    TemperatureOpt,
-    ThinkingOpt,
-    ThreadsOpt,
-    TimeMarkersOpt,
-    TimeoutOpt,
-    TopKOpt,
-    TopPOpt,
-    TsvOpt,
-    TxtOpt,
-    VttOpt,
+    SubtitleOptions,
+    writes,
 )
-from .run import _formats, _hinted, _layout, _run
+from .run import _run
 
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
@@ -100,147 +56,86 @@ def main(
     """Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers."""
 
 
+# A command lists its groups in the order --help shows their panels: a panel appears where its first
+# option does (--prompt's Decoding before Prompt and Model, ask's Model before Decoding).
+
+# The prompt of the commands that take no --language or --hotwords: theirs is not speech to transcribe.
+ContextPrompt = Annotated[PromptOptions, only("prompt", "context")]
+
+
 @app.command(cls=Command, epilog=examples("transcribe"),
              short_help="Transcribe speech with times, as text or subtitles.")
+@options
 def transcribe(
     audio: Inputs,
     words: Annotated[bool, typer.Option(
         "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
-    srt: SrtOpt = False, vtt: VttOpt = False, json_: JsonOpt = False, txt: TxtOpt = False, tsv: TsvOpt = False,
-    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
-    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
-    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
-    highlight_words: HighlightOpt = False,
-    prompt: PromptOpt = None, language: LanguageOpt = None, context: ContextOpt = None, hotwords: HotwordsOpt = None,
-    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
-    time_markers: TimeMarkersOpt = True,
-    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
-    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
-    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
-    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
-    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
-    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
-    speakers: SpeakersOpt = None, speaker_names: SpeakerNamesOpt = None, diarizer: DiarizerOpt = "resemblyzer",
-    quiet: QuietOpt = False,
+    *, output: Annotated[OutputOptions, writes("srt", "vtt", "json", "txt", "tsv", "ass", "html")],
+    subtitles: SubtitleOptions, prompt: PromptOptions, engine: EngineOptions, decoding: SamplingOptions,
+    server: ServerOptions, batch: BatchOptions, speakers: DiarizeOptions,
 ) -> None:
     """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level, with speakers."""
     from ..tasks.specs import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
-    words = words or highlight_words
-    task = _hinted((TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES).with_prompt(prompt), language, context, hotwords)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps,
-                     words=words, highlight_words=highlight_words)
-    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "transcribing",
-         lambda pipeline, rec: pipeline.timed(task, rec), speakers=(speakers, speaker_names, diarizer), language=language)
+    words = words or subtitles.highlight_words
+    task = prompt.task(TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES)
+    _run(audio, output.spec(subtitles.layout(words)), engine.spec(server), decoding, batch, task, "transcribing",
+         lambda pipeline, rec: pipeline.timed(task, rec), speakers=speakers, language=prompt.language)
 
 
 @app.command(cls=Command, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
+@options
 def events(
     audio: Inputs,
-    json_: JsonOpt = False, srt: SrtOpt = False, vtt: VttOpt = False, tsv: TsvOpt = False, txt: TxtOpt = False,
-    ass: AssOpt = False, html: HtmlOpt = False, all_: AllOpt = False, html_audio: HtmlAudioOpt = HtmlAudio.auto,
-    output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
-    max_line_chars: LineWidthOpt = 42, max_lines: LinesOpt = 2, max_cue_seconds: CueSecondsOpt = 7.0,
-    min_cue_seconds: MinCueSecondsOpt = 0.833, min_gap_seconds: GapOpt = 0.066, max_cps: CpsOpt = 20.0,
-    prompt: PromptOpt = None, context: ContextOpt = None,
-    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
-    time_markers: TimeMarkersOpt = True,
-    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
-    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
-    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
-    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
-    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
-    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
-    quiet: QuietOpt = False,
+    *, output: Annotated[OutputOptions, writes("json", "srt", "vtt", "tsv", "txt", "ass", "html")],
+    subtitles: Annotated[SubtitleOptions, without("highlight_words")], prompt: ContextPrompt, engine: EngineOptions,
+    decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
     from ..tasks.specs import EVENTS
 
-    task = _hinted(EVENTS.with_prompt(prompt), context=context)
-    layout = _layout(max_line_chars, max_lines, max_cue_seconds, min_cue_seconds, min_gap_seconds, max_cps)
-    formats = _formats(all_, txt=txt, srt=srt, vtt=vtt, ass=ass, tsv=tsv, json=json_, html=html)
-    outputs = OutputSpec(formats, output_dir, layout, html_audio.value, output_name)
-    _run(audio, outputs, EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "listening to",
+    task = prompt.task(EVENTS)
+    _run(audio, output.spec(subtitles.layout()), engine.spec(server), decoding, batch, task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
 @app.command(cls=Command, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")
+@options
 def caption(
     audio: Inputs,
     speech: Annotated[bool, typer.Option("--speech", help="Describe the voice (JSON: gender, age, pitch, ...).")] = False,
-    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
-    prompt: PromptOpt = None, context: ContextOpt = None,
-    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
-    time_markers: TimeMarkersOpt = True,
-    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
-    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
-    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
-    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
-    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
-    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
-    quiet: QuietOpt = False,
+    *, output: Annotated[OutputOptions, writes("json", "txt", "html")], prompt: ContextPrompt, engine: EngineOptions,
+    decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
 ) -> None:
     """Describe what can be heard (or, with --speech, the voice)."""
     from ..tasks.specs import CAPTION, SPEECH_CAPTION
 
-    task = _hinted((SPEECH_CAPTION if speech else CAPTION).with_prompt(prompt), context=context)
-    instruction = ("Combine these into one JSON object with the same fields, describing the voice over the whole "
-                   "recording." if speech else "Combine these into one description of the whole recording.")
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
-                    name_template=output_name),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
-         lambda pipeline, rec: pipeline.described(task, rec, instruction))
+    _describe(audio, prompt.task(SPEECH_CAPTION if speech else CAPTION), output, engine.spec(server), decoding, batch)
 
 
 @app.command("describe-music", cls=Command, epilog=examples("describe-music"),
              short_help="Describe music: style, tempo, harmony, instruments, mood.")
+@options
 def describe_music(
     audio: Inputs,
-    json_: JsonOpt = False, txt: TxtOpt = False, html: HtmlOpt = False, all_: AllOpt = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None, output_name: OutputNameOpt = None,
-    prompt: PromptOpt = None, context: ContextOpt = None,
-    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
-    time_markers: TimeMarkersOpt = True,
-    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
-    max_new_tokens: MaxTokensOpt = None, seed: SeedOpt = None,
-    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
-    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
-    skip_existing: SkipExistingOpt = False, overwrite: OverwriteOpt = False, errors: ErrorsOpt = None,
-    jobs: JobsOpt = None, shard: ShardOpt = None, batch_size: BatchSizeOpt = None,
-    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
-    quiet: QuietOpt = False,
+    *, output: Annotated[OutputOptions, writes("json", "txt", "html")], prompt: ContextPrompt, engine: EngineOptions,
+    decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
 ) -> None:
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
     from ..tasks.specs import MUSIC
 
-    task = _hinted(MUSIC.with_prompt(prompt), context=context)
-    instruction = "Combine these into one description of the whole piece, covering the same aspects."
-    _run(audio, OutputSpec(_formats(all_, txt=txt, json=json_, html=html), output_dir, html_audio=html_audio.value,
-                    name_template=output_name),
-         EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout, batch_size,
-                                      thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize),
-         Sampling(temperature, top_p, top_k, max_new_tokens, seed),
-         BatchFlags(skip_existing, overwrite, errors, jobs, quiet, shard), task, "describing",
-         lambda pipeline, rec: pipeline.described(task, rec, instruction))
+    _describe(audio, prompt.task(MUSIC), output, engine.spec(server), decoding, batch)
+
+
+def _describe(audio, task, output: OutputOptions, engine_choice, decoding: SamplingOptions,
+              batch: BatchOptions) -> None:
+    """One description per file; a long file's windows' descriptions combined as the task says."""
+    _run(audio, output.spec(), engine_choice, decoding, batch, task, "describing",
+         lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
 
 
 @app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")
+@options
 def ask(
     audio: Annotated[list[str], typer.Argument(
         help="Recordings: files, directories, globs, - or @list.txt, as transcribe takes them. Without "
@@ -253,22 +148,14 @@ def ask(
         help="Questions, one a line (blank lines and lines starting with # skipped); - reads them from stdin.")] = None,
     json_lines: Annotated[bool, typer.Option(
         "--json", help="One JSON object per recording and question (JSON Lines; always so for several recordings).")] = False,
-    html: Annotated[bool, typer.Option(
-        "--html", rich_help_panel="Output",
+    *, output: Annotated[OutputOptions, only("html", "html_audio", "output_dir", html=Change(
         help="A page with the questions and answers beside a player (one recording): on stdout instead of the "
-        "answers, or with -o DIR as DIR/<stem>.html while the answers still print.")] = False,
-    html_audio: HtmlAudioOpt = HtmlAudio.auto, output_dir: OutputDirOpt = None,
+        "answers, or with -o DIR as DIR/<stem>.html while the answers still print."))],
     show_reasoning: ShowReasoningOpt = False,
-    model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
-    time_markers: TimeMarkersOpt = True,
-    temperature: TemperatureOpt = 0.0, top_p: TopPOpt = 1.0, top_k: TopKOpt = 50,
-    max_new_tokens: Annotated[int, typer.Option(min=1, rich_help_panel="Decoding", help="Most tokens per answer.")] = 1024,
-    seed: SeedOpt = None,
-    server: ServerOpt = None, server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 600.0,
-    max_request_seconds: MaxRequestOpt = None, thinking: ThinkingOpt = None,
-    errors: ErrorsOpt = None, jobs: JobsOpt = None, shard: ShardOpt = None,
-    threads: ThreadsOpt = None, quantize: QuantizeOpt = None,
-    quiet: QuietOpt = False,
+    engine: Annotated[EngineOptions, without("batch_size")],
+    decoding: Annotated[SamplingOptions, changing(
+        max_new_tokens=Change(1024, show_default=True, help="Most tokens per answer."))],
+    server: ServerOptions, batch: Annotated[BatchOptions, only("errors", "jobs", "shard", "quiet")],
 ) -> None:
     """Ask questions about recordings; prints only the answers (a blank line between several).
 
@@ -279,52 +166,50 @@ def ask(
     asks about a time ("at 7:30", "7:30 in", "between 5 and 7 minutes") is answered from the audio
     around it, any other from every part of the file, combined. A time past the end is an error.
     """
-    engine_choice = EngineChoice(model, device, dtype, time_markers, server, server_model, api_key, timeout,
-                                 thinking=thinking, max_request_seconds=max_request_seconds, threads=threads, quantize=quantize)
-    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
     try:
         asked = _asked_questions(question, questions_file, stdin_inputs="-" in audio)
-        if output_dir is not None and not html:
+        if output.output_dir is not None and not output.html:
             raise UsageError("ask writes a file only with --html (-o DIR is where its page goes)")
         if asked is None and len(audio) < 2:
             raise UsageError("ask needs a question: moss ask FILE QUESTION..., or -Q QUESTION for every recording")
-        if asked is not None and html:
+        if asked is not None and output.html:
             raise UsageError("--html is for one recording: moss ask FILE QUESTION... --html")
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while the questions are read from stdin
         raise typer.Exit(report(exc)) from None
     if asked is None:  # the single form, as it always was: the first argument is the recording
-        page = OutputSpec(("html",), output_dir, html_audio=html_audio.value) if html else None
-        raise typer.Exit(_run_ask(Path(audio[0]), audio[1:], engine_choice, sampling, quiet, json_lines,
+        page = output.spec() if output.html else None
+        raise typer.Exit(_run_ask(Path(audio[0]), audio[1:], engine.spec(server), decoding, batch.quiet, json_lines,
                                   show_reasoning, page))
-    _run_ask_batch(audio, asked, engine_choice, sampling, BatchFlags(False, False, errors, jobs, quiet, shard),
-                   json_lines, show_reasoning)
+    _run_ask_batch(audio, asked, engine.spec(server), decoding, batch, json_lines, show_reasoning)
 
 
 @app.command("check-server", cls=Command, epilog=examples("check-server"),
              short_help="Compare the prompt a server builds with the local one.")
+@options
 def check_server(
     url: Annotated[str, typer.Argument(help="The server's base URL, ending in /v1.", show_default=False)],
-    model: Annotated[str, typer.Option(
-        "--model", "-m", envvar="MOSS_MODEL", help="Checkpoint whose tokenizer builds the local prompt "
-        "(a directory or a hub id; only the tokenizer files are downloaded).")] = DEFAULT_MODEL,
-    time_markers: TimeMarkersOpt = True,
-    server_model: ServerModelOpt = None, api_key: ApiKeyOpt = None, timeout: TimeoutOpt = 120.0,
+    *, engine: Annotated[EngineOptions, only("model", "time_markers", model=Change(
+        rich_help_panel=None, help="Checkpoint whose tokenizer builds the local prompt (a directory or a hub id; "
+        "only the tokenizer files are downloaded)."))],
+    server: Annotated[ServerOptions, only("server_model", "api_key", "timeout", timeout=Change(120.0))],
 ) -> None:
     """Compare the prompt a server builds with the local engine's, token for token where it can say.
 
     Exit 0 when they match, 1 when they differ (the first difference and what to change are printed),
     2 when the server cannot be asked.
     """
-    choice = EngineChoice(model, "cpu", "auto", time_markers, [url], server_model, api_key, timeout)
-    raise typer.Exit(_run_check(choice))
+    raise typer.Exit(_run_check(replace(engine.spec(server), device="cpu", servers=[url])))
 
 
 @app.command(cls=Command, epilog=examples("doctor"),
              short_help="What is set up here: checkpoints, device, versions, servers.")
+@options
 def doctor(
-    server: ProbeServerOpt = None, api_key: ApiKeyOpt = None,
-    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds each server may take to answer.")] = 10.0,
-    model: ModelOpt = DEFAULT_MODEL, json_: MachineJsonOpt = False,
+    *, server: Annotated[ServerOptions, only("server", "api_key", "timeout", server=Change(
+        rich_help_panel=None, show_default="none", metavar="URL",
+        help="A server to ask check-server's probe (one token); repeat it, or MOSS_SERVER=URL,URL."),
+        timeout=Change(10.0, rich_help_panel=None, help="Seconds each server may take to answer."))],
+    engine: Annotated[EngineOptions, only("model")], json_: MachineJsonOpt = False,
 ) -> None:
     """Check this machine: MOSS-Audio checkpoints in the Hugging Face cache, the device and dtype
     --device auto and --dtype auto pick, versions and threads, and whether each --server answers.
@@ -334,11 +219,12 @@ def doctor(
     from .doctor import doctor_lines, doctor_report
 
     try:
-        choice = _checked(EngineChoice(model, "auto", "auto", True, server, None, api_key, timeout))
-        report_ = doctor_report(list(choice.servers), choice.api_key, timeout)
+        choice = _checked(engine.spec(server))
+        report_ = doctor_report(list(choice.servers), choice.api_key, server.timeout)
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None
-    sys.stdout.write((report_.to_json(model) if json_ else "\n".join(doctor_lines(report_, model))) + "\n")
+    text = report_.to_json(engine.model) if json_ else "\n".join(doctor_lines(report_, engine.model))
+    sys.stdout.write(text + "\n")
     raise typer.Exit(0 if report_.ok else 1)
 
 

@@ -11,7 +11,7 @@ from ..batch.outputs import OutputSpec
 from ..errors import UsageError
 from .console import report, stderr
 from .engine import _checked, _LazyEngine, _use_threads
-from .options import BatchFlags
+from .options import BatchOptions
 from .run import _check_finite, _pipeline_options, _run, _settings
 
 
@@ -38,7 +38,7 @@ def _asked_questions(given: list[str] | None, from_file: str | None, stdin_input
     return asked
 
 
-def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchFlags, json_lines, show_reasoning) -> None:
+def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchOptions, json_lines, show_reasoning) -> None:
     """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
     (or, for one recording without --json, as text). Several questions share one encode and prefill."""
     from ..tasks.specs import ASK

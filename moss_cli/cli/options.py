@@ -1,108 +1,155 @@
-"""The options of the commands, declared once: each a Typer declaration with its help and panel."""
+"""The commands' options, each declared once with its help, panel and default, in groups (see groups.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .. import DEFAULT_MODEL
+from ..batch.outputs import OutputSpec
 from ..engine.factory import EngineSpec
+from ..errors import MossError, UsageError
+from ..output.subtitles import CueLayout
+from .groups import OptionGroup, Shown, only
+
+if TYPE_CHECKING:
+    from ..speakers.voices import SpeakerOptions
+    from ..tasks.specs import Task
 
 Inputs = Annotated[list[str], typer.Argument(
     help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
     "paths: one a line or NUL-separated) or @list.txt.", show_default=False, metavar="AUDIO")]
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
-    help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).")]
-DeviceOpt = Annotated[str, typer.Option(rich_help_panel="Model", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
-DtypeOpt = Annotated[str, typer.Option(
-    rich_help_panel="Model",
-    help="auto, float32, bfloat16 or float16. auto picks bfloat16 on GPUs (the checkpoint's own dtype) and "
-    "float32 on CPU, where bfloat16 matmuls are slow on most processors.")]
-TemperatureOpt = Annotated[float, typer.Option(min=0.0, rich_help_panel="Decoding", help="0 decodes greedily; above 0 samples.")]
-TopPOpt = Annotated[float, typer.Option(min=0.0, max=1.0, rich_help_panel="Decoding", help="Nucleus sampling mass.")]
-TopKOpt = Annotated[int, typer.Option(min=0, rich_help_panel="Decoding", help="Sample from the k likeliest tokens; 0: all.")]
-MaxTokensOpt = Annotated[int | None, typer.Option(
-    min=1, rich_help_panel="Decoding", show_default="scales with audio length",
-    help="Most tokens to generate per request.")]
-SeedOpt = Annotated[int | None, typer.Option(rich_help_panel="Decoding", show_default="random", help="Random seed for sampling.")]
-TimeMarkersOpt = Annotated[bool, typer.Option(
-    "--time-markers/--no-time-markers", rich_help_panel="Model", help="Mark every 2 s of audio in the prompt.")]
-PromptOpt = Annotated[str | None, typer.Option(
-    rich_help_panel="Decoding", show_default="the task's official prompt", help="Ask this instead of the task's official prompt.")]
-LanguageOpt = Annotated[str | None, typer.Option(
-    "--language", metavar="CODE", rich_help_panel="Prompt", show_default="none: the model follows the speech",
-    help="The speech's language (en, zh, zh-Hant, yue, German, ...): the prompt asks for the transcript in it, "
-    "in its script. A hint, not a constraint.")]
-ContextOpt = Annotated[str | None, typer.Option(
-    "--context", metavar="TEXT", rich_help_panel="Prompt", show_default="none",
-    help="What the recording is about, names and jargon: added to the prompt as context.")]
-HotwordsOpt = Annotated[list[str] | None, typer.Option(
-    "--hotwords", metavar="A,B,C", rich_help_panel="Prompt", show_default="none",
-    help="Terms to spell as written, comma-separated or repeated: added to the prompt.")]
-ServerOpt = Annotated[list[str] | None, typer.Option(
-    envvar="MOSS_SERVER", rich_help_panel="Server", show_default="none: the local model",
-    help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1). Give it several "
-    "times (or MOSS_SERVER=URL,URL) to share the requests among servers.")]
-ServerModelOpt = Annotated[str | None, typer.Option(
-    rich_help_panel="Server", show_default="the server's first", help="Model name on the server.")]
-ApiKeyOpt = Annotated[str | None, typer.Option(
-    envvar="MOSS_API_KEY", rich_help_panel="Server", show_default="none",
-    help="Bearer token for the server (OPENAI_API_KEY is never read: a key goes only where you send it).")]
-TimeoutOpt = Annotated[float, typer.Option(
-    min=1.0, rich_help_panel="Server",
-    help="Seconds one server request may take, end to end (connecting, sending, waiting, receiving).")]
-MaxRequestOpt = Annotated[float | None, typer.Option(
-    "--max-request-seconds", min=4.0, rich_help_panel="Server", show_default="600, or what a server says fits",
-    help="Most seconds of audio in one request; longer audio is asked in windows (vLLM: max_num_batched_tokens / 12.5).")]
-ThinkingOpt = Annotated[bool | None, typer.Option(
-    "--thinking/--no-thinking", rich_help_panel="Server", show_default="from the served model's path",
-    help="Whether the server's model is a Thinking checkpoint (it needs tokens to reason).")]
-ShardOpt = Annotated[str | None, typer.Option(
-    "--shard", rich_help_panel="Batch", metavar="K/N", show_default="all of them",
-    help="Process only the K-th of N disjoint parts of the inputs (job arrays: the same inputs on N machines).")]
-OutputDirOpt = Annotated[Path | None, typer.Option(
-    "--output-dir", "-o", rich_help_panel="Output", show_default="stdout",
-    help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")]
-OutputNameOpt = Annotated[str | None, typer.Option(
-    "--output-name", rich_help_panel="Output", metavar="TEMPLATE", show_default="{stem}",
-    help="Output file name without extension, from {stem} (input name without extension), {name} (with it), "
-    "{lang} (--language, else und), {task}, {model} (short name) and {date} (YYYY-MM-DD), e.g. {stem}.{lang}.")]
-SkipExistingOpt = Annotated[bool, typer.Option(
-    "--skip-existing", rich_help_panel="Batch",
-    help="Skip inputs whose outputs exist and were made from the same content, model and options.")]
-OverwriteOpt = Annotated[bool, typer.Option(
-    "--overwrite", rich_help_panel="Batch", help="Replace outputs even if another input or tool made them.")]
-ErrorsOpt = Annotated[Path | None, typer.Option(
-    "--errors", rich_help_panel="Batch", show_default="stderr only", help="Write the failures to this file as JSON Lines.")]
-JobsOpt = Annotated[int | None, typer.Option(
-    "--jobs", "-j", min=1, rich_help_panel="Batch", show_default="1; with --server, one per server",
-    help="Decode the next files while one is processed; with --server, up to N requests in flight in all.")]
-BatchSizeOpt = Annotated[int | None, typer.Option(
-    min=1, rich_help_panel="Model", show_default="from free memory",
-    help="Chunks decoded together by the local model.")]
-ThreadsOpt = Annotated[int | None, typer.Option(
-    min=1, rich_help_panel="Model", show_default="torch's own (the CPU's cores)",
-    help="CPU threads for the local model, held for the whole run.")]
-QuantizeOpt = Annotated[str | None, typer.Option(
-    rich_help_panel="Model", show_default="off",
-    help="int8: int8 weights for the LLM and output layer on the CPU (faster; answers can differ from float32).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 ShowReasoningOpt = Annotated[bool, typer.Option(
     "--show-reasoning", help="Print a Thinking model's <think> reasoning to stderr.")]
-SrtOpt = Annotated[bool, typer.Option("--srt", rich_help_panel="Output", help="SubRip subtitles.")]
-VttOpt = Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="WebVTT subtitles.")]
-JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")]
-TxtOpt = Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")]
-TsvOpt = Annotated[bool, typer.Option("--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")]
-AssOpt = Annotated[bool, typer.Option("--ass", rich_help_panel="Output", help="Advanced SubStation Alpha subtitles.")]
-AllOpt = Annotated[bool, typer.Option("--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")]
-HtmlOpt = Annotated[bool, typer.Option(
-    "--html", rich_help_panel="Output",
-    help="A self-contained page per recording: waveform, timeline, list and a player (index.html for several).")]
+MachineJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for machines.")]
+
+
+@dataclass(frozen=True)
+class ServerOptions(OptionGroup):
+    server: Annotated[list[str] | None, typer.Option(
+        envvar="MOSS_SERVER", rich_help_panel="Server", show_default="none: the local model",
+        help="Use an OpenAI-compatible server instead of a local model (base URL ending in /v1). Give it several "
+        "times (or MOSS_SERVER=URL,URL) to share the requests among servers.")] = None
+    server_model: Annotated[str | None, typer.Option(
+        rich_help_panel="Server", show_default="the server's first", help="Model name on the server.")] = None
+    api_key: Annotated[str | None, typer.Option(
+        envvar="MOSS_API_KEY", rich_help_panel="Server", show_default="none",
+        help="Bearer token for the server (OPENAI_API_KEY is never read: a key goes only where you send it).")] = None
+    timeout: Annotated[float, typer.Option(
+        min=1.0, rich_help_panel="Server",
+        help="Seconds one server request may take, end to end (connecting, sending, waiting, receiving).")] = 600.0
+    max_request_seconds: Annotated[float | None, typer.Option(
+        "--max-request-seconds", min=4.0, rich_help_panel="Server", show_default="600, or what a server says fits",
+        help="Most seconds of audio in one request; longer audio is asked in windows (vLLM: "
+        "max_num_batched_tokens / 12.5).")] = None
+    thinking: Annotated[bool | None, typer.Option(
+        "--thinking/--no-thinking", rich_help_panel="Server", show_default="from the served model's path",
+        help="Whether the server's model is a Thinking checkpoint (it needs tokens to reason).")] = None
+
+
+@dataclass(frozen=True)
+class EngineOptions(OptionGroup):
+    model: Annotated[str, typer.Option(
+        "--model", "-m", envvar="MOSS_MODEL", rich_help_panel="Model",
+        help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).",
+    )] = DEFAULT_MODEL
+    device: Annotated[str, typer.Option(
+        rich_help_panel="Model", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto"
+    dtype: Annotated[str, typer.Option(
+        rich_help_panel="Model",
+        help="auto, float32, bfloat16 or float16. auto picks bfloat16 on GPUs (the checkpoint's own dtype) and "
+        "float32 on CPU, where bfloat16 matmuls are slow on most processors.")] = "auto"
+    time_markers: Annotated[bool, typer.Option(
+        "--time-markers/--no-time-markers", rich_help_panel="Model",
+        help="Mark every 2 s of audio in the prompt.")] = True
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, rich_help_panel="Model", show_default="from free memory",
+        help="Chunks decoded together by the local model.")] = None
+    threads: Annotated[int | None, typer.Option(
+        min=1, rich_help_panel="Model", show_default="torch's own (the CPU's cores)",
+        help="CPU threads for the local model, held for the whole run.")] = None
+    quantize: Annotated[str | None, typer.Option(
+        rich_help_panel="Model", show_default="off",
+        help="int8: int8 weights for the LLM and output layer on the CPU (faster; answers can differ from "
+        "float32).")] = None
+
+    def spec(self, server: ServerOptions) -> EngineSpec:
+        """The engine the run asks for: this model, run here or on `server`'s servers."""
+        return EngineSpec(self.model, self.device, self.dtype, self.time_markers, server.server, server.server_model,
+                          server.api_key, server.timeout, self.batch_size, thinking=server.thinking,
+                          max_request_seconds=server.max_request_seconds, threads=self.threads,
+                          quantize=self.quantize)
+
+
+@dataclass(frozen=True)
+class SamplingOptions(OptionGroup):
+    """How tokens are drawn; recorded as is in each output's manifest (--skip-existing)."""
+
+    temperature: Annotated[float, typer.Option(
+        min=0.0, rich_help_panel="Decoding", help="0 decodes greedily; above 0 samples.")] = 0.0
+    top_p: Annotated[float, typer.Option(
+        min=0.0, max=1.0, rich_help_panel="Decoding", help="Nucleus sampling mass.")] = 1.0
+    top_k: Annotated[int, typer.Option(
+        min=0, rich_help_panel="Decoding", help="Sample from the k likeliest tokens; 0: all.")] = 50
+    max_new_tokens: Annotated[int | None, typer.Option(
+        min=1, rich_help_panel="Decoding", show_default="scales with audio length",
+        help="Most tokens to generate per request.")] = None
+    seed: Annotated[int | None, typer.Option(
+        rich_help_panel="Decoding", show_default="random", help="Random seed for sampling.")] = None
+
+
+@dataclass(frozen=True)
+class PromptOptions(OptionGroup):
+    """What the model is asked: the task's prompt or --prompt, then the hints (see tasks/hints.py)."""
+
+    prompt: Annotated[str | None, typer.Option(
+        rich_help_panel="Decoding", show_default="the task's official prompt",
+        help="Ask this instead of the task's official prompt.")] = None
+    language: Annotated[str | None, typer.Option(
+        "--language", metavar="CODE", rich_help_panel="Prompt", show_default="none: the model follows the speech",
+        help="The speech's language (en, zh, zh-Hant, yue, German, ...): the prompt asks for the transcript in it, "
+        "in its script. A hint, not a constraint.")] = None
+    context: Annotated[str | None, typer.Option(
+        "--context", metavar="TEXT", rich_help_panel="Prompt", show_default="none",
+        help="What the recording is about, names and jargon: added to the prompt as context.")] = None
+    hotwords: Annotated[list[str] | None, typer.Option(
+        "--hotwords", metavar="A,B,C", rich_help_panel="Prompt", show_default="none",
+        help="Terms to spell as written, comma-separated or repeated: added to the prompt.")] = None
+
+    def task(self, task: Task) -> Task:
+        """`task` asking --prompt if given, the hints after its prompt."""
+        from ..tasks.hints import hints_from_options
+
+        try:
+            hints = hints_from_options(self.language, self.context, self.hotwords)
+            return task.with_prompt(self.prompt).with_hints(hints.sentences())
+        except (MossError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class BatchOptions(OptionGroup):
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", rich_help_panel="Batch",
+        help="Skip inputs whose outputs exist and were made from the same content, model and options.")] = False
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", rich_help_panel="Batch",
+        help="Replace outputs even if another input or tool made them.")] = False
+    errors: Annotated[Path | None, typer.Option(
+        "--errors", rich_help_panel="Batch", show_default="stderr only",
+        help="Write the failures to this file as JSON Lines.")] = None
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", min=1, rich_help_panel="Batch", show_default="1; with --server, one per server",
+        help="Decode the next files while one is processed; with --server, up to N requests in flight in all.")] = None
+    shard: Annotated[str | None, typer.Option(
+        "--shard", rich_help_panel="Batch", metavar="K/N", show_default="all of them",
+        help="Process only the K-th of N disjoint parts of the inputs (job arrays: the same inputs on N "
+        "machines).")] = None
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")] = False
 
 
 class HtmlAudio(str, Enum):
@@ -112,61 +159,136 @@ class HtmlAudio(str, Enum):
     none = "none"
 
 
-HtmlAudioOpt = Annotated[HtmlAudio, typer.Option(
-    "--html-audio", rich_help_panel="Output",
-    help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it can).")]
-LineWidthOpt = Annotated[int, typer.Option(
-    "--max-line-width", "--max-line-chars", min=1, rich_help_panel="Subtitles",
-    help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).")]
-LinesOpt = Annotated[int, typer.Option(min=1, rich_help_panel="Subtitles", help="Most lines per cue.")]
-CueSecondsOpt = Annotated[float, typer.Option(min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")]
-SpeakersOpt = Annotated[str | None, typer.Option(
-    "--speakers", metavar="N|auto", rich_help_panel="Speakers", show_default="off",
-    help="Label who speaks: N speakers, or auto to find how many (1 for a monologue).")]
-SpeakerNamesOpt = Annotated[str | None, typer.Option(
-    "--speaker-names", rich_help_panel="Speakers", show_default="S1, S2, ...",
-    help="Names for the speakers in order of first appearance, comma-separated (alone: that many speakers).")]
-DiarizerOpt = Annotated[str, typer.Option(
-    "--diarizer", rich_help_panel="Speakers",
-    help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
-    "gated pipeline in the Hugging Face cache).")]
-MinCueSecondsOpt = Annotated[float, typer.Option(
-    min=0.0, rich_help_panel="Subtitles", help="Shortest cue, in seconds, when there is silence to extend it into.")]
-GapOpt = Annotated[float, typer.Option(
-    min=0.0, rich_help_panel="Subtitles", help="Least time between cues, in seconds (2 frames); a shorter gap is closed up.")]
-CpsOpt = Annotated[float, typer.Option(
-    min=0.0, rich_help_panel="Subtitles",
-    help="Most characters per second to read (20 suits Latin scripts); a faster cue is extended into silence. 0: no limit.")]
-HighlightOpt = Annotated[bool, typer.Option(
-    "--highlight-words", rich_help_panel="Subtitles",
-    help="SRT/VTT: one cue per spoken word, the current word underlined (implies --words).")]
-
-
-ProbeServerOpt = Annotated[list[str] | None, typer.Option(
-    "--server", envvar="MOSS_SERVER", show_default="none", metavar="URL",
-    help="A server to ask check-server's probe (one token); repeat it, or MOSS_SERVER=URL,URL.")]
-MachineJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for machines.")]
-
-
-
-# The engine's options are the factory's EngineSpec; the old name stays while other branches still use it.
-EngineChoice = EngineSpec
+FORMATS = ("txt", "srt", "vtt", "ass", "tsv", "json", "html")  # the order the outputs are written in
+_FLAG = {"json": "json_"}  # the field of a format whose name is taken in Python
 
 
 @dataclass(frozen=True)
-class BatchFlags:
-    skip_existing: bool
-    overwrite: bool
-    errors: Path | None
-    jobs: int | None  # None: 1, or one per server
-    quiet: bool
-    shard: str | None = None  # K/N
+class OutputOptions(OptionGroup):
+    """The format flags a command writes (see `writes`), and where and how its outputs go."""
+
+    srt: Annotated[bool, typer.Option("--srt", rich_help_panel="Output", help="SubRip subtitles.")] = False
+    vtt: Annotated[bool, typer.Option("--vtt", rich_help_panel="Output", help="WebVTT subtitles.")] = False
+    json_: Annotated[bool, typer.Option(
+        "--json", rich_help_panel="Output", help="JSON (JSON Lines for several inputs on stdout).")] = False
+    txt: Annotated[bool, typer.Option("--txt", rich_help_panel="Output", help="Plain text (the default).")] = False
+    tsv: Annotated[bool, typer.Option(
+        "--tsv", rich_help_panel="Output", help="start<TAB>end<TAB>text, times in ms.")] = False
+    ass: Annotated[bool, typer.Option(
+        "--ass", rich_help_panel="Output", help="Advanced SubStation Alpha subtitles.")] = False
+    html: Annotated[bool, typer.Option(
+        "--html", rich_help_panel="Output",
+        help="A self-contained page per recording: waveform, timeline, list and a player (index.html for "
+        "several).")] = False
+    all_: Annotated[bool, typer.Option(
+        "--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")] = False
+    html_audio: Annotated[HtmlAudio, typer.Option(
+        "--html-audio", rich_help_panel="Output",
+        help="The page's audio: a relative link to the input, embedded (Opus), none, or auto (link when it "
+        "can).")] = HtmlAudio.auto
+    output_dir: Annotated[Path | None, typer.Option(
+        "--output-dir", "-o", rich_help_panel="Output", show_default="stdout",
+        help="Write <input stem>.<ext> files here instead of stdout, mirroring each folder given.")] = None
+    output_name: Annotated[str | None, typer.Option(
+        "--output-name", rich_help_panel="Output", metavar="TEMPLATE", show_default="{stem}",
+        help="Output file name without extension, from {stem} (input name without extension), {name} (with it), "
+        "{lang} (--language, else und), {task}, {model} (short name) and {date} (YYYY-MM-DD), e.g. "
+        "{stem}.{lang}.")] = None
+    writes: tuple[str, ...] = FORMATS  # the formats the command has a flag for: what --all means
+
+    @classmethod
+    def from_options(cls, values: dict, shown: tuple[str, ...]) -> OutputOptions:
+        return cls(**values, writes=tuple(ext for ext in FORMATS if _FLAG.get(ext, ext) in shown))
+
+    def formats(self) -> tuple[str, ...]:
+        """The extensions asked for (--all: every one the command writes); plain text when none is."""
+        chosen = tuple(ext for ext in self.writes if self.all_ or getattr(self, _FLAG.get(ext, ext)))
+        return chosen or ("txt",)
+
+    def spec(self, layout: CueLayout | None = None) -> OutputSpec:
+        spec = OutputSpec(self.formats(), self.output_dir, html_audio=self.html_audio.value,
+                          name_template=self.output_name)
+        return spec if layout is None else replace(spec, layout=layout)
+
+
+def writes(*formats: str) -> Shown:
+    """The Output panel of a command that writes `formats`, their flags in this order."""
+    return only(*(_FLAG.get(ext, ext) for ext in formats), "all_", "html_audio", "output_dir", "output_name")
 
 
 @dataclass(frozen=True)
-class Sampling:
-    temperature: float
-    top_p: float
-    top_k: int
-    max_new_tokens: int | None
-    seed: int | None
+class SubtitleOptions(OptionGroup):
+    """The cue layout rules; their defaults are CueLayout's, where the rules are."""
+
+    max_line_chars: Annotated[int, typer.Option(
+        "--max-line-width", "--max-line-chars", min=1, rich_help_panel="Subtitles",
+        help="Most display columns per subtitle line (a Chinese, Japanese or Korean character takes 2).",
+    )] = CueLayout.max_line_width
+    max_lines: Annotated[int, typer.Option(
+        min=1, rich_help_panel="Subtitles", help="Most lines per cue.")] = CueLayout.max_lines
+    max_cue_seconds: Annotated[float, typer.Option(
+        min=0.1, rich_help_panel="Subtitles", help="Longest cue, in seconds.")] = CueLayout.max_seconds
+    min_cue_seconds: Annotated[float, typer.Option(
+        min=0.0, rich_help_panel="Subtitles", help="Shortest cue, in seconds, when there is silence to extend it "
+        "into.")] = CueLayout.min_seconds
+    min_gap_seconds: Annotated[float, typer.Option(
+        min=0.0, rich_help_panel="Subtitles",
+        help="Least time between cues, in seconds (2 frames); a shorter gap is closed up.")] = CueLayout.min_gap_seconds
+    max_cps: Annotated[float, typer.Option(
+        min=0.0, rich_help_panel="Subtitles",
+        help="Most characters per second to read (20 suits Latin scripts); a faster cue is extended into silence. "
+        "0: no limit.")] = CueLayout.max_cps
+    highlight_words: Annotated[bool, typer.Option(
+        "--highlight-words", rich_help_panel="Subtitles",
+        help="SRT/VTT: one cue per spoken word, the current word underlined (implies --words).",
+    )] = CueLayout.highlight_words
+
+    def layout(self, words: bool = False) -> CueLayout:
+        """`words`: cues keep each word's time (transcribe --words)."""
+        try:
+            return CueLayout(self.max_line_chars, self.max_lines, self.max_cue_seconds, self.min_cue_seconds,
+                             self.min_gap_seconds, self.max_cps, words=words, highlight_words=self.highlight_words)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
+DEFAULT_DIARIZER = "resemblyzer"
+
+
+@dataclass(frozen=True)
+class DiarizeOptions(OptionGroup):
+    speakers: Annotated[str | None, typer.Option(
+        "--speakers", metavar="N|auto", rich_help_panel="Speakers", show_default="off",
+        help="Label who speaks: N speakers, or auto to find how many (1 for a monologue).")] = None
+    speaker_names: Annotated[str | None, typer.Option(
+        "--speaker-names", rich_help_panel="Speakers", show_default="S1, S2, ...",
+        help="Names for the speakers in order of first appearance, comma-separated (alone: that many "
+        "speakers).")] = None
+    diarizer: Annotated[str, typer.Option(
+        "--diarizer", rich_help_panel="Speakers",
+        help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
+        "gated pipeline in the Hugging Face cache).")] = DEFAULT_DIARIZER
+
+    def chosen(self) -> SpeakerOptions | None:
+        """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
+        from ..speakers.voices import SpeakerOptions
+
+        if self.speakers is None and self.speaker_names is None:
+            return None
+        names = self.speaker_names
+        listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
+        count = self.speakers
+        if count is None:
+            number = len(listed)
+        elif count.strip().lower() == "auto":
+            number = None
+        elif count.strip().isdigit() and int(count) >= 1:
+            number = int(count)
+        else:
+            raise UsageError(f"--speakers takes a number of speakers (1 or more) or auto, not {count!r}")
+        if number is not None and len(listed) > number:
+            raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
+        try:
+            return SpeakerOptions(number, listed, self.diarizer or DEFAULT_DIARIZER)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None

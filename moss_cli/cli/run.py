@@ -14,37 +14,11 @@ from ..engine.factory import EngineSpec
 from ..errors import MossError, UsageError
 from .console import report, stderr
 from .engine import _checked, _LazyEngine, _use_threads
-from .options import BatchFlags, Sampling
+from .options import BatchOptions, DiarizeOptions, SamplingOptions
 
 
-def _hinted(task, language: str | None = None, context: str | None = None, hotwords: list[str] | None = None):
-    """The task with the --language, --context and --hotwords hints after its prompt (see hints.py)."""
-    from ..tasks.hints import hints_from_options
-
-    try:
-        return task.with_hints(hints_from_options(language, context, hotwords).sentences())
-    except (MossError, ValueError) as exc:
-        raise typer.Exit(report(UsageError(str(exc)))) from None
-
-
-def _formats(every: bool, **flags: bool) -> tuple[str, ...]:
-    """The extensions asked for (--all: every one the command has); plain text when none is."""
-    chosen = tuple(name for name, on in flags.items() if on or every)
-    return chosen or ("txt",)
-
-
-def _layout(max_line_width: int, max_lines: int, max_seconds: float, min_seconds: float, min_gap: float,
-            max_cps: float, **word_options: bool):
-    from ..output.subtitles import CueLayout
-
-    try:
-        return CueLayout(max_line_width, max_lines, max_seconds, min_seconds, min_gap, max_cps, **word_options)
-    except ValueError as exc:
-        raise typer.Exit(report(UsageError(str(exc)))) from None
-
-
-def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, label, work, speakers=(None, None, None),
-         prompts: list[str] | None = None, language: str | None = None) -> None:
+def _run(raw_inputs, outputs, engine_choice, sampling: SamplingOptions, flags: BatchOptions, task, label, work,
+         speakers: DiarizeOptions | None = None, prompts: list[str] | None = None, language: str | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit.
 
     `language`: the command's --language, for --output-name's {lang}."""
@@ -72,7 +46,7 @@ def _run(raw_inputs, outputs, engine_choice, sampling, flags: BatchFlags, task, 
         every = len(inputs.files)
         inputs = replace(inputs, files=in_shard(inputs.files, shard))
         options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
-                          speakers=_speaker_options(*speakers))
+                          speakers=speakers.chosen() if speakers else None)
         if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
             from ..speakers.voices import load_diarizer
 
@@ -128,8 +102,8 @@ def _speech_scan(task, engine_choice: EngineSpec):
     """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
     input and starts its scan in the background while the model (or the servers) work on the current
     one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
-    if task.output not in ("sentences", "words", "events"):
-        return None  # one request per file up to 10 minutes: a scan would mostly be wasted
+    if not task.scans_for_speech:
+        return None
     from ..audio.vad import scan_ahead
 
     return scan_ahead
@@ -151,7 +125,7 @@ def _check_finite() -> None:
             raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
-def _settings(task, engine_choice: EngineSpec, sampling: Sampling, outputs, speakers=None) -> dict:
+def _settings(task, engine_choice: EngineSpec, sampling: SamplingOptions, outputs, speakers=None) -> dict:
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
@@ -167,30 +141,7 @@ def _settings(task, engine_choice: EngineSpec, sampling: Sampling, outputs, spea
     return settings
 
 
-def _speaker_options(count: str | None, names: str | None, diarizer: str | None):
-    """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
-    from ..speakers.voices import SpeakerOptions
-
-    if count is None and names is None:
-        return None
-    listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
-    if count is None:
-        number = len(listed)
-    elif count.strip().lower() == "auto":
-        number = None
-    elif count.strip().isdigit() and int(count) >= 1:
-        number = int(count)
-    else:
-        raise UsageError(f"--speakers takes a number of speakers (1 or more) or auto, not {count!r}")
-    if number is not None and len(listed) > number:
-        raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
-    try:
-        return SpeakerOptions(number, listed, diarizer or "resemblyzer")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _pipeline_options(sampling: Sampling, max_request_seconds: float | None = None):
+def _pipeline_options(sampling: SamplingOptions, max_request_seconds: float | None = None):
     from ..engine.base import DecodingOptions
     from ..tasks.pipeline import PipelineOptions
 

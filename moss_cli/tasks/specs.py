@@ -50,6 +50,13 @@ class Task:
     tokens_per_second: float  # expected output tokens per second of audio, for the token budget
     base_tokens: int = 96  # headroom for short chunks and Thinking preambles
     custom_prompt: bool = False  # the user's --prompt, not the official one
+    combine_instruction: str = ""  # described tasks: how the answers of a long file's windows become one
+
+    @property
+    def scans_for_speech(self) -> bool:
+        """Timed tasks cut their audio where voice activity detection finds speech; a task asked in one
+        request per file up to 10 minutes would mostly waste the scan."""
+        return self.output in ("sentences", "words", "events")
 
     def token_budget(self, seconds: float, cap: int | None = None, thinking: bool = False) -> int:
         """max_new_tokens for a request: scales with the audio's length unless the user set one (`cap`).
@@ -81,7 +88,11 @@ class Task:
 TRANSCRIBE_SENTENCES = Task("transcribe", SENTENCE_PROMPT, "sentences", 60.0, 12.0)
 TRANSCRIBE_WORDS = Task("transcribe", WORD_PROMPT, "words", 30.0, 48.0)
 EVENTS = Task("events", EVENTS_PROMPT, "events", 60.0, 4.0)
-CAPTION = Task("caption", CAPTION_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512)
-SPEECH_CAPTION = Task("caption", SPEECH_CAPTION_PROMPT, "json", LONG_WINDOW_SECONDS, 1.0, 512)
-MUSIC = Task("describe-music", MUSIC_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512)
+CAPTION = Task("caption", CAPTION_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512,
+               combine_instruction="Combine these into one description of the whole recording.")
+SPEECH_CAPTION = Task("caption", SPEECH_CAPTION_PROMPT, "json", LONG_WINDOW_SECONDS, 1.0, 512,
+                      combine_instruction="Combine these into one JSON object with the same fields, describing the "
+                      "voice over the whole recording.")
+MUSIC = Task("describe-music", MUSIC_PROMPT, "text", LONG_WINDOW_SECONDS, 1.0, 512,
+             combine_instruction="Combine these into one description of the whole piece, covering the same aspects.")
 ASK = Task("ask", "", "text", LONG_WINDOW_SECONDS, 0.0, 1024)
