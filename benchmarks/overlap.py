@@ -1,11 +1,17 @@
-"""`moss transcribe` on a batch of files with and without the look-ahead (the next file decoded and
-its speech found while the model works on the current one), interleaved runs, whole processes.
+"""`moss transcribe` on a batch of files with and without one way of overlapping work, interleaved
+runs, whole processes:
+
+- look-ahead: the next file decoded and its speech found while the model works on the current one;
+  the sequential side sets MOSS_LOOKAHEAD=0, which only the runner reads.
+- across-files: several files worked on at once, their chunks sharing the local model's batches;
+  the one-file-at-a-time side sets MOSS_ACROSS_FILES=0, which only the CLI reads.
 
     python benchmarks/overlap.py --files 3 --seconds 100 --size small --threads 2 --repeats 3
+    python benchmarks/overlap.py --compare across-files --files 8 --seconds 10 --batch-size 8 --repeats 5
 
 A random checkpoint of --size is written in the official layout, and --files synthetic recordings at
---rate Hz (44.1 kHz by default, so that each is decoded and resampled, not read in place). The
-sequential side sets MOSS_LOOKAHEAD=0, which only the runner reads. Not a test: it prints figures.
+--rate Hz (44.1 kHz by default, so that each is decoded and resampled, not read in place). Not a
+test: it prints figures, and whether both sides wrote the same bytes.
 """
 
 from __future__ import annotations
@@ -41,12 +47,18 @@ def write_inputs(folder: Path, files: int, seconds: float, rate: int) -> list[Pa
     return paths
 
 
-def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, look_ahead: bool) -> float:
+SWITCHES = {"look-ahead": ("MOSS_LOOKAHEAD", "sequential"), "across-files": ("MOSS_ACROSS_FILES", "one at a time")}
+
+
+def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, overlapped: bool) -> float:
     command = [sys.executable, "-m", "moss_cli.cli", "transcribe", *map(str, paths), "-m", str(checkpoint),
                "--max-new-tokens", str(args.tokens), "--json", "-o", str(out), "--overwrite", "-q"]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MOSS_LOOKAHEAD": "1" if look_ahead else "0"}
+    if args.batch_size:
+        command += ["--batch-size", str(args.batch_size)]
+    switch = SWITCHES[args.compare][0]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), switch: "1" if overlapped else "0"}
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True)
     return time.perf_counter() - start
@@ -60,7 +72,9 @@ def main() -> None:
     parser.add_argument("--size", default="small", help="random checkpoint size, as in bench.py")
     parser.add_argument("--tokens", type=int, default=64, help="--max-new-tokens per chunk")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare", choices=SWITCHES, default="look-ahead", help="the overlap to switch off")
     args = parser.parse_args()
 
     from bench import write_random_checkpoint
@@ -70,18 +84,19 @@ def main() -> None:
     checkpoint = write_random_checkpoint(args.size, work / "checkpoint")
     paths = write_inputs(work, args.files, args.seconds, args.rate)
     print(f"moss transcribe of {args.files} x {args.seconds:.0f} s at {args.rate} Hz, random {args.size}, "
-          f"--max-new-tokens {args.tokens}, threads {args.threads or 'torch default'}; whole processes", flush=True)
-    sides = {"look-ahead": lambda: transcribe(paths, checkpoint, work / "a", args, True),
-             "sequential": lambda: transcribe(paths, checkpoint, work / "b", args, False)}
-    seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(f"run {n} {side:<12}{s:>8.2f} s",
+          f"--max-new-tokens {args.tokens}, --batch-size {args.batch_size or 'from memory'}, "
+          f"threads {args.threads or 'torch default'}; whole processes", flush=True)
+    on, off = args.compare, SWITCHES[args.compare][1]
+    sides = {on: lambda: transcribe(paths, checkpoint, work / "a", args, True),
+             off: lambda: transcribe(paths, checkpoint, work / "b", args, False)}
+    seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(f"run {n} {side:<14}{s:>8.2f} s",
                                                                                    flush=True))
     for side, times in seconds.items():
         spread = Spread.of(times)
-        print(f"{side:<12} median {spread.median:.2f} s (min-max {spread.low:.2f}-{spread.high:.2f})")
+        print(f"{side:<14} median {spread.median:.2f} s (min-max {spread.low:.2f}-{spread.high:.2f})")
     same = all((work / "a" / p.name).read_bytes() == (work / "b" / p.name).read_bytes()
                for p in (work / "a").glob("*.json"))
-    print(f"look-ahead is {ratios(seconds, 'look-ahead')['sequential']:.2f}x the sequential speed; "
-          f"outputs {'identical' if same else 'DIFFER'}")
+    print(f"{on} is {ratios(seconds, on)[off]:.2f}x the speed of {off}; outputs {'identical' if same else 'DIFFER'}")
 
 
 if __name__ == "__main__":
