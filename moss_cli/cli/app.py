@@ -12,9 +12,9 @@ import typer
 
 from .. import __version__
 from ..errors import MossError, UsageError
-from .ask import _asked_questions, _run_ask, _run_ask_batch
+from .ask import ask_every_recording, ask_one_recording, asked_questions
 from .console import report
-from .engine import _checked, _run_check
+from .engine import checked_spec, run_check
 from .groups import Change, changing, only, options, without
 from .helptext import Command, Group, examples
 from .options import (
@@ -31,7 +31,7 @@ from .options import (
     SubtitleOptions,
     writes,
 )
-from .run import _run
+from .run import run_files
 
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
@@ -79,7 +79,7 @@ def transcribe(
 
     words = words or subtitles.highlight_words
     task = prompt.task(TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES)
-    _run(audio, output.spec(subtitles.layout(words)), engine.spec(server), decoding, batch, task, "transcribing",
+    run_files(audio, output.spec(subtitles.layout(words)), engine.spec(server), decoding, batch, task, "transcribing",
          lambda pipeline, rec: pipeline.timed(task, rec), speakers=speakers, language=prompt.language)
 
 
@@ -95,7 +95,7 @@ def events(
     from ..tasks.specs import EVENTS
 
     task = prompt.task(EVENTS)
-    _run(audio, output.spec(subtitles.layout()), engine.spec(server), decoding, batch, task, "listening to",
+    run_files(audio, output.spec(subtitles.layout()), engine.spec(server), decoding, batch, task, "listening to",
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
@@ -110,7 +110,7 @@ def caption(
     """Describe what can be heard (or, with --speech, the voice)."""
     from ..tasks.specs import CAPTION, SPEECH_CAPTION
 
-    _describe(audio, prompt.task(SPEECH_CAPTION if speech else CAPTION), output, engine.spec(server), decoding, batch)
+    describe_files(audio, prompt.task(SPEECH_CAPTION if speech else CAPTION), output, engine.spec(server), decoding, batch)
 
 
 @app.command("describe-music", cls=Command, epilog=examples("describe-music"),
@@ -124,13 +124,13 @@ def describe_music(
     """Describe music: style and tempo, harmony, instruments, structure, mood."""
     from ..tasks.specs import MUSIC
 
-    _describe(audio, prompt.task(MUSIC), output, engine.spec(server), decoding, batch)
+    describe_files(audio, prompt.task(MUSIC), output, engine.spec(server), decoding, batch)
 
 
-def _describe(audio, task, output: OutputOptions, engine_choice, decoding: SamplingOptions,
+def describe_files(audio, task, output: OutputOptions, spec, decoding: SamplingOptions,
               batch: BatchOptions) -> None:
     """One description per file; a long file's windows' descriptions combined as the task says."""
-    _run(audio, output.spec(), engine_choice, decoding, batch, task, "describing",
+    run_files(audio, output.spec(), spec, decoding, batch, task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
 
 
@@ -167,7 +167,7 @@ def ask(
     around it, any other from every part of the file, combined. A time past the end is an error.
     """
     try:
-        asked = _asked_questions(question, questions_file, stdin_inputs="-" in audio)
+        asked = asked_questions(question, questions_file, stdin_inputs="-" in audio)
         if output.output_dir is not None and not output.html:
             raise UsageError("ask writes a file only with --html (-o DIR is where its page goes)")
         if asked is None and len(audio) < 2:
@@ -178,9 +178,9 @@ def ask(
         raise typer.Exit(report(exc)) from None
     if asked is None:  # the single form, as it always was: the first argument is the recording
         page = output.spec() if output.html else None
-        raise typer.Exit(_run_ask(Path(audio[0]), audio[1:], engine.spec(server), decoding, batch.quiet, json_lines,
+        raise typer.Exit(ask_one_recording(Path(audio[0]), audio[1:], engine.spec(server), decoding, batch.quiet, json_lines,
                                   show_reasoning, page))
-    _run_ask_batch(audio, asked, engine.spec(server), decoding, batch, json_lines, show_reasoning)
+    ask_every_recording(audio, asked, engine.spec(server), decoding, batch, json_lines, show_reasoning)
 
 
 @app.command("check-server", cls=Command, epilog=examples("check-server"),
@@ -198,7 +198,7 @@ def check_server(
     Exit 0 when they match, 1 when they differ (the first difference and what to change are printed),
     2 when the server cannot be asked.
     """
-    raise typer.Exit(_run_check(replace(engine.spec(server), device="cpu", servers=[url])))
+    raise typer.Exit(run_check(replace(engine.spec(server), device="cpu", servers=[url])))
 
 
 @app.command(cls=Command, epilog=examples("doctor"),
@@ -219,7 +219,7 @@ def doctor(
     from .doctor import doctor_lines, doctor_report
 
     try:
-        choice = _checked(engine.spec(server))
+        choice = checked_spec(engine.spec(server))
         report_ = doctor_report(list(choice.servers), choice.api_key, server.timeout)
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None

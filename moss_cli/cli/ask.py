@@ -10,12 +10,12 @@ from pathlib import Path
 from ..batch.outputs import OutputSpec
 from ..errors import UsageError
 from .console import report, stderr
-from .engine import _checked, _LazyEngine, _use_threads
+from .engine import LazyEngine, checked_spec, use_threads
 from .options import BatchOptions
-from .run import _check_finite, _pipeline_options, _run, _settings
+from .run import check_finite, output_settings, pipeline_options, run_files
 
 
-def _asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs: bool) -> list[str] | None:
+def asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs: bool) -> list[str] | None:
     """-Q questions, then --questions FILE's lines; None when neither is given (the single form)."""
     if not given and from_file is None:
         return None
@@ -38,7 +38,7 @@ def _asked_questions(given: list[str] | None, from_file: str | None, stdin_input
     return asked
 
 
-def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchOptions, json_lines, show_reasoning) -> None:
+def ask_every_recording(inputs, questions, spec, sampling, flags: BatchOptions, json_lines, show_reasoning) -> None:
     """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
     (or, for one recording without --json, as text). Several questions share one encode and prefill."""
     from ..tasks.specs import ASK
@@ -54,55 +54,29 @@ def _run_ask_batch(inputs, questions, engine_choice, sampling, flags: BatchOptio
     # gives JSON Lines, however many files it turns out to hold.
     one_file = len(inputs) == 1 and inputs[0] != "-" and not inputs[0].startswith("@") and Path(inputs[0]).is_file()
     outputs = OutputSpec(("answers",) if json_lines or not one_file else ("answer",))
-    _run(inputs, outputs, engine_choice, sampling, flags, ASK, "asking about", work, prompts=questions)
+    run_files(inputs, outputs, spec, sampling, flags, ASK, "asking about", work, prompts=questions)
 
 
-def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
+def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_reasoning, page=None) -> int:
     """One recording, several questions: the audio is read once and (locally) encoded once.
 
     `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
     """
-    from ..batch.pages import ask_page_target, write_ask_page
-    from ..batch.runner import read_recording
-    from ..interrupts import signals_interrupt
-    from ..tasks.asking import asked_time
-    from ..tasks.pipeline import Pipeline
-    from ..text import printable_name
-    from .progress import ProgressBar
-
     try:
-        _check_finite()
-        if page is not None:  # before the model loads: a bad command line fails fast
-            if json_lines and page.output_dir is None:
-                raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
-            page.check(1)
-            target = ask_page_target(path, page)
-        engine_choice = _checked(engine_choice, questions)
-        _use_threads(engine_choice.threads)
-        engine_choice = replace(engine_choice, jobs=max(1, len(engine_choice.servers)))  # each server one question
-        engine = _LazyEngine(engine_choice, quiet)
-        options = _pipeline_options(sampling, engine_choice.max_request_seconds)
+        check_finite()
+        target = _page_target(path, page, json_lines)
+        spec = checked_spec(spec, questions)
+        use_threads(spec.threads)
+        spec = replace(spec, jobs=max(1, len(spec.servers)))  # each server one question
+        engine = LazyEngine(spec, quiet)
+        options = pipeline_options(sampling, spec.max_request_seconds)
         engine.check()  # a missing model is reported before the audio is decoded
-        with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
-            recording = read_recording(path)  # before the model loads: a bad path fails fast
-            for warning in [] if quiet else recording.source.warnings:
-                stderr.print(printable_name(f"moss: warning: {path}: {warning}"), markup=False)
-            with recording.source:  # a converted input's temporary file goes with it
-                for question in questions:  # a time past the end fails before the model loads
-                    asked_time(question, recording)
-                pipeline = Pipeline(engine.get(), options)
-                label = f"asking about {printable_name(path.name)}"
-                with ProgressBar(label, recording.duration, enabled=not quiet) as bar:
-                    pipeline.progress = bar
-                    results = pipeline.ask_all(recording, questions)
-                if page is not None:
-                    from ..tasks.specs import ASK
-
-                    settings = {**_settings(ASK, engine_choice, sampling, page), "questions": questions}
-                    write_ask_page(results, recording.source, path, target, page, settings, sys.stdout)
+        results = _answers(path, questions, engine, options, quiet,
+                           page and (lambda results, source: _write_page(results, source, path, target, page, spec,
+                                                                         sampling, questions)))
         page_on_stdout = page is not None and page.output_dir is None
         for index, result in enumerate(results):
-            _print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
+            print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
         for note in [] if quiet else engine.notes():
             stderr.print(f"moss: {note}", markup=False)
         engine.close()  # its connections or memory: a caller that goes on (tests, a server mode) gets them back
@@ -111,7 +85,52 @@ def _run_ask(path, questions, engine_choice, sampling, quiet, json_lines, show_r
     return 0
 
 
-def _print_answer(result, index: int, json_lines: bool, show_reasoning: bool, quiet: bool,
+def _page_target(path: Path, page, json_lines: bool):
+    """Where --html's page goes (None: stdout), checked before the model loads: a bad command line fails fast."""
+    if page is None:
+        return None
+    from ..batch.pages import ask_page_target
+
+    if json_lines and page.output_dir is None:
+        raise UsageError("--html and --json both want stdout; -o DIR writes the page to a file")
+    page.check(1)
+    return ask_page_target(path, page)
+
+
+def _answers(path: Path, questions, engine, options, quiet: bool, with_source=None) -> list:
+    """The recording read, every question's time checked, then asked; `with_source(results, source)`
+    runs while the recording is still open (the page reads its audio)."""
+    from ..batch.runner import read_recording
+    from ..interrupts import signals_interrupt
+    from ..tasks.asking import asked_time
+    from ..tasks.pipeline import Pipeline
+    from ..text import printable_name
+    from .progress import ProgressBar
+
+    with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go
+        recording = read_recording(path)  # before the model loads: a bad path fails fast
+        for warning in [] if quiet else recording.source.warnings:
+            stderr.print(printable_name(f"moss: warning: {path}: {warning}"), markup=False)
+        with recording.source:  # a converted input's temporary file goes with it
+            for question in questions:  # a time past the end fails before the model loads
+                asked_time(question, recording)
+            label = f"asking about {printable_name(path.name)}"
+            with ProgressBar(label, recording.duration, enabled=not quiet) as bar:
+                results = Pipeline(engine.get(), options, bar).ask_all(recording, questions)
+            if with_source:
+                with_source(results, recording.source)
+    return results
+
+
+def _write_page(results, source, path: Path, target, page, spec, sampling, questions) -> None:
+    from ..batch.pages import write_ask_page
+    from ..tasks.specs import ASK
+
+    settings = {**output_settings(ASK, spec, sampling, page), "questions": questions}
+    write_ask_page(results, source, path, target, page, settings, sys.stdout)
+
+
+def print_answer(result, index: int, json_lines: bool, show_reasoning: bool, quiet: bool,
                   to_stdout: bool = True) -> None:
     if show_reasoning and result.reasoning:  # model text, made printable by the pipeline
         sys.stderr.write(result.reasoning + "\n")

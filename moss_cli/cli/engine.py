@@ -15,7 +15,7 @@ from ..errors import UsageError
 from .console import report, stderr
 
 
-def _run_check(spec: EngineSpec) -> int:
+def run_check(spec: EngineSpec) -> int:
     try:
         spec = validated(spec)
         if len(spec.servers) != 1:
@@ -28,13 +28,13 @@ def _run_check(spec: EngineSpec) -> int:
     return 0 if check.matches else 1
 
 
-def _checked(spec: EngineSpec, prompts=()) -> EngineSpec:
+def checked_spec(spec: EngineSpec, prompts=()) -> EngineSpec:
     """Engine options checked before any work (the factory's rules; EngineOptionsError exits 2 as a
     usage error does). The API key is never echoed."""
     return validated(spec, prompts)
 
 
-def _use_threads(threads: int | None) -> None:
+def use_threads(threads: int | None) -> None:
     """--threads: torch's CPU thread count, set once for the whole run (nothing in moss changes it)."""
     if threads is not None:
         import torch
@@ -42,7 +42,7 @@ def _use_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-class _LazyEngine:
+class LazyEngine:
     """Loads the model (or connects to the server) when the first file needs it, once."""
 
     def __init__(self, spec: EngineSpec, quiet: bool):

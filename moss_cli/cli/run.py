@@ -5,84 +5,118 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..engine.factory import EngineSpec
 from ..errors import MossError, UsageError
 from .console import report, stderr
-from .engine import _checked, _LazyEngine, _use_threads
+from .engine import LazyEngine, checked_spec, use_threads
 from .options import BatchOptions, DiarizeOptions, SamplingOptions
 
+if TYPE_CHECKING:  # the pipeline brings numpy and the VAD: loaded when a file is processed, not for --help
+    from ..batch.inputs import InputList
+    from ..batch.outputs import OutputSpec
+    from ..batch.shards import Shard
+    from ..tasks.pipeline import PipelineOptions
+    from ..tasks.specs import Task
 
-def _run(raw_inputs, outputs, engine_choice, sampling: SamplingOptions, flags: BatchOptions, task, label, work,
-         speakers: DiarizeOptions | None = None, prompts: list[str] | None = None, language: str | None = None) -> None:
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A command line checked before any work: the inputs this machine takes, the engine and pipeline."""
+
+    inputs: InputList
+    spec: EngineSpec
+    options: PipelineOptions
+    shard: Shard | None
+    every: int  # inputs before sharding
+
+
+def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
+              task: Task, label: str, work, speakers: DiarizeOptions | None = None,
+              prompts: list[str] | None = None, language: str | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit.
 
-    `language`: the command's --language, for --output-name's {lang}."""
-    from .. import interrupts
-    from ..batch.inputs import expand_inputs
-    from ..batch.outputs import check_errors_file
-    from ..batch.runner import BatchPolicy, run_batch
-    from ..batch.shards import in_shard, parse_shard
-    from .console import ConsoleObserver
-
+    `work(pipeline, recording)` is the task's; `prompts`: what is asked (ask's questions, else the
+    task's prompt); `language`: the command's --language, for --output-name's {lang}."""
     try:
-        _check_finite()
-        engine_choice = _checked(engine_choice, prompts or [task.prompt])  # prompts: ask's questions
-        _use_threads(engine_choice.threads)
-        shard = parse_shard(flags.shard) if flags.shard is not None else None
-        if flags.skip_existing and flags.overwrite:
-            raise UsageError("--skip-existing and --overwrite contradict each other")
-        check_errors_file(flags.errors)
-        inputs = expand_inputs(raw_inputs)
-        if not inputs.files and not inputs.problems:
-            raise UsageError("no audio files among the inputs")
-        outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
-        if outputs.name_template is not None:
-            inputs = _output_naming(outputs.name_template, task, engine_choice, language).apply(inputs)
-        every = len(inputs.files)
-        inputs = replace(inputs, files=in_shard(inputs.files, shard))
-        options = replace(_pipeline_options(sampling, engine_choice.max_request_seconds),
-                          speakers=speakers.chosen() if speakers else None)
-        if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
-            from ..speakers.voices import load_diarizer
-
-            load_diarizer(options.speakers.diarizer)
+        plan = _planned(raw_inputs, outputs, spec, sampling, flags, task, speakers, prompts, language)
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
-    if not inputs.files and not inputs.problems:  # a job array's part may hold nothing: that part is done
+    if not plan.inputs.files and not plan.inputs.problems:  # a job array's part may hold nothing: that part is done
         if not flags.quiet:
-            stderr.print(f"moss: shard {shard} holds none of the {every} inputs; nothing to do", markup=False)
+            stderr.print(f"moss: shard {plan.shard} holds none of the {plan.every} inputs; nothing to do", markup=False)
         raise typer.Exit(0)
-    jobs = flags.jobs or max(1, len(engine_choice.servers or ()))
-    engine_choice = replace(engine_choice, jobs=jobs)
-    engine = _LazyEngine(engine_choice, flags.quiet)
-    settings = _settings(task, engine_choice, sampling, outputs, options.speakers)
-    shared = _SharedEngine(engine, across_files=not engine_choice.servers and options.speakers is None)
-    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, jobs, settings,
-                         notes=engine.notes, prepare=_speech_scan(task, engine_choice), warm_up=engine.start,
-                         lanes=shared.lanes)
+    raise typer.Exit(_processed(plan, outputs, sampling, flags, task, label, work))
 
-    def process(recording, bar):
+
+def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
+             task: Task, speakers: DiarizeOptions | None, prompts: list[str] | None, language: str | None) -> RunPlan:
+    """Everything that can be wrong with the command line, found before any work (usage errors)."""
+    from ..batch.inputs import expand_inputs
+    from ..batch.outputs import check_errors_file
+    from ..batch.shards import in_shard, parse_shard
+
+    check_finite()
+    spec = checked_spec(spec, prompts or [task.prompt])
+    use_threads(spec.threads)
+    shard = parse_shard(flags.shard) if flags.shard is not None else None
+    if flags.skip_existing and flags.overwrite:
+        raise UsageError("--skip-existing and --overwrite contradict each other")
+    check_errors_file(flags.errors)
+    inputs = expand_inputs(raw_inputs)
+    if not inputs.files and not inputs.problems:
+        raise UsageError("no audio files among the inputs")
+    outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
+    if outputs.name_template is not None:
+        inputs = output_naming(outputs.name_template, task, spec, language).apply(inputs)
+    options = replace(pipeline_options(sampling, spec.max_request_seconds),
+                      speakers=speakers.chosen() if speakers else None)
+    if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
+        from ..speakers.voices import load_diarizer
+
+        load_diarizer(options.speakers.diarizer)
+    jobs = flags.jobs or max(1, len(spec.servers or ()))
+    return RunPlan(replace(inputs, files=in_shard(inputs.files, shard)), replace(spec, jobs=jobs), options, shard,
+                   len(inputs.files))
+
+
+def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, flags: BatchOptions, task: Task,
+               label: str, work) -> int:
+    """The batch run over the plan's inputs, the engine loaded (or connected) when first needed; its exit code."""
+    from .. import interrupts
+    from ..batch.runner import BatchPolicy, run_batch
+    from .console import ConsoleObserver
+
+    spec, options = plan.spec, plan.options
+    engine = LazyEngine(spec, flags.quiet)
+    shared = SharedEngine(engine, across_files=not spec.servers and options.speakers is None)
+    policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, spec.jobs,
+                         output_settings(task, spec, sampling, outputs, options.speakers), notes=engine.notes,
+                         prepare=speech_scan_for(task), warm_up=engine.start, lanes=shared.lanes)
+
+    def process(recording, progress):
         from ..tasks.pipeline import Pipeline
 
         with shared.get().member():
-            return work(Pipeline(shared.get(), options, bar), recording)
+            return work(Pipeline(shared.get(), options, progress), recording)
 
     try:
         engine.check()
-        code = run_batch(inputs, process, outputs, policy, label, ConsoleObserver(flags.quiet), sys.stdout)
+        code = run_batch(plan.inputs, process, outputs, policy, label, ConsoleObserver(flags.quiet), sys.stdout)
     except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
         code = report(exc)
     if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
         interrupts.exit_now(code)
-    raise typer.Exit(code)
+    engine.close()
+    return code
 
 
-def _output_naming(template: str, task, engine_choice: EngineSpec, language: str | None):
+def output_naming(template: str, task, spec: EngineSpec, language: str | None):
     """--output-name's fields that hold for the whole run, the template checked. {lang} is --language
     where the command has one and it was given, else "und" (undetermined, ISO 639-2): a language the
     model reports is known only after a file is processed, too late for the names that
@@ -91,14 +125,14 @@ def _output_naming(template: str, task, engine_choice: EngineSpec, language: str
 
     from ..batch.inputs import OutputName
 
-    model = engine_choice.server_model if engine_choice.servers and engine_choice.server_model else engine_choice.model
+    model = spec.server_model if spec.servers and spec.server_model else spec.model
     naming = OutputName(template, task.name, Path(model.rstrip("/")).name or model, (language or "").strip() or "und",
                         datetime.date.today().isoformat())
     naming.check()
     return naming
 
 
-def _speech_scan(task, engine_choice: EngineSpec):
+def speech_scan_for(task: Task):
     """Transcripts and events are cut where Silero VAD finds speech: the batch runner opens the next
     input and starts its scan in the background while the model (or the servers) work on the current
     one; the current input's later blocks are scanned while its first chunks are asked (pipeline)."""
@@ -109,7 +143,7 @@ def _speech_scan(task, engine_choice: EngineSpec):
     return scan_ahead
 
 
-def _check_finite() -> None:
+def check_finite() -> None:
     """inf and nan pass click's range checks; no option of moss means anything with them."""
     import math
 
@@ -125,13 +159,13 @@ def _check_finite() -> None:
             raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
-def _settings(task, engine_choice: EngineSpec, sampling: SamplingOptions, outputs, speakers=None) -> dict:
+def output_settings(task, spec: EngineSpec, sampling: SamplingOptions, outputs, speakers=None) -> dict:
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
     from ..engine.factory import recorded_settings
 
-    engine = recorded_settings(engine_choice)  # the model and options that shape answers, no key or password
+    engine = recorded_settings(spec)  # the model and options that shape answers, no key or password
     settings = {"task": task.name, "prompt": task.prompt, "output": task.output, "engine": engine,
                 "sampling": asdict(sampling), "layout": asdict(outputs.layout)}
     if "html" in outputs.formats:
@@ -141,7 +175,7 @@ def _settings(task, engine_choice: EngineSpec, sampling: SamplingOptions, output
     return settings
 
 
-def _pipeline_options(sampling: SamplingOptions, max_request_seconds: float | None = None):
+def pipeline_options(sampling: SamplingOptions, max_request_seconds: float | None = None):
     from ..engine.base import DecodingOptions
     from ..tasks.pipeline import PipelineOptions
 
@@ -153,13 +187,13 @@ def _pipeline_options(sampling: SamplingOptions, max_request_seconds: float | No
     return PipelineOptions(decoding=decoding, token_cap=sampling.max_new_tokens, max_request_seconds=max_request_seconds)
 
 
-class _SharedEngine:
+class SharedEngine:
     """The engine as the files worked on at once share it: a local model fills its batches with the
     chunks of several files (many short recordings no longer decode one row at a time). Servers
     already take requests from one file in parallel; speaker finding runs a model of its own per
     file, so both keep one file at a time. MOSS_ACROSS_FILES=0 turns sharing off, for benchmarks."""
 
-    def __init__(self, engine: _LazyEngine, across_files: bool):
+    def __init__(self, engine: LazyEngine, across_files: bool):
         self._engine = engine
         self.across_files = across_files and os.environ.get("MOSS_ACROSS_FILES") != "0"
         self._shared = None
