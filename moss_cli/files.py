@@ -40,6 +40,26 @@ def not_regular(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
+def read_small_text(path: Path, limit: int) -> str | None:
+    """A regular file's UTF-8 text when it holds at most `limit` bytes; None for anything else (missing,
+    unreadable, a FIFO, a device, too big, not UTF-8).
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO put in its place
+    between a check and the open cannot hang the read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = file.read(limit + 1)
+            return data.decode("utf-8") if len(data) <= limit else None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
 def folder_problem(folder: Path) -> str | None:
     """Why files cannot be written under `folder` (made if missing), naming the culprit; or None."""
     existing = folder

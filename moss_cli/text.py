@@ -137,15 +137,19 @@ def _is_mark(char: str) -> bool:
 _ESCAPE_SEQUENCE = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[ -/]*[0-~]"
 )
+# Bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069) reorder everything after them
+# on a line, in a terminal and in a subtitle player: "exe.txt" shown as "txt.exe" (Trojan Source).
+# Model text never needs them (the marks U+200E/200F/061C, which only nudge neutrals, are kept).
+BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 # Then C0 controls but tab and newline, DEL, and C1 controls: whatever a terminal could still obey.
-_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)))
+_CONTROLS = dict.fromkeys([*(c for c in range(0x20) if c not in (0x09, 0x0A)), *range(0x7F, 0xA0), *BIDI_CONTROLS])
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
-    """Model or server text made safe to print and write: escape sequences and control characters
-    removed (newline and tab kept), lone UTF-16 surrogates (valid in JSON, not encodable as UTF-8)
-    replaced by U+FFFD."""
+    """Model or server text made safe to print and write: escape sequences, control characters and
+    bidi overrides and isolates removed (newline and tab kept), lone UTF-16 surrogates (valid in JSON,
+    not encodable as UTF-8) replaced by U+FFFD."""
     text = _ESCAPE_SEQUENCE.sub("", text).translate(_CONTROLS)
     if _SURROGATES.search(text):  # pairs become their character; a lone half becomes U+FFFD
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
@@ -155,7 +159,7 @@ def printable(text: str) -> str:
 # Control characters in a file name would reach the terminal raw: ESC starts escape sequences,
 # a newline splits a one-line message. Named escapes for the common ones, \xNN (\u00NN) for the rest.
 _NAME_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
-_NAME_ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_NAME_ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"} | {c: f"\\u{c:04x}" for c in BIDI_CONTROLS}
 
 
 def path_text(path) -> str:
@@ -168,5 +172,6 @@ def path_text(path) -> str:
 
 
 def printable_name(name) -> str:
-    """A file name (or a one-line message naming one) safe to print: control characters escaped."""
+    """A file name (or a one-line message naming one) safe to print: control characters and bidi
+    overrides and isolates escaped (shown, not obeyed: a name is evidence, so nothing is dropped)."""
     return path_text(name).translate(_NAME_ESCAPES)

@@ -14,8 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..files import read_small_text
+from ..text import printable_name
+
 MOSS_MODEL_TYPE = "moss_audio"  # config.json's model_type in every MOSS-Audio checkpoint
 PROBE_TIMEOUT = 10.0  # seconds: a server that answers a one-token question slower is not much use
+CONFIG_BYTES = 1 << 20  # a checkpoint's config.json is a few kB: a larger one is not read
 
 
 @dataclass(frozen=True)
@@ -84,28 +88,43 @@ def cached_models(cache: Path | None = None) -> CacheReport:
     try:
         info = scan_cache_dir(cache)
     except CacheNotFound:
-        return CacheReport(str(cache), [], missing=True)
+        return CacheReport(printable_name(cache), [], missing=True)
     models = [_cached_model(repo) for repo in info.repos if repo.repo_type == "model"]
     models.sort(key=lambda model: (not model.moss_audio, model.repo_id.lower()))
-    return CacheReport(str(cache), models)
+    return CacheReport(printable_name(cache), models)
 
 
 def _cached_model(repo) -> CachedModel:
+    """One cached repo, every text in it printable: folder names, refs and config.json are anyone's to
+    write (a hostile download, a shared cache), and they reach the terminal and --json."""
     revisions = sorted(repo.revisions, key=lambda revision: revision.last_modified, reverse=True)
     model_type = next((kind for revision in revisions if (kind := _model_type(revision.snapshot_path))), None)
     named = "moss-audio" in repo.repo_id.lower()
     return CachedModel(
-        repo.repo_id, repo.size_on_disk, repo.size_on_disk_str,
-        [revision.commit_hash[:8] + (f" ({', '.join(sorted(revision.refs))})" if revision.refs else "")
-         for revision in revisions],
+        printable_name(repo.repo_id), repo.size_on_disk, repo.size_on_disk_str,
+        [_revision_text(revision) for revision in revisions],
         model_type, model_type == MOSS_MODEL_TYPE or (model_type is None and named))
 
 
+def _revision_text(revision) -> str:
+    """"<commit[:8]> (main)": ref names are file names under refs/, printable like any name."""
+    refs = f" ({', '.join(sorted(revision.refs))})" if revision.refs else ""
+    return printable_name(revision.commit_hash[:8] + refs)
+
+
 def _model_type(snapshot: Path) -> str | None:
-    try:
-        return json.loads((Path(snapshot) / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):  # no config (a tokenizer-only download), or a broken one
+    """config.json's model_type, printable; None when the snapshot has no readable config (none: a
+    tokenizer-only download; or one that is not a small regular file of JSON an object deep at most a
+    few hundred levels: a FIFO would hang the read, a deeply nested one exhausts the parser's stack)."""
+    text = read_small_text(Path(snapshot) / "config.json", CONFIG_BYTES)
+    if text is None:
         return None
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    return printable_name(kind) if isinstance(kind, str) else None
 
 
 def environment() -> dict:

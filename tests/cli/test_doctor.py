@@ -119,3 +119,23 @@ def test_hf_hub_cache_wins_over_hf_home_and_an_empty_cache_is_said(hub_cache, tm
     assert run("models").stdout == f"Hugging Face cache {tmp_path / 'elsewhere'}: none yet (nothing downloaded)\n"
     shutil.copytree(hub_cache, tmp_path / "elsewhere", symlinks=True)
     assert TINY_REPO in run("models").stdout
+
+
+def test_hostile_cache_texts_are_printable_and_odd_configs_are_unreadable(hub_cache, tmp_path):
+    """Folder names, ref names and config.json are anyone's to write: escape sequences and bidi overrides
+    are shown escaped; a FIFO, a huge or a deeply nested config.json is no config (and hangs nothing)."""
+    evil = tmp_path / "evil.json"
+    evil.write_text(json.dumps({"model_type": "\x1b]0;owned\x07bert\u202egpj.exe"}))
+    cache_repo(hub_cache, "evil/\x1b[2Jname\u2066", {"config.json": evil}, commit="e" * 40, ref="ma\x1bin")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    cache_repo(hub_cache, "someone/deep", {"config.json": deep}, commit="d" * 40)
+    fifo_repo = cache_repo(hub_cache, "someone/fifo", {}, commit="c" * 40)
+    os.mkfifo(fifo_repo / "snapshots" / ("c" * 40) / "config.json")
+    every = run("models", "--all").stdout
+    assert "\x1b" not in every and "\u202e" not in every and "\u2066" not in every
+    assert "evil/\\x1b[2Jname\\u2066" in every and "(ma\\x1bin)" in every
+    assert "(not MOSS-Audio: \\x1b]0;owned\\x07bert\\u202egpj.exe)" in every
+    listed = {m["repo_id"]: m["model_type"] for m in json.loads(run("models", "--all", "--json").stdout)["models"]}
+    assert listed["someone/deep"] is None and listed["someone/fifo"] is None
+    assert "\x1b" not in run("doctor", "--json").stdout

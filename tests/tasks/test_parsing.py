@@ -157,3 +157,11 @@ def test_printable_strips_escape_sequences_and_controls():
     assert printable("\x1b]52;c;aGk=\x07a\tb\x1b[31mc\x9b2Jd\r\ne\x00\x7f\x85") == "a\tbcd\ne"
     assert printable("x\ud800y\ud83d\ude00") == "x\ufffdy\U0001F600"
     assert printable("John 3:16 [12.5] ünïcödé 中文") == "John 3:16 [12.5] ünïcödé 中文"
+
+
+@pytest.mark.parametrize("control", [chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]])
+def test_bidi_overrides_and_isolates_are_removed_from_text_and_shown_in_names(control):
+    from moss_cli.text import printable, printable_name
+
+    assert printable(f"file{control}txt.exe שלום‏") == "filetxt.exe שלום‏"
+    assert printable_name(f"a{control}b.wav") == f"a\\u{ord(control):04x}b.wav"
