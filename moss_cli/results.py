@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
+
+
+def json_text(value, indent: int | None = None) -> str:
+    """JSON that is always valid JSON: json.dumps writes a non-finite float as a bare NaN or Infinity,
+    which no strict parser reads. Such numbers (from a model's answer, or a bug) are written as null,
+    as JavaScript's JSON.stringify writes them."""
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError:  # rare: the finite copy is made only when there is something to replace
+        return json.dumps(finite(value), ensure_ascii=False, indent=indent, allow_nan=False)
+
+
+def finite(value):
+    """A JSON-like value with every NaN and infinity replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def seconds_to_ms(seconds: float) -> int:

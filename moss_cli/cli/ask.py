@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from ..batch.outputs import OutputSpec
 from ..errors import UsageError
+from ..results import json_text
 from .console import report, stderr
 from .engine import LazyEngine, checked_spec, use_threads
 from .options import BatchOptions
@@ -141,7 +141,7 @@ def print_answer(result, index: int, json_lines: bool, show_reasoning: bool, qui
     if not to_stdout:  # stdout carries the --html page
         return
     if json_lines:
-        sys.stdout.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(result.answer_dict()) + "\n")
     else:
         sys.stdout.write(("\n" if index else "") + result.text + "\n")
     sys.stdout.flush()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from ..results import Result, seconds_to_ms
+from ..results import Result, json_text, seconds_to_ms
 from .subtitles import Cue, CueLayout, cues_for, format_timestamp, render, word_marks, word_steps
 
 
@@ -152,8 +151,7 @@ class JsonWriter(Writer):
     extension = "json"
 
     def write(self, result: Result, file: TextIO) -> None:
-        json.dump(result.to_dict(), file, ensure_ascii=False, indent=2)
-        file.write("\n")
+        file.write(json_text(result.to_dict(), indent=2) + "\n")
 
 
 class JsonLinesWriter(Writer):
@@ -162,7 +160,7 @@ class JsonLinesWriter(Writer):
     extension = "jsonl"
 
     def write(self, result: Result, file: TextIO) -> None:
-        file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        file.write(json_text(result.to_dict()) + "\n")
 
 
 class TsvWriter(Writer):
@@ -212,7 +210,7 @@ class AnswerLinesWriter(Writer):
     extension = "answers"
 
     def write(self, result: Result, file: TextIO) -> None:
-        file.write(json.dumps(result.answer_dict(), ensure_ascii=False) + "\n")
+        file.write(json_text(result.answer_dict()) + "\n")
 
 
 WRITERS: dict[str, type[Writer]] = {

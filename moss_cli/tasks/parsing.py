@@ -13,6 +13,7 @@ collapsed before a line is matched), and repairs build text in lists, never by g
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -150,7 +151,9 @@ def _same_text(a: str, b: str) -> bool:
 
 def json_object(answer: str) -> tuple[dict | None, str]:
     """(object, its JSON text) for an answer that is a JSON object, alone or in a ``` code fence;
-    (None, answer) otherwise."""
+    (None, answer) otherwise. Python reads NaN, Infinity and 1e999 where JSON has no such numbers:
+    in the object they are None (written as null), so every JSON output stays valid JSON; the text
+    keeps them as the model wrote them."""
     body = answer.strip()
     fence = body.find("```")
     if fence != -1:  # ```json\n{...}\n```, perhaps after a sentence
@@ -158,7 +161,16 @@ def json_object(answer: str) -> tuple[dict | None, str]:
         closed = body.find("```", opened + 1) if opened != -1 else -1
         body = body[opened + 1 : closed if closed != -1 else len(body)].strip() if opened != -1 else body
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_constant=_no_number, parse_float=_finite_float)
     except (ValueError, RecursionError):
         return None, answer
     return (parsed, body) if isinstance(parsed, dict) else (None, answer)
+
+
+def _no_number(_constant: str) -> None:
+    return None  # NaN, Infinity, -Infinity
+
+
+def _finite_float(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None

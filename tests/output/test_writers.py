@@ -194,3 +194,19 @@ def test_json_is_utf8_not_escaped():
 def test_timestamps_from_integer_milliseconds():
     assert format_timestamp(3_725_500) == "01:02:05,500"
     assert format_timestamp(59_999, ".") == "00:00:59.999"
+
+
+@pytest.mark.parametrize("extension", ["json", "jsonl", "answers"])
+def test_json_outputs_are_valid_json_whatever_numbers_they_hold(extension):
+    """NaN and infinities (a model's JSON answer, or a bug) are written as null: strict parsers read it."""
+    result = Result("caption", "a.wav", 2.0, "m", text="x", question="q",
+                    voice={"pitch": float("nan"), "range": [float("inf"), -float("inf"), 1.5], "ok": {"n": 2}})
+    out = io.StringIO()
+    get_writer(extension).write(result, out)
+
+    def strict(name):
+        raise ValueError(f"{name} is not JSON")
+
+    record = json.loads(out.getvalue(), parse_constant=strict)
+    if extension != "answers":
+        assert record["voice"] == {"pitch": None, "range": [None, None, 1.5], "ok": {"n": 2}}

@@ -149,6 +149,8 @@ def test_json_answers_with_and_without_fences():
     assert json_object('{"a": 1}') == ({"a": 1}, '{"a": 1}')
     assert json_object("[1, 2]") == (None, "[1, 2]") and json_object("a calm voice") == (None, "a calm voice")
     assert json_object("[" * 100_000)[0] is None  # too deep for the parser: text, not a crash
+    answer = '{"pitch": NaN, "range": [Infinity, -Infinity, 1e999, 2.5], "n": 3}'
+    assert json_object(answer) == ({"pitch": None, "range": [None, None, None, 2.5], "n": 3}, answer)
 
 
 def test_printable_strips_escape_sequences_and_controls():
