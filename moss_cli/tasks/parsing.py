@@ -20,11 +20,16 @@ from dataclasses import dataclass
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?"
 _SECONDS = r"\d+(?:\.\d+)?"
 TIME = rf"(?:{_CLOCK}|{_SECONDS})"
-_BRACKET_TIME = re.compile(rf"\[\s*({TIME})\s*(?:(?:sec|s)\s*)?\]")
+# A bracketed time, or what a model writes in its place when it breaks: [nan], [inf], [-5.00], [1e308].
+# Broken ones are matched too, so they never stay in the text; their value is unusable (`_usable`).
+_NOT_A_TIME = r"nan|inf(?:inity)?|\d+(?:\.\d+)?e[-+]?\d+"  # first: "1e308" is no "1" and a word "e308"
+_BROKEN = rf"[-+]?(?:{_NOT_A_TIME})|-{TIME}"
+_BRACKET_TIME = re.compile(rf"\[\s*({TIME}|{_BROKEN})\s*(?:(?:sec|s)\s*)?\]", re.IGNORECASE)
 # Matched against a line whose whitespace runs are single spaces, so each ` ?` has one way to match.
 _UNIT = r"(?:(?:seconds|sec|s)\b)"  # longest first, whole words: "3 sec]" and "1 - 2 sirens" parse right
 _EVENT_TIMES = re.compile(
-    rf"[-*•]? ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?(?:-|–|—|~|to) ?[\[(]? ?({TIME}) ?{_UNIT}? ?[\])]? ?[:：\-–]?",
+    rf"[-*•]? ?[\[(]? ?({_NOT_A_TIME}|{TIME}) ?{_UNIT}? ?[\])]? ?(?:-|–|—|~|to) ?[\[(]? ?({_NOT_A_TIME}|{TIME}) ?{_UNIT}?"
+    rf" ?[\])]? ?[:：\-–]?",
     re.IGNORECASE,
 )
 MIN_SPAN = 0.01  # a cue shorter than 10 ms is no cue
@@ -45,6 +50,17 @@ def parse_time(value: str) -> float:
     return seconds
 
 
+def _usable(value: str) -> float | None:
+    """A time's seconds; None for a broken one (not a number, infinite, negative): a time the model
+    could not say, repaired from its neighbours like a missing one. 1e308 is a time far past the end,
+    clamped like any."""
+    try:
+        seconds = parse_time(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_bracketed(output: str, duration: float) -> list[Timed]:
     """`[s]text[e]` runs -> repaired, ordered spans inside [0, duration]. Empty if no usable times."""
     raw = _bracketed_spans(output)
@@ -62,7 +78,7 @@ def _bracketed_spans(output: str) -> list[tuple[float | None, float | None, str]
         if index % 2 == 0:  # text between times
             text += piece
             continue
-        time = parse_time(piece)
+        time = _usable(piece)
         if text.strip():
             start = pending_start if pending_start is not None else last_time
             spans.append((start, time, _clean(text)))
@@ -76,14 +92,13 @@ def _bracketed_spans(output: str) -> list[tuple[float | None, float | None, str]
 
 
 def _fill_missing(spans, duration: float) -> list[Timed]:
-    """A missing start takes the previous end (or 0); a missing end takes the next start (or the chunk end)."""
+    """A missing start takes the previous end (or 0); a missing end takes the next time (or the chunk end)."""
     filled: list[Timed] = []
     for i, (start, end, text) in enumerate(spans):
         if start is None:
             start = filled[-1].end if filled else 0.0
-        if end is None:
-            later = [s for s, _, _ in spans[i + 1 :] if s is not None]
-            end = later[0] if later else duration
+        if end is None:  # the next time said, a start or (after a broken one) an end
+            end = next((t for s, e, _ in spans[i + 1 :] for t in (s, e) if t is not None), duration)
         filled.append(Timed(start, end, text))
     return filled
 
@@ -121,9 +136,10 @@ def parse_events(output: str, duration: float) -> list[Timed]:
         line = " ".join(line.split())
         match = _EVENT_TIMES.match(line)
         description = line[match.end():].strip() if match else ""
-        if not description:
+        times = (_usable(match.group(1)), _usable(match.group(2))) if description else (None, None)
+        if None in times:  # a line without times, or with a broken one: no event to place
             continue
-        start, end = sorted((_clamp(parse_time(match.group(1)), duration), _clamp(parse_time(match.group(2)), duration)))
+        start, end = sorted(_clamp(time, duration) for time in times)
         event = Timed(start, max(end, min(duration, start + MIN_SPAN)), description)
         if (event.start, event.end, event.text) not in seen:
             seen.add((event.start, event.end, event.text))

@@ -1,3 +1,4 @@
+import math
 import pytest
 
 from moss_cli.tasks.parsing import parse_bracketed, parse_events, parse_time, strip_times
@@ -167,3 +168,25 @@ def test_bidi_overrides_and_isolates_are_removed_from_text_and_shown_in_names(co
 
     assert printable(f"file{control}txt.exe שלום‏") == "filetxt.exe שלום‏"
     assert printable_name(f"a{control}b.wav") == f"a\\u{ord(control):04x}b.wav"
+
+
+@pytest.mark.parametrize("broken", ["nan", "NaN", "inf", "-Infinity", "-5.00", "-0:05", "1e308", "2.5E+400"])
+def test_broken_times_never_stay_in_the_text_nor_reach_a_result(broken):
+    """What a model writes where it cannot say a time is a time gone wrong: taken out of the text, its
+    value repaired from its neighbours (or clamped into the chunk), never NaN or infinite."""
+    from moss_cli.tasks.answers import segments_from
+    from moss_cli.audio.chunking import Chunk
+
+    texts = [f"[0.00]hello[{broken}][{broken}]world[4.00]", f"[{broken}]hello[2.00][2.00]world[{broken}]",
+             f"[0.00]hello[2.00] world[{broken}]", f"[{broken}]hello[{broken}]"]
+    for text in texts:
+        for words in (False, True):
+            segments = segments_from(text, Chunk(0, 10 * 16000), words)
+            assert " ".join(s.text for s in segments) == "hello world" or segments[0].text == "hello"
+            times = [t for s in segments for t in (s.start, s.end)]
+            assert all(math.isfinite(t) and 0 <= t <= 10 for t in times)
+    for lines in (f"{broken} - 1.00: a\n1.00 - 2.00: b", f"0.00 - {broken}: a\n1.00 - 2.00: b"):
+        events = parse_events(lines, 10.0)  # a broken line dropped, or its time clamped: never in the text
+        assert {e.text for e in events} <= {"a", "b"} and "b" in {e.text for e in events}
+        assert all(math.isfinite(t) and 0 <= t <= 10 for e in events for t in (e.start, e.end))
+    assert strip_times(f"[{broken}]x") == "x"
