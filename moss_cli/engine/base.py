@@ -123,6 +123,12 @@ def split_reasoning(text: str) -> tuple[str, str]:
     return "\n\n".join(r for r in reasoning if r), rest.strip()
 
 
+def reasoning_unfinished(text: str) -> bool:
+    """Whether a reply ends inside a <think> block (the case `split_reasoning` calls unclosed): the
+    token cap cut the reasoning before any answer could follow it."""
+    return text.rfind(THINK_OPEN) > text.rfind(THINK_CLOSE)
+
+
 def is_thinking_checkpoint(name_or_path: str | Path) -> bool:
     """Whether a hub id, a checkpoint folder or a Hugging Face cache snapshot names a Thinking checkpoint
     (MOSS-Audio-4B-Thinking and the like): one rule for every backend. A cache snapshot

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..audio.chunking import Chunk
-from ..engine.base import Answer
+from ..engine.base import Answer, reasoning_unfinished
 from ..engine.loops import trim_loop
 from ..results import Event, Result, Segment, Word
 from ..text import join_words
@@ -17,6 +17,7 @@ from .specs import Task
 WORD_GAP_SECONDS = 0.8  # a pause this long between words starts a new segment
 LOOP_PHRASE_CHARS = (3, 120)  # a loop repeats a phrase this long ...
 LOOP_REPEATS = 6  # ... at least this many times in a row, at the end of the output
+ONLY_REASONING = "is only unfinished reasoning; --max-new-tokens raises the cap"
 
 
 def looped(answer: Answer) -> bool:
@@ -31,8 +32,18 @@ def without_loop(answer: Answer) -> Answer:
     return replace(answer, text=trim_loop(answer.text), raw_text=trim_loop(answer.raw_text))
 
 
+def only_reasoning(answer: Answer) -> bool:
+    """An answer that is reasoning cut off before the answer began: its text is empty because a
+    <think> was never closed, or a server's reasoning field ran into the token cap. Said, as an empty
+    answer alone looks like silence."""
+    unfinished = answer.finish_reason == "length" or reasoning_unfinished(answer.raw_text)
+    return not answer.text.strip() and bool(answer.reasoning) and unfinished
+
+
 def cut_short(answer: Answer) -> str | None:
     """Why an output cannot be trusted to be complete, or None."""
+    if only_reasoning(answer):
+        return ONLY_REASONING
     if answer.finish_reason == "length":
         return "hit the token cap"
     if answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text):

@@ -24,10 +24,12 @@ from ..speakers.voices import SpeakerOptions
 from ..text import printable
 from ..timeref import TimeSpan, format_clock, shift_times
 from .answers import (
+    ONLY_REASONING,
     cut_short,
     events_from,
     finish_result,
     looped,
+    only_reasoning,
     parse_json_answer,
     segments_from,
     span_text,
@@ -264,6 +266,8 @@ class Pipeline:
         if answer.finish_reason == "repetition":  # stopped by the guard: the loop is cut out
             answer = without_loop(answer)
             warnings.append("the answer looped on a repeated phrase; it was cut where the loop began")
+        elif only_reasoning(answer):  # an empty answer must not pass for one that had nothing to say
+            warnings.append(f"the answer {ONLY_REASONING}")
         elif reason := cut_short(answer):  # `ask` decoded locally without a guard stays exactly as decoded
             hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
             warnings.append(f"the answer {reason}{hint}; it may be incomplete")

@@ -150,6 +150,33 @@ def test_text_answers_warn_when_cut_at_the_cap_or_looping(three_minutes):
     assert fine.warnings == []
 
 
+class ThinkingEngine(TextEngine):
+    """A Thinking model's reply, reasoning split off as every engine splits it."""
+
+    def ask(self, audio, question, options, guard=None):
+        from moss_cli.engine.base import split_reasoning
+
+        reasoning, text = split_reasoning(self.text)
+        return Answer(text, reasoning, self.text, [], self.finish, 0)
+
+
+@pytest.mark.parametrize("reply,finish", [("<think>The sound is a piano, or", "stop"),
+                                          ("<think>The sound is a piano, or", "length"),
+                                          ("<think>hm</think>A<think>more thought", "stop")])
+def test_an_answer_that_is_only_unfinished_reasoning_is_warned_about(three_minutes, reply, finish):
+    from moss_cli.tasks.answers import ONLY_REASONING, cut_short
+    from moss_cli.tasks.specs import CAPTION
+
+    recording, _ = three_minutes
+    result = Pipeline(ThinkingEngine(reply, finish)).described(CAPTION, recording, "combine")
+    if result.text:  # an answer before the unclosed block: it is the answer
+        assert result.text == "A"
+        return
+    assert result.warnings == ["the answer is only unfinished reasoning; --max-new-tokens raises the cap"]
+    assert cut_short(Answer("", "hm", "", [], "length", 0)) == ONLY_REASONING  # a server's reasoning field
+    assert cut_short(Answer("", "hm", "<think>hm</think>", [], "stop", 0)) is None  # finished, said nothing
+
+
 @pytest.fixture(scope="module")
 def half_minute():
     audio, _ = phrase_recording(30.0, seed=6)
