@@ -157,9 +157,10 @@ def printable(text: str) -> str:
 
 
 # Control characters in a file name would reach the terminal raw: ESC starts escape sequences,
-# a newline splits a one-line message. Named escapes for the common ones, \xNN (\u00NN) for the rest.
+# a newline (or U+2028, U+2029) splits a one-line message, bidi controls reorder it. Named escapes
+# for the common ones, \xNN (\u00NN, \u202e) for the rest.
 _NAME_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
-_NAME_ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"} | {c: f"\\u{c:04x}" for c in BIDI_CONTROLS}
+_NAME_ESCAPES |= {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"} | {c: f"\\u{c:04x}" for c in [*BIDI_CONTROLS, 0x2028, 0x2029]}
 
 
 def path_text(path) -> str:
@@ -175,3 +176,15 @@ def printable_name(name) -> str:
     """A file name (or a one-line message naming one) safe to print: control characters and bidi
     overrides and isolates escaped (shown, not obeyed: a name is evidence, so nothing is dropped)."""
     return path_text(name).translate(_NAME_ESCAPES)
+
+
+def one_line_problem(text: str) -> str | None:
+    """What keeps a short label (a speaker name) from being one line of plain text, or None.
+
+    A label is written into cues and rows verbatim: a newline or a line separator ends an SRT or VTT
+    cue early and starts a forged one, a tab adds a TSV column, an escape sequence or a bidi override
+    reaches whoever reads the file in a terminal."""
+    for char in text:
+        if ord(char) in BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"it holds {printable_name(char)}"
+    return None

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
 from ..errors import ModelUnavailableError
+from ..text import one_line_problem, printable_name
 
 DIARIZERS = ("resemblyzer", "pyannote")
 MEL_WINDOW = SAMPLE_RATE * 25 // 1000  # Resemblyzer's features: 25 ms windows ...
@@ -55,6 +56,9 @@ class SpeakerOptions:
             raise ValueError(f"unknown diarizer {self.diarizer!r}: use one of {', '.join(DIARIZERS)}")
         if any(not name.strip() for name in self.names):
             raise ValueError("speaker names must not be empty")
+        for name in self.names:  # every name source passes here before a label is written
+            if problem := one_line_problem(name):
+                raise ValueError(f"speaker name {printable_name(name)} is not one line of text: {problem}")
 
 
 @dataclass(frozen=True)

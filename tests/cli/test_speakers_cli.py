@@ -80,6 +80,13 @@ def test_without_speakers_nothing_is_labelled(dialogue):
     (["--speakers", "2", "--speaker-names", "A,B,C"], "--speaker-names gives 3 names for 2 speakers"),
     (["--speakers", "auto", "--speaker-names", "A,,B"], "speaker names must not be empty"),
     (["--speakers", "auto", "--diarizer", "magic"], "unknown diarizer 'magic': use one of resemblyzer, pyannote"),
+    # a name is written into cues and rows as it is: one holding a line break would forge a cue
+    (["--speaker-names", "Ann,A\nB"], "speaker name A\\nB is not one line of text: it holds \\n"),
+    (["--speaker-names", "A\r\nB"], "speaker name A\\r\\nB is not one line of text: it holds \\r"),
+    (["--speaker-names", "A\tB"], "speaker name A\\tB is not one line of text: it holds \\t"),
+    (["--speaker-names", "A\u2028B"], "speaker name A\\u2028B is not one line of text: it holds \\u2028"),
+    (["--speaker-names", "A\u202eB"], "speaker name A\\u202eB is not one line of text: it holds \\u202e"),
+    (["--speaker-names", "A\x1b[2JB"], "speaker name A\\x1b[2JB is not one line of text: it holds \\x1b"),
 ])
 def test_bad_speaker_options_are_one_line_usage_errors(dialogue, args, message):
     path, _ = dialogue
