@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from ..audio.chunking import Chunk
 from ..engine.base import Answer, reasoning_unfinished
-from ..engine.loops import trim_loop
+from ..engine.loops import rising_loop, trim_loop
 from ..results import Event, Result, Segment, Word
 from ..text import join_words
 from ..timeref import format_clock
@@ -20,16 +20,17 @@ LOOP_REPEATS = 6  # ... at least this many times in a row, at the end of the out
 ONLY_REASONING = "is only unfinished reasoning; --max-new-tokens raises the cap"
 
 
-def looped(answer: Answer) -> bool:
-    return answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text)
+def looped(answer: Answer, seconds: float | None = None) -> bool:
+    """Whether an answer loops: the guard stopped it, or it ends in a loop (`ends_in_loop`)."""
+    return answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text, seconds)
 
 
-def without_loop(answer: Answer) -> Answer:
+def without_loop(answer: Answer, seconds: float | None = None) -> Answer:
     """A looping answer cut after the first copy of the phrase it repeats: looping text never reaches
-    an output. Any other answer as it is."""
-    if not looped(answer):
+    an output. Any other answer as it is. `seconds`: of audio the answer is about."""
+    if not looped(answer, seconds):
         return answer
-    return replace(answer, text=trim_loop(answer.text), raw_text=trim_loop(answer.raw_text))
+    return replace(answer, text=trim_loop(answer.text, seconds), raw_text=trim_loop(answer.raw_text, seconds))
 
 
 def only_reasoning(answer: Answer) -> bool:
@@ -40,20 +41,25 @@ def only_reasoning(answer: Answer) -> bool:
     return not answer.text.strip() and bool(answer.reasoning) and unfinished
 
 
-def cut_short(answer: Answer) -> str | None:
-    """Why an output cannot be trusted to be complete, or None."""
+def cut_short(answer: Answer, seconds: float | None = None) -> str | None:
+    """Why an output cannot be trusted to be complete, or None. `seconds`: of audio it is about."""
     if only_reasoning(answer):
         return ONLY_REASONING
     if answer.finish_reason == "length":
         return "hit the token cap"
-    if answer.finish_reason == "repetition" or ends_in_loop(answer.raw_text or answer.text):
+    if looped(answer, seconds):
         return "looped on a repeated phrase"
     return None
 
 
-def ends_in_loop(text: str) -> bool:
+def ends_in_loop(text: str, seconds: float | None = None) -> bool:
     """Whether a text ends with one phrase of 3-120 characters said LOOP_REPEATS times or more in a
-    row, whitespace aside. Slices of a bounded tail are compared: linear in the text's length."""
+    row, whitespace aside; or, given the `seconds` of audio it is about, in a phrase repeated with
+    rising times that run past the audio's end (the rule a server's stream is stopped by, so a local
+    and a remote engine's same answer make the same result). Slices of a bounded tail are compared:
+    linear in the text's length."""
+    if seconds is not None and rising_loop(text, seconds):
+        return True
     shortest, longest = LOOP_PHRASE_CHARS
     tail = " ".join(text.split())[-(longest + 1) * LOOP_REPEATS:]
     for candidate in (tail, tail + " "):  # "la la la": the phrase is "la " once the last space is back

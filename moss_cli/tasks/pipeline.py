@@ -153,20 +153,20 @@ class Pipeline:
                 if parts:
                     retry += [(part, depth + 1) for part in parts]
                 else:
-                    finished.append((chunk, without_loop(answer)))
+                    finished.append((chunk, without_loop(answer, chunk.duration)))
                     self.progress.advance(chunk.duration)
             pending = retry
         return sorted(finished, key=lambda pair: pair[0].start)
 
     def _split_for_retry(self, chunk, depth, answer, speech, skip_silence, warnings) -> list[Chunk]:
-        reason = cut_short(answer)
+        reason = cut_short(answer, chunk.duration)
         if reason is None:
             return []
         parts = []
         if chunk.duration >= MIN_SPLIT_SECONDS and depth < MAX_SPLIT_DEPTH:
             parts = [p for p in split_chunk(chunk, speech, skip_silence) if p.speech]
         if len(parts) < 2:
-            kept = "kept up to where the loop began" if looped(answer) else "kept as it is"
+            kept = "kept up to where the loop began" if looped(answer, chunk.duration) else "kept as it is"
             warnings.append(f"{span_text(chunk)}: model output {reason}; {kept}")
             return []
         return parts
@@ -263,12 +263,13 @@ class Pipeline:
                   warnings: list[str] | None = None, window: Chunk | None = None) -> Result:
         """The result of a text task; times in an answer about a window are moved to file times."""
         warnings = list(warnings or [])
+        seconds = recording.duration if window is None else window.duration
         if answer.finish_reason == "repetition":  # stopped by the guard: the loop is cut out
-            answer = without_loop(answer)
+            answer = without_loop(answer, seconds)
             warnings.append("the answer looped on a repeated phrase; it was cut where the loop began")
         elif only_reasoning(answer):  # an empty answer must not pass for one that had nothing to say
             warnings.append(f"the answer {ONLY_REASONING}")
-        elif reason := cut_short(answer):  # `ask` decoded locally without a guard stays exactly as decoded
+        elif reason := cut_short(answer, seconds):  # `ask` decoded locally without a guard stays exactly as decoded
             hint = " (--max-new-tokens raises the cap)" if answer.finish_reason == "length" else ""
             warnings.append(f"the answer {reason}{hint}; it may be incomplete")
         raw = printable(answer.text)
@@ -300,9 +301,9 @@ class Pipeline:
         partials = []
         for window in windows:
             answer = self._ask_audio(task, recording.cut(window), prompt, window.duration, guard)
-            if reason := cut_short(answer):
+            if reason := cut_short(answer, window.duration):
                 warnings.append(f"{span_text(window)}: the partial answer {reason}")
-            partials.append((window, printable(without_loop(answer).text)))
+            partials.append((window, printable(without_loop(answer, window.duration).text)))
             self.progress.advance(window.duration)
         options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)

@@ -125,3 +125,47 @@ def test_vllm_encoder_cache_message_is_read():
     assert encoder_cache_limit(message) == (7500, 2048)
     assert encoder_cache_limit("prompt is too long") is None
     assert encoder_cache_limit("it exceeds the pre-allocated encoder cache size 1024.") == (None, 1024)
+
+
+# ---- one loop rule, local or remote: periodic sounds are events, rising times past the audio a loop ----
+TICKS = "".join(f"{i * 0.25:.2f} - {(i + 1) * 0.25:.2f}: tick\n" for i in range(388))  # 97 s of a clock
+
+
+def units_until_loop_in(text: str, seconds: float | None, seed: int = 0) -> int | None:
+    guard = TextLoopGuard(seconds=seconds)
+    for piece in pieces(text, seed):
+        if guard.feed(piece):
+            return len(guard.units)
+    return None
+
+
+def test_a_periodic_sound_inside_the_audio_is_no_loop_streamed_or_finished():
+    from moss_cli.engine.base import Answer
+    from moss_cli.tasks.answers import cut_short, ends_in_loop, without_loop
+
+    assert units_until_loop_in(TICKS, 97.0) is None
+    assert not ends_in_loop(TICKS, 97.0) and trim_loop(TICKS, 97.0) == TICKS
+    answer = Answer(TICKS, "", TICKS, [], "stop", 0)
+    assert cut_short(answer, 97.0) is None and without_loop(answer, 97.0) is answer
+    stream = CompletionStream(RepetitionGuard(), 97.0)
+    assert not any(stream.feed(json.dumps(delta(piece))) for piece in pieces(TICKS))
+
+
+def test_rising_times_past_the_end_of_the_audio_are_a_loop_streamed_or_finished():
+    from moss_cli.tasks.answers import ends_in_loop
+
+    text = "[0.00]hi[2.01]" + "".join(f"[{2.01 * i:.2f}]so[{2.01 * (i + 1):.2f}]" for i in range(1, 40))
+    stopped = units_until_loop_in(text, 30.0)
+    assert stopped is not None and stopped < len(text_units(text))  # stopped soon after passing 31 s
+    assert ends_in_loop(text, 30.0) and not ends_in_loop(text, 90.0)  # inside 90 s: a word said every 2 s
+    assert trim_loop(text, 30.0) == "[0.00]hi[2.01][2.01]so[4.02]"
+    assert trim_loop(text, 90.0) == text
+
+
+@pytest.mark.parametrize("seconds", [None, 30.0, 1e9])
+def test_plain_repetition_is_a_loop_whatever_the_audio(seconds):
+    from moss_cli.tasks.answers import ends_in_loop
+
+    text = "The talk begins. " + "thank you very much. " * 50
+    assert units_until_loop_in(text, seconds) is not None and ends_in_loop(text, seconds)
+    assert trim_loop(text, seconds) == "The talk begins. thank you very much."

@@ -224,7 +224,9 @@ class RemoteEngine:
         requests wait for, and the local engine's guard is the one used when the caller gives none."""
         body = {**self.chat_body(content, options), "stream": True, "stream_options": {"include_usage": True}}
         guard = guard or RepetitionGuard()
-        return self._request("POST", "/chat/completions", body, _answer_of, lambda: CompletionStream(guard), seconds)
+        audio = seconds or None  # rising times past the end of the audio are a loop; a text request has none
+        return self._request("POST", "/chat/completions", body, _answer_of, lambda: CompletionStream(guard, audio),
+                             seconds)
 
     def _listed_model(self) -> ServedModel:
         """The served model's /models entry: the one named by --server-model, else the first."""

@@ -102,6 +102,7 @@ class CompletionStream:
     """
 
     guard: RepetitionGuard | None = None
+    seconds: float | None = None  # of audio asked about: rising times past its end are a loop (loops.py)
 
     def __post_init__(self):
         self.content: list[str] = []
@@ -110,7 +111,7 @@ class CompletionStream:
         self.prompt_tokens = 0
         self.done = False  # [DONE] came
         self.looped = False
-        self._guards = [TextLoopGuard(self.guard), TextLoopGuard(self.guard)] if self.guard else None
+        self._guards = [TextLoopGuard(self.guard, self.seconds) for _ in range(2)] if self.guard else None
 
     @property
     def complete(self) -> bool:
