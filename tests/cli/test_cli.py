@@ -158,3 +158,14 @@ def test_quantize_int8_runs_locally_and_is_refused_for_a_server(tiny_checkpoint,
     assert bad.exit_code == 2 and "only int8" in bad.stderr
     remote = runner.invoke(app, ["caption", str(wav_file), "--quantize", "int8", "--server", "http://127.0.0.1:9/v1"])
     assert remote.exit_code == 2 and "--quantize applies to the local model" in remote.stderr
+
+
+@pytest.mark.parametrize("command", [["ask", "{wav}", "Hi", "--server"], ["check-server"], ["doctor", "--server"],
+                                     ["transcribe", "{wav}", "--server"]])
+def test_a_malformed_ipv6_server_url_is_one_usage_line_not_an_internal_error(command, wav_file):
+    args = [part.format(wav=wav_file) for part in command] + ["http://u:secret@[::1/v1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("moss: error: --server 'http://***@[::1/v1'") and "internal" not in result.stderr
+    assert "secret" not in result.stderr
