@@ -74,7 +74,7 @@ def expand_inputs(arguments: list[str], stdin: BinaryIO | None = None) -> InputL
             _read_stdin(stdin if stdin is not None else getattr(sys.stdin, "buffer", None), found)
         elif argument.startswith("@") and len(argument) > 1:
             found.files += _below_common_folder(_read_list(Path(argument[1:])))
-        elif Path(argument).is_dir():
+        elif os.path.isdir(argument):  # False on any OSError too (a name over 255 bytes): then it fails as a file
             found.files += _from_folder(Path(argument), found.problems)
         elif glob.has_magic(argument) and not os.path.lexists(argument):
             found.files += _from_glob(argument, found.problems)

@@ -1,0 +1,78 @@
+"""Reliability 3: the --errors file never writes over data, outputs stay under -o, the sweep and the
+manifests touch only moss's own files, one input's trouble never stops the batch, and same-named
+files in two folders given both get their outputs."""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from support.corpus import speech
+from support.fake_server import FakeServer
+from moss_cli.cli.app import app
+
+runner = CliRunner()
+
+
+def transcribe(server, *args, input=None):
+    return runner.invoke(app, ["transcribe", *map(str, args), "--server", server.url], input=input)
+
+
+def wav(path: Path, seconds: float = 3, seed: int = 1) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(os.fsencode(path), speech(seconds, seed), 16_000, subtype="PCM_16", format="WAV")
+    return path
+
+
+def errors_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("moss: error: ")]
+
+
+# ---- 6: one input's trouble is that input's failure ---------------------------------------------
+@pytest.mark.parametrize("output", [[], ["-o", "out"]])
+def test_a_name_over_255_bytes_fails_alone_given_or_listed(tmp_path, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)
+    good, long = wav(tmp_path / "a.wav"), "x" * 300 + ".wav"
+    (tmp_path / "list.txt").write_text(f"{long}\n{good}\n")
+    with FakeServer() as server:
+        for inputs in ([long, good], ["@list.txt"]):
+            result = transcribe(server, *inputs, "--txt", *output)
+            assert result.exit_code == 1 and "internal error" not in result.stderr, result.stderr
+            [line] = errors_lines(result.stderr)
+            assert line.startswith(f"moss: error: {long}: ")
+            assert "Traceback" not in result.output
+    ask = runner.invoke(app, ["ask", long, "Hi", "--server", "http://127.0.0.1:9/v1"])
+    assert ask.exit_code == 1 and errors_lines(ask.stderr) and "internal error" not in ask.stderr
+
+
+@pytest.mark.parametrize("raised", ["eio", "full"])
+@pytest.mark.parametrize("output", [[], ["-o", "out"]])
+def test_a_read_or_conversion_failure_fails_that_input_and_is_counted(tmp_path, monkeypatch, raised, output):
+    import soundfile
+
+    from moss_cli.audio import sources
+
+    monkeypatch.chdir(tmp_path)
+    bad, good = wav(tmp_path / "bad.wav"), wav(tmp_path / "good.wav", seed=2)
+    real = sources.open_audio
+
+    def open_audio(path, *args, **kwargs):
+        if Path(path).name == "bad.wav":
+            if raised == "eio":
+                raise OSError(errno.EIO, "Input/output error", str(path))
+            raise soundfile.LibsndfileError(2, "")  # what a full temporary folder gives while converting
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "open_audio", open_audio)
+    with FakeServer() as server:
+        result = transcribe(server, bad, good, "--txt", *output, "--errors", "failed.jsonl")
+    assert result.exit_code == 1 and "internal error" not in result.stderr, result.stderr
+    [line] = errors_lines(result.stderr)
+    assert line.startswith(f"moss: error: {bad}: cannot read or convert the audio")
+    assert "1 done, 0 skipped, 1 failed" in result.stderr
+    [record] = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()]
+    assert record["input"] == str(bad) and record["kind"] == "AudioError"
