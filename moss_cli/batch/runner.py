@@ -78,7 +78,8 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
             if "html" in outputs.formats:
                 from .pages import write_index
 
-                write_index(inputs.files, outputs, policy.overwrite, observer)
+                if not write_index(inputs.files, outputs, policy.overwrite, observer):
+                    summary.unreported = True
         except KeyboardInterrupt as exc:
             summary.interrupted = getattr(exc, "exit_code", EXIT_INTERRUPTED)
             observer.interrupted()

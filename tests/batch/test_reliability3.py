@@ -76,3 +76,19 @@ def test_a_read_or_conversion_failure_fails_that_input_and_is_counted(tmp_path, 
     assert "1 done, 0 skipped, 1 failed" in result.stderr
     [record] = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()]
     assert record["input"] == str(bad) and record["kind"] == "AudioError"
+
+
+def test_html_pages_and_index_for_a_name_that_is_not_utf8(tmp_path):
+    folder = tmp_path / "in"
+    odd = wav(Path(os.fsdecode(bytes(folder) + b"/caf\xe9.wav")))
+    wav(folder / "b.wav", seed=2)
+    out = tmp_path / "out"
+    with FakeServer() as server:
+        result = transcribe(server, folder, "--html", "-o", out)
+        single = transcribe(server, odd, "--html")  # the page on stdout
+    assert result.exit_code == 0 and "internal error" not in result.stderr, result.stderr
+    page = Path(os.fsdecode(bytes(out) + b"/caf\xe9.html")).read_text(encoding="utf-8")
+    assert 'src="../in/caf%E9.wav"' in page  # the link names the file's own bytes
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="caf%E9.html"' in index and "caf\\xe9.wav" in index
+    assert single.exit_code == 0 and "<html" in single.stdout, single.stderr
