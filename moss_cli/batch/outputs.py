@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import OutputError, UsageError
-from ..files import Prepared, folder_problem, not_regular, prepare
+from ..files import Prepared, folder_problem, is_part_name, not_regular, prepare
 from ..interrupts import deferred
 from ..output.subtitles import CueLayout
 from ..output.writers import HtmlWriter, get_writer
 from ..results import Result
 from ..text import printable_name
 from .inputs import InputFile
-from .manifest import NAME_MAX, made_from, manifest_path
+from .manifest import NAME_MAX, is_manifest_name, made_from, manifest_path
 
 if TYPE_CHECKING:
     from ..output.report import PageContext
@@ -86,6 +86,8 @@ class OutputGuard:
         """Why `target` can never be written for this input, or None."""
         if len(os.fsencode(target.name)) > NAME_MAX:
             return f"the output name {target.name} is too long for the file system"
+        if is_manifest_name(target.name) or is_part_name(target.name):
+            return f"its output name {target.name} is one moss keeps for its own manifests and temporary files"
         for path in (target, manifest_path(target)):
             identity = file_identity(path, follow=False)
             if identity is None:
@@ -117,7 +119,8 @@ class OutputGuard:
             raise OutputError(f"{item.name}: {problem}")
 
     def made(self, item: InputFile, target: Path) -> None:
-        self.written[file_identity(target, follow=False)] = item.name
+        for path in (target, manifest_path(target)):  # neither may be written over by another input
+            self.written[file_identity(path, follow=False)] = item.name
 
 
 def file_identity(path: Path, follow: bool = True) -> tuple[int, int] | None:

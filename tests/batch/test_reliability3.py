@@ -92,3 +92,46 @@ def test_html_pages_and_index_for_a_name_that_is_not_utf8(tmp_path):
     index = (out / "index.html").read_text(encoding="utf-8")
     assert 'href="caf%E9.html"' in index and "caf\\xe9.wav" in index
     assert single.exit_code == 0 and "<html" in single.stdout, single.stderr
+
+
+# ---- 10: same-named files in two folders given ---------------------------------------------------
+def test_two_folders_given_are_placed_under_their_names_as_cp_r_would(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wav(tmp_path / "d1" / "x.wav", seed=1), wav(tmp_path / "d2" / "sub" / "x.wav", seed=2)
+    with FakeServer() as server:
+        both = transcribe(server, "d1", "d2/", "--txt", "-o", "out")
+        one = transcribe(server, "d1", "d1/", "--txt", "-o", "one")  # one folder, given twice: today's mirror
+    assert both.exit_code == 0 and errors_lines(both.stderr) == [], both.stderr
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.txt")) == \
+        ["d1/x.txt", "d2/sub/x.txt"]
+    assert one.exit_code == 0 and [p.name for p in (tmp_path / "one").glob("*.txt")] == ["x.txt"]
+
+
+# ---- 5: outputs stay under -o; the sweep and manifests touch only moss's files --------------------
+def test_a_glob_that_climbs_out_still_writes_inside_the_output_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wav(tmp_path / "x1.wav"), wav(tmp_path / "in" / "deep" / "keep.wav", seed=2)
+    with FakeServer() as server:
+        result = transcribe(server, "in/*/../../x*.wav", "--txt", "-o", "in/out")
+    assert result.exit_code == 0, result.stderr
+    made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.txt"))
+    assert made == ["in/out/x1.txt"]  # not in/x1.txt beside -o
+
+
+def test_the_sweep_and_the_outputs_leave_files_named_like_moss_files_alone(tmp_path):
+    from moss_cli.files import sweep_parts
+
+    out = tmp_path / "out"
+    out.mkdir()
+    notes, killed = out / ".moss-notes.part", out / ".moss-0123abcd.part"
+    notes.write_text("mine"), killed.write_text("left by a killed run")
+    sweep_parts(out)
+    assert notes.read_text() == "mine" and not killed.exists()
+    # An input whose output would take a manifest's name (.x.txt.moss.json) fails; x.txt's manifest stays.
+    wav(tmp_path / "x.wav"), wav(tmp_path / ".x.txt.moss.wav", seed=2)
+    with FakeServer() as server:
+        result = transcribe(server, tmp_path / "x.wav", tmp_path / ".x.txt.moss.wav", "--txt", "--json",
+                            "-o", out, "--overwrite")
+    [line] = errors_lines(result.stderr)
+    assert ".x.txt.moss.wav" in line and "keeps for its own manifests" in line
+    assert json.loads((out / ".x.txt.moss.json").read_text())["input"] == str(tmp_path / "x.wav")
