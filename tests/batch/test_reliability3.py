@@ -135,3 +135,30 @@ def test_the_sweep_and_the_outputs_leave_files_named_like_moss_files_alone(tmp_p
     [line] = errors_lines(result.stderr)
     assert ".x.txt.moss.wav" in line and "keeps for its own manifests" in line
     assert json.loads((out / ".x.txt.moss.json").read_text())["input"] == str(tmp_path / "x.wav")
+
+
+# ---- 3: --errors never writes over data ----------------------------------------------------------
+def test_the_errors_file_never_takes_an_input_an_output_or_another_tools_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = wav(tmp_path / "a.wav"), wav(tmp_path / "b.wav", seed=2)
+    Path("notes.txt").write_text("mine\n")
+    with FakeServer() as server:
+        assert transcribe(server, "a.wav", "--txt", "-o", "subs").exit_code == 0  # subs/a.txt, vouched for
+        cases = {("--errors", "a.wav", "b.wav"): "a.wav is an audio file",  # `--errors *.wav`
+                 ("--errors", "a.wav", "b.wav", "--overwrite"): "a.wav is an audio file",
+                 ("b.wav", "--errors", "b.wav"): "b.wav is an input of this run",
+                 ("b.wav", "--errors", "subs/b.txt"): "subs/b.txt is an output of this run",
+                 ("b.wav", "--errors", "subs/.b.txt.moss.json"): "is a name moss keeps",
+                 ("b.wav", "--errors", "subs/a.txt", "--overwrite"): "subs/a.txt is an output moss made",
+                 ("b.wav", "--errors", "notes.txt"): "notes.txt exists and is not an errors file"}
+        before = {p: p.read_bytes() for p in (first, second, Path("subs/a.txt"), Path("notes.txt"))}
+        for args, message in cases.items():
+            result = transcribe(server, *args, "--txt", "-o", "subs")
+            assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, (args, result.stderr)
+            assert result.stderr.startswith("moss: error: --errors: ") and message in result.stderr, result.stderr
+        assert {p: p.read_bytes() for p in before} == before
+        # An empty file, or an errors file moss wrote, is replaced; so is another file with --overwrite.
+        for args in (("absent.wav", "--errors", "failed.jsonl"), ("absent.wav", "--errors", "failed.jsonl"),
+                     ("absent.wav", "--errors", "notes.txt", "--overwrite")):
+            assert transcribe(server, *args, "--txt", "-o", "subs").exit_code == 1
+        assert json.loads(Path("notes.txt").read_text())["kind"] == "AudioError"
