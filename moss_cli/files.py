@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -23,6 +24,8 @@ from typing import TextIO
 
 PART_PREFIX, PART_SUFFIX = ".moss-", ".part"
 WORKDIR_PREFIX = "moss-run-"  # converted audio of one run, in the system's temporary folder
+_PART_HEX = 4  # random bytes in a temporary file's name: .moss-<8 hex digits>.part
+_PART_NAME = re.compile(re.escape(PART_PREFIX) + "[0-9a-f]{%d}" % (2 * _PART_HEX) + re.escape(PART_SUFFIX))
 _LOCK_NAME = ".lock"
 _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
@@ -124,6 +127,8 @@ def write_atomically(target: Path, fill: Callable[[TextIO], None]) -> None:
 def sweep_parts(folder: Path) -> None:
     """Remove temporary files that killed runs left in `folder`; live runs hold theirs locked."""
     for path in folder.glob(f"{PART_PREFIX}*{PART_SUFFIX}"):
+        if not is_part_name(path.name):  # a user's .moss-notes.part is not ours to remove
+            continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
@@ -133,6 +138,11 @@ def sweep_parts(folder: Path) -> None:
                 path.unlink(missing_ok=True)
         finally:
             os.close(fd)
+
+
+def is_part_name(name: str) -> bool:
+    """Exactly the names _locked_part gives (.moss-<8 hex digits>.part), nothing a user may have named alike."""
+    return _PART_NAME.fullmatch(name) is not None
 
 
 @contextmanager
@@ -169,7 +179,7 @@ def _sweep_run_folders() -> None:
 
 def _locked_part(folder: Path) -> tuple[int, Path]:
     while True:
-        path = folder / f"{PART_PREFIX}{secrets.token_hex(4)}{PART_SUFFIX}"
+        path = folder / f"{PART_PREFIX}{secrets.token_hex(_PART_HEX)}{PART_SUFFIX}"
         try:  # mode 0o666: the kernel applies the umask, as for any file a tool creates
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:

@@ -48,7 +48,17 @@ class InputFile:
         return self.label or path_text(self.path)
 
     def output(self, folder: Path, extension: str) -> Path:
-        return folder / self.stem.parent / f"{self.stem.name}.{extension}"
+        stem = inside(self.stem)  # stems are made inside already; an InputFile built elsewhere is held too
+        return folder / stem.parent / f"{stem.name}.{extension}"
+
+
+def inside(stem: Path) -> Path:
+    """The mirrored part of an output's path, normalised so that it never leads out of -o DIR: one
+    that climbs (a glob's `*/../../x*.wav`) or is absolute keeps only its last name, at the top."""
+    normal = Path(os.path.normpath(stem))
+    if not normal.is_absolute() and ".." not in normal.parts:
+        return normal
+    return Path(normal.name) if normal.name not in ("", "..") else Path("_")
 
 
 @dataclass
@@ -63,19 +73,23 @@ class InputList:
 def expand_inputs(arguments: list[str], stdin: BinaryIO | None = None) -> InputList:
     """Directories are searched recursively for audio and video files.
 
-    Under -o DIR, a directory's files mirror their tree below it, a glob's below its fixed folder
+    Under -o DIR, a directory's files mirror their tree below it (below its name when several are
+    given), a glob's below its fixed folder
     part, a list's (`-`, @list) below the folder they all share; files named on the command line go
     to the top of DIR. A glob that matches nothing and a folder that cannot be read are problems,
     reported, not dropped in silence.
     """
     found = InputList()
+    # Several folders given are placed as `cp -r d1 d2 out/` places them (out/d1/x, out/d2/x), so that
+    # same-named files in them both get outputs; one folder keeps mirroring its tree at the top.
+    folders = {os.path.realpath(a) for a in arguments if a != "-" and not a.startswith("@") and os.path.isdir(a)}
     for argument in arguments:
         if argument == "-":
             _read_stdin(stdin if stdin is not None else getattr(sys.stdin, "buffer", None), found)
         elif argument.startswith("@") and len(argument) > 1:
             found.files += _below_common_folder(_read_list(Path(argument[1:])))
-        elif Path(argument).is_dir():
-            found.files += _from_folder(Path(argument), found.problems)
+        elif os.path.isdir(argument):  # False on any OSError too (a name over 255 bytes): then it fails as a file
+            found.files += _from_folder(Path(argument), found.problems, named=len(folders) > 1)
         elif glob.has_magic(argument) and not os.path.lexists(argument):
             found.files += _from_glob(argument, found.problems)
         else:
@@ -92,14 +106,15 @@ def _stem(path: Path) -> Path:
         return Path(path.name or "_")
 
 
-def _from_folder(root: Path, problems: list) -> list[InputFile]:
+def _from_folder(root: Path, problems: list, named: bool = False) -> list[InputFile]:
     def unreadable(error: OSError) -> None:
         problems.append((path_text(error.filename), f"cannot read the folder ({error.strerror or error})"))
 
     files = []
     for folder, _, names in os.walk(root, onerror=unreadable):  # symlinked folders are not entered: no loops
         files += [Path(folder) / n for n in names if Path(n).suffix.lower().lstrip(".") in AUDIO_EXTENSIONS]
-    return [InputFile(p, p.relative_to(root).with_suffix("")) for p in sorted(files)]
+    top = Path(Path(os.path.abspath(root)).name) if named else Path()  # "/" has no name: its tree at the top
+    return [InputFile(p, top / p.relative_to(root).with_suffix("")) for p in sorted(files)]
 
 
 def _from_glob(pattern: str, problems: list) -> list[InputFile]:
@@ -140,7 +155,7 @@ def _named_apart(inputs: list[InputFile]) -> list[InputFile]:
     """Inputs whose outputs would share a name (x.wav, x.mp3 and x.wav.wav side by side) keep their
     extension in it, until no names are shared; inputs that share a name even then (x.wav in two
     folders given) are marked with the first one's path and fail, never overwrite each other."""
-    stems = [item.stem for item in inputs]
+    stems = [inside(item.stem) for item in inputs]
     whole = [item.stdin is not None for item in inputs]  # already named by the whole file name
     while True:
         holders = defaultdict(list)
@@ -158,7 +173,7 @@ def _with_stems(inputs: list[InputFile], stems: list[Path]) -> list[InputFile]:
     """Each input with its output stem; an input whose stem an earlier one holds is marked with its name."""
     first: dict[Path, InputFile] = {}
     named = []
-    for item, stem in zip(inputs, stems):
+    for item, stem in zip(inputs, map(inside, stems)):
         owner = first.setdefault(stem, item)
         named.append(replace(item, stem=stem, clash=None if owner is item else owner.name))
     return named

@@ -27,6 +27,12 @@ def manifest_path(output: Path) -> Path:
     return output.parent / name
 
 
+def is_manifest_name(name: str) -> bool:
+    """A name manifest_path gives (.<output name>.moss.json): never an output's, so that no output is
+    written where a manifest lies, nor taken for one."""
+    return name.startswith(".") and name.endswith(".moss.json") and len(name) > len("..moss.json")
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:

@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import OutputError, UsageError
-from ..files import Prepared, folder_problem, not_regular, prepare
+from ..files import Prepared, folder_problem, is_part_name, not_regular, prepare
 from ..interrupts import deferred
 from ..output.subtitles import CueLayout
 from ..output.writers import HtmlWriter, get_writer
 from ..results import Result
 from ..text import printable_name
-from .inputs import InputFile
-from .manifest import NAME_MAX, made_from, manifest_path
+from .inputs import SNIFF_BYTES, InputFile, looks_like_audio
+from .manifest import NAME_MAX, is_manifest_name, made_from, manifest_path
 
 if TYPE_CHECKING:
     from ..output.report import PageContext
 
+MAX_ERRORS_BYTES = 64 << 20  # an errors file bigger than this is not recognised as one (--overwrite replaces it)
 JSON_LINES = {"json": "jsonl", "answer": "answers"}  # several results on one stream: one JSON object a line
 
 
@@ -60,17 +61,63 @@ class OutputSpec:
         return HtmlWriter(self.layout, page) if extension == "html" else get_writer(extension, self.layout)
 
 
-def check_errors_file(path: Path | None) -> None:
-    """--errors names a file that can be written (at the end of the run, through a temporary file)."""
+def check_errors_file(path: Path | None, inputs: list[InputFile] = (), outputs: OutputSpec | None = None,
+                      overwrite: bool = False) -> None:
+    """--errors names a file that can be written (at the end of the run, through a temporary file),
+    and that holds no data: never an input, never an output of the run (or its manifest), never a
+    file moss made as an output, and an existing file only when it is empty or an errors file moss
+    wrote, else only with --overwrite. `moss transcribe --errors *.wav` must not empty a recording."""
     if path is None:
         return
-    kind = not_regular(path)
-    if os.path.islink(path):  # it is replaced whole when written: a link (/dev/stdout) would be lost
-        problem = f"{path} is a symbolic link; name the file itself"
-    else:
-        problem = f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
+    problem = _errors_file_place(path) or _errors_file_data(path, inputs, outputs, overwrite)
     if problem:
         raise UsageError(f"--errors: {problem}")
+
+
+def _errors_file_place(path: Path) -> str | None:
+    kind = not_regular(path)
+    if os.path.islink(path):  # it is replaced whole when written: a link (/dev/stdout) would be lost
+        return f"{path} is a symbolic link; name the file itself"
+    if is_manifest_name(path.name) or is_part_name(path.name):
+        return f"{path.name} is a name moss keeps for its own manifests and temporary files"
+    return f"{path} is {kind}, not a file" if kind else folder_problem(path.parent)
+
+
+def _errors_file_data(path: Path, inputs, outputs: OutputSpec | None, overwrite: bool) -> str | None:
+    identity = file_identity(path)
+    if identity is not None and identity in {file_identity(item.path) for item in inputs}:
+        return f"{path} is an input of this run"
+    made = {os.path.abspath(p) for item in inputs for _, target in (outputs.targets(item) if outputs else ())
+            for p in (target, manifest_path(target))}
+    if os.path.abspath(path) in made:
+        return f"{path} is an output of this run"
+    if identity is None or os.path.getsize(path) == 0 or _is_errors_file(path):
+        return None
+    if made_from(path) is not None:  # its manifest vouches for it: emptying it would fool --skip-existing
+        return f"{path} is an output moss made; name another file"
+    if _looks_like_audio(path):  # `--errors *.wav`: the first recording, even with --overwrite
+        return f"{path} is an audio file; name another file"
+    return None if overwrite else f"{path} exists and is not an errors file moss wrote; --overwrite replaces it"
+
+
+def _looks_like_audio(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return looks_like_audio(file.read(SNIFF_BYTES))
+    except OSError:
+        return False
+
+
+def _is_errors_file(path: Path) -> bool:
+    """JSON Lines of {"input", "error", "kind"} records, as a run's --errors writes them."""
+    try:
+        if os.path.getsize(path) > MAX_ERRORS_BYTES:
+            return False
+        lines = path.read_bytes().decode("utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError, RecursionError):
+        return False
+    return all(isinstance(r, dict) and set(r) == {"input", "error", "kind"} for r in records)
 
 
 class OutputGuard:
@@ -86,6 +133,8 @@ class OutputGuard:
         """Why `target` can never be written for this input, or None."""
         if len(os.fsencode(target.name)) > NAME_MAX:
             return f"the output name {target.name} is too long for the file system"
+        if is_manifest_name(target.name) or is_part_name(target.name):
+            return f"its output name {target.name} is one moss keeps for its own manifests and temporary files"
         for path in (target, manifest_path(target)):
             identity = file_identity(path, follow=False)
             if identity is None:
@@ -117,7 +166,8 @@ class OutputGuard:
             raise OutputError(f"{item.name}: {problem}")
 
     def made(self, item: InputFile, target: Path) -> None:
-        self.written[file_identity(target, follow=False)] = item.name
+        for path in (target, manifest_path(target)):  # neither may be written over by another input
+            self.written[file_identity(path, follow=False)] = item.name
 
 
 def file_identity(path: Path, follow: bool = True) -> tuple[int, int] | None:

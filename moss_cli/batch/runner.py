@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import EXIT_INTERRUPTED, AudioError, MossError, OutputError, UsageError
-from ..files import not_regular, run_folder, sweep_parts, write_atomically
+from ..files import folder_problem, not_regular, run_folder, sweep_parts, write_atomically
 from ..interrupts import result_of, signals_interrupt, started
 from ..progress import Progress
 from ..results import Result
-from ..text import printable_name
+from ..text import path_text, printable_name
 from .inputs import InputFile, InputList
 from .manifest import content_hash, describe, up_to_date
 from .observer import BatchObserver, RunSummary
@@ -77,7 +78,8 @@ def run_batch(inputs: InputList, work: Work, outputs: OutputSpec, policy: BatchP
             if "html" in outputs.formats:
                 from .pages import write_index
 
-                write_index(inputs.files, outputs, policy.overwrite, observer)
+                if not write_index(inputs.files, outputs, policy.overwrite, observer):
+                    summary.unreported = True
         except KeyboardInterrupt as exc:
             summary.interrupted = getattr(exc, "exit_code", EXIT_INTERRUPTED)
             observer.interrupted()
@@ -194,6 +196,8 @@ class _Batch:
             if not exc.fails_input:  # a missing model, a server gone: the whole run ends
                 raise
             self.fail(item, exc)
+        except reading_errors() as exc:  # EIO, a name too long, the temporary folder full: this input's
+            self.fail(item, unreadable(item.name, exc, self.workdir))
         else:
             self._deliver(item, digest, results, page, seconds, several=several)
         self.observer.file_done(index)
@@ -283,6 +287,28 @@ def _open(path: Path, workdir: Path, prepare) -> AudioSource:
     return source
 
 
+def reading_errors() -> tuple[type[BaseException], ...]:
+    """What the system and the decoders raise when one input cannot be read or converted (audio/ lets
+    them through): the input fails with a line of its own, never the run with an internal error.
+    soundfile and PyAV raise their own classes ("System error." for a full disk); they are looked up
+    only once loaded, which they are by the time an input was opened."""
+    found: list[type[BaseException]] = [OSError]
+    for module, name in (("soundfile", "SoundFileError"), ("av", "FFmpegError")):
+        error = getattr(sys.modules.get(module), name, None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
+
+
+def unreadable(name: str, exc: BaseException, workdir: Path | None = None) -> AudioError:
+    """The one-line error for an input that could not be read or converted."""
+    reason = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    space = folder_problem(workdir) if workdir is not None else None
+    if space and "space" in space:  # libsndfile says only "System error." when the disk fills
+        reason = f"{reason} (the temporary folder {workdir.parent} has no space left)"
+    return AudioError(f"{name}: cannot read or convert the audio: {reason}")
+
+
 def _recording(item: InputFile, source: AudioSource) -> Recording:
     from ..audio.constants import MIN_SAMPLES, SAMPLE_RATE
     from ..tasks.recording import Recording
@@ -296,7 +322,10 @@ def read_recording(path: Path) -> Recording:
     """A single input, for `ask` (which needs no batch machinery); close its source when done."""
     from ..audio.sources import open_audio
 
-    source = open_audio(path)
+    try:
+        source = open_audio(path)
+    except reading_errors() as exc:
+        raise unreadable(path_text(path), exc) from None
     try:
         return _recording(InputFile(path, Path(path.stem)), source)
     except AudioError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 from dataclasses import replace
@@ -54,6 +55,30 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
 ) -> None:
     """Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers."""
+    tolerant_streams()
+
+
+def tolerant_streams() -> None:
+    """A terminal or PYTHONIOENCODING that cannot encode a character (ascii, latin-1) gets it escaped
+    as \\u00e9 instead of a UnicodeEncodeError ending the run: JSON on stdout stays valid JSON, and
+    UTF-8 streams write exactly as before."""
+    codecs.register_error("moss-escape", _json_escape)
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="moss-escape")
+
+
+def _json_escape(error: UnicodeEncodeError) -> tuple[str, int]:
+    """Each unencodable character as JSON writes it: \\uXXXX, a surrogate pair above U+FFFF."""
+    escaped = []
+    for char in error.object[error.start:error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
 
 
 # A command lists its groups in the order --help shows their panels: a panel appears where its first

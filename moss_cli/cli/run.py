@@ -67,13 +67,13 @@ def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampli
     shard = parse_shard(flags.shard) if flags.shard is not None else None
     if flags.skip_existing and flags.overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other")
-    check_errors_file(flags.errors)
     inputs = expand_inputs(raw_inputs)
     if not inputs.files and not inputs.problems:
         raise UsageError("no audio files among the inputs")
     outputs.check(len(inputs.files))  # before sharding: every machine checks the same command line
     if outputs.name_template is not None:
         inputs = output_naming(outputs.name_template, task, spec, language).apply(inputs)
+    check_errors_file(flags.errors, inputs.files, outputs, flags.overwrite)  # against every input and output name
     options = replace(pipeline_options(sampling, spec.max_request_seconds),
                       speakers=speakers.chosen() if speakers else None)
     if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast

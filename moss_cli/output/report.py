@@ -107,7 +107,7 @@ def relative_link(target: Path, page: Path) -> str | None:
         relative = os.path.relpath(os.path.abspath(target), os.path.abspath(page.parent))
     except ValueError:  # on another drive (Windows)
         return None
-    return quote(Path(relative).as_posix())
+    return quote(os.fsencode(Path(relative).as_posix()))  # bytes: a name that is not UTF-8 links to its own bytes
 
 
 def embedded_audio(source: AudioSource, input_path: Path) -> PageAudio:

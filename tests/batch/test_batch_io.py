@@ -50,7 +50,8 @@ def errors_lines(stderr: str) -> list[str]:
 
 # ---- 1, 20: output names ------------------------------------------------------------------------
 def test_same_names_in_two_folders_never_overwrite_each_other(tmp_path):
-    first, second = wav(tmp_path / "d1" / "x.wav", seed=1), wav(tmp_path / "d2" / "x.wav", seed=2)
+    # Two folders with the same name (a/d, b/d) place their files alike, as cp -r would: the second fails.
+    first, second = wav(tmp_path / "a" / "d" / "x.wav", seed=1), wav(tmp_path / "b" / "d" / "x.wav", seed=2)
     out = tmp_path / "out"
     with FakeServer() as server:
         result = transcribe(server, first.parent, second.parent, "--json", "-o", out)

@@ -158,3 +158,32 @@ def test_quantize_int8_runs_locally_and_is_refused_for_a_server(tiny_checkpoint,
     assert bad.exit_code == 2 and "only int8" in bad.stderr
     remote = runner.invoke(app, ["caption", str(wav_file), "--quantize", "int8", "--server", "http://127.0.0.1:9/v1"])
     assert remote.exit_code == 2 and "--quantize applies to the local model" in remote.stderr
+
+
+@pytest.mark.parametrize("command", [["ask", "{wav}", "Hi", "--server"], ["check-server"], ["doctor", "--server"],
+                                     ["transcribe", "{wav}", "--server"]])
+def test_a_malformed_ipv6_server_url_is_one_usage_line_not_an_internal_error(command, wav_file):
+    args = [part.format(wav=wav_file) for part in command] + ["http://u:secret@[::1/v1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("moss: error: --server 'http://***@[::1/v1'") and "internal" not in result.stderr
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_non_ascii_text_on_a_stream_that_cannot_encode_it_is_escaped_not_a_crash(tiny_checkpoint, wav_file, encoding):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    named = shutil.copy(wav_file, wav_file.parent / "café ☕.wav")
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "PYTHONPATH": str(Path(__file__).parents[2])}
+    run = subprocess.run([sys.executable, "-m", "moss_cli.cli", "transcribe", named, wav_file.parent / "absent ☕.wav",
+                          "--json", "-m", tiny_checkpoint, "--max-new-tokens", "4"], capture_output=True, env=env)
+    assert run.returncode == 1 and b"Traceback" not in run.stderr, run.stderr
+    first = json.loads(run.stdout.decode(encoding).splitlines()[0])  # still valid JSON: \u escapes
+    assert first["audio"].endswith("café ☕.wav")
+    assert "moss: error:" in run.stderr.decode(encoding) and "absent" in run.stderr.decode(encoding)

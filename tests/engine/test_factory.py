@@ -101,3 +101,12 @@ def test_the_python_api_still_gives_the_local_engine():
     from moss_cli.engine.local.engine import EncodedClip, MossAudio
 
     assert moss_cli.MossAudio is MossAudio and moss_cli.EncodedClip is EncodedClip
+
+
+@pytest.mark.parametrize("url", ["http://[::1/v1", "http://u:secret@[::1/v1", "http://[::1]:x/v1", "http://[zz]/v1"])
+def test_a_malformed_server_url_is_a_usage_error_that_names_it_redacted(url):
+    # urlsplit raises ValueError for these; naming the URL in the message must not raise it again.
+    with pytest.raises(EngineOptionsError, match="need an http") as error:
+        validated(EngineSpec(servers=[url]))
+    assert "secret" not in str(error.value)
+    assert "secret" not in redact_url(url)

@@ -13,6 +13,7 @@ import email.utils
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -392,19 +393,32 @@ def _reason(exc: BaseException) -> str:
 
 def redact_url(url: str) -> str:
     """The URL without the user name and password it may carry: http://***@host/v1."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    netloc = _netloc(url)
+    if "@" not in netloc:
         return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    try:
+        return urlunsplit(urlsplit(url)._replace(netloc="***@" + netloc.rpartition("@")[2]))
+    except ValueError:  # malformed (http://u:p@[::1/v1): the error naming it must still show it, redacted
+        return url.replace(netloc, "***@" + netloc.rpartition("@")[2], 1)
 
 
 def url_secrets(url: str) -> list[str]:
     """The user name and password in a URL, as written and decoded, to keep out of messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    netloc = _netloc(url)
+    if "@" not in netloc:
         return []
-    found = [value for value in parts.netloc.rpartition("@")[0].split(":", 1) if value]
+    found = [value for value in netloc.rpartition("@")[0].split(":", 1) if value]
     return found + [unquote(value) for value in found]
+
+
+def _netloc(url: str) -> str:
+    """The URL's host part, also when urlsplit refuses it (a malformed IPv6 address raises ValueError,
+    and the messages about such a URL must not turn into an internal error)."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        rest = url.partition("//")[2]
+        return re.split(r"[/?#]", rest, maxsplit=1)[0]
 
 
 def redact(text: str, secrets: list[str]) -> str:
