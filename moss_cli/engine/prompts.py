@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..audio.constants import TOKENS_PER_SECOND
-from ..errors import MossError
+from ..errors import MossError, QuestionError
 from ..model.encoder import conv_output_length
 from .base import AUDIO_SPAN, SYSTEM_PROMPT, has_audio_span
 
@@ -74,6 +74,13 @@ class PromptBuilder:
             return self.own_layout(question, n_audio_tokens)
         return Prompt(self.audio_prefix(n_audio_tokens).input_ids + self.question_suffix(question).input_ids)
 
+    def check_question(self, question: str) -> None:
+        """QuestionError if the question's text becomes the audio placeholder id, which only the audio may
+        fill: the prompt would hold more placeholders than the audio has tokens, and the official code
+        refuses it too. Cheap (one tokenization), so callers check before encoding any audio."""
+        for text in AUDIO_SPAN.split(question):  # an own layout's text around its audio span, tokenized apart
+            self._checked_text(text)
+
     def audio_prefix(self, n_audio_tokens: int) -> Prompt:
         """Everything up to the end of the audio span: the part several questions share."""
         # Text before and after the audio span is tokenized separately, as the reference does,
@@ -83,7 +90,7 @@ class PromptBuilder:
         return Prompt(self._encode(before) + audio)
 
     def question_suffix(self, question: str) -> Prompt:
-        return Prompt(self._encode(f"\n{question}<|im_end|>\n<|im_start|>assistant\n"))
+        return Prompt(self._checked_text(f"\n{question}<|im_end|>\n<|im_start|>assistant\n"))
 
     def own_layout(self, prompt: str, n_audio_tokens: int) -> Prompt:
         """The user's own layout: text before the span, the audio, text after, each tokenized apart."""
@@ -95,7 +102,8 @@ class PromptBuilder:
             )
         span = spans[0]
         audio = [AUDIO_START_ID, *audio_placeholder_ids(n_audio_tokens, self.time_markers), AUDIO_END_ID]
-        return Prompt(self._encode(prompt[: span.start()]) + audio + self._encode(prompt[span.end() :]))
+        before, after = self._checked_text(prompt[: span.start()]), self._checked_text(prompt[span.end() :])
+        return Prompt(before + audio + after)
 
     def text_question(self, question: str) -> Prompt:
         """The same layout without audio, for requests over text alone."""
@@ -110,3 +118,20 @@ class PromptBuilder:
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _checked_text(self, text: str) -> list[int]:
+        """A question's text tokenized, refused where it spells the audio placeholder (check_question)."""
+        ids = self._encode(text)
+        if AUDIO_TOKEN_ID in ids:
+            token = placeholder_spelling(self.tokenizer)
+            raise QuestionError(f"the question holds {token}, the audio placeholder token (id {AUDIO_TOKEN_ID}), "
+                                "which only the recording's audio may fill; leave it out of the question")
+        return ids
+
+
+def placeholder_spelling(tokenizer) -> str:
+    """How the tokenizer spells the audio placeholder ('<|vision_pad|>' in the released Qwen3 vocabulary)."""
+    try:
+        return repr(tokenizer.convert_ids_to_tokens(AUDIO_TOKEN_ID))
+    except Exception:  # a tokenizer without the id's string: name the id alone
+        return "a token"

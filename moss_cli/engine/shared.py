@@ -149,19 +149,33 @@ class SharedBatches:
         return batch
 
     def _decode(self, batch: list[tuple[_Call, int]]) -> None:
-        try:
-            with self._engine_lock:
-                answers = self.engine.ask_many([call.requests[index] for call, index in batch])
-            error = None
-        except BaseException as exc:  # every caller in the batch hears it; the run decides
-            answers, error = [], exc
+        rows = self._asked(batch)
         with self._state:
-            for position, (call, index) in enumerate(batch):
-                if error is not None:
-                    call.error = error
+            for (call, index), row in zip(batch, rows):
+                if isinstance(row, BaseException):
+                    call.error = row
                     if call in self._queue:
                         self._queue.remove(call)
                 else:
-                    call.answers[index] = answers[position]
+                    call.answers[index] = row
             self._busy = False
             self._state.notify_all()
+
+    def _asked(self, batch: list[tuple[_Call, int]]) -> list[Answer | BaseException]:
+        """An answer or an error for each row. An error raised by the whole batch reaches every caller in
+        it (the run decides), except an error about one input (`fails_input`, a question the prompt cannot
+        hold, say) in a batch of several callers: each caller's rows are then asked again on their own, so
+        that it reaches only the caller it is about. The engine raises those before decoding anything."""
+        try:
+            with self._engine_lock:
+                return list(self.engine.ask_many([call.requests[index] for call, index in batch]))
+        except BaseException as exc:
+            callers = list({id(call): call for call, _ in batch}.values())
+            if len(callers) < 2 or not getattr(exc, "fails_input", False):
+                return [exc] * len(batch)
+        rows: list[Answer | BaseException | None] = [None] * len(batch)
+        for caller in callers:
+            positions = [p for p, (call, _) in enumerate(batch) if call is caller]
+            for position, row in zip(positions, self._asked([batch[p] for p in positions])):
+                rows[position] = row
+        return rows

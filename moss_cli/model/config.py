@@ -17,13 +17,13 @@ class AudioEncoderConfig:
     """`audio_config`: the Whisper-style encoder behind a conv stem."""
 
     d_model: int = 1280
-    output_dim: int = 1280  # encoder output width fed to the adapters (== d_model in all releases)
+    output_dim: int = 1280  # width fed to the adapters; != d_model adds a bias-free out_proj (no release has one)
     num_mel_bins: int = 128
     encoder_layers: int = 32
     encoder_attention_heads: int = 20
     encoder_ffn_dim: int = 5120
-    downsample_rate: int = 8  # three stride-2 convs over time
-    downsample_hidden_size: int = 480  # conv channels; stem_proj sees 480 * (128 / 8) features
+    downsample_rate: int = 8  # read but ignored, as the official code does: the stem is always three stride-2 convs
+    downsample_hidden_size: int = 480  # conv channels; stem_proj sees 480 * 16 features
     n_window: int = 200  # the encoder sees windows of 2 * n_window mel frames (4 s)
     conv_chunksize: int = 64  # windows per encoder batch
     max_source_positions: int = 1500
@@ -38,8 +38,9 @@ class AudioEncoderConfig:
 
     @property
     def stem_features(self) -> int:
-        # Frequency is halved three times like time: 128 bins -> 16.
-        return self.downsample_hidden_size * (self.num_mel_bins // self.downsample_rate)
+        # Three stride-2 convs halve 128 mel bins to 16. The official code writes the 16 out and never
+        # reads downsample_rate, so a checkpoint with another rate still has these shapes.
+        return self.downsample_hidden_size * 16
 
     def whisper_config(self) -> WhisperConfig:
         """The config transformers' WhisperEncoderLayer reads."""
@@ -110,9 +111,24 @@ def _audio_config(raw: dict) -> AudioEncoderConfig:
     if "deepstack_encoder_layer_indexes" in values:
         values["deepstack_encoder_layer_indexes"] = tuple(values["deepstack_encoder_layer_indexes"] or ())
     config = AudioEncoderConfig(**values)
-    if config.output_dim != config.d_model:
-        # The reference would add an out_proj here; no released checkpoint has one.
-        raise CheckpointError(
-            f"config.json: audio_config.output_dim {config.output_dim} != d_model {config.d_model} is not supported"
-        )
+    _check_taps(config)
     return config
+
+
+def _check_taps(config: AudioEncoderConfig) -> None:
+    """Each tap a distinct encoder layer. The official encoder collects the layers whose index is in
+    the list, so a repeated or missing layer gives fewer taps than listed and it refuses the
+    checkpoint ("Deepstack output count does not match"); moss refuses it at load, naming the field."""
+    field_name = "audio_config.deepstack_encoder_layer_indexes"
+    taps = config.deepstack_encoder_layer_indexes
+    repeated = sorted({t for t in taps if taps.count(t) > 1})
+    if repeated:
+        raise CheckpointError(
+            f"config.json: {field_name} {list(taps)} repeats layer {repeated[0]}; each tap must be a distinct layer"
+        )
+    outside = [t for t in taps if not isinstance(t, int) or not 0 <= t < config.encoder_layers]
+    if outside:
+        raise CheckpointError(
+            f"config.json: {field_name} {list(taps)} names layer {outside[0]}, but the encoder has layers "
+            f"0..{config.encoder_layers - 1} (encoder_layers {config.encoder_layers})"
+        )

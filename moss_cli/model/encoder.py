@@ -16,8 +16,8 @@ from .config import AudioEncoderConfig
 class EncodedAudio:
     """Encoder output for one recording: N = ceil(frames / 8) tokens."""
 
-    last_hidden: torch.Tensor  # (N, d_model), after the final LayerNorm
-    taps: list[torch.Tensor]  # DeepStack taps, each (N, d_model), before the final LayerNorm
+    last_hidden: torch.Tensor  # (N, output_dim), after the final LayerNorm (and out_proj, where there is one)
+    taps: list[torch.Tensor]  # DeepStack taps, each (N, output_dim), before the final LayerNorm (after out_proj)
 
     @classmethod
     def cat(cls, parts: list[EncodedAudio]) -> EncodedAudio:
@@ -55,6 +55,11 @@ class MossAudioEncoder(nn.Module):
         whisper = config.whisper_config()
         self.layers = nn.ModuleList(WhisperEncoderLayer(whisper) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        # As the official encoder: a bias-free projection only where output_dim differs (elsewhere an
+        # identity, with no tensor in the checkpoint).
+        self.out_proj = (
+            nn.Linear(config.d_model, config.output_dim, bias=False) if config.output_dim != config.d_model else None
+        )
         # Taps go to the mergers in the order the config lists them (merger k gets the k-th listed
         # layer), as the official encoder hands them over; released configs happen to be sorted.
         self._tap_order = tuple(config.deepstack_encoder_layer_indexes)
@@ -110,7 +115,7 @@ class MossAudioEncoder(nn.Module):
 
         Padding the short last window into the batch (rather than encoding it alone) is what the
         reference does, and it changes the conv outputs at the window's edge, so we keep it.
-        Returns hidden (B, L, d) and the DeepStack taps, each (B, L, d).
+        Returns hidden (B, L, output_dim) and the DeepStack taps, each (B, L, output_dim).
         """
         lengths = torch.tensor([w.shape[-1] for w in windows], device=windows[0].device)
         # 1. Pad: (B, n_mels, pad_to)
@@ -134,4 +139,9 @@ class MossAudioEncoder(nn.Module):
             x = x[0] if isinstance(x, tuple) else x  # transformers before 5.2 returned (states, attn)
             if index in self._tap_order:
                 states[index] = x
-        return self.layer_norm(x), [states[index] for index in self._tap_order if index in states]
+        return self._projected(self.layer_norm(x)), [self._projected(states[index]) for index in self._tap_order]
+
+    def _projected(self, states: torch.Tensor) -> torch.Tensor:
+        """out_proj over a whole batch of windows, where the official encoder applies it: after the final
+        norm for the output, and to each tap as it is (taps are not normalized)."""
+        return states if self.out_proj is None else self.out_proj(states)

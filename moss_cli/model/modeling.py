@@ -45,9 +45,10 @@ class MossAudioModel(nn.Module):
         hidden = config.language.hidden_size
         self.audio_encoder = MossAudioEncoder(config.audio)
         self.language_model = Qwen3Model(config.language)
-        self.audio_adapter = GatedMLP(config.audio.d_model, config.adapter_hidden_size, hidden)
+        width = config.audio.output_dim  # the encoder's out_proj width (d_model where it has none)
+        self.audio_adapter = GatedMLP(width, config.adapter_hidden_size, hidden)
         self.deepstack_audio_merger_list = nn.ModuleList(
-            GatedMLP(config.audio.d_model, config.adapter_hidden_size, hidden)
+            GatedMLP(width, config.adapter_hidden_size, hidden)
             for _ in range(config.num_deepstack_mergers)
         )
         self.lm_head = nn.Linear(hidden, config.language.vocab_size, bias=False)
@@ -126,8 +127,11 @@ class MossAudioModel(nn.Module):
             # 1. Audio embeddings replace the placeholder embeddings.
             embeds = embeds.clone()
             embeds[audio_mask] = self.audio_adapter(audio.last_hidden).to(embeds.dtype)
-            # 2. Merged taps k are added after LLM layer k, at audio positions, during prefill only.
-            deepstack = [merge(tap) for merge, tap in zip(self.deepstack_audio_merger_list, audio.taps)]
+            # 2. Merged taps k are added after LLM layer k, at audio positions, during prefill only. With
+            # more mergers than LLM layers, the official code injects into every layer and leaves the
+            # rest unused; their outputs would change nothing, so they are not computed.
+            mergers = self.deepstack_audio_merger_list[: len(self.language_model.layers)]
+            deepstack = [merge(tap) for merge, tap in zip(mergers, audio.taps)]
         with self._inject_deepstack(audio_mask, deepstack):
             hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
         return hidden[:, -1]

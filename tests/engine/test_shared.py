@@ -6,6 +6,7 @@ import pytest
 
 from moss_cli.engine.base import Answer, Engine, Request
 from moss_cli.engine.shared import SharedBatches
+from moss_cli.errors import QuestionError
 
 
 class EchoEngine:
@@ -50,7 +51,7 @@ def members_ask(shared, questions_per_member):
             ready.wait()
             try:
                 answers[index] = [a.text for a in shared.ask_many([Request(None, q) for q in questions])]
-            except RuntimeError as exc:
+            except Exception as exc:  # noqa: BLE001 - what each member heard
                 errors[index] = str(exc)
 
     threads = [threading.Thread(target=member, args=pair) for pair in enumerate(questions_per_member)]
@@ -105,6 +106,24 @@ def test_an_error_reaches_every_caller_in_that_batch_and_no_other():
     assert set(answers) == {0, 1, 2, 3} - failed and all(answers[i] == [q] for i, q in
                                                         zip(range(1, 4), "xyz") if i in answers)
     assert 0 in failed and len(failed) == 2  # "bad" and the one that shared its batch
+
+
+class RefusingEngine(EchoEngine):
+    """Refuses a batch holding the question "bad" with an error about that input alone, as the local
+    engine refuses a question that spells the audio placeholder, before decoding anything."""
+
+    def ask_many(self, requests):
+        if "bad" in [r.question for r in requests]:
+            self.batches.append([r.question for r in requests])
+            raise QuestionError("the question holds '<|vision_pad|>'")
+        return super().ask_many(requests)
+
+
+def test_an_error_about_one_input_reaches_only_the_caller_it_is_about():
+    engine = RefusingEngine(parallelism=4)
+    answers, errors = members_ask(SharedBatches(engine), [["bad"], ["x"], ["y", "z"]])
+    assert errors == {0: "the question holds '<|vision_pad|>'"}
+    assert answers == {1: ["x"], 2: ["y", "z"]}
 
 
 @pytest.mark.parametrize("width", [1, 3])

@@ -21,6 +21,8 @@ AUDIO_TOKENS = {151669: "<|audio_bos|>", 151670: "<|audio_eos|>"}
 @dataclass
 class TinySpec:
     d_model: int = 16
+    output_dim: int | None = None  # None: d_model, as released; else the encoder has an out_proj
+    downsample_rate: int = 8  # written to the config; the official code ignores it (stem shapes stay)
     encoder_layers: int = 3
     encoder_heads: int = 2
     encoder_ffn: int = 32
@@ -36,6 +38,11 @@ class TinySpec:
     head_dim: int = 8
     dtype: str = "float32"  # the dtype the weights are saved in ("bfloat16" as released)
     tied: bool = False  # root tie_word_embeddings
+
+    @property
+    def width(self) -> int:
+        """What the adapter and mergers take: the encoder's output width."""
+        return self.d_model if self.output_dim is None else self.output_dim
 
     @property
     def mergers(self) -> int:
@@ -54,9 +61,9 @@ def config_json(spec: TinySpec) -> dict:
         "tie_word_embeddings": spec.tied,
         "vocab_size": VOCAB_SIZE,
         "audio_config": {
-            "d_model": spec.d_model, "output_dim": spec.d_model, "num_mel_bins": 128,
+            "d_model": spec.d_model, "output_dim": spec.width, "num_mel_bins": 128,
             "encoder_layers": spec.encoder_layers, "encoder_attention_heads": spec.encoder_heads,
-            "encoder_ffn_dim": spec.encoder_ffn, "downsample_rate": 8,
+            "encoder_ffn_dim": spec.encoder_ffn, "downsample_rate": spec.downsample_rate,
             "downsample_hidden_size": spec.conv_channels, "n_window": 200, "conv_chunksize": 64,
             "max_source_positions": 1500, "activation_function": "gelu", "layer_norm_eps": 1e-5,
             "deepstack_encoder_layer_indexes": spec.taps, "encoder_attention_window_size": 100,
@@ -83,6 +90,8 @@ def official_shapes(spec: TinySpec) -> dict[str, tuple[int, ...]]:
         "audio_encoder.stem_proj.weight": (d, c * 16), "audio_encoder.stem_proj.bias": (d,),
         "audio_encoder.layer_norm.weight": (d,), "audio_encoder.layer_norm.bias": (d,),
     }
+    if spec.width != d:  # the official encoder's bias-free projection, present only then
+        shapes["audio_encoder.out_proj.weight"] = (spec.width, d)
     for i in range(spec.encoder_layers):
         p = f"audio_encoder.layers.{i}."
         for proj in ("q", "k", "v", "out"):
@@ -95,8 +104,8 @@ def official_shapes(spec: TinySpec) -> dict[str, tuple[int, ...]]:
         shapes |= {f"{p}fc1.weight": (spec.encoder_ffn, d), f"{p}fc1.bias": (spec.encoder_ffn,),
                    f"{p}fc2.weight": (d, spec.encoder_ffn), f"{p}fc2.bias": (d,)}
     for prefix in ["audio_adapter", *(f"deepstack_audio_merger_list.{k}" for k in range(spec.mergers))]:
-        shapes |= {f"{prefix}.gate_proj.weight": (spec.adapter_hidden, d),
-                   f"{prefix}.up_proj.weight": (spec.adapter_hidden, d),
+        shapes |= {f"{prefix}.gate_proj.weight": (spec.adapter_hidden, spec.width),
+                   f"{prefix}.up_proj.weight": (spec.adapter_hidden, spec.width),
                    f"{prefix}.down_proj.weight": (spec.hidden, spec.adapter_hidden)}
     h, q, kv = spec.hidden, spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
     shapes["language_model.embed_tokens.weight"] = (VOCAB_SIZE, h)

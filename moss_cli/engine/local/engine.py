@@ -185,6 +185,8 @@ class MossAudio:
 
     def ask_many(self, requests: list[Request]) -> list[Answer]:
         """Many (audio, question) requests, encoded and decoded in batches of `batch_size`."""
+        for request in requests:  # a question the prompt cannot hold fails before any audio is encoded
+            self.prompts.check_question(request.question)
         answers: list[Answer] = []
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
@@ -199,6 +201,8 @@ class MossAudio:
         guard: RepetitionGuard | None = None,
     ) -> list[Answer]:
         """Several questions about one recording: audio encoded and its prompt prefix filled once."""
+        for question in questions:
+            self.prompts.check_question(question)
         clip = audio if isinstance(audio, EncodedClip) else self.encode(audio)
         jobs = [Job(self.prompts.audio_question(q, clip.n_tokens), clip.states, options, guard) for q in questions]
         if any(has_audio_span(q) for q in questions):  # own layouts share no default prefix
