@@ -237,7 +237,8 @@ def test_jobs_send_requests_at_once_with_the_same_results(tmp_path):
     outputs = {}
     for jobs in (1, 4):
         with FakeServer(slow_server(0.2)) as server:
-            result = transcribe(server, path, "--json", "-q", "--jobs", jobs)
+            # Chunks under 30 s: longer audio probes a server's limit one request at a time (RequestSizeLimit).
+            result = transcribe(server, path, "--json", "-q", "--jobs", jobs, "--max-request-seconds", 25)
             outputs[jobs] = json.loads(result.stdout)["segments"]
             most = server.fake.most_in_flight
         assert most == (1 if jobs == 1 else min(4, len(server.fake.requests)))
