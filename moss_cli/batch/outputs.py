@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..output.report import PageContext
 
 MAX_ERRORS_BYTES = 64 << 20  # an errors file bigger than this is not recognised as one (--overwrite replaces it)
+INDEX_NAME = "index.html"  # --html with several inputs and -o DIR: DIR/index.html lists the pages
 JSON_LINES = {"json": "jsonl", "answer": "answers"}  # several results on one stream: one JSON object a line
 
 
@@ -87,8 +88,10 @@ def _errors_file_data(path: Path, inputs, outputs: OutputSpec | None, overwrite:
     identity = file_identity(path)
     if identity is not None and identity in {file_identity(item.path) for item in inputs}:
         return f"{path} is an input of this run"
-    made = {os.path.abspath(p) for item in inputs for _, target in (outputs.targets(item) if outputs else ())
-            for p in (target, manifest_path(target))}
+    targets = [target for item in inputs for _, target in (outputs.targets(item) if outputs else ())]
+    if outputs is not None and outputs.output_dir is not None and "html" in outputs.formats and len(inputs) > 1:
+        targets.append(outputs.output_dir / INDEX_NAME)  # the pages' index, written at the end of the run
+    made = {os.path.abspath(p) for target in targets for p in (target, manifest_path(target))}
     if os.path.abspath(path) in made:
         return f"{path} is an output of this run"
     if identity is None or os.path.getsize(path) == 0 or _is_errors_file(path):

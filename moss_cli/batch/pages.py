@@ -15,12 +15,11 @@ from ..text import path_text
 from .inputs import InputFile
 from .manifest import content_hash, describe, made_from
 from .observer import BatchObserver
-from .outputs import OutputSpec, write_output
+from .outputs import INDEX_NAME, OutputSpec, write_output
 
 if TYPE_CHECKING:
     from ..audio.sources import AudioSource
 
-INDEX_NAME = "index.html"  # --html with several inputs and -o DIR: DIR/index.html lists the pages
 INDEX_OWNER = "(index of the report pages)"  # the "input" in the index's manifest: no one recording
 
 

@@ -150,7 +150,9 @@ def test_the_errors_file_never_takes_an_input_an_output_or_another_tools_file(tm
                  ("b.wav", "--errors", "subs/b.txt"): "subs/b.txt is an output of this run",
                  ("b.wav", "--errors", "subs/.b.txt.moss.json"): "is a name moss keeps",
                  ("b.wav", "--errors", "subs/a.txt", "--overwrite"): "subs/a.txt is an output moss made",
-                 ("b.wav", "--errors", "notes.txt"): "notes.txt exists and is not an errors file"}
+                 ("b.wav", "--errors", "notes.txt"): "notes.txt exists and is not an errors file",
+                 # the --html index of several inputs, written at the end of the run, even on a first run
+                 ("a.wav", "b.wav", "--html", "--errors", "subs/index.html"): "subs/index.html is an output of this run"}
         before = {p: p.read_bytes() for p in (first, second, Path("subs/a.txt"), Path("notes.txt"))}
         for args, message in cases.items():
             result = transcribe(server, *args, "--txt", "-o", "subs")
