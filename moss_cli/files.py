@@ -40,6 +40,11 @@ def not_regular(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except OSError:
         return None  # missing or unreadable: the open that follows says so
+    return kind_of(mode)
+
+
+def kind_of(mode: int) -> str | None:
+    """What an st_mode says a file is when it is not a regular file, else None."""
     return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 

@@ -98,6 +98,15 @@ class Resampler:
         return (steps - 1) * self.step + self.taps if steps > 0 else 0
 
 
+def filter_bytes(source_rate: int, target_rate: int) -> int:
+    """Memory of the sinc filters (float32) for a pair of rates: phases x (2 * reach + step). Small for
+    the rates in use (44.1 kHz: 160 x 455), but a rate prime to 16 kHz (767999 Hz) needs gigabytes."""
+    common = math.gcd(int(source_rate), int(target_rate))
+    step, phases = int(source_rate) // common, int(target_rate) // common
+    reach = math.ceil(ZERO_CROSSINGS * step / (min(step, phases) * ROLLOFF))
+    return 4 * phases * (2 * reach + step)
+
+
 def official_length(length: int, step: int, phases: int) -> int:
     """ceil(phases * length / step), with the quotient rounded to float32 first as the reference does."""
     return math.ceil(float(np.float32(phases * length / step)))

@@ -11,35 +11,35 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AudioError
-from ..files import not_regular
 from .constants import SAMPLE_RATE
-from .resample import Resampler, mix_down
+from .handles import open_regular, pyav_open, sndfile_open
+from .resample import Resampler, filter_bytes, mix_down
 
 BLOCK_SECONDS = 60  # decoding and scanning granularity: memory per step, not per file
 GATHER_SECONDS = 10  # decoded audio resampled at a time
 
 
 class AudioSource:
-    """16 kHz mono float32 samples of one input, read by range."""
+    """16 kHz mono float32 samples of one input, read by range.
 
-    def __init__(self, name: str, path: Path | None = None, samples: np.ndarray | None = None, temporary: bool = False):
+    `file`: an open libsndfile reader, kept for the source's life (a name re-opened per block could by
+    then be a FIFO or another file); `temporary`: a converted file of ours, removed on close."""
+
+    def __init__(self, name: str, file=None, samples: np.ndarray | None = None, temporary: Path | None = None):
         self.name = name
-        self._path = path
+        self._file = file
         self._samples = samples
         self._temporary = temporary
+        self._reading = threading.Lock()  # one seek-then-read at a time: the speech scan reads beside the model
         self.warnings: list[str] = []  # found while decoding (damage), for the run to report
         self.scan = None  # the scan of its speech, once one is started (vad.SpeechScan)
-        if samples is not None:
-            self.n_samples = int(samples.size)
-        else:
-            import soundfile as sf
-
-            self.n_samples = int(sf.info(os.fsencode(path)).frames)
+        self.n_samples = int(samples.size) if samples is not None else int(file.frames)
 
     @classmethod
     def from_array(cls, name: str, samples: np.ndarray) -> AudioSource:
@@ -56,9 +56,9 @@ class AudioSource:
         import soundfile as sf
 
         try:
-            with sf.SoundFile(os.fsencode(self._path)) as file:
-                file.seek(start)
-                block = file.read(end - start, dtype="float32", always_2d=True)[:, 0]
+            with self._reading:
+                self._file.seek(start)
+                block = self._file.read(end - start, dtype="float32", always_2d=True)[:, 0]
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{self.name}: decoding failed ({_first_line(exc)})") from None
         if block.size < end - start:
@@ -69,8 +69,11 @@ class AudioSource:
     def close(self) -> None:
         if self.scan is not None:
             self.scan.stop()
-        if self._temporary and self._path is not None:
-            self._path.unlink(missing_ok=True)
+        if self._file is not None:
+            with self._reading:
+                self._file.close()
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> AudioSource:
         return self
@@ -93,21 +96,36 @@ DAMAGE_TOLERANCE_SECONDS = 0.5
 
 
 def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSource:
-    """Open an input; raises AudioError naming the file and the reason."""
+    """Open an input; raises AudioError naming the file and the reason. The file is opened once and
+    every reader reads that descriptor (handles.py)."""
     path = Path(path)
-    _check_readable(path)
-    info = None if path.suffix.lower() in FFMPEG_SUFFIXES else _sndfile_info(path)
-    if info is not None and info.frames == 0:
-        raise AudioError(f"{path}: no audio (0 samples)")
-    exact = info is not None and info.format in EXACT_CONTAINERS and info.subtype in EXACT_SUBTYPES
-    if exact and info.samplerate == SAMPLE_RATE and info.channels == 1:
-        source = AudioSource(str(path), path)
-        source.warnings = _damage(info.duration, _sndfile_claimed_seconds(info))
-        return source
+    with open_regular(path) as handle:
+        info = None if path.suffix.lower() in FFMPEG_SUFFIXES else sndfile_open(handle)
+        try:
+            if info is not None and info.frames == 0:
+                raise AudioError(f"{path}: no audio (0 samples)")
+            exact = info is not None and info.format in EXACT_CONTAINERS and info.subtype in EXACT_SUBTYPES
+            if exact:
+                _check_rate(path, info.samplerate)
+            if exact and info.samplerate == SAMPLE_RATE and info.channels == 1:
+                warnings = _damage(info.frames / info.samplerate, _sndfile_claimed_seconds(info))
+                source, info = AudioSource(str(path), info), None  # the source reads it from now on
+                source.warnings = warnings
+                return source
+            return _converted(path, workdir, _sndfile_blocks(path, info) if exact else _pyav_blocks(path, handle))
+        finally:
+            if info is not None:
+                info.close()
+
+
+def _converted(path: Path, workdir, blocks) -> AudioSource:
+    """The input decoded into a temporary 16 kHz mono float WAV of ours, read from there."""
+    import soundfile as sf
+
     target = Path(tempfile.mkstemp(prefix="moss-", suffix=".wav", dir=workdir)[1])
     try:
-        warnings = _convert(path, target, _sndfile_blocks(path) if exact else _pyav_blocks(path))
-        source = AudioSource(str(path), target, temporary=True)
+        warnings = _convert(path, target, blocks)
+        source = AudioSource(str(path), sf.SoundFile(os.fsencode(target)), temporary=target)
         source.warnings = warnings
     except BaseException:
         target.unlink(missing_ok=True)
@@ -121,53 +139,39 @@ def open_audio(path: str | Path, workdir: str | Path | None = None) -> AudioSour
 def header_seconds(path: Path) -> float:
     """How long a file's header says it is, read without decoding (libsndfile, else the container's
     duration through PyAV); 0.0 when it cannot tell. For estimates (the overall progress bar) only."""
-    from ..files import not_regular
-
-    if not_regular(path) or not os.path.isfile(path):  # a FIFO would block the read
+    try:
+        handle = open_regular(path)
+    except AudioError:
         return 0.0
-    info = _sndfile_info(path)
-    if info is not None:
-        return float(info.duration)
-    try:
-        import av
-
-        name = _pyav_name(path)
-    except Exception:
-        return 0.0
-    try:
-        with av.open(name) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            return (_claimed_seconds(container, stream) or 0.0) if stream is not None else 0.0
-    except Exception:  # anything unreadable: the file fails later with its own message
-        return 0.0
-    finally:
-        if not isinstance(name, str):
-            name.close()  # PyAV closes only what it opened itself
+    with handle:
+        info = sndfile_open(handle)
+        if info is not None:
+            with info:
+                return info.frames / info.samplerate if info.samplerate > 0 else 0.0
+        try:
+            with pyav_open(handle) as container:
+                stream = next((s for s in container.streams if s.type == "audio"), None)
+                return (_claimed_seconds(container, stream) or 0.0) if stream is not None else 0.0
+        except Exception:  # anything unreadable (PyAV missing too): the file fails later with its own message
+            return 0.0
 
 
-def _check_readable(path: Path) -> None:
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    kind = not_regular(path)  # a FIFO would block the read below, /dev/zero never end
-    if kind:
-        raise AudioError(f"{path}: is {kind}, not an audio file")
-    try:
-        with open(path, "rb") as handle:
-            if not handle.read(1):
-                raise AudioError(f"{path}: empty file")
-    except PermissionError:
-        raise AudioError(f"{path}: permission denied") from None
+# Sample rates outside this range are refused: no audio format in use goes below 8 kHz (telephone) or
+# above 768 kHz (the highest DXD/PCM rate), while a damaged or hostile header's 1 Hz would turn 64 KB
+# into 8.9 hours at 16 kHz (gigabytes of converted audio, hours of work).
+# With 1000 Hz at least, converted audio is at most 16 times its input. The resampling filter's size
+# depends on how the rate divides 16 kHz, not on its size: a rate whose filter passes this is refused.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+MAX_FILTER_BYTES = 256 << 20
 
 
-def _sndfile_info(path: Path):
-    import soundfile as sf
-
-    try:
-        return sf.info(os.fsencode(path))  # bytes: soundfile cannot encode undecodable names
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        return None
+def _check_rate(path: Path, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: sample rate {rate} Hz is outside what moss reads "
+                         f"({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz): a damaged header?")
+    if filter_bytes(rate, SAMPLE_RATE) > MAX_FILTER_BYTES:
+        raise AudioError(f"{path}: sample rate {rate} Hz would need a {filter_bytes(rate, SAMPLE_RATE) >> 20} MB "
+                         "resampling filter to reach 16 kHz; convert it to a common rate first")
 
 
 def _convert(path: Path, target: Path, blocks) -> list[str]:
@@ -194,6 +198,7 @@ def _convert(path: Path, target: Path, blocks) -> list[str]:
                 warnings += _damage(decoded / rate if rate else 0.0, block)
                 break
             if rate is None:
+                _check_rate(path, block_rate)
                 rate = block_rate
                 resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
             if block_rate != rate:
@@ -221,37 +226,34 @@ def _sndfile_claimed_seconds(info) -> float:
     align = re.search(r"Block Align\s*:\s*(\d+)", info.extra_info)
     if declared and align and int(align.group(1)) > 0:
         return int(declared.group(1)) / int(align.group(1)) / info.samplerate
-    return info.duration
+    return info.frames / info.samplerate
 
 
-def _sndfile_blocks(path: Path):
+def _sndfile_blocks(path: Path, file):
     """Native-rate blocks from libsndfile; a short read is the end of the audio, never stale data."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(os.fsencode(path)) as file:
-            while True:
-                block = file.read(file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                yield file.samplerate, block
-        yield None, _sndfile_claimed_seconds(sf.info(os.fsencode(path)))
+        file.seek(0)
+        while True:
+            block = file.read(file.samplerate * BLOCK_SECONDS, dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            yield file.samplerate, block
+        yield None, _sndfile_claimed_seconds(file)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
 
 
-def _pyav_blocks(path: Path):
+def _pyav_blocks(path: Path, handle):
     """Native-rate float blocks from FFmpeg's decoders (PyAV); damage after some audio is a warning."""
     try:
         import av
     except ImportError:
         raise AudioError(f"{path}: not a format libsndfile reads exactly, and PyAV is not installed") from None
-    name = _pyav_name(path)
     try:
-        container = av.open(name)
+        container = pyav_open(handle)
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        if not isinstance(name, str):
-            name.close()  # the container never took it
         if isinstance(exc, av.error.InvalidDataError):
             raise AudioError(f"{path}: not an audio or video file") from None
         raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
@@ -270,15 +272,6 @@ def _pyav_blocks(path: Path):
             if not decoded_any:
                 raise AudioError(f"{path}: decoding failed ({_first_line(exc)})") from None
         yield None, _claimed_seconds(container, stream)
-
-
-def _pyav_name(path: Path):
-    """PyAV takes names as str; a name that is not valid UTF-8 goes in as an open file instead."""
-    try:
-        os.fsencode(path).decode("utf-8")
-        return str(path)
-    except UnicodeDecodeError:
-        return open(path, "rb")  # noqa: SIM115 - the container owns and closes it
 
 
 def _claimed_seconds(container, stream) -> float | None:

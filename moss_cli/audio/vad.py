@@ -63,26 +63,30 @@ class SpeechScan:
     (chunking.ChunkPlanner). Its regions end as `speech_regions` gives them."""
 
     def __init__(self, source):
+        from ..interrupts import started  # stoppable: the exit stops and waits for it (see there)
+
         self.n_samples = source.n_samples
         self._changed = threading.Condition()
         self._found: list[tuple[int, int]] = []
         self._known_until = 0
         self._error: BaseException | None = None
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, args=(source,), name="moss-speech-scan", daemon=True)
-        self._thread.start()
+        # Set by stop() or by the interpreter's exit. A thread still inside onnxruntime when the process
+        # exits aborts it ("terminate called without an active exception", exit 134), so the scan
+        # looks at this between VAD frames, not only between blocks, and the exit waits for it.
+        self._stop = threading.Event()
+        self._done = started(self._run, source, name="moss-speech-scan", stop=self._stop)
 
     def _run(self, source) -> None:
         regions: list[tuple[int, int]] = []
         try:
-            for found, known_until in _scanned_blocks(source):
-                if self._stopped:
-                    return
+            for found, known_until in _scanned_blocks(source, self._stop):
                 regions += found
                 merged = _merge(regions, MERGE_GAP)
                 with self._changed:
                     self._found, self._known_until = merged, known_until
                     self._changed.notify_all()
+        except ScanStopped:
+            return
         except BaseException as exc:  # the input's own error (damage, NaN): raised to whoever waits
             with self._changed:
                 self._error = exc
@@ -95,7 +99,7 @@ class SpeechScan:
 
         with self._changed:
             while self._known_until <= beyond and self._known_until < self.n_samples and self._error is None:
-                if not self._thread.is_alive():
+                if self._done.done():
                     raise RuntimeError("the speech scan was stopped before it ended")
                 self._changed.wait(WAIT_SLICE)
             if self._error is not None:
@@ -106,34 +110,50 @@ class SpeechScan:
         """All the speech, once the scan is over."""
         return self.found(self.n_samples - 1)[0]
 
-    def stop(self) -> None:
-        """No more blocks (the source is closed, or its work failed)."""
-        self._stopped = True
+    def stop(self, wait: float | None = None) -> None:
+        """No more blocks (the source is closed, or its work failed); `wait`: seconds to wait for the
+        thread to give up (it does within one VAD frame, or one TorchScript block)."""
+        self._stop.set()
+        if wait is not None:
+            try:
+                self._done.exception(timeout=wait)
+            except TimeoutError:
+                pass
 
 
-def _scanned_blocks(source):
+class ScanStopped(Exception):
+    """A speech scan asked to stop gives up mid-block with this."""
+
+
+def _scanned_blocks(source, stop: threading.Event | None = None):
     """Each block's speech regions, and the sample before which the regions found up to then are final:
     the next block's speech starts at its first sample or later, and can only join a region that ends
     within MERGE_GAP of it."""
     size, overlap = BLOCK_SECONDS * SAMPLE_RATE, OVERLAP_SECONDS * SAMPLE_RATE
     for start in range(0, source.n_samples, size):
+        if stop is not None and stop.is_set():
+            raise ScanStopped
         first = max(0, start - overlap)
         block = source.read(first, start + size + overlap)
         found = []
         if block.size and np.abs(block).max() >= SILENCE_FLOOR:
-            found = [(first + a, first + b) for a, b in speech_regions_in(block)]
+            found = [(first + a, first + b) for a, b in speech_regions_in(block, stop)]
         following = start + size
         yield found, source.n_samples if following >= source.n_samples else max(0, following - overlap - MERGE_GAP)
 
 
-def speech_regions_in(samples: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping [start, end) sample ranges that contain speech."""
+def speech_regions_in(samples: np.ndarray, stop: threading.Event | None = None) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping [start, end) sample ranges that contain speech; `stop` set: ScanStopped."""
     if samples.size == 0:
         return []
     detector = _detector()
     if detector is None:
         return energy_regions(samples)
-    return _merge([(start, min(end, samples.size)) for start, end in detector(samples)])
+    if isinstance(detector, SileroOnnx):
+        found = detector(samples, stop)
+    else:
+        found = detector(samples)  # TorchScript's get_speech_timestamps: one call, stopped between blocks
+    return _merge([(start, min(end, samples.size)) for start, end in found])
 
 
 @lru_cache(maxsize=1)
@@ -192,10 +212,10 @@ class SileroOnnx:
         self.session = onnxruntime.InferenceSession(str(model_file), sess_options=options,
                                                     providers=["CPUExecutionProvider"])
 
-    def __call__(self, samples: np.ndarray) -> list[tuple[int, int]]:
-        return speech_from_probabilities(self.probabilities(samples), samples.size)
+    def __call__(self, samples: np.ndarray, stop: threading.Event | None = None) -> list[tuple[int, int]]:
+        return speech_from_probabilities(self.probabilities(samples, stop), samples.size)
 
-    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+    def probabilities(self, samples: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
         """Speech probability of each 512-sample frame (the last one zero-padded)."""
         n_frames = -(-samples.size // self.FRAME)
         padded = np.zeros(self.CONTEXT + n_frames * self.FRAME, np.float32)  # zero context before frame 0
@@ -203,6 +223,8 @@ class SileroOnnx:
         state, rate = np.zeros((2, 1, 128), np.float32), np.array(SAMPLE_RATE, dtype=np.int64)
         probabilities = np.empty(n_frames, np.float32)
         for i in range(n_frames):
+            if stop is not None and stop.is_set():  # ~0.1 ms a frame: the exit waits no longer than that
+                raise ScanStopped
             window = padded[None, i * self.FRAME : (i + 1) * self.FRAME + self.CONTEXT]
             output, state = self.session.run(None, {"input": window, "state": state, "sr": rate})
             probabilities[i] = output[0, 0]
