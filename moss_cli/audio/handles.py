@@ -42,7 +42,9 @@ def open_regular(path: Path) -> BinaryIO:
         raise AudioError(f"{path}: is a directory, not an audio file" if kind == "a folder"
                          else f"{path}: is {kind}, not an audio file")
     os.set_blocking(fd, True)
-    handle = os.fdopen(fd, "rb")
+    # Unbuffered: libsndfile reads through a duplicate of the descriptor, which shares its offset, so a
+    # buffered handle's idea of where it stands would go stale and PyAV would read from the middle.
+    handle = os.fdopen(fd, "rb", buffering=0)
     try:
         if not handle.read(1):
             raise AudioError(f"{path}: empty file")

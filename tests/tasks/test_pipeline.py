@@ -296,11 +296,11 @@ def test_chunks_are_asked_while_later_blocks_are_scanned_with_the_same_results(m
 
     real_regions = vad.speech_regions_in
 
-    def slow_regions(samples):  # a slow machine's scan: each block takes a while
+    def slow_regions(samples, stop=None):  # a slow machine's scan: each block takes a while
         import time
 
         time.sleep(0.1)
-        return real_regions(samples)
+        return real_regions(samples, stop)
 
     monkeypatch.setattr(vad, "speech_regions_in", slow_regions)
     streamed = Recording.from_array("streamed.wav", audio)
