@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..errors import MossError, UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, MossError, UsageError
 from .ask import ask_every_recording, ask_one_recording, asked_questions
 from .console import report
 from .engine import checked_spec, run_check
@@ -250,7 +250,7 @@ def doctor(
         raise typer.Exit(report(exc)) from None
     text = report_.to_json(engine.model) if json_ else "\n".join(doctor_lines(report_, engine.model))
     sys.stdout.write(text + "\n")
-    raise typer.Exit(0 if report_.ok else 1)
+    raise typer.Exit(EXIT_OK if report_.ok else EXIT_FAILED)  # 1: a server given does not answer
 
 
 @app.command(cls=Command, epilog=examples("models"),

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..batch.outputs import OutputSpec
-from ..errors import UsageError
+from ..errors import EXIT_OK, UsageError
 from ..results import json_text
 from .console import report, stderr
 from .engine import LazyEngine, checked_spec, use_threads
@@ -82,7 +82,7 @@ def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_r
         engine.close()  # its connections or memory: a caller that goes on (tests, a server mode) gets them back
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
-    return 0
+    return EXIT_OK
 
 
 def _page_target(path: Path, page, json_lines: bool):

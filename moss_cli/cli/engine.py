@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from ..engine.factory import EngineSpec, check_available, check_server, loads_weights, open_engine, validated
-from ..errors import UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from .console import report, stderr
 
 
@@ -23,9 +23,10 @@ def run_check(spec: EngineSpec) -> int:
         check = check_server(replace(spec, retries=1))  # a check asks once: a failing server is the answer
     except (Exception, KeyboardInterrupt) as exc:
         code = report(exc)
-        return 2 if code == 1 else code  # a server that fails the question cannot be checked: not a mismatch
+        # a server that fails the question cannot be checked: that is not a mismatch (1)
+        return EXIT_USAGE if code == EXIT_FAILED else code
     sys.stdout.write("\n".join(check.lines) + "\n")
-    return 0 if check.matches else 1
+    return EXIT_OK if check.matches else EXIT_FAILED
 
 
 def checked_spec(spec: EngineSpec, prompts=()) -> EngineSpec:

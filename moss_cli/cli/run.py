@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..engine.factory import EngineSpec
-from ..errors import MossError, UsageError
+from ..errors import EXIT_OK, MossError, UsageError
 from .console import report, stderr
 from .engine import LazyEngine, checked_spec, use_threads
 from .options import BatchOptions, DiarizeOptions, SamplingOptions
@@ -50,7 +50,7 @@ def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampl
     if not plan.inputs.files and not plan.inputs.problems:  # a job array's part may hold nothing: that part is done
         if not flags.quiet:
             stderr.print(f"moss: shard {plan.shard} holds none of the {plan.every} inputs; nothing to do", markup=False)
-        raise typer.Exit(0)
+        raise typer.Exit(EXIT_OK)
     raise typer.Exit(_processed(plan, outputs, sampling, flags, task, label, work))
 
 
