@@ -17,7 +17,8 @@ from .ask import ask_every_recording, ask_one_recording, asked_questions
 from .console import report
 from .engine import checked_spec, run_check
 from .groups import Change, changing, only, options, without
-from .helptext import Command, Group, examples
+from .habits import HabitCommand
+from .helptext import Group, examples
 from .options import (
     BatchOptions,
     DiarizeOptions,
@@ -88,7 +89,7 @@ def _json_escape(error: UnicodeEncodeError) -> tuple[str, int]:
 ContextPrompt = Annotated[PromptOptions, only("prompt", "context")]
 
 
-@app.command(cls=Command, epilog=examples("transcribe"),
+@app.command(cls=HabitCommand, epilog=examples("transcribe"),
              short_help="Transcribe speech with times, as text or subtitles.")
 @options
 def transcribe(
@@ -108,7 +109,7 @@ def transcribe(
          lambda pipeline, rec: pipeline.timed(task, rec), speakers=speakers, language=prompt.language)
 
 
-@app.command(cls=Command, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
+@app.command(cls=HabitCommand, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
 @options
 def events(
     audio: Inputs,
@@ -124,7 +125,7 @@ def events(
          lambda pipeline, rec: pipeline.timed(task, rec))
 
 
-@app.command(cls=Command, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")
+@app.command(cls=HabitCommand, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")
 @options
 def caption(
     audio: Inputs,
@@ -138,7 +139,7 @@ def caption(
     describe_files(audio, prompt.task(SPEECH_CAPTION if speech else CAPTION), output, engine.spec(server), decoding, batch)
 
 
-@app.command("describe-music", cls=Command, epilog=examples("describe-music"),
+@app.command("describe-music", cls=HabitCommand, epilog=examples("describe-music"),
              short_help="Describe music: style, tempo, harmony, instruments, mood.")
 @options
 def describe_music(
@@ -159,7 +160,7 @@ def describe_files(audio, task, output: OutputOptions, spec, decoding: SamplingO
          lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
 
 
-@app.command(cls=Command, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")
+@app.command(cls=HabitCommand, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")
 @options
 def ask(
     audio: Annotated[list[str], typer.Argument(
@@ -208,7 +209,7 @@ def ask(
     ask_every_recording(audio, asked, engine.spec(server), decoding, batch, json_lines, show_reasoning)
 
 
-@app.command("check-server", cls=Command, epilog=examples("check-server"),
+@app.command("check-server", cls=HabitCommand, epilog=examples("check-server"),
              short_help="Compare the prompt a server builds with the local one.")
 @options
 def check_server(
@@ -226,7 +227,7 @@ def check_server(
     raise typer.Exit(run_check(replace(engine.spec(server), device="cpu", servers=[url])))
 
 
-@app.command(cls=Command, epilog=examples("doctor"),
+@app.command(cls=HabitCommand, epilog=examples("doctor"),
              short_help="What is set up here: checkpoints, device, versions, servers.")
 @options
 def doctor(
@@ -253,7 +254,7 @@ def doctor(
     raise typer.Exit(EXIT_OK if report_.ok else EXIT_FAILED)  # 1: a server given does not answer
 
 
-@app.command(cls=Command, epilog=examples("models"),
+@app.command(cls=HabitCommand, epilog=examples("models"),
              short_help="The MOSS-Audio checkpoints in the Hugging Face cache.")
 def models(
     all_: Annotated[bool, typer.Option("--all", help="Every model repo in the cache, others marked.")] = False,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import DEFAULT_MODEL
 from ..errors import EngineOptionsError
+from ..model.checkpoint import model_name
 
 if TYPE_CHECKING:
     from .base import Engine
@@ -51,6 +52,9 @@ class EngineSpec:
     threads: int | None = None  # --threads: torch's CPU threads for the run
     quantize: str | None = None  # --quantize int8 (local, CPU)
     retries: int = 4  # server: tries again after dropped connections, 429 and 5xx (check-server asks once)
+
+    def __post_init__(self):  # -m 4b: the hub id, for the manifests, {model} and the Thinking guess too
+        object.__setattr__(self, "model", model_name(self.model))
 
 
 # What a manifest leaves out: how the run went (threads, jobs, time allowed, retries), where (device,

@@ -17,6 +17,17 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 # What a client needs from a hub repo; skips README images and the like.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.json", "*.jinja"]
 TOKENIZER_PATTERNS = ["*.json", "merges.txt", "vocab.json", "*.jinja"]  # no weights: check-server needs only these
+HUB_ORG = "OpenMOSS-Team"
+# -m 4b, 8b-thinking, ... (any case): the released checkpoints' hub ids.
+SHORT_NAMES = {f"{size}{kind}": f"{HUB_ORG}/MOSS-Audio-{size.upper()}-{name}" for size in ("4b", "8b")
+               for kind, name in (("", "Instruct"), ("-instruct", "Instruct"), ("-thinking", "Thinking"))}
+
+
+def model_name(model: str) -> str:
+    """`model` with a short name (4b, 8b, 4b-thinking, 8b-instruct, ...) as its hub id; a local
+    directory of that name, and any other name, as it is."""
+    hub_id = SHORT_NAMES.get(model.strip().lower())
+    return model if hub_id is None or Path(model).expanduser().is_dir() else hub_id
 
 
 def resolve_checkpoint(model: str, *, revision: str | None = None, cache_dir: str | None = None) -> Path:
@@ -24,6 +35,7 @@ def resolve_checkpoint(model: str, *, revision: str | None = None, cache_dir: st
 
     Downloads only when the hub is reachable and HF_HUB_OFFLINE is not set.
     """
+    model = model_name(model)
     path = Path(model).expanduser()
     if path.is_dir():
         return _check_files(path, model)
@@ -37,6 +49,7 @@ def resolve_checkpoint(model: str, *, revision: str | None = None, cache_dir: st
 def resolve_tokenizer(model: str, *, revision: str | None = None) -> Path:
     """A directory holding `model`'s tokenizer files: the checkpoint directory, or the hub files
     without the weights (downloaded when the hub is reachable and HF_HUB_OFFLINE is not set)."""
+    model = model_name(model)
     path = Path(model).expanduser()
     if not path.is_dir():
         if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:

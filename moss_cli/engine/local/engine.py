@@ -18,6 +18,7 @@ from ...audio.constants import SAMPLE_RATE
 from ...audio.features import duration, load_audio, log_mel, to_model_rate
 from ...errors import MossError
 from ...model.encoder import EncodedAudio
+from ...model.checkpoint import model_name
 from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
 from ...model.modeling import MossAudioModel
 from ..base import Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint, split_reasoning
@@ -149,6 +150,7 @@ class MossAudio:
         """
         if quantize not in (None, "int8"):
             raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
+        model = model_name(model)  # -m 4b: the hub id names the engine, as it does the checkpoint
         folder = resolve_checkpoint(model, revision=revision)
         target = resolve_device(device)
         precision = resolve_dtype(dtype, target)

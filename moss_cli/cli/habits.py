@@ -1,0 +1,121 @@
+"""Options typed from habit in openai-whisper, faster-whisper and whisperX, read as moss's own.
+
+A command's arguments pass through `translated` before click parses them: a whisper option moss has
+an equivalent for becomes that option (`--output_format srt` -> `--srt`, `--initial_prompt` ->
+`--context`, `--diarize` -> `--speakers auto`, and any `--snake_case` spelling of one of the
+command's `--kebab-case` options); one it cannot honour ends the run with one usage line naming
+what moss has instead (exit 2). None of them appears in --help: the help shows moss's options.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ..errors import UsageError
+from .console import report
+from .helptext import Command
+
+FORMAT_WORDS = ("txt", "srt", "vtt", "tsv", "json", "ass", "html", "all")
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+VALUED = ("--output_format", "-f", "--output_dir", "--initial_prompt", "--task", "--min_speakers",
+          "--max_speakers", "--max_line_count", "--max_line_width")
+SWITCHES = ("--word_timestamps", "--highlight_words")  # whisper: `--word_timestamps True`; bare also accepted
+RENAMED = {"--output_dir": "--output-dir", "--initial_prompt": "--context", "--max_line_count": "--max-lines",
+           "--max_line_width": "--max-line-width", "--word_timestamps": "--words",
+           "--highlight_words": "--highlight-words"}
+
+
+def _options(command: Command) -> tuple[set[str], set[str]]:
+    """The command's option names, and those of them that take a value."""
+    names, valued = set(), set()
+    for param in command.params:
+        if param.param_type_name == "option":  # typer's click may be its own copy: no isinstance
+            names.update(param.opts + param.secondary_opts)
+            if not param.is_flag and not param.count:
+                valued.update(param.opts)
+    return names, valued
+
+
+def translated(command: Command, args: list[str]) -> list[str]:
+    """`args` with the whisper options in moss's spelling; a UsageError for those moss cannot honour."""
+    names, valued = _options(command)
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            return out + args[i - 1:]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in names:  # moss's own (also when a whisper name is one: --language, --hotwords, ...)
+            out.append(arg)
+            if name in valued and not eq and i < len(args):
+                out.append(args[i])
+                i += 1
+            continue
+        if name in VALUED:
+            if eq:
+                value = inline
+            elif i < len(args):
+                value, i = args[i], i + 1
+            else:
+                raise UsageError(f"{name} needs a value")
+            out += _valued(command, names, name, value)
+        elif name in SWITCHES:
+            value = inline if eq else ""
+            if not eq and i < len(args) and args[i].lower() in TRUE_WORDS + FALSE_WORDS:
+                value, i = args[i], i + 1
+            if value.lower() not in FALSE_WORDS:
+                out.append(_moss(command, names, name, RENAMED[name]))
+        elif name == "--diarize":
+            if "--speakers" not in names:
+                raise UsageError(f"--diarize is --speakers auto in moss, which moss {command.name} does not take")
+            out += ["--speakers", "auto"]
+        elif name.startswith("--") and "_" in name and name.replace("_", "-") in names:
+            out.append(name.replace("_", "-") + eq + inline)
+            if name.replace("_", "-") in valued and not eq and i < len(args):
+                out.append(args[i])
+                i += 1
+        else:
+            out.append(arg)
+    return out
+
+
+def _moss(command: Command, names: set[str], whisper: str, moss: str) -> str:
+    if moss not in names:
+        raise UsageError(f"{whisper} is {moss} in moss, which moss {command.name} does not take")
+    return moss
+
+
+def _valued(command: Command, names: set[str], name: str, value: str) -> list[str]:
+    if name in ("--output_format", "-f"):
+        fmt = value.strip().lower()
+        if fmt not in FORMAT_WORDS:
+            raise UsageError(f"{name} {value}: moss writes txt, srt, vtt, tsv, json, ass and html (--srt, ...) or --all")
+        flag = f"--{fmt}"
+        if flag not in names:
+            shown = ", ".join(f"--{ext}" for ext in FORMAT_WORDS if f"--{ext}" in names)
+            raise UsageError(f"moss {command.name} writes no {fmt}; its formats: {shown}")
+        return [flag]
+    if name == "--task":
+        if value.strip().lower() == "translate":
+            raise UsageError("moss has no translation yet: --task translate cannot be honoured; moss transcribe "
+                             "writes the speech in its own language (--language CODE names it)")
+        if value.strip().lower() == "transcribe" and command.name == "transcribe":
+            return []
+        raise UsageError(f"--task {value}: moss names the task by its command (moss transcribe, moss events, ...)")
+    if name in ("--min_speakers", "--max_speakers"):
+        raise UsageError(f"{name}: moss takes no range of speakers; give --speakers N (exactly N) or --speakers auto")
+    return [_moss(command, names, name, RENAMED[name]), value]
+
+
+class HabitCommand(Command):
+    """A command that reads the whisper habits (see `translated`), before click parses its arguments."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        try:
+            args = translated(self, args)
+        except UsageError as exc:
+            raise typer.Exit(report(exc)) from None
+        return super().parse_args(ctx, args)
