@@ -12,10 +12,11 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from ..engine.factory import validated
 from ..errors import EXIT_FAILED, EXIT_OK, MossError, UsageError
 from .ask import ask_every_recording, ask_one_recording, asked_questions
 from .console import report
-from .engine import checked_spec, run_check
+from .engine import run_check
 from .groups import Change, changing, only, options, without
 from .habits import HabitCommand
 from .helptext import Group, examples
@@ -245,7 +246,7 @@ def doctor(
     from .doctor import doctor_lines, doctor_report
 
     try:
-        choice = checked_spec(engine.spec(server))
+        choice = validated(engine.spec(server))
         report_ = doctor_report(list(choice.servers), choice.api_key, server.timeout)
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None

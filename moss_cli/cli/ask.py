@@ -7,10 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..batch.outputs import OutputSpec
+from ..engine.factory import validated
 from ..errors import EXIT_OK, UsageError
 from ..results import json_text
-from .console import report, stderr
-from .engine import LazyEngine, checked_spec, use_threads
+from .console import report, say, stderr
+from .engine import LazyEngine, use_threads
 from .options import BatchOptions
 from .run import check_finite, output_settings, pipeline_options, run_files
 
@@ -65,7 +66,7 @@ def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_r
     try:
         check_finite()
         target = _page_target(path, page, json_lines)
-        spec = checked_spec(spec, questions)
+        spec = validated(spec, questions)
         use_threads(spec.threads)
         spec = replace(spec, jobs=max(1, len(spec.servers)))  # each server one question
         engine = LazyEngine(spec, quiet)
@@ -78,7 +79,7 @@ def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_r
         for index, result in enumerate(results):
             print_answer(result, index, json_lines, show_reasoning, quiet, to_stdout=not page_on_stdout)
         for note in [] if quiet else engine.notes():
-            stderr.print(f"moss: {note}", markup=False)
+            say(note)
         engine.close()  # its connections or memory: a caller that goes on (tests, a server mode) gets them back
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..engine.factory import EngineSpec, check_available, check_server, loads_weights, open_engine, validated
 from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from .console import report, stderr
+from .console import report, say
 
 
 def run_check(spec: EngineSpec) -> int:
@@ -27,12 +27,6 @@ def run_check(spec: EngineSpec) -> int:
         return EXIT_USAGE if code == EXIT_FAILED else code
     sys.stdout.write("\n".join(check.lines) + "\n")
     return EXIT_OK if check.matches else EXIT_FAILED
-
-
-def checked_spec(spec: EngineSpec, prompts=()) -> EngineSpec:
-    """Engine options checked before any work (the factory's rules; EngineOptionsError exits 2 as a
-    usage error does). The API key is never echoed."""
-    return validated(spec, prompts)
 
 
 def use_threads(threads: int | None) -> None:
@@ -88,8 +82,8 @@ class LazyEngine:
         if announce:
             from ..text import printable_name
 
-            stderr.print(f"moss: loading {printable_name(self.spec.model)}", markup=False)
+            say(f"loading {printable_name(self.spec.model)}")
         engine = open_engine(self.spec)
         if announce and engine.where is not None:
-            stderr.print(f"moss: model on {engine.where}")
+            say(f"model on {engine.where}")
         return engine

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ..engine.factory import EngineSpec
+from ..engine.factory import EngineSpec, validated
 from ..errors import EXIT_OK, MossError, UsageError
-from .console import report, stderr
-from .engine import LazyEngine, checked_spec, use_threads
+from .console import report, say
+from .engine import LazyEngine, use_threads
 from .options import BatchOptions, DiarizeOptions, SamplingOptions
 
 if TYPE_CHECKING:  # the pipeline brings numpy and the VAD: loaded when a file is processed, not for --help
@@ -49,7 +49,7 @@ def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampl
         raise typer.Exit(report(exc)) from None
     if not plan.inputs.files and not plan.inputs.problems:  # a job array's part may hold nothing: that part is done
         if not flags.quiet:
-            stderr.print(f"moss: shard {plan.shard} holds none of the {plan.every} inputs; nothing to do", markup=False)
+            say(f"shard {plan.shard} holds none of the {plan.every} inputs; nothing to do")
         raise typer.Exit(EXIT_OK)
     raise typer.Exit(_processed(plan, outputs, sampling, flags, task, label, work))
 
@@ -62,7 +62,7 @@ def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampli
     from ..batch.shards import in_shard, parse_shard
 
     check_finite()
-    spec = checked_spec(spec, prompts or [task.prompt])
+    spec = validated(spec, prompts or [task.prompt])
     use_threads(spec.threads)
     shard = parse_shard(flags.shard) if flags.shard is not None else None
     if flags.skip_existing and flags.overwrite:
@@ -102,8 +102,9 @@ def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, fl
     def process(recording, progress):
         from ..tasks.pipeline import Pipeline
 
-        with shared.get().member():
-            return work(Pipeline(shared.get(), options, progress), recording)
+        engine = shared.get()
+        with engine.member():
+            return work(Pipeline(engine, options, progress), recording)
 
     try:
         engine.check()
