@@ -74,3 +74,28 @@ def test_a_refused_server_exits_cleanly_every_time(tmp_path):
                                     timeout=60)
             assert result.returncode == 2 and "terminate called" not in result.stderr, result.stderr
             assert "refused" in result.stderr and not list(temporary.glob("moss-*"))
+
+
+def test_a_signal_that_ended_an_earlier_run_does_not_end_the_next_one_s_process(tmp_path):
+    """A run in the same process (a test, an embedding program) after one that a signal ended: the
+    later run's failure is reported with its exit code, and the process lives on (exit_now is for a
+    run's own signal)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
+    script = (
+        "import signal, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from moss_cli import interrupts\n"
+        "from moss_cli.cli import app\n"
+        "interrupts.received = signal.SIGINT  # what an earlier run's Ctrl-C leaves behind\n"
+        f"result = CliRunner().invoke(app, ['transcribe', {str(wav)!r}, '-m', {str(tmp_path / 'absent')!r}])\n"
+        "print('alive', result.exit_code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["alive", "2"], done.stderr[-2000:]

@@ -106,11 +106,14 @@ def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, fl
         with engine.member():
             return work(Pipeline(engine, options, progress), recording)
 
-    try:
-        engine.check()
-        code = run_batch(plan.inputs, process, outputs, policy, label, ConsoleObserver(flags.quiet), sys.stdout)
-    except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
-        code = report(exc)
+    # The whole run takes signals (engine.check may load a model for a while), and entering it forgets a
+    # signal that ended an earlier run in this process: exit_now below is for this run's signal only.
+    with interrupts.signals_interrupt():
+        try:
+            engine.check()
+            code = run_batch(plan.inputs, process, outputs, policy, label, ConsoleObserver(flags.quiet), sys.stdout)
+        except (Exception, KeyboardInterrupt) as exc:  # model missing, server gone: ends the whole run
+            code = report(exc)
     if interrupts.received is not None:  # threads may still wait on a server or a decoder: don't wait
         interrupts.exit_now(code)
     engine.close()
