@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..results import Result, Segment
 from ..text import printable
@@ -65,7 +66,7 @@ def summarize(pipeline: Pipeline, recording: Recording, settings: DigestSettings
         made = pipeline.timed(settings.transcript_task(), recording)
         transcript, warnings = made.segments, list(made.warnings)
     task = settings.task()
-    pipeline.progress.begin(f"listening to {recording.name}", recording.duration)
+    pipeline.progress.begin(f"listening to {Path(recording.name).name}", recording.duration)
     heard = pipeline.listen(task, recording, warnings)
     notes = bounded_notes(pipeline, [f"[{format_clock(w.offset)}-{format_clock(w.end_time)}]\n{text}"
                                      for w, text in heard], NOTES_CHARS, warnings)
