@@ -129,3 +129,16 @@ def test_usage_errors_are_one_line(server, tmp_path):
         result = runner.invoke(app, ["summarize", str(first), *args, "--server", server.url])
         assert result.exit_code == 2 and "Traceback" not in result.output, args
     assert server.fake.requests == []
+
+
+def test_the_local_engine_on_a_tiny_checkpoint_gives_valid_outputs(tiny_checkpoint, wav_file, tmp_path):
+    """A random model writes no digest: its text is kept as the summary, with a warning, and every
+    output is still written and valid."""
+    result = runner.invoke(app, ["summarize", str(wav_file), "-m", str(tiny_checkpoint), "--max-new-tokens", "12",
+                                 "-q", "--all", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads((tmp_path / "out" / "clip.digest.json").read_text())
+    assert data["task"] == "summarize" and data["digest"]["chapters"] == []
+    assert any("not the JSON" in warning for warning in data["warnings"])
+    assert (tmp_path / "out" / "clip.chapters.vtt").read_text() == "WEBVTT\n\n"
+    assert (tmp_path / "out" / "clip.ffmetadata").read_text().startswith(";FFMETADATA1\ntitle=clip\n")
