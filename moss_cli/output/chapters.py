@@ -26,8 +26,8 @@ class MarkdownWriter(Writer):
 
     def write(self, result: Result, file: TextIO) -> None:
         digest = _digest(result)
-        parts = [f"# {_inline(Path(result.audio).name)}", f"*{digest.kind.capitalize()} · "
-                 f"{format_clock(result.duration)}*", _inline(digest.short_summary), "## Summary",
+        facts = f"*{digest.kind.capitalize()} · {format_clock(result.duration)}*"
+        parts = [f"# {_inline(Path(result.audio).name)}", facts, _inline(digest.short_summary), "## Summary",
                  digest.summary.strip() or "(none)"]
         if digest.chapters:
             parts += ["## Chapters", "\n".join(

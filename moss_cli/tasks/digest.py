@@ -23,7 +23,7 @@ from .digest_shape import DigestShape, read_digest
 from .hints import Language, hints_from_options
 from .pipeline import Pipeline
 from .recording import Recording
-from .specs import LONG_WINDOW_SECONDS, TRANSCRIBE_SENTENCES, Task
+from .specs import LONG_WINDOW_SECONDS, THINKING_TOKENS, TRANSCRIBE_SENTENCES, Task
 
 # The final prompt's shares, in characters: 24,000 of them are at most ~24,000 tokens (Chinese, one a
 # character), with the instructions and a 2,048-token digest well inside the model's 40,960.
@@ -126,6 +126,8 @@ def transcript_text(segments: list[Segment], budget: int) -> str:
 
 
 def _ask_text(pipeline: Pipeline, prompt: str, tokens: int):
+    """A text-only request with room for `tokens` (and a Thinking model's reasoning), or --max-new-tokens."""
+    tokens += THINKING_TOKENS if pipeline.engine.thinking else 0
     options = replace(pipeline.options.decoding, max_new_tokens=pipeline.options.token_cap or tokens)
     return pipeline.engine.ask_text(prompt, options, pipeline.options.guard)
 

@@ -9,6 +9,7 @@ sites want it); a chapter that would be shorter than the least length joins the 
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass
 
@@ -88,9 +89,7 @@ def read_time(value) -> float | None:
         seconds = seconds_of(text)
     else:
         return None
-    if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return seconds
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, str]]:

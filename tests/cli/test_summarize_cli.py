@@ -29,7 +29,7 @@ def hostile_digest(n: int, body: dict, headers: dict):
     if "Write a digest" not in text:
         return None  # transcripts and notes: the stand-in server's own answers, per window
     DIGEST_PROMPTS.append(text)
-    starts = [seconds_of(clock) for clock in re.findall(r"^\[([\d:]+)\] phrase", text, re.M)]
+    starts = [seconds_of(clock) for clock in re.findall(r"^\[([\d:]+)\] phrase", text, re.MULTILINE)]
     chapters = [{"start": f"{int(s + 1) // 60}:{int(s + 1) % 60:02d}", "title": f"part {i}", "gist": "g"}
                 for i, s in enumerate(starts[::3])]
     chapters = chapters[::-1] + [{"start": "59:00", "title": "past the end"}, {"title": "no time"}]

@@ -63,7 +63,7 @@ def test_ffmpeg_puts_the_chapters_into_an_mp4(tmp_path):
     metadata = tmp_path / "talk.ffmetadata"
     metadata.write_text(written("ffmetadata", result), encoding="utf-8")
     plain, chaptered = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    run = dict(check=True, capture_output=True, timeout=60)
+    run = {"check": True, "capture_output": True, "timeout": 60}
     subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "90",
                     "-c:a", "aac", "-b:a", "16k", str(plain)], **run)
     subprocess.run([FFMPEG, "-v", "error", "-i", str(plain), "-i", str(metadata), "-map_metadata", "1",

@@ -159,6 +159,8 @@ def test_the_transcript_in_the_prompt_is_bounded_by_construction():
 class _Condensing:
     """Stands in for the engine in bounded_notes: each condensing request answers at its word budget."""
 
+    thinking = False
+
     def __init__(self, words_per_answer=None):
         self.prompts = []
         self.words = words_per_answer
