@@ -26,12 +26,12 @@ class MarkdownWriter(Writer):
 
     def write(self, result: Result, file: TextIO) -> None:
         digest = _digest(result)
-        facts = f"*{digest.kind.capitalize()} · {format_clock(result.duration)}*"
+        facts = f"*{digest.kind.capitalize()} · {format_clock(result.duration)}*"  # times below: at their second
         parts = [f"# {_inline(Path(result.audio).name)}", facts, _inline(digest.short_summary), "## Summary",
                  digest.summary.strip() or "(none)"]
         if digest.chapters:
             parts += ["## Chapters", "\n".join(
-                f"- **{format_clock(c.start)}** {_inline(c.title)}" + (f" — {_inline(c.gist)}" if c.gist else "")
+                f"- **{_second(c.start)}** {_inline(c.title)}" + (f" — {_inline(c.gist)}" if c.gist else "")
                 for c in digest.chapters)]
         if digest.key_points:
             parts += ["## Key points", _bullets(digest.key_points)]
@@ -43,8 +43,13 @@ class MarkdownWriter(Writer):
 
 def _action(item) -> str:
     who = f"**{_inline(item.who)}**: " if item.who else ""
-    said = f" (said at {format_clock(item.said_at)})" if item.said_at is not None else ""
+    said = f" (said at {_second(item.said_at)})" if item.said_at is not None else ""
     return f"- {who}{_inline(item.what)}{said}"
+
+
+def _second(seconds: float) -> str:
+    """The clock of the second a time falls in: a reader who seeks there hears it from its start."""
+    return format_clock(seconds_to_ms(seconds) // 1000)
 
 
 def _bullets(items: list[str]) -> str:

@@ -94,7 +94,7 @@ def test_markdown_reads_back_as_the_digest():
     assert items[:4] == ["**0:00** Welcome — who is here", f"**1:01** {HOSTILE} — hard names",
                          "**25:00** Über die Zukunft 未来 — in German and Chinese", "**1:02:05** Wrap-up"]
     assert "\\# not a heading" in items  # a point that starts like a heading stays a list item's text
-    assert "**Ann**: send the notes (said at 1:16)" in items and "book a room" in items and "ship in May" in items
+    assert "**Ann**: send the notes (said at 1:15)" in items and "book a room" in items and "ship in May" in items
     podcast = digest_result(kind="podcast")
     headings = [t.tag for t in MarkdownIt().parse(written("md", podcast)) if t.type == "heading_open"]
     assert len(headings) == 4  # no action items or decisions for a podcast
