@@ -82,6 +82,53 @@ class Event:
 
 
 @dataclass
+class Chapter:
+    """A part of a recording: it starts at `start` (a transcript sentence's start) and runs to `end`
+    (the next chapter's start, or the end of the recording)."""
+
+    start: float
+    end: float
+    title: str
+    gist: str = ""  # one line on what the part is about
+
+    def to_dict(self) -> dict:
+        return {"start": _ms_round(self.start), "end": _ms_round(self.end), "title": self.title, "gist": self.gist}
+
+
+@dataclass
+class ActionItem:
+    """Something a meeting agreed someone would do; `said_at`: when it was said, if the model knew."""
+
+    what: str
+    who: str | None = None
+    said_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"who": self.who, "what": self.what,
+                "said_at": None if self.said_at is None else _ms_round(self.said_at)}
+
+
+@dataclass
+class Digest:
+    """`summarize`: what a recording is about, in short and at length, its chapters and points."""
+
+    kind: str  # meeting, podcast, lecture, interview or other (what --kind auto found)
+    short_summary: str
+    summary: str
+    chapters: list[Chapter] = field(default_factory=list)
+    key_points: list[str] = field(default_factory=list)
+    action_items: list[ActionItem] = field(default_factory=list)  # meetings only
+    decisions: list[str] = field(default_factory=list)  # meetings only
+    language: str | None = None  # --language: the digest's language tag
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "language": self.language, "short_summary": self.short_summary,
+                "summary": self.summary, "chapters": [c.to_dict() for c in self.chapters],
+                "key_points": list(self.key_points), "action_items": [a.to_dict() for a in self.action_items],
+                "decisions": list(self.decisions)}
+
+
+@dataclass
 class ChunkResult:
     """One chunk of a timed task (transcribe, events), as soon as it is answered: its span of the file and
     what was found in it, at file times. A Result gathers them."""
@@ -111,6 +158,7 @@ class Result:
     raw_text: str | None = None  # a text task's answer as the model gave it (times not moved), for `ask --json`
     window: tuple[float, float] | None = None  # the part of the file a question was answered from, in seconds
     voice: dict | None = None  # `caption --speech`: the answer's JSON object, parsed
+    digest: Digest | None = None  # `summarize`: the digest (its transcript is in `segments`)
 
     def answer_dict(self) -> dict:
         """`ask --json`: one line per recording and question."""
@@ -135,6 +183,8 @@ class Result:
             out["segments"] = [s.to_dict() for s in self.segments]
         if self.task == "events":
             out["events"] = [e.to_dict() for e in self.events]
+        if self.digest is not None:
+            out["digest"] = self.digest.to_dict()
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import OutputError, UsageError
 from ..files import Prepared, folder_problem, is_part_name, not_regular, prepare
 from ..interrupts import deferred
+from ..output.chapters import CHAPTER_WRITERS
 from ..output.subtitles import CueLayout
 from ..output.writers import HtmlWriter, get_writer
 from ..results import Result
@@ -36,6 +38,9 @@ class OutputSpec:
     layout: CueLayout = CueLayout()
     html_audio: str = "auto"  # --html pages: auto, link, embed or none
     name_template: str | None = None  # --output-name: the outputs' names (see inputs.OutputName)
+    # A format's file extension where it is not the format's name: summarize's JSON is <stem>.digest.json,
+    # beside the transcript JSON (<stem>.json) it reuses.
+    extensions: Mapping[str, str] = field(default_factory=dict)
 
     def check(self, n_inputs: int) -> None:
         """Run-wide problems, found before any work: each is a usage error."""
@@ -50,16 +55,21 @@ class OutputSpec:
             raise UsageError("--output-name names files under -o/--output-dir DIR; give -o too")
         if len(self.formats) > 1:
             raise UsageError(f"several formats ({', '.join(self.formats)}) need -o/--output-dir DIR")
-        if n_inputs > 1 and self.formats[0] not in ("txt", "json", "answer", "answers"):
+        if n_inputs > 1 and self.formats[0] not in ("txt", "md", "json", "answer", "answers"):
             raise UsageError(f"several inputs with --{self.formats[0]} need -o/--output-dir DIR")
 
     def targets(self, item: InputFile) -> list[tuple[str, Path]]:
         if self.output_dir is None:
             return []
-        return [(extension, item.output(self.output_dir, extension)) for extension in self.formats]
+        return [(extension, item.output(self.output_dir, self.extensions.get(extension, extension)))
+                for extension in self.formats]
 
     def writer(self, extension: str, page: PageContext | None = None):
-        return HtmlWriter(self.layout, page) if extension == "html" else get_writer(extension, self.layout)
+        if extension == "html":
+            return HtmlWriter(self.layout, page)
+        if extension in CHAPTER_WRITERS:
+            return CHAPTER_WRITERS[extension](self.layout)
+        return get_writer(extension, self.layout)
 
 
 def check_errors_file(path: Path | None, inputs: list[InputFile] = (), outputs: OutputSpec | None = None,

@@ -172,16 +172,20 @@ class _Batch:
         written, and the observer told, in input order."""
         lanes: deque = deque()
         for index, (item, digest, opening) in enumerate(opened):
-            lanes.append((index, item, digest, started(self._work_on, item, opening, work, label, name="moss-file")))
+            lanes.append((index, item, digest, started(self._work_on, item, digest, opening, work, label,
+                                                               name="moss-file")))
             while len(lanes) >= max(1, self.policy.lanes() if self.policy.lanes else 1):
                 self._finish(*lanes.popleft(), several=several)
         while lanes:
             self._finish(*lanes.popleft(), several=several)
 
-    def _work_on(self, item: InputFile, opening: Future, work: Work, label: str):
+    def _work_on(self, item: InputFile, digest: str | None, opening: Future, work: Work, label: str):
         """In the input's own thread: its audio opened, the work done, what writing needs read."""
         with result_of(opening) as source:
             recording = _recording(item, source)
+            if self.outputs.output_dir is not None:  # a task may reuse what an earlier run made there (summarize)
+                recording.output_stem = item.output(self.outputs.output_dir, "x").with_suffix("")
+                recording.sha256 = digest
             title = item.label or printable_name(item.path.name)
             with self.observer.file(f"{label} {title}", recording.duration) as progress:
                 results = work(recording, progress)

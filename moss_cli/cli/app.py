@@ -35,6 +35,7 @@ from .options import (
     writes,
 )
 from .run import run_files
+from .summarize import DEFAULT_MIN_CHAPTER_SECONDS, DIGEST_FORMATS, DigestKind, summarize_files
 
 app = typer.Typer(
     help="Audio understanding from the shell with MOSS-Audio: transcripts, subtitles, captions, answers.",
@@ -159,6 +160,36 @@ def describe_files(audio, task, output: OutputOptions, spec, decoding: SamplingO
     """One description per file; a long file's windows' descriptions combined as the task says."""
     run_files(audio, output.spec(), spec, decoding, batch, task, "describing",
          lambda pipeline, rec: pipeline.described(task, rec, task.combine_instruction))
+
+
+@app.command(cls=HabitCommand, epilog=examples("summarize"),
+             short_help="A digest: summaries, chapters, key points, action items.")
+@options
+def summarize(
+    audio: Inputs,
+    kind: Annotated[DigestKind, typer.Option(
+        "--kind", rich_help_panel="Digest", help="What the recording is, for the prompts; auto: the model says "
+        "(action items and decisions only for a meeting).")] = DigestKind.auto,
+    min_chapter_seconds: Annotated[float, typer.Option(
+        min=0.0, rich_help_panel="Digest", help="Shortest chapter, in seconds.")] = DEFAULT_MIN_CHAPTER_SECONDS,
+    *, output: Annotated[OutputOptions, writes(*DIGEST_FORMATS, json_=Change(
+        help="JSON, <stem>.digest.json (JSON Lines for several inputs on stdout); its schema: docs/digest.md."),
+        html=Change(help="A self-contained page per recording: the summary, a chapter lane, the transcript "
+                    "and a player (index.html for several)."))],
+    prompt: Annotated[PromptOptions, only("language", "context", language=Change(
+        show_default="the recording's", help="The digest's language (en, zh, German, ...)."))],
+    engine: EngineOptions, decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
+) -> None:
+    """A digest of each recording: a short and a longer summary, chapters (start, title, gist), key points,
+    and for meetings action items (who, what, when said) and decisions.
+
+    The recording is transcribed (or its transcript reused: the <stem>.json that transcribe --json wrote
+    into the same -o DIR), the model listens to it in windows of up to 10 minutes and takes notes, and
+    one more request turns notes and transcript into the digest. Chapters start where a transcript
+    sentence starts, in order, inside the recording, none shorter than --min-chapter-seconds.
+    Markdown on stdout by default; --json, and the chapters as --chapters-vtt, --ffmetadata or --chapter-list.
+    """
+    summarize_files(audio, kind, min_chapter_seconds, output, prompt, engine.spec(server), decoding, batch)
 
 
 @app.command(cls=HabitCommand, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")

@@ -66,6 +66,12 @@ EXAMPLES = {
         "moss describe-music song.flac",
         "moss describe-music albums/ --json -o notes/",
     ],
+    "summarize": [
+        "moss summarize meeting.m4a --kind meeting",
+        "moss summarize podcast.mp3 --json > digest.json",
+        "moss summarize talk.mp4 --chapters-vtt --ffmetadata --chapter-list -o out/",
+        "moss summarize lectures/ --all -o out/ --language en --skip-existing",
+    ],
     "ask": [
         "moss ask podcast.mp3 'What was said at 2:00?'",
         "moss ask talk.wav 'Who speaks first?' 'What is the topic?' --json",

@@ -159,8 +159,10 @@ class HtmlAudio(str, Enum):
     none = "none"
 
 
-FORMATS = ("txt", "srt", "vtt", "ass", "tsv", "json", "html")  # the order the outputs are written in
-_FLAG = {"json": "json_"}  # the field of a format whose name is taken in Python
+# The order the outputs are written in; summarize's Markdown and chapter files last.
+FORMATS = ("txt", "srt", "vtt", "ass", "tsv", "json", "html", "md", "chapters.vtt", "ffmetadata", "chapters.txt")
+# The field of a format whose name is taken in Python or is no Python name.
+_FLAG = {"json": "json_", "chapters.vtt": "chapters_vtt", "chapters.txt": "chapter_list"}
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,18 @@ class OutputOptions(OptionGroup):
         "--html", rich_help_panel="Output",
         help="A self-contained page per recording: waveform, timeline, list and a player (index.html for "
         "several).")] = False
+    md: Annotated[bool, typer.Option(
+        "--md", rich_help_panel="Output", help="Markdown (the default).")] = False
+    chapters_vtt: Annotated[bool, typer.Option(
+        "--chapters-vtt", rich_help_panel="Output",
+        help="The chapters as a WebVTT chapters track, <stem>.chapters.vtt (<track kind=\"chapters\">).")] = False
+    ffmetadata: Annotated[bool, typer.Option(
+        "--ffmetadata", rich_help_panel="Output",
+        help="The chapters as FFmpeg metadata, <stem>.ffmetadata: ffmpeg -i in.mp4 -i <stem>.ffmetadata "
+        "-map_metadata 1 -codec copy out.mp4.")] = False
+    chapter_list: Annotated[bool, typer.Option(
+        "--chapter-list", rich_help_panel="Output",
+        help="The chapters as '00:00 Title' lines, <stem>.chapters.txt, as video sites read them.")] = False
     all_: Annotated[bool, typer.Option(
         "--all", rich_help_panel="Output", help="Every format this command writes (needs -o).")] = False
     html_audio: Annotated[HtmlAudio, typer.Option(
@@ -200,20 +214,23 @@ class OutputOptions(OptionGroup):
     def from_options(cls, values: dict, shown: tuple[str, ...]) -> OutputOptions:
         return cls(**values, writes=tuple(ext for ext in FORMATS if _FLAG.get(ext, ext) in shown))
 
-    def formats(self) -> tuple[str, ...]:
-        """The extensions asked for (--all: every one the command writes); plain text when none is."""
+    def formats(self, default: str = "txt") -> tuple[str, ...]:
+        """The extensions asked for (--all: every one the command writes); `default` when none is."""
         chosen = tuple(ext for ext in self.writes if self.all_ or getattr(self, _FLAG.get(ext, ext)))
-        return chosen or ("txt",)
+        return chosen or (default,)
 
-    def spec(self, layout: CueLayout | None = None) -> OutputSpec:
-        spec = OutputSpec(self.formats(), self.output_dir, html_audio=self.html_audio.value,
-                          name_template=self.output_name)
+    def spec(self, layout: CueLayout | None = None, default: str = "txt",
+             extensions: dict[str, str] | None = None) -> OutputSpec:
+        """`default`: the format when no flag asks for one; `extensions`: file extensions that are not
+        the format's name."""
+        spec = OutputSpec(self.formats(default), self.output_dir, html_audio=self.html_audio.value,
+                          name_template=self.output_name, extensions=extensions or {})
         return spec if layout is None else replace(spec, layout=layout)
 
 
-def writes(*formats: str) -> Shown:
-    """The Output panel of a command that writes `formats`, their flags in this order."""
-    return only(*(_FLAG.get(ext, ext) for ext in formats), "all_", "html_audio", "output_dir", "output_name")
+def writes(*formats: str, **changes) -> Shown:
+    """The Output panel of a command that writes `formats`, their flags in this order (`changes`: as `only`'s)."""
+    return only(*(_FLAG.get(ext, ext) for ext in formats), "all_", "html_audio", "output_dir", "output_name", **changes)
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,12 @@ class RunPlan:
 
 def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
               task: Task, label: str, work, speakers: DiarizeOptions | None = None,
-              prompts: list[str] | None = None, language: str | None = None) -> None:
+              prompts: list[str] | None = None, language: str | None = None, settings: dict | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit.
 
     `work(pipeline, recording)` is the task's; `prompts`: what is asked (ask's questions, else the
-    task's prompt); `language`: the command's --language, for --output-name's {lang}."""
+    task's prompt); `language`: the command's --language, for --output-name's {lang}; `settings`: what
+    else shapes the outputs, for their manifests (--skip-existing)."""
     try:
         plan = _planned(raw_inputs, outputs, spec, sampling, flags, task, speakers, prompts, language)
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
@@ -51,7 +52,7 @@ def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampl
         if not flags.quiet:
             say(f"shard {plan.shard} holds none of the {plan.every} inputs; nothing to do")
         raise typer.Exit(EXIT_OK)
-    raise typer.Exit(_processed(plan, outputs, sampling, flags, task, label, work))
+    raise typer.Exit(_processed(plan, outputs, sampling, flags, task, label, work, settings))
 
 
 def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
@@ -86,7 +87,7 @@ def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampli
 
 
 def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, flags: BatchOptions, task: Task,
-               label: str, work) -> int:
+               label: str, work, settings: dict | None = None) -> int:
     """The batch run over the plan's inputs, the engine loaded (or connected) when first needed; its exit code."""
     from .. import interrupts
     from ..batch.runner import BatchPolicy, run_batch
@@ -96,7 +97,8 @@ def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, fl
     engine = LazyEngine(spec, flags.quiet)
     shared = SharedEngine(engine, across_files=not spec.servers and options.speakers is None)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, spec.jobs,
-                         output_settings(task, spec, sampling, outputs, options.speakers), notes=engine.notes,
+                         {**output_settings(task, spec, sampling, outputs, options.speakers), **(settings or {})},
+                         notes=engine.notes,
                          prepare=speech_scan_for(task), warm_up=engine.start, lanes=shared.lanes)
 
     def process(recording, progress):

@@ -44,7 +44,7 @@ PLAYABLE = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".og
             ".opus": "audio/ogg", ".flac": "audio/flac", ".m4a": "audio/mp4", ".aac": "audio/aac",
             ".webm": "audio/webm", ".mp4": "audio/mp4"}
 TASK_LABELS = {"transcribe": "Transcript", "events": "Sound events", "caption": "Caption",
-               "describe-music": "Music description", "ask": "Questions"}
+               "describe-music": "Music description", "ask": "Questions", "summarize": "Digest"}
 # Times an answer names, made playable: clock times (1:05, 01:02:03) and bracketed seconds ([12.34]).
 _ANSWER_TIME = re.compile(r"(?<![\d.:])(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?)(?![\d:])|\[(\d+(?:\.\d+)?)\]")
 _SUMMARY = re.compile(r'<script type="application/json" id="moss-summary">(.*?)</script>', re.DOTALL)
@@ -177,13 +177,17 @@ def render_page(results: list[Result], context: PageContext | None = None) -> st
     first = data[0]
     duration = first["duration"]
     segments, events = first.get("segments", []), first.get("events", [])
+    digest = first.get("digest")
+    if digest is not None:  # its transcript is not in the digest's JSON, but the page shows it
+        segments = [segment.to_dict() for segment in results[0].segments]
     view = {
         "title": Path(first["audio"]).name, "file": first["audio"], "duration": duration,
         "model": first["model"], "task": first["task"], "task_label": TASK_LABELS.get(first["task"], first["task"]),
         "options": _option_lines(context.options), "audio": context.audio,
-        "lanes": _lanes(segments, events, duration), "ticks": _ticks(duration),
+        "lanes": _chapter_lane(digest, duration) + _lanes(segments, events, duration), "ticks": _ticks(duration),
         "items": _segment_items(segments) + _event_items(events),
-        "answers": [] if first["task"] in ("transcribe", "events") else _answers(results),
+        "answers": [] if first["task"] in ("transcribe", "events", "summarize") else _answers(results),
+        "digest": _digest_view(digest, duration),
         "warnings": [w for result in results for w in result.warnings],
         "summary": _summary(first, len(segments), len(events), len(results)),
         "peaks": context.peaks, "version": __version__,
@@ -209,7 +213,8 @@ def read_summary(page: Path) -> dict | None:
 
 
 def _summary(first: dict, n_segments: int, n_events: int, n_results: int) -> dict:
-    counts = {"transcribe": ("segments", n_segments), "events": ("events", n_events), "ask": ("answers", n_results)}
+    counts = {"transcribe": ("segments", n_segments), "events": ("events", n_events), "ask": ("answers", n_results),
+              "summarize": ("chapters", len((first.get("digest") or {}).get("chapters", [])))}
     noun, count = counts.get(first["task"], (None, None))  # a caption or description is one text: nothing to count
     return {"audio": first["audio"], "title": Path(first["audio"]).name, "task": first["task"],
             "duration": first["duration"], "model": first["model"], "count": count, "noun": noun}
@@ -244,6 +249,25 @@ def _lanes(segments: list[dict], events: list[dict], duration: float) -> list[di
     if events:
         lanes.append(("events", events))
     return [{"name": name, "rows": _rows([_box(span, duration) for span in spans])} for name, spans in lanes]
+
+
+def _chapter_lane(digest: dict | None, duration: float) -> list[dict]:
+    """summarize: the chapters, one box each, above the speech."""
+    if not digest or not digest["chapters"]:
+        return []
+    boxes = [{**_box({**chapter, "text": chapter["title"], "index": index}, duration), "kind": "chapter"}
+             for index, chapter in enumerate(digest["chapters"])]
+    return [{"name": "chapters", "rows": [boxes]}]
+
+
+def _digest_view(digest: dict | None, duration: float) -> dict | None:
+    """The digest as the page shows it: times a reader can click, clocks beside them."""
+    if digest is None:
+        return None
+    chapters = [{**chapter, "when": format_clock(chapter["start"])} for chapter in digest["chapters"]]
+    actions = [{**item, "when": None if item["said_at"] is None else format_clock(item["said_at"])}
+               for item in digest["action_items"]]
+    return {**digest, "chapters": chapters, "action_items": actions}
 
 
 def _box(span: dict, duration: float) -> dict:

@@ -308,6 +308,32 @@ class Pipeline:
         options = replace(self.options.decoding, max_new_tokens=self.options.token_cap or 1024)
         return self.engine.ask_text(combine_prompt(partials, instruction), options, guard)
 
+    def listen(self, task: Task, recording: Recording, warnings: list[str]) -> list[tuple[Chunk, str]]:
+        """The answer to the task's prompt about each window of the recording, in time order, its times
+        moved to file times: one window up to 10 minutes, else windows of about 8 cut in silence (as
+        `described` plans them), asked the engine's parallelism at a time."""
+        with _about(recording):
+            return self._fitting(lambda longest: self._listen(task, recording, warnings, longest))
+
+    def _listen(self, task: Task, recording: Recording, warnings: list[str], longest: float):
+        if recording.duration <= longest:
+            windows = [Chunk(0, recording.n_samples)]
+        else:
+            target = min(LONG_WINDOW_SECONDS, longest * LONG_WINDOW_SECONDS / ONE_REQUEST_SECONDS)
+            windows = plan_chunks(recording.n_samples, speech_regions(recording.source), ChunkPolicy(target, longest))
+        heard, size = [], max(1, self.engine.parallelism)
+        for first in range(0, len(windows), size):  # a group at a time: the audio held stays bounded
+            group = windows[first : first + size]
+            requests = [Request(recording.cut(window), task.prompt, self._options(task, window.duration),
+                                self.options.guard) for window in group]
+            for window, answer in zip(group, self.engine.ask_many(requests)):
+                if reason := cut_short(answer, window.duration):
+                    warnings.append(f"{span_text(window)}: the notes {reason}")
+                text = printable(without_loop(answer, window.duration).text)
+                heard.append((window, shift_times(text, window.offset, window.duration)))
+                self.progress.advance(window.duration)
+        return heard
+
     def _ask_audio(self, task: Task, samples: np.ndarray, prompt: str, seconds: float, guard) -> Answer:
         return self.engine.ask(samples, prompt, self._options(task, seconds), guard)
 

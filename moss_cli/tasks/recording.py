@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from ..audio.sources import AudioSource
 class Recording:
     name: str  # how results and messages refer to it (usually the path)
     source: AudioSource  # 16 kHz mono, read by range
+    output_stem: Path | None = None  # with -o: where its outputs go, without extension (DIR/a/x)
+    sha256: str | None = None  # with -o: its content hash, as the outputs' manifests record it
 
     @classmethod
     def from_array(cls, name: str, samples: np.ndarray) -> Recording:

@@ -56,7 +56,7 @@ class Task:
     def scans_for_speech(self) -> bool:
         """Timed tasks cut their audio where voice activity detection finds speech; a task asked in one
         request per file up to 10 minutes would mostly waste the scan."""
-        return self.output in ("sentences", "words", "events")
+        return self.output in ("sentences", "words", "events", "digest")  # a digest is made on a transcript
 
     def token_budget(self, seconds: float, cap: int | None = None, thinking: bool = False) -> int:
         """max_new_tokens for a request: scales with the audio's length unless the user set one (`cap`).

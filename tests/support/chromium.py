@@ -29,12 +29,13 @@ for (const t of tracks) {
 </script></body></html>"""
 
 
-def parse_in_chromium(files: dict[str, str], folder) -> dict[str, list[dict]]:
-    """{file name: VTT text} -> {file name: [{start, end, text, marks, voices}]}, as the browser read them."""
+def parse_in_chromium(files: dict[str, str], folder, kind: str = "subtitles") -> dict[str, list[dict]]:
+    """{file name: VTT text} -> {file name: [{start, end, text, marks, voices}]}, as the browser read them;
+    `kind`: the <track>'s kind (chapters: a chapters track)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
-    tracks = "".join(f'<track kind="subtitles" src="{name}">' for name in files)
+    tracks = "".join(f'<track kind="{kind}" src="{name}">' for name in files)
     (folder / "page.html").write_text(PAGE % tracks, encoding="utf-8")
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",

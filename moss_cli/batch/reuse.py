@@ -1,0 +1,45 @@
+"""Outputs of an earlier run reused by a later one: `summarize -o DIR` takes the transcript that
+`transcribe --json -o DIR` made of the same recording instead of transcribing it again."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from ..results import Segment
+from ..tasks.recording import Recording
+from .manifest import read_manifest
+
+MAX_TRANSCRIPT_BYTES = 256 << 20
+
+
+def reused_transcript(recording: Recording) -> list[Segment] | None:
+    """The sentences of DIR/<stem>.json when its manifest says `transcribe` made it from this very
+    content; None when there is none, or it is not one moss wrote, or it does not read as one."""
+    if recording.output_stem is None or recording.sha256 is None:
+        return None
+    path = recording.output_stem.with_name(recording.output_stem.name + ".json")
+    record = read_manifest(path)
+    if record is None or record.get("sha256") != recording.sha256:
+        return None
+    if (record.get("settings") or {}).get("task") != "transcribe":
+        return None
+    try:
+        if path.stat().st_size > MAX_TRANSCRIPT_BYTES:
+            return None
+        data = json.loads(path.read_bytes())
+        return _segments(data["segments"], recording.duration)
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+        return None
+
+
+def _segments(items, duration: float) -> list[Segment]:
+    """Segments as the JSON writer wrote them; ValueError for anything else (then it is transcribed anew)."""
+    segments = []
+    for item in items:
+        start, end, text = float(item["start"]), float(item["end"]), str(item["text"])
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end <= duration + 1):
+            raise ValueError("a segment's times are not inside the recording")
+        segments.append(Segment(start, min(end, duration), text, id=int(item.get("id", 0)),
+                                speaker=item.get("speaker")))
+    return segments

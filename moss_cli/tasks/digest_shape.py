@@ -1,0 +1,205 @@
+"""The digest the model writes, read into a Digest: the JSON found, times read, and whatever is wrong in
+shape repaired or dropped with a warning, as the timestamp parser does for transcripts.
+
+Chapters: a chapter without a readable time or past the end is dropped; out of order, they are put in
+order; each start moves to the nearest start of a transcript sentence (the first to 0:00, where video
+sites want it); a chapter that would be shorter than the least length joins the one before it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from dataclasses import dataclass
+
+from ..results import ActionItem, Chapter, Digest
+from ..timeref import format_clock, seconds_of
+from .digest_prompts import KINDS
+from .parsing import json_object
+
+_BRACKETS = re.compile(r"^\[(.*)\]$")
+
+
+@dataclass(frozen=True)
+class DigestShape:
+    """What a digest is checked against."""
+
+    duration: float  # seconds of the recording
+    sentence_starts: tuple[float, ...]  # where the transcript's sentences begin, in order
+    min_chapter_seconds: float
+    kind: str  # as asked: a kind, or auto
+    language: str | None = None  # the --language tag, recorded in the digest
+
+
+def read_digest(answer: str, shape: DigestShape) -> tuple[Digest, list[str]]:
+    """The digest in a model's answer, and a warning for each thing repaired or dropped."""
+    found = _digest_object(answer)
+    if found is None:
+        text = answer.strip()
+        kind = shape.kind if shape.kind != "auto" else "other"
+        return (Digest(kind, _first_sentence(text), text, language=shape.language),
+                ["the digest was not the JSON object asked for; its text is kept as the summary"])
+    warnings: list[str] = []
+    kind = _kind(found.get("kind"), shape.kind)
+    chapters = repair_chapters(_raw_chapters(found.get("chapters"), warnings), shape, warnings)
+    meeting = kind == "meeting"
+    digest = Digest(
+        kind, _text(found.get("short_summary")), _text(found.get("summary")), chapters,
+        _strings(found.get("key_points")),
+        _action_items(found.get("action_items"), shape.duration, warnings) if meeting else [],
+        _strings(found.get("decisions")) if meeting else [], shape.language)
+    for name in ("short_summary", "summary"):
+        if not getattr(digest, name):
+            warnings.append(f"the digest has no {name.replace('_', ' ')}")
+    if not digest.summary and digest.short_summary:
+        digest.summary = digest.short_summary
+    if not digest.short_summary and digest.summary:
+        digest.short_summary = _first_sentence(digest.summary)
+    return digest, warnings
+
+
+def _digest_object(answer: str) -> dict | None:
+    """The JSON object, alone, fenced, or between the first { and the last } of the answer."""
+    found, _ = json_object(answer)
+    if found is None and "{" in answer and "}" in answer:
+        found, _ = json_object(answer[answer.index("{") : answer.rindex("}") + 1])
+    return found
+
+
+def _kind(said, asked: str) -> str:
+    if asked != "auto":
+        return asked
+    said = str(said or "").strip().lower()
+    return said if said in KINDS else "other"
+
+
+def read_time(value) -> float | None:
+    """A time as the model may write it: 75, "75", "1:15", "01:15", "[1:15]", "1:15.5", "1m15s"; None
+    when it is none of these (or not finite)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        text = _BRACKETS.sub(r"\1", text).strip()
+        if not text or not re.fullmatch(r"[\d:.\shminutesecondr]+", text.lower()):
+            return None
+        seconds = seconds_of(text)
+    else:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
+
+
+def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, str]]:
+    """(start or None, title, gist) for each chapter the answer lists; a chapter without words is dropped."""
+    if value is None:
+        warnings.append("the digest has no chapters")
+        return []
+    if not isinstance(value, list):
+        warnings.append("the digest's chapters are not a list; dropped")
+        return []
+    raw = []
+    for index, item in enumerate(value, start=1):
+        if not isinstance(item, dict):
+            warnings.append(f"chapter {index} is not an object; dropped")
+            continue
+        title, gist = _text(item.get("title")), _text(item.get("gist"))
+        if not title and not gist:
+            warnings.append(f"chapter {index} has no title; dropped")
+            continue
+        raw.append((read_time(item.get("start")), title or _first_words(gist), gist))
+    return raw
+
+
+def repair_chapters(raw: list[tuple[float | None, str, str]], shape: DigestShape,
+                    warnings: list[str]) -> list[Chapter]:
+    """Chapters inside the recording, in order, snapped to sentence starts, none shorter than the least."""
+    timed = []
+    for start, title, gist in raw:
+        if start is None:
+            warnings.append(f"chapter {title!r} has no time it starts; dropped")
+        elif start < 0 or start >= shape.duration:
+            warnings.append(f"chapter {title!r} starts at {format_clock(start)}, outside the recording "
+                            f"({format_clock(shape.duration)} long); dropped")
+        else:
+            timed.append((start, title, gist))
+    if [start for start, _, _ in timed] != sorted(start for start, _, _ in timed):
+        warnings.append("the chapters were out of order; put in time order")
+        timed.sort(key=lambda chapter: chapter[0])
+    snapped = [(0.0 if index == 0 else snap(start, shape.sentence_starts), title, gist)
+               for index, (start, title, gist) in enumerate(timed)]
+    kept = _long_enough(snapped, shape, warnings)
+    ends = [start for start, _, _ in kept[1:]] + [shape.duration]
+    return [Chapter(start, end, title, gist) for (start, title, gist), end in zip(kept, ends)]
+
+
+def snap(seconds: float, starts: tuple[float, ...]) -> float:
+    """The sentence start nearest to `seconds` (itself when there are no sentences)."""
+    if not starts:
+        return seconds
+    at = bisect.bisect_left(starts, seconds)
+    near = [starts[i] for i in (at - 1, at) if 0 <= i < len(starts)]
+    return min(near, key=lambda start: (abs(start - seconds), start))
+
+
+def _long_enough(chapters, shape: DigestShape, warnings: list[str]):
+    """Each chapter at least the least length: one that starts too soon after the last kept one joins it;
+    a last chapter too close to the end joins the one before."""
+    least = shape.min_chapter_seconds
+    kept: list = []
+    for chapter in chapters:
+        if kept and chapter[0] - kept[-1][0] < max(least, 1e-3):
+            warnings.append(f"chapter {chapter[1]!r} at {format_clock(chapter[0])} would make {kept[-1][1]!r} "
+                            f"shorter than {least:g} s; joined to it")
+            continue
+        kept.append(chapter)
+    while len(kept) > 1 and shape.duration - kept[-1][0] < least:
+        warnings.append(f"chapter {kept[-1][1]!r} at {format_clock(kept[-1][0])} would be shorter than {least:g} s; "
+                        f"joined to {kept[-2][1]!r}")
+        kept.pop()
+    return kept
+
+
+def _action_items(value, duration: float, warnings: list[str]) -> list[ActionItem]:
+    items = []
+    for index, item in enumerate(value if isinstance(value, list) else [], start=1):
+        if isinstance(item, str):
+            item = {"what": item}
+        what = _text(item.get("what")) if isinstance(item, dict) else ""
+        if not what:
+            warnings.append(f"action item {index} says nothing to do; dropped")
+            continue
+        said = read_time(item.get("when"))
+        if said is not None and not 0 <= said <= duration:
+            warnings.append(f"action item {index}: {format_clock(said)} is outside the recording; time dropped")
+            said = None
+        items.append(ActionItem(what, _text(item.get("who")) or None, said))
+    return items
+
+
+def _text(value) -> str:
+    """A field's text: a string as it is (spaces tidied), a list's strings joined; anything else is none."""
+    if isinstance(value, list):
+        return " ".join(part for part in (_text(item) for item in value) if part)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _strings(value) -> list[str]:
+    """A list of strings: a list's items, or a text's lines (bullets taken off)."""
+    if isinstance(value, str):
+        value = [line.lstrip("-*• ").strip() for line in value.splitlines()]
+    return [text for text in (_text(item) for item in (value if isinstance(value, list) else [])) if text]
+
+
+def _first_sentence(text: str) -> str:
+    match = re.match(r"(.+?[.!?。！？])(\s|$)", text, re.DOTALL)
+    return " ".join((match.group(1) if match else text).split())
+
+
+def _first_words(text: str, count: int = 6) -> str:
+    words = text.split()
+    return " ".join(words[:count]) + ("…" if len(words) > count else "")
