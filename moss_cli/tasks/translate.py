@@ -56,7 +56,9 @@ def translation_for(value: str, bilingual: bool = False) -> Translation:
         language = parse_language(value)
     except HintError as exc:
         raise HintError(str(exc).replace("--language", "--translate", 1)) from None
-    wording = language.name
+    import langcodes
+
+    wording = langcodes.get(language.tag).display_name()  # "Portuguese (Brazil)": the region's words too
     if language.script in SCRIPT_WORDING.values():  # Chinese: the characters matter more than the name
         wording = f"{language.name}, in {language.script}"
     return Translation(language.tag, wording, bilingual)
