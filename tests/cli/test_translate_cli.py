@@ -91,6 +91,7 @@ def test_every_format_holds_the_translation_at_the_original_times(recording, tmp
     assert all(abs(e.start - s.start.total_seconds() * 1000) <= 10 for e, s in zip(ass.events, subs))  # centiseconds
     page = (tmp_path / "talk.html").read_text(encoding="utf-8")
     assert all(t in page for t in translations) and page.count('data-kind="segment"') == len(truth)
+    assert 'class="original"' not in page  # the original only with --bilingual
 
 
 def cue_lines(texts: list[str]) -> list[tuple[list[str], list[str]]]:
@@ -108,7 +109,7 @@ def test_bilingual_cues_show_the_original_then_its_translation(recording, tmp_pa
     path, truth = recording
     with FakeServer() as server:
         moss(server, "transcribe", path, "--translate", "fr", "--bilingual", "--srt", "--vtt", "--txt", "--tsv",
-             "--json", "-o", tmp_path, "-q")
+             "--json", "--html", "-o", tmp_path, "-q")
     originals = [sentence(p.index) for p in truth]
     segments = json.loads((tmp_path / "talk.json").read_text(encoding="utf-8"))["segments"]
     srt_cues = [s.content for s in srt.parse((tmp_path / "talk.srt").read_text(encoding="utf-8"))]
@@ -128,6 +129,9 @@ def test_bilingual_cues_show_the_original_then_its_translation(recording, tmp_pa
     tsv = (tmp_path / "talk.tsv").read_text(encoding="utf-8").splitlines()
     assert tsv[0] == "start\tend\toriginal\ttext"
     assert [row.split("\t")[2:] for row in tsv[1:]] == [[o, rendered(o)] for o in originals]
+    page = (tmp_path / "talk.html").read_text(encoding="utf-8")  # each item: the original, then its translation
+    shown = re.findall(r'<span class="original"[^>]*>([^<]*)</span>([^<]*)</span>', page)
+    assert [(o, t.strip()) for o, t in shown] == [(o, rendered(o)) for o in originals]
 
 
 def test_events_translated_bilingual(recording, tmp_path):
