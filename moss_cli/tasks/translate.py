@@ -77,14 +77,21 @@ def translate_result(result: Result, engine: Engine, translation: Translation,
     done = translator.translate(texts, lambda batch: progress.advance(sum(items[i].end - items[i].start
                                                                           for i in batch)))
     for item, original, text in zip(items, texts, done):
-        if text is None:
-            result.warnings.append(f"{format_clock(item.start)}-{format_clock(item.end)}: not translated into "
-                                   f"{translation.wording} after {TRIES} tries; the original text is kept")
-            text = original
-        _set_text(item, original, text)
+        _set_text(item, original, original if text is None else text)
+    missed = [index for index, text in enumerate(done) if text is None]
+    result.warnings += [_untranslated(items[run[0]:run[-1] + 1], translation) for run in batches(missed, max(1, len(missed)))]
     result.translated_to, result.bilingual = translation.tag, translation.bilingual
     result.text = joined_text(result)
     return result
+
+
+def _untranslated(items: list[Segment] | list[Event], translation: Translation) -> str:
+    """The warning for neighbouring lines left untranslated: one for the run, not one a line."""
+    when = f"{format_clock(items[0].start)}-{format_clock(max(item.end for item in items))}"
+    if len(items) == 1:
+        return f"{when}: not translated into {translation.wording} after {TRIES} tries; the original text is kept"
+    return (f"{when}: {len(items)} lines not translated into {translation.wording} after {TRIES} tries; "
+            "their original text is kept")
 
 
 def _text(item: Segment | Event) -> str:
@@ -108,8 +115,7 @@ class LineTranslator:
         self.engine, self.translation, self.kind = engine, translation, kind
         self.decoding, self.guard, self.token_cap = decoding, guard, token_cap
 
-    def translate(self, texts: list[str], answered: Callable[[list[int]], None] = lambda batch: None,
-                  ) -> list[str | None]:
+    def translate(self, texts: list[str], answered: Callable[[list[int]], None] | None = None) -> list[str | None]:
         """Each text's translation, None where every try failed; blank texts stay as they are.
         `answered(batch)` is called as each first-round batch is answered (progress)."""
         done: dict[int, str] = {}
@@ -118,7 +124,7 @@ class LineTranslator:
         for attempt in range(TRIES):
             for batch in batches(pending, size):
                 done.update(self.ask(texts, batch))
-                if attempt == 0:
+                if attempt == 0 and answered is not None:
                     answered(batch)
             pending = [index for index in pending if index not in done]
             if not pending:

@@ -123,11 +123,15 @@ def test_a_line_never_translated_keeps_its_text_with_a_warning_naming_its_time()
     assert result.warnings == [f"0:06-0:08: not translated into French after {TRIES} tries; the original text is kept"]
 
 
-def test_empty_answers_keep_every_original():
+def test_empty_answers_keep_every_original_with_one_warning_a_run():
     engine = ScriptedTranslator(lambda prompt, call: "")
-    result = translate_result(transcript(3), engine, FRENCH)
+    result = transcript(5)
+    result.segments[3].text = ""  # nothing to translate: it splits the untranslated lines in two runs
+    translate_result(result, engine, FRENCH)
     assert [s.text for s in result.segments] == [s.original for s in result.segments]
-    assert len(result.warnings) == 3 and all("not translated" in w for w in result.warnings)
+    assert result.warnings == [f"0:00-0:06: 3 lines not translated into French after {TRIES} tries; their "
+                               "original text is kept",
+                               f"0:08-0:10: not translated into French after {TRIES} tries; the original text is kept"]
 
 
 def test_an_answer_cut_by_the_token_cap_is_asked_again_from_its_last_line():
