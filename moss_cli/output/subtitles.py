@@ -10,6 +10,7 @@ neighbour when there is no silence to take. Cues never start before their speech
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -141,7 +142,7 @@ def _shared_out(text: str, weights: list[int], layout: CueLayout) -> list[tuple[
             reached += 1
         cuts.append(max(reached, cuts[-1]))
     cuts.append(len(pieces))
-    parts = [pieces[a:b] for a, b in zip(cuts, cuts[1:])]
+    parts = [pieces[a:b] for a, b in itertools.pairwise(cuts)]
     return [_lines(make_atoms(_spread(part, 0.0, 1.0), layout.max_line_width), layout) if part else ()
             for part in parts]
 

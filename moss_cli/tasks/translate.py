@@ -79,7 +79,8 @@ def translate_result(result: Result, engine: Engine, translation: Translation,
     for item, original, text in zip(items, texts, done):
         _set_text(item, original, original if text is None else text)
     missed = [index for index, text in enumerate(done) if text is None]
-    result.warnings += [_untranslated(items[run[0]:run[-1] + 1], translation) for run in batches(missed, max(1, len(missed)))]
+    runs = batches(missed, max(1, len(missed)))  # neighbouring lines left untranslated: a warning each run
+    result.warnings += [_untranslated(items[run[0]:run[-1] + 1], translation) for run in runs]
     result.translated_to, result.bilingual = translation.tag, translation.bilingual
     result.text = joined_text(result)
     return result

@@ -33,7 +33,7 @@ def test_a_long_translation_is_shared_out_over_the_originals_cues_in_order():
     assert shared == CHINESE  # every character once, in order
     assert " ".join(" ".join(piece.text for piece in cue.pieces) for cue in cues) == LONG
     assert all(display_width(piece_line) <= 42 for cue in cues for piece_line in cue.text.split("\n"))
-    assert [cue.start_ms for cue in cues][0] == 1000 and cues[-1].end_ms >= 9000
+    assert cues[0].start_ms == 1000 and cues[-1].end_ms >= 9000
 
 
 def test_the_translation_alone_is_laid_out_on_its_own_text():

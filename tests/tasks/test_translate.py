@@ -129,8 +129,8 @@ def test_empty_answers_keep_every_original_with_one_warning_a_run():
     result.segments[3].text = ""  # nothing to translate: it splits the untranslated lines in two runs
     translate_result(result, engine, FRENCH)
     assert [s.text for s in result.segments] == [s.original for s in result.segments]
-    assert result.warnings == [f"0:00-0:06: 3 lines not translated into French after {TRIES} tries; their "
-                               "original text is kept",
+    assert result.warnings == [(f"0:00-0:06: 3 lines not translated into French after {TRIES} tries; their "
+                                "original text is kept"),
                                f"0:08-0:10: not translated into French after {TRIES} tries; the original text is kept"]
 
 
