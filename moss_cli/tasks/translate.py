@@ -19,6 +19,7 @@ from ..engine.base import DecodingOptions, Engine, RepetitionGuard
 from ..errors import HintError
 from ..progress import NoProgress, Progress
 from ..results import Event, Result, Segment
+from ..text import printable
 from ..timeref import format_clock
 from .answers import joined_text
 from .hints import SCRIPT_WORDING, parse_language
@@ -52,12 +53,12 @@ class Translation:
 
 def translation_for(value: str, bilingual: bool = False) -> Translation:
     """--translate LANG: a code (fr, zh-Hant, pt-BR) or an English name; HintError for anything else."""
+    import langcodes  # loaded by parse_language anyway
+
     try:
         language = parse_language(value)
     except HintError as exc:
         raise HintError(str(exc).replace("--language", "--translate", 1)) from None
-    import langcodes
-
     wording = langcodes.get(language.tag).display_name()  # "Portuguese (Brazil)": the region's words too
     if language.script in SCRIPT_WORDING.values():  # Chinese: the characters matter more than the name
         wording = f"{language.name}, in {language.script}"
@@ -138,7 +139,7 @@ class LineTranslator:
         prompt = translation_prompt(texts, batch, self.translation.wording, self.kind, self.translation.context_lines)
         answer = self.engine.ask_text(prompt, self._options(texts, batch), self.guard)
         lines = numbered_lines(answer.text, len(batch), complete=answer.finish_reason == "stop")
-        return {batch[number - 1]: text for number, text in lines.items()}
+        return {batch[number - 1]: printable(text) for number, text in lines.items()}
 
     def _options(self, texts: list[str], batch: list[int]) -> DecodingOptions:
         """Room for the batch's translation (a Thinking model's reasoning too), unless --max-new-tokens says."""

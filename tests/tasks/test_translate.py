@@ -199,3 +199,8 @@ def test_languages_are_named_for_the_prompt(value, tag, wording):
 def test_an_unknown_language_names_the_option():
     with pytest.raises(HintError, match=re.escape("--translate 'qqq-zz'")):
         translation_for("qqq-zz")
+
+
+def test_terminal_escapes_in_an_answer_are_removed():
+    engine = ScriptedTranslator(lambda prompt, call: "[1] \x1b[31mrouge\x1b[0m\u202e")
+    assert LineTranslator(engine, FRENCH, "transcript", DecodingOptions()).translate(["red"]) == ["rouge"]
