@@ -204,3 +204,22 @@ def test_an_unknown_language_names_the_option():
 def test_terminal_escapes_in_an_answer_are_removed():
     engine = ScriptedTranslator(lambda prompt, call: "[1] \x1b[31mrouge\x1b[0m\u202e")
     assert LineTranslator(engine, FRENCH, "transcript", DecodingOptions()).translate(["red"]) == ["rouge"]
+
+
+def test_the_pipeline_translates_a_timed_result_once_whole():
+    from support.fake_server import phrase_recording
+    from support.scripted import ScriptedEngine
+
+    from moss_cli.tasks.pipeline import Pipeline, PipelineOptions, Recording
+    from moss_cli.tasks.specs import TRANSCRIBE_SENTENCES
+
+    class HearsAndTranslates(ScriptedEngine):
+        ask_text = ScriptedTranslator.ask_text
+
+    engine = HearsAndTranslates()
+    engine.script, engine.prompts, engine.budgets = lambda prompt, call: good_answer(prompt), [], []
+    audio, truth = phrase_recording(40.0, seed=2)
+    result = Pipeline(engine, PipelineOptions(translation=FRENCH)).timed(TRANSCRIBE_SENTENCES,
+                                                                          Recording.from_array("a.wav", audio))
+    assert [s.text for s in result.segments] == [rendered(f"phrase {p.index}.") for p in truth]
+    assert [s.id for s in result.segments] == list(range(len(truth))) and len(engine.prompts) == 1
