@@ -192,6 +192,30 @@ def test_a_line_the_model_never_translates_is_kept_with_a_warning(recording, tmp
     assert len(warning) == 1 and "talk.wav" in warning[0] and re.search(r"\d:\d\d-\d:\d\d", warning[0])
 
 
+def test_hostile_server_answers_are_put_right(recording, monkeypatch):
+    """The server's first translation reverses the lines, drops one, leaves one empty and adds one: the
+    run asks again for what is missing and every segment gets its own translation."""
+    path, truth = recording
+    answer = fake_server.reply_for
+    translations = []
+
+    def hostile(prompt, heard):
+        if not is_translation_request(prompt):
+            return answer(prompt, heard)
+        translations.append(prompt)
+        lines = [f"[{n}] {rendered(t)}" for n, t in asked_lines(prompt)]
+        if len(translations) > 1:
+            return "\n".join(lines)
+        return "\n".join(["Sure! Here you go:", *reversed(lines[2:]), "[2]", "[40] extra", "Enjoy."])
+
+    monkeypatch.setattr(fake_server, "reply_for", hostile)
+    with FakeServer() as server:
+        result = moss(server, "transcribe", path, "--translate", "fr", "--json")
+    assert [s["text"] for s in json.loads(result.stdout)["segments"]] == [rendered(sentence(p.index)) for p in truth]
+    assert len(translations) == 2 and [n for n, _ in asked_lines(translations[1])] == [1, 2]
+    assert "not translated" not in result.stderr
+
+
 @pytest.mark.parametrize("args, says", [
     (["--bilingual"], "--bilingual needs --translate"),
     (["--translate", "qqq-zz"], "--translate 'qqq-zz'"),
