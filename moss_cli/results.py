@@ -56,10 +56,13 @@ class Segment:
     estimated: bool = False  # the model gave no usable times: the segment spans its chunk
     id: int = 0
     speaker: str | None = None  # with --speakers: who says it
+    original: str | None = None  # with --translate: the text as spoken (`text` is its translation)
 
     def to_dict(self) -> dict:
         out = {"id": self.id, "start": _ms_round(self.start), "end": _ms_round(self.end), "text": self.text,
                "words": [w.to_dict() for w in self.words]}
+        if self.original is not None:
+            out["original"] = self.original
         if self.speaker is not None:
             out["speaker"] = self.speaker
         if self.estimated:
@@ -73,9 +76,12 @@ class Event:
     end: float
     description: str
     estimated: bool = False
+    original: str | None = None  # with --translate: the model's description (`description` is its translation)
 
     def to_dict(self) -> dict:
         out = {"start": _ms_round(self.start), "end": _ms_round(self.end), "description": self.description}
+        if self.original is not None:
+            out["original"] = self.original
         if self.estimated:
             out["estimated"] = True
         return out
@@ -159,6 +165,8 @@ class Result:
     window: tuple[float, float] | None = None  # the part of the file a question was answered from, in seconds
     voice: dict | None = None  # `caption --speech`: the answer's JSON object, parsed
     digest: Digest | None = None  # `summarize`: the digest (its transcript is in `segments`)
+    translated_to: str | None = None  # --translate: the language tag the texts were translated into
+    bilingual: bool = False  # --bilingual: outputs show each original text, then its translation
 
     def answer_dict(self) -> dict:
         """`ask --json`: one line per recording and question."""
@@ -179,6 +187,8 @@ class Result:
             out["finish_reason"] = self.finish_reason
         if self.voice is not None:
             out["voice"] = self.voice
+        if self.translated_to is not None:
+            out["translated_to"] = self.translated_to
         if self.task == "transcribe":
             out["segments"] = [s.to_dict() for s in self.segments]
         if self.task == "events":

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
-
 from support.paths import FIXTURES
 from support.recordings import synthetic_speechlike
 from support.tiny_checkpoint import TinySpec, write_checkpoint
-
 
 
 @pytest.fixture(autouse=True)

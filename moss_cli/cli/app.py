@@ -32,6 +32,7 @@ from .options import (
     ServerOptions,
     ShowReasoningOpt,
     SubtitleOptions,
+    TranslateOptions,
     writes,
 )
 from .run import run_files
@@ -100,15 +101,17 @@ def transcribe(
         "--words", help="Word-level times: subtitle cues keep each word's time (VTT inline timestamps, ASS karaoke).")] = False,
     *, output: Annotated[OutputOptions, writes("srt", "vtt", "json", "txt", "tsv", "ass", "html")],
     subtitles: SubtitleOptions, prompt: PromptOptions, engine: EngineOptions, decoding: SamplingOptions,
-    server: ServerOptions, batch: BatchOptions, speakers: DiarizeOptions,
+    server: ServerOptions, batch: BatchOptions, speakers: DiarizeOptions, translation: TranslateOptions,
 ) -> None:
     """Transcribe speech with times: text, SRT, VTT, ASS, TSV or JSON, sentence or word level, with speakers."""
     from ..tasks.specs import TRANSCRIBE_SENTENCES, TRANSCRIBE_WORDS
 
     words = words or subtitles.highlight_words
+    translated = translation.chosen(words)
     task = prompt.task(TRANSCRIBE_WORDS if words else TRANSCRIBE_SENTENCES)
     run_files(audio, output.spec(subtitles.layout(words)), engine.spec(server), decoding, batch, task, "transcribing",
-         lambda pipeline, rec: pipeline.timed(task, rec), speakers=speakers, language=prompt.language)
+         lambda pipeline, rec: pipeline.timed(task, rec), speakers=speakers, language=prompt.language,
+         translation=translated)
 
 
 @app.command(cls=HabitCommand, epilog=examples("events"), short_help="Sound events in time order, as text, JSON, TSV or subtitles.")
@@ -117,14 +120,14 @@ def events(
     audio: Inputs,
     *, output: Annotated[OutputOptions, writes("json", "srt", "vtt", "tsv", "txt", "ass", "html")],
     subtitles: Annotated[SubtitleOptions, without("highlight_words")], prompt: ContextPrompt, engine: EngineOptions,
-    decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
+    decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions, translation: TranslateOptions,
 ) -> None:
     """Sound events in time order: `start - end: description` lines, JSON, TSV or subtitles."""
     from ..tasks.specs import EVENTS
 
     task = prompt.task(EVENTS)
     run_files(audio, output.spec(subtitles.layout()), engine.spec(server), decoding, batch, task, "listening to",
-         lambda pipeline, rec: pipeline.timed(task, rec))
+         lambda pipeline, rec: pipeline.timed(task, rec), translation=translation.chosen())
 
 
 @app.command(cls=HabitCommand, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")

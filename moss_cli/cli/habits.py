@@ -2,8 +2,9 @@
 
 A command's arguments pass through `translated` before click parses them: a whisper option moss has
 an equivalent for becomes that option (`--output_format srt` -> `--srt`, `--initial_prompt` ->
-`--context`, `--diarize` -> `--speakers auto`, and any `--snake_case` spelling of one of the
-command's `--kebab-case` options); one it cannot honour ends the run with one usage line naming
+`--context`, `--diarize` -> `--speakers auto`, `--task translate` -> `--translate en` (whisper
+translates into English), and any `--snake_case` spelling of one of the command's `--kebab-case`
+options); one it cannot honour ends the run with one usage line naming
 what moss has instead (exit 2). None of them appears in --help: the help shows moss's options.
 """
 
@@ -99,9 +100,10 @@ def _valued(command: Command, names: set[str], name: str, value: str) -> list[st
             raise UsageError(f"moss {command.name} writes no {fmt}; its formats: {shown}")
         return [flag]
     if name == "--task":
-        if value.strip().lower() == "translate":
-            raise UsageError("moss has no translation yet: --task translate cannot be honoured; moss transcribe "
-                             "writes the speech in its own language (--language CODE names it)")
+        if value.strip().lower() == "translate":  # whisper translates into English
+            if "--translate" not in names:
+                raise UsageError(f"--task translate is --translate en in moss, which moss {command.name} does not take")
+            return ["--translate", "en"]
         if value.strip().lower() == "transcribe" and command.name == "transcribe":
             return []
         raise UsageError(f"--task {value}: moss names the task by its command (moss transcribe, moss events, ...)")

@@ -49,6 +49,7 @@ EXAMPLES = {
         "moss transcribe talk.wav --words --vtt -o subs/",
         "moss transcribe interview.m4a --speakers 2 --speaker-names Ann,Ben --srt",
         "moss transcribe lecture.wav --language zh --hotwords 'MOSS,Qwen'",
+        "moss transcribe film.mp4 --translate fr --bilingual --srt -o subs/",
         "moss transcribe recordings/ --all -o out/ --skip-existing",
         "moss transcribe talk.wav --server http://localhost:8000/v1",
     ],
@@ -56,6 +57,7 @@ EXAMPLES = {
         "moss events street.wav",
         "moss events street.wav --tsv > street.tsv",
         "moss events recordings/ --json --srt -o out/",
+        "moss events street.wav --translate de --srt",
     ],
     "caption": [
         "moss caption clip.wav",

@@ -19,6 +19,7 @@ from .groups import OptionGroup, Shown, only
 if TYPE_CHECKING:
     from ..speakers.voices import SpeakerOptions
     from ..tasks.specs import Task
+    from ..tasks.translate import Translation
 
 Inputs = Annotated[list[str], typer.Argument(
     help="Audio or video files, directories (searched recursively), globs, - (audio on stdin, or a list of "
@@ -266,6 +267,35 @@ class SubtitleOptions(OptionGroup):
             return CueLayout(self.max_line_chars, self.max_lines, self.max_cue_seconds, self.min_cue_seconds,
                              self.min_gap_seconds, self.max_cps, words=words, highlight_words=self.highlight_words)
         except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class TranslateOptions(OptionGroup):
+    """--translate LANG: the model translates the timed text itself (tasks/translate.py); --bilingual."""
+
+    translate: Annotated[str | None, typer.Option(
+        "--translate", metavar="LANG", rich_help_panel="Translation", show_default="off",
+        help="Write the text translated into this language (fr, de, zh-Hant, Japanese, ...) by the model itself, "
+        "in text-only requests; every cue keeps its time.")] = None
+    bilingual: Annotated[bool, typer.Option(
+        "--bilingual", rich_help_panel="Translation",
+        help="With --translate: each cue and line shows the original text, then its translation.")] = False
+
+    def chosen(self, words: bool = False) -> Translation | None:
+        """The translation asked for, None when off; `words`: the command times each word (refused with it)."""
+        from ..tasks.translate import translation_for
+
+        if self.translate is None:
+            if self.bilingual:
+                raise UsageError("--bilingual needs --translate LANG (the language to add under the original)")
+            return None
+        if words:
+            raise UsageError("--translate writes sentence-level cues (a translation has no word times); "
+                             "leave out --words and --highlight-words")
+        try:
+            return translation_for(self.translate, self.bilingual)
+        except MossError as exc:
             raise UsageError(str(exc)) from None
 
 

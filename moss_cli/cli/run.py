@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the pipeline brings numpy and the VAD: loaded when a file i
     from ..batch.shards import Shard
     from ..tasks.pipeline import PipelineOptions
     from ..tasks.specs import Task
+    from ..tasks.translate import Translation
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,17 @@ class RunPlan:
 
 def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
               task: Task, label: str, work, speakers: DiarizeOptions | None = None,
-              prompts: list[str] | None = None, language: str | None = None, settings: dict | None = None) -> None:
+              prompts: list[str] | None = None, language: str | None = None,
+              translation: Translation | None = None, settings: dict | None = None) -> None:
     """Check the command line, start the engine on first use, process every file, exit.
 
     `work(pipeline, recording)` is the task's; `prompts`: what is asked (ask's questions, else the
-    task's prompt); `language`: the command's --language, for --output-name's {lang}; `settings`: what
+    task's prompt); `language`: the command's --language, for --output-name's {lang} (--translate's
+    language instead when given: the outputs are in it); `translation`: --translate's; `settings`: what
     else shapes the outputs, for their manifests (--skip-existing)."""
     try:
-        plan = _planned(raw_inputs, outputs, spec, sampling, flags, task, speakers, prompts, language)
+        plan = _planned(raw_inputs, outputs, spec, sampling, flags, task, speakers, prompts,
+                        translation.tag if translation else language, translation)
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while a long list is read from stdin
         raise typer.Exit(report(exc)) from None
     if not plan.inputs.files and not plan.inputs.problems:  # a job array's part may hold nothing: that part is done
@@ -56,7 +60,8 @@ def run_files(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampl
 
 
 def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: SamplingOptions, flags: BatchOptions,
-             task: Task, speakers: DiarizeOptions | None, prompts: list[str] | None, language: str | None) -> RunPlan:
+             task: Task, speakers: DiarizeOptions | None, prompts: list[str] | None, language: str | None,
+             translation: Translation | None = None) -> RunPlan:
     """Everything that can be wrong with the command line, found before any work (usage errors)."""
     from ..batch.inputs import expand_inputs
     from ..batch.outputs import check_errors_file
@@ -76,7 +81,7 @@ def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampli
         inputs = output_naming(outputs.name_template, task, spec, language).apply(inputs)
     check_errors_file(flags.errors, inputs.files, outputs, flags.overwrite)  # against every input and output name
     options = replace(pipeline_options(sampling, spec.max_request_seconds),
-                      speakers=speakers.chosen() if speakers else None)
+                      speakers=speakers.chosen() if speakers else None, translation=translation)
     if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
         from ..speakers.voices import load_diarizer
 
@@ -97,7 +102,8 @@ def _processed(plan: RunPlan, outputs: OutputSpec, sampling: SamplingOptions, fl
     engine = LazyEngine(spec, flags.quiet)
     shared = SharedEngine(engine, across_files=not spec.servers and options.speakers is None)
     policy = BatchPolicy(flags.skip_existing, flags.overwrite, flags.errors, spec.jobs,
-                         {**output_settings(task, spec, sampling, outputs, options.speakers), **(settings or {})},
+                         {**output_settings(task, spec, sampling, outputs, options.speakers, options.translation),
+                          **(settings or {})},
                          notes=engine.notes,
                          prepare=speech_scan_for(task), warm_up=engine.start, lanes=shared.lanes)
 
@@ -165,7 +171,7 @@ def check_finite() -> None:
             raise UsageError(f"{parameter.opts[0]}: {value} is not a finite number")
 
 
-def output_settings(task, spec: EngineSpec, sampling: SamplingOptions, outputs, speakers=None) -> dict:
+def output_settings(task, spec: EngineSpec, sampling: SamplingOptions, outputs, speakers=None, translation=None) -> dict:
     """Everything that shapes an output, recorded in its manifest for --skip-existing."""
     from dataclasses import asdict
 
@@ -178,6 +184,8 @@ def output_settings(task, spec: EngineSpec, sampling: SamplingOptions, outputs, 
         settings["html_audio"] = outputs.html_audio
     if speakers is not None:  # only when asked: outputs made before speakers existed stay up to date
         settings["speakers"] = asdict(speakers)
+    if translation is not None:  # likewise: the language the texts were translated into
+        settings["translate"] = translation.settings()
     return settings
 
 

@@ -191,6 +191,7 @@ def render_page(results: list[Result], context: PageContext | None = None) -> st
         "warnings": [w for result in results for w in result.warnings],
         "summary": _summary(first, len(segments), len(events), len(results)),
         "peaks": context.peaks, "version": __version__,
+        "bilingual": results[0].bilingual,  # each item's original text above its translation
     }
     return _template("page.html.j2").render(view)
 
@@ -303,6 +304,7 @@ def _segment_items(segments: list[dict]) -> list[dict]:
             previous = word["word"]
         items.append({"kind": "segment", "index": index, "start": segment["start"], "end": segment["end"],
                       "when": format_clock(segment["start"]), "text": segment["text"], "words": words,
+                      "original": segment.get("original"),
                       "speaker": segment.get("speaker"), "estimated": segment.get("estimated", False)})
     return items
 
@@ -310,6 +312,7 @@ def _segment_items(segments: list[dict]) -> list[dict]:
 def _event_items(events: list[dict]) -> list[dict]:
     return [{"kind": "event", "index": index, "start": event["start"], "end": event["end"],
              "when": f"{format_clock(event['start'])}–{format_clock(event['end'])}", "text": event["description"],
+             "original": event.get("original"),
              "words": [], "speaker": None, "estimated": event.get("estimated", False)}
             for index, event in enumerate(events)]
 

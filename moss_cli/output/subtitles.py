@@ -10,6 +10,7 @@ neighbour when there is no silence to take. Cues never start before their speech
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -60,10 +61,11 @@ class Cue:
     end_ms: int
     lines: tuple[tuple[Piece, ...], ...]
     speaker: str | None = None  # with --speakers: who says it (a cue never holds two speakers)
+    translation: tuple[tuple[Piece, ...], ...] = ()  # --bilingual: lines shown under the original's
 
     @property
     def text(self) -> str:
-        return "\n".join(join_pieces(line) for line in self.lines)
+        return "\n".join(join_pieces(line) for line in self.lines + self.translation)
 
     @property
     def pieces(self) -> list[Piece]:
@@ -71,8 +73,10 @@ class Cue:
 
     @property
     def chars(self) -> int:
-        """Characters as read, the line breaks counted as the spaces they replace."""
-        return len(join_pieces(self.pieces))
+        """Characters as read, the line breaks counted as the spaces they replace; of a bilingual cue,
+        those of the longer language (a viewer reads one of them)."""
+        second = [piece for line in self.translation for piece in line]
+        return max(len(join_pieces(self.pieces)), len(join_pieces(second)))
 
 
 @dataclass
@@ -85,25 +89,66 @@ class _Run:
     starts: frozenset[int] = frozenset()  # indices of atoms that start a sentence, besides 0
     room_end: float = 0.0
     speaker: str | None = None  # the run's one speaker: sentences of two speakers are never joined
+    translation: str | None = None  # --bilingual: the run's one sentence, translated
 
 
 def cues_for(result: Result, layout: CueLayout = CueLayout()) -> list[Cue]:
-    """Cues in time order: laid out, split, joined and timed by the layout's rules."""
+    """Cues in time order: laid out, split, joined and timed by the layout's rules.
+
+    Bilingual (a translated result with `bilingual`): cues are laid out and timed on the original
+    text, one sentence per run, and each sentence's translation is shared out over its cues."""
     events = result.task == "events"
+    both = result.bilingual and result.translated_to is not None
     if events:
-        units = [(_event_atoms(event, layout), None) for event in result.events]
+        units = [(_event_atoms(event, layout, _first(event.description, event.original, both)), None,
+                  event.description if both else None) for event in result.events]
     else:
-        units = [(_segment_atoms(segment, layout), segment.speaker) for segment in result.segments]
+        units = [(_segment_atoms(segment, layout, _first(segment.text, segment.original, both)), segment.speaker,
+                  segment.text if both else None) for segment in result.segments]
     units = sorted((u for u in units if u[0]), key=lambda unit: (unit[0][0].start, unit[0][-1].end))
-    duration = max([result.duration] + [atoms[-1].end for atoms, _ in units])
-    runs = _runs(units, duration, layout, joinable=not events)  # events overlap by nature: each on its own
-    drafts = [Cue(seconds_to_ms(g[0].start), seconds_to_ms(g[-1].end), _lines(g, layout), run.speaker)
-              for run in runs for g in split_into_cues(run.atoms, run.room_end, layout, run.starts)]
+    duration = max([result.duration] + [unit[0][-1].end for unit in units])
+    # Events overlap by nature: each on its own; a bilingual sentence keeps its translation to itself.
+    runs = _runs(units, duration, layout, joinable=not events and not both)
+    drafts = [cue for run in runs for cue in _run_cues(run, layout)]
     return _retime(drafts, seconds_to_ms(duration), layout, overlaps_allowed=events)
 
 
+def _first(text: str, original: str | None, bilingual: bool) -> str:
+    """The text a cue is laid out on: the original under --bilingual, else what the result says."""
+    return original if bilingual and original is not None else text
+
+
+def _run_cues(run: _Run, layout: CueLayout) -> list[Cue]:
+    groups = split_into_cues(run.atoms, run.room_end, layout, run.starts)
+    seconds = [()] * len(groups)
+    if run.translation is not None:
+        seconds = _shared_out(run.translation, [len(join_pieces([p for a in g for p in a.pieces])) for g in groups],
+                              layout)
+    return [Cue(seconds_to_ms(g[0].start), seconds_to_ms(g[-1].end), _lines(g, layout), run.speaker, second)
+            for g, second in zip(groups, seconds)]
+
+
+def _shared_out(text: str, weights: list[int], layout: CueLayout) -> list[tuple[tuple[Piece, ...], ...]]:
+    """A translation cut into len(weights) parts, at word (or CJK character) boundaries, each about the
+    share of the text its cue's original holds; each part laid out in balanced lines."""
+    pieces = split_text(text)
+    sizes = [len(piece) + int(spaced) for piece, spaced in pieces]
+    total, whole = sum(sizes), sum(weights) or 1
+    cuts, done, reached = [0], 0, 0
+    for weight in weights[:-1]:
+        done += weight
+        target = total * done / whole
+        while reached < len(pieces) and sum(sizes[:reached + 1]) <= target:
+            reached += 1
+        cuts.append(max(reached, cuts[-1]))
+    cuts.append(len(pieces))
+    parts = [pieces[a:b] for a, b in itertools.pairwise(cuts)]
+    return [_lines(make_atoms(_spread(part, 0.0, 1.0), layout.max_line_width), layout) if part else ()
+            for part in parts]
+
+
 # ---- pieces with times ------------------------------------------------------------------------------
-def _segment_atoms(segment: Segment, layout: CueLayout) -> list[Atom]:
+def _segment_atoms(segment: Segment, layout: CueLayout, text: str) -> list[Atom]:
     if segment.words:  # the model's words stay whole: they are the best places to break CJK text too
         pieces, previous = [], ""
         for word in segment.words:
@@ -112,13 +157,13 @@ def _segment_atoms(segment: Segment, layout: CueLayout) -> list[Atom]:
             pieces += _spread(texts, word.start, word.end, timed=True)
             previous = parts[-1] if parts else previous
     else:  # the segment's time shared out by length
-        pieces = _spread(split_text(segment.text), segment.start, segment.end)
+        pieces = _spread(split_text(text), segment.start, segment.end)
     return make_atoms(pieces, layout.max_line_width)
 
 
-def _event_atoms(event: Event, layout: CueLayout) -> list[Atom]:
+def _event_atoms(event: Event, layout: CueLayout, description: str) -> list[Atom]:
     """An event's text is shown from its start: over its span, but no longer than its cues need."""
-    texts = split_text(event.description)
+    texts = split_text(description)
     lines = lines_needed(make_atoms(_spread(texts, 0.0, 1.0), layout.max_line_width), layout.max_line_width)
     shown = min(event.end - event.start, math.ceil(lines / layout.max_lines) * layout.max_seconds)
     return make_atoms(_spread(texts, event.start, event.start + shown), layout.max_line_width)
@@ -136,12 +181,13 @@ def _spread(texts: list[tuple[str, bool]], start: float, end: float, timed: bool
     return pieces
 
 
-def _runs(units: list[tuple[list[Atom], str | None]], duration: float, layout: CueLayout, joinable: bool) -> list[_Run]:
+def _runs(units: list[tuple[list[Atom], str | None, str | None]], duration: float, layout: CueLayout,
+          joinable: bool) -> list[_Run]:
     """Sentences of one speaker separated by less silence than a short cue needs go into one run;
     each run may extend into the silence before the next one starts (less the minimum gap)."""
     join_within = layout.min_seconds + layout.min_gap_seconds
     runs: list[_Run] = []
-    for atoms, speaker in units:
+    for atoms, speaker, translation in units:
         last = runs[-1] if runs else None
         if (last is not None and joinable and speaker == last.speaker
                 and atoms[0].start - last.atoms[-1].end < join_within):
@@ -151,7 +197,7 @@ def _runs(units: list[tuple[list[Atom], str | None]], duration: float, layout: C
             last.starts = last.starts | {len(last.atoms)}
             last.atoms = last.atoms + atoms
         else:
-            runs.append(_Run(list(atoms), speaker=speaker))
+            runs.append(_Run(list(atoms), speaker=speaker, translation=translation))
     for index, run in enumerate(runs):
         following = runs[index + 1].atoms[0].start - layout.min_gap_seconds if index + 1 < len(runs) else duration
         run.room_end = max(run.atoms[-1].end, following)
@@ -274,16 +320,21 @@ def word_steps(cue: Cue) -> list[tuple[int, int, range]]:
     return [(times[k], times[k + 1], range(starts[k], ends[k])) for k in range(len(starts))]
 
 
-def render(cue: Cue, piece_text: Callable[[int, Piece], str], newline: str = "\n") -> str:
-    """The cue's text with each piece written by `piece_text(index, piece)` (escaping, tags)."""
+def render(cue: Cue, piece_text: Callable[[int | None, Piece], str], newline: str = "\n") -> str:
+    """The cue's text with each piece written by `piece_text(index, piece)` (escaping, tags); a
+    bilingual cue's translation lines follow, their pieces given index None (they have no times)."""
     lines, index = [], 0
     for line in cue.lines:
-        parts = []
-        for position, piece in enumerate(line):
-            parts.append((" " if position and piece.space_before else "") + piece_text(index, piece))
-            index += 1
-        lines.append("".join(parts))
+        lines.append(_rendered(line, range(index, index + len(line)), piece_text))
+        index += len(line)
+    for line in cue.translation:
+        lines.append(_rendered(line, [None] * len(line), piece_text))
     return newline.join(lines)
+
+
+def _rendered(line: tuple[Piece, ...], indices, piece_text: Callable[[int | None, Piece], str]) -> str:
+    return "".join((" " if position and piece.space_before else "") + piece_text(index, piece)
+                   for position, (index, piece) in enumerate(zip(indices, line)))
 
 
 def format_timestamp(ms: int, decimal: str = ",") -> str:

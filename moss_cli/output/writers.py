@@ -21,12 +21,15 @@ class Writer:
 
 
 class TextWriter(Writer):
-    """Transcripts one segment per line; events as `start - end: description`; answers as they are."""
+    """Transcripts one segment per line; events as `start - end: description`; answers as they are.
+    Bilingual: each segment (or event) as it was said, then its translation on the next line."""
 
     extension = "txt"
 
     def write(self, result: Result, file: TextIO) -> None:
-        if result.task == "transcribe":
+        if result.bilingual:
+            lines = _bilingual_lines(result)
+        elif result.task == "transcribe":
             speakers = [s.speaker for s in result.segments]
             lines = [_bracket_label(s.text, s.speaker, i == 0 or s.speaker != speakers[i - 1])
                      for i, s in enumerate(result.segments)]
@@ -113,6 +116,27 @@ def _cue_texts(cue: Cue, layout: CueLayout, escape, word_times: bool) -> list[tu
     return [(cue.start_ms, cue.end_ms, render(cue, lambda _, piece: escape(piece.text)))]
 
 
+def _bilingual_lines(result: Result) -> list[str]:
+    """Each original text then its translation: a segment's with its speaker label where the speaker
+    changes, an event's after its times, the translation under the text."""
+    lines = []
+    if result.task == "events":
+        for event in result.events:
+            when = f"{event.start:.2f} - {event.end:.2f}: "
+            lines += [when + _original(event.original, event.description), " " * len(when) + event.description]
+        return lines
+    previous = None
+    for index, segment in enumerate(result.segments):
+        changed = index == 0 or segment.speaker != previous
+        lines += [_bracket_label(_original(segment.original, segment.text), segment.speaker, changed), segment.text]
+        previous = segment.speaker
+    return lines
+
+
+def _original(original: str | None, text: str) -> str:
+    return text if original is None else original
+
+
 def _bracket_label(text: str, speaker: str | None, changed: bool) -> str:
     """SRT, TXT, ASS: `[S1] ` before the text where the speaker changes."""
     return f"[{speaker}] {text}" if speaker and changed else text
@@ -164,19 +188,22 @@ class JsonLinesWriter(Writer):
 
 
 class TsvWriter(Writer):
-    """start, end (integer milliseconds), speaker (with --speakers) and text, tab-separated, with a header."""
+    """start, end (integer milliseconds), speaker (with --speakers) and text, tab-separated, with a header.
+    Bilingual: an `original` column before the text (the translation)."""
 
     extension = "tsv"
 
     def write(self, result: Result, file: TextIO) -> None:
         speakers = any(s.speaker for s in result.segments)  # the column only when --speakers labelled them
-        file.write("start\tend\tspeaker\ttext\n" if speakers else "start\tend\ttext\n")
-        rows = ([(e.start, e.end, None, e.description) for e in result.events] if result.task == "events"
-                else [(s.start, s.end, s.speaker, s.text) for s in result.segments])
-        for start, end, speaker, text in rows:
+        file.write("start\tend\t" + ("speaker\t" if speakers else "") + ("original\t" if result.bilingual else "")
+                   + "text\n")
+        rows = ([(e.start, e.end, None, e.original, e.description) for e in result.events] if result.task == "events"
+                else [(s.start, s.end, s.speaker, s.original, s.text) for s in result.segments])
+        for start, end, speaker, original, text in rows:
             clean = " ".join(text.split())
             who = f"{speaker or ''}\t" if speakers else ""
-            file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{who}{clean}\n")
+            said = " ".join(_original(original, text).split()) + "\t" if result.bilingual else ""
+            file.write(f"{seconds_to_ms(start)}\t{seconds_to_ms(end)}\t{who}{said}{clean}\n")
 
 
 class HtmlWriter(Writer):

@@ -108,11 +108,15 @@ def group_words(words: list[Word]) -> list[Segment]:
 def finish_result(task: Task, result: Result) -> Result:
     for index, segment in enumerate(result.segments):
         segment.id = index
-    if task.output == "events":
-        result.text = "\n".join(f"{e.start:.2f} - {e.end:.2f}: {e.description}" for e in result.events)
-    else:
-        result.text = join_words([s.text for s in result.segments])
+    result.text = joined_text(result)
     return result
+
+
+def joined_text(result: Result) -> str:
+    """A timed result's whole text: the transcript's sentences joined, or events one a line."""
+    if result.task == "events":
+        return "\n".join(f"{e.start:.2f} - {e.end:.2f}: {e.description}" for e in result.events)
+    return join_words([s.text for s in result.segments])
 
 
 def warn_if_estimated(task: Task, result: Result, answered: int) -> None:

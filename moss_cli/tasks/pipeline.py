@@ -39,6 +39,7 @@ from .answers import (
 from .asking import asked_time, combine_prompt, relative_question, window_around
 from .recording import Recording
 from .specs import ASK, LONG_WINDOW_SECONDS, ONE_REQUEST_SECONDS, Task
+from .translate import Translation, translate_result
 
 MAX_CHUNK_SECONDS = 120.0  # no chunk is ever longer
 MIN_SPLIT_SECONDS = 4.0  # a chunk this short that still overflows is kept, with a warning
@@ -53,6 +54,7 @@ class PipelineOptions:
     guard: RepetitionGuard | None = field(default_factory=RepetitionGuard)
     speakers: SpeakerOptions | None = None  # label who speaks each segment and word (transcribe)
     max_request_seconds: float | None = None  # --max-request-seconds: the most audio in one request
+    translation: Translation | None = None  # --translate: the texts translated once the result is whole
 
 
 class Pipeline:
@@ -75,7 +77,12 @@ class Pipeline:
         warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
-        return finish_result(task, result)
+        result = finish_result(task, result)
+        if self.options.translation is None:
+            return result
+        with _about(recording):
+            return translate_result(result, self.engine, self.options.translation, self.options.decoding,
+                                    self.options.token_cap, self.options.guard, self.progress)
 
     def stream(self, task: Task, recording: Recording) -> Iterator[ChunkResult]:
         """Each chunk's result as soon as it is parsed, in time order (transcribe, events): live input,

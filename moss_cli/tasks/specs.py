@@ -35,6 +35,17 @@ EVENTS_PROMPT = (
     "using this format:\nstart_sec - end_sec: event description\nUse plain decimal seconds for start_sec and "
     "end_sec. Cover the full timeline from beginning to end when possible."
 )
+# Text-only requests that translate a timed transcript's lines (tasks/translate.py): numbered lines in,
+# numbered lines out, so that every answer can be checked line by line against what was asked.
+TRANSLATE_PROMPT = (
+    "Translate the numbered lines below into {language}. They are consecutive lines of a {kind}, in time "
+    "order. Translate each numbered line on its own, so that it still fits the same moment; keep names as "
+    "they are. Answer with exactly {count} lines, numbered [1] to [{count}] as in the input, in the same "
+    "order, each holding only its translation, and nothing else."
+)
+TRANSLATE_BEFORE = "Lines just before, for context only (do not translate them):"
+TRANSLATE_LINES = "Lines to translate:"
+TRANSLATE_AFTER = "Lines just after, for context only (do not translate them):"
 
 THINKING_TOKENS = 1024  # extra budget for a Thinking model's reasoning
 ONE_REQUEST_SECONDS = 600.0  # the authors recommend under 10 minutes of audio per request

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from support.recordings import synthetic_speechlike
 
 from moss_cli.audio.constants import MIN_SAMPLES, N_MELS
 from moss_cli.audio.features import load_audio, log_mel, to_model_rate
 from moss_cli.errors import AudioError
-from support.recordings import synthetic_speechlike
 
 
 def test_log_mel_is_unpadded_bf16():

@@ -1,5 +1,5 @@
-from moss_cli.audio.constants import SAMPLE_RATE
 from moss_cli.audio.chunking import Chunk, ChunkPolicy, plan_chunks, split_chunk
+from moss_cli.audio.constants import SAMPLE_RATE
 
 S = SAMPLE_RATE
 

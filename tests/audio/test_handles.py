@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from support.recordings import synthetic_speechlike
 
 from moss_cli.audio.sources import open_audio
 from moss_cli.errors import AudioError
-from support.recordings import synthetic_speechlike
 
 
 def _wav_bytes(seconds: float, rate: int = 16_000) -> bytes:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import os
 import sys
 import threading
@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from support.corpus import speech
 from typer.testing import CliRunner
 
-from support.corpus import speech
 from moss_cli.audio import vad
-from moss_cli.cli.app import app
 from moss_cli.batch.inputs import expand_inputs
-from moss_cli.results import Result
-from moss_cli.batch.outputs import OutputSpec
 from moss_cli.batch.observer import BatchObserver
+from moss_cli.batch.outputs import OutputSpec
 from moss_cli.batch.runner import BatchPolicy, run_batch
+from moss_cli.cli.app import app
+from moss_cli.results import Result
 
 WAIT_SECONDS = 20  # how long the current file's work waits for the next file's scan to finish
 

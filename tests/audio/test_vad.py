@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-
-from support.recordings import synthetic_speechlike
 from support.fake_server import phrase_recording
+from support.recordings import synthetic_speechlike
+
 from moss_cli.audio import vad
 
 

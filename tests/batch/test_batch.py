@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import srt
-from typer.testing import CliRunner
-
 from support.corpus import build_corpus, encode_with_pyav, speech
 from support.fake_server import FakeMoss, FakeServer
-from moss_cli.cli.app import app
-from moss_cli.batch.inputs import expand_inputs
+from typer.testing import CliRunner
+
 from moss_cli.audio.sources import open_audio
+from moss_cli.batch.inputs import expand_inputs
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]

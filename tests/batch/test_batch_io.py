@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import speech
 from support.fake_server import FakeMoss, FakeServer, phrase_recording
-from moss_cli.cli.app import app
+from typer.testing import CliRunner
+
 from moss_cli.batch.inputs import expand_inputs
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]

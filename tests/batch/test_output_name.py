@@ -4,12 +4,12 @@ import datetime
 import json
 
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import speech
 from support.fake_server import FakeServer
-from moss_cli.cli.app import app
+from typer.testing import CliRunner
+
 from moss_cli.batch.manifest import manifest_path
+from moss_cli.cli.app import app
 
 runner = CliRunner()
 

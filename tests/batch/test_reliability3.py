@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import speech
 from support.fake_server import FakeServer
+from typer.testing import CliRunner
+
 from moss_cli.cli.app import app
 
 runner = CliRunner()

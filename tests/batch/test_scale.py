@@ -11,9 +11,9 @@ import time
 
 import pytest
 import srt
+from support.fake_server import FakeMoss, FakeServer, phrase_file
 from typer.testing import CliRunner
 
-from support.fake_server import FakeMoss, FakeServer, phrase_file
 from moss_cli.cli.app import app
 from moss_cli.engine.loops import trim_loop
 
@@ -299,6 +299,7 @@ def tokenizer(tiny_checkpoint):
 def builds(tokenizer, system="You are a helpful assistant.", markers=None):
     """A server's prompt builder: the local one, or one with another system prompt or fixed markers."""
     from support.fake_server import RATE
+
     from moss_cli.engine.prompts import PromptBuilder, audio_token_count
 
     def prompt_ids(body, audio):

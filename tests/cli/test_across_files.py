@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from support.recordings import synthetic_speechlike
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app
-from support.recordings import synthetic_speechlike
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ the other commands (bad files, --errors, --jobs, --shard), and the single form k
 import json
 
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import speech
 from support.fake_server import FakeServer
+from typer.testing import CliRunner
+
 from moss_cli import MossAudio
 from moss_cli.cli.app import app
 

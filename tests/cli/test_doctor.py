@@ -8,9 +8,9 @@ import socket
 
 import pytest
 import torch
+from support.fake_server import FakeServer
 from typer.testing import CliRunner
 
-from support.fake_server import FakeServer
 from moss_cli.cli.app import app
 from moss_cli.engine.local.engine import resolve_device, resolve_dtype
 

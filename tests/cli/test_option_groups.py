@@ -8,17 +8,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from moss_cli.errors import UsageError
 from moss_cli.cli.app import app as moss
 from moss_cli.cli.groups import Change, OptionGroup, changing, only, options, without
 from moss_cli.cli.options import (
-    EngineSpec,
     EngineOptions,
+    EngineSpec,
     OutputOptions,
     ServerOptions,
     SubtitleOptions,
     writes,
 )
+from moss_cli.errors import UsageError
 from moss_cli.output.subtitles import CueLayout
 
 runner = CliRunner()

@@ -6,14 +6,14 @@ import time
 
 import numpy as np
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import encode_with_pyav, speech
 from support.fake_server import FakeServer
+from typer.testing import CliRunner
+
+from moss_cli.audio.sources import header_seconds
 from moss_cli.cli import progress
 from moss_cli.cli.app import app
 from moss_cli.cli.progress import BatchProgress
-from moss_cli.audio.sources import header_seconds
 
 runner = CliRunner()
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.conversations import VOICES, best_mapping_accuracy, conversation
 from support.fake_server import FakeServer
+from typer.testing import CliRunner
+
 from moss_cli.cli.app import app
 
 runner = CliRunner()

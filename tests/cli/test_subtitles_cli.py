@@ -8,14 +8,14 @@ import pytest
 import soundfile as sf
 import srt
 import webvtt
-from typer.testing import CliRunner
-
 from support import fake_server
 from support.chromium import CHROMIUM, parse_in_chromium
 from support.fake_server import FakeServer, phrase_recording
+from support.transcripts import CHINESE_WORDS, ENGLISH
+from typer.testing import CliRunner
+
 from moss_cli.cli.app import app
 from moss_cli.text import display_width, is_unspaced
-from support.transcripts import CHINESE_WORDS, ENGLISH
 
 runner = CliRunner()
 WORDS_PER_SECOND = {"english": 2.6, "chinese": 2.2}  # about 14 and 4.5 characters a second

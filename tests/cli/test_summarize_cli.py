@@ -9,11 +9,11 @@ import re
 import shutil
 
 import pytest
+from support.fake_server import FakeMoss, FakeServer, completion, phrase_file, request_parts
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app
 from moss_cli.timeref import seconds_of
-from support.fake_server import FakeMoss, FakeServer, completion, phrase_file, request_parts
 
 runner = CliRunner()
 OUTPUTS = ("md", "digest.json", "chapters.vtt", "ffmetadata", "chapters.txt", "html")

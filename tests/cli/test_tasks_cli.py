@@ -1,6 +1,5 @@
 """Every task through the local engine on a tiny random checkpoint: garbage text, but valid outputs."""
 
-import io
 import json
 
 import pytest

@@ -24,6 +24,8 @@ COMMANDS = typer.main.get_command(app).commands
     (["--word_timestamps"], ["--words"]),
     (["--diarize"], ["--speakers", "auto"]),
     (["--task", "transcribe"], []),
+    (["--task", "translate"], ["--translate", "en"]),  # whisper translates into English
+    (["--task=Translate", "--srt"], ["--translate", "en", "--srt"]),
     (["--max_line_width", "30", "--max_line_count", "1"], ["--max-line-width", "30", "--max-lines", "1"]),
     (["--batch_size", "4", "--max_new_tokens=8"], ["--batch-size", "4", "--max-new-tokens=8"]),
     (["--language", "en", "--hotwords", "MOSS"], ["--language", "en", "--hotwords", "MOSS"]),
@@ -35,8 +37,8 @@ def test_whisper_options_become_moss_options(whisper, moss):
 
 
 @pytest.mark.parametrize("command, args, names", [
-    ("transcribe", ["--task", "translate"], "no translation"),
-    ("events", ["--task", "translate"], "no translation"),
+    ("caption", ["--task", "translate"], "--translate en"),
+    ("transcribe", ["--task", "translate", "--words"], "leave out --words"),
     ("transcribe", ["--min_speakers", "2"], "--speakers N"),
     ("transcribe", ["--max_speakers", "3"], "--speakers N"),
     ("transcribe", ["--output_format", "docx"], "--srt"),
@@ -65,6 +67,14 @@ def test_an_alias_writes_what_the_moss_options_write(tiny_checkpoint, wav_file, 
         assert (tmp_path / "whisper" / name).read_text() == (tmp_path / "moss" / name).read_text()
     events = runner.invoke(app, ["events", *common, "-f", "tsv"])
     assert events.exit_code == 0 and events.stdout == runner.invoke(app, ["events", *common, "--tsv"]).stdout
+
+
+def test_task_translate_is_translate_en(tiny_checkpoint, wav_file):
+    """--task translate runs the translation into English, as --translate en does (same outputs)."""
+    common = ["transcribe", str(wav_file), "-m", str(tiny_checkpoint), "--max-new-tokens", "6", "-q", "--json"]
+    whisper, moss = runner.invoke(app, [*common, "--task", "translate"]), runner.invoke(app, [*common, "--translate", "en"])
+    assert whisper.exit_code == 0 and moss.exit_code == 0, whisper.stderr + moss.stderr
+    assert '"translated_to": "en"' in whisper.stdout and whisper.stdout == moss.stdout
 
 
 def test_whisper_options_stay_out_of_the_help():

@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from support.fake_server import FakeMoss, FakeServer
+
 from moss_cli.engine.base import DecodingOptions, Engine, Request, is_thinking_checkpoint
 from moss_cli.engine.factory import EngineSpec, open_engine
 

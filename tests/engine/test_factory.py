@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from support.fake_server import FakeServer
+
 from moss_cli.engine.factory import (
     BACKENDS,
     EngineSpec,

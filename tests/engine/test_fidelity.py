@@ -4,15 +4,15 @@ order, tied heads, the official front end's samples, user prompt layouts and ver
 import numpy as np
 import pytest
 import torch
+from support.official_audio import MP3, RECORDINGS, digest, golden, write_recording
+from support.recordings import synthetic_speechlike
+from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint
 
 from moss_cli import DecodingOptions, MossAudio, load_audio
 from moss_cli.audio.features import log_mel
-from moss_cli.errors import AudioError, MossError, QuestionError
-from moss_cli.engine.prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
 from moss_cli.audio.resample import Resampler, resample
-from support.recordings import synthetic_speechlike
-from support.official_audio import MP3, RECORDINGS, digest, golden, write_recording
-from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint
+from moss_cli.engine.prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID
+from moss_cli.errors import AudioError, MossError, QuestionError
 
 SHORT = DecodingOptions(max_new_tokens=12)  # enough tokens to compare, few enough to stay fast
 

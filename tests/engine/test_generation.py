@@ -1,10 +1,10 @@
 """Batched and prefix-sharing generation give the tokens one-at-a-time decoding gives."""
 
 import pytest
+from support.recordings import synthetic_speechlike
 
 from moss_cli import DecodingOptions, RepetitionGuard
 from moss_cli.engine.local.engine import Request
-from support.recordings import synthetic_speechlike
 
 
 def clips():

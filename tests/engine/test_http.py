@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from moss_cli.engine.base import DecodingOptions, Request
-from moss_cli.errors import ServerError, ServerUnavailableError
 from moss_cli.engine.remote.engine import RemoteEngine, ServerConfig
+from moss_cli.errors import ServerError, ServerUnavailableError
 
 SCRIPT_SECONDS = 6.0  # how long a misbehaving server keeps it up before it closes the connection
 TIMEOUT = 1.0  # the client's --timeout in these tests

@@ -1,9 +1,17 @@
 import pytest
+from support.recordings import synthetic_speechlike
 
 from moss_cli.audio.constants import SAMPLE_RATE
 from moss_cli.audio.features import log_mel
-from moss_cli.engine.prompts import AUDIO_END_ID, AUDIO_START_ID, AUDIO_TOKEN_ID, DIGIT_IDS, PromptBuilder, audio_placeholder_ids, audio_token_count
-from support.recordings import synthetic_speechlike
+from moss_cli.engine.prompts import (
+    AUDIO_END_ID,
+    AUDIO_START_ID,
+    AUDIO_TOKEN_ID,
+    DIGIT_IDS,
+    PromptBuilder,
+    audio_placeholder_ids,
+    audio_token_count,
+)
 
 
 def tokens_for(seconds: float) -> int:

@@ -1,14 +1,13 @@
 """Long recordings through --server: a stand-in server on 127.0.0.1 that answers from the audio it gets."""
 
-import io
 import json
 
 import pytest
 import srt
 import webvtt
+from support.fake_server import FakeMoss, FakeServer, phrase_file
 from typer.testing import CliRunner
 
-from support.fake_server import FakeMoss, FakeServer, phrase_file
 from moss_cli.cli.app import app
 
 runner = CliRunner()

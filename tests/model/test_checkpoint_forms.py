@@ -5,6 +5,8 @@ the expected numbers come from the official formulas written out here, not from 
 
 import pytest
 import torch
+from support.recordings import synthetic_speechlike
+from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
@@ -12,8 +14,6 @@ from moss_cli import DecodingOptions, MossAudio
 from moss_cli.audio.features import log_mel
 from moss_cli.cli.app import app
 from moss_cli.errors import CheckpointError
-from support.recordings import synthetic_speechlike
-from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint
 
 SHORT = DecodingOptions(max_new_tokens=8)
 TAPS_FIELD = "audio_config.deepstack_encoder_layer_indexes"

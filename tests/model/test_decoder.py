@@ -7,12 +7,11 @@ import copy
 
 import pytest
 import torch
-
-from moss_cli.model import decoder
-from moss_cli.model.decoder import StaticCache
 from support.tiny_checkpoint import TinySpec, config_json
 
+from moss_cli.model import decoder
 from moss_cli.model.config import MossAudioConfig
+from moss_cli.model.decoder import StaticCache
 from moss_cli.model.modeling import MossAudioModel
 
 

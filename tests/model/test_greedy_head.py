@@ -106,10 +106,10 @@ def test_flat_rows_get_one_full_product_and_the_others_stay_screened(monkeypatch
 
 
 def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engine):
+    from support.recordings import synthetic_speechlike
+
     from moss_cli.engine.base import DecodingOptions
     from moss_cli.engine.local.engine import Request
-
-    from support.recordings import synthetic_speechlike
 
     model = tiny_engine.model
     assert model.greedy_screen is not None  # float32 on CPU: built at load
@@ -131,11 +131,11 @@ def test_the_model_decodes_the_same_tokens_with_and_without_the_screen(tiny_engi
 
 
 def test_a_screen_that_cannot_be_built_leaves_the_full_product(tiny_checkpoint, monkeypatch):
+    from support.recordings import synthetic_speechlike
+
     from moss_cli import MossAudio
     from moss_cli.engine.base import DecodingOptions
     from moss_cli.model import modeling
-
-    from support.recordings import synthetic_speechlike
 
     audio = synthetic_speechlike(2.0, seed=1)
     options = DecodingOptions(max_new_tokens=8)

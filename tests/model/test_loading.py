@@ -2,12 +2,12 @@ import json
 
 import pytest
 import torch
+from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint, write_weights
 
 from moss_cli import MossAudio
 from moss_cli.engine.local.engine import resolve_device, resolve_dtype
 from moss_cli.errors import CheckpointError, ModelUnavailableError, MossError
 from moss_cli.model.loading import resolve_checkpoint
-from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint, write_weights
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 import pytest
-import numpy as np
 import torch
+from support.recordings import synthetic_speechlike
+from support.tiny_checkpoint import TinySpec, config_json, official_shapes, write_checkpoint
 
 from moss_cli import DecodingOptions, MossAudio
 from moss_cli.audio.features import log_mel
+from moss_cli.engine.prompts import Prompt
 from moss_cli.model.config import MossAudioConfig
 from moss_cli.model.modeling import MossAudioModel
-from moss_cli.engine.prompts import Prompt
-from support.recordings import synthetic_speechlike
-from support.tiny_checkpoint import TinySpec, config_json, official_shapes, write_checkpoint
 
 
 def test_attribute_names_are_the_official_keys():

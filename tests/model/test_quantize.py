@@ -1,6 +1,5 @@
 """--quantize int8: the int8 layer against float32, its two kernels against each other, the model swap."""
 
-import json
 import math
 import subprocess
 import sys
@@ -8,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.tiny_checkpoint import TinySpec, official_shapes, write_checkpoint
 from torch import nn
 
 from moss_cli import MossAudio
 from moss_cli.model.quantize import Int8Linear, onednn_works, quantize_int8
-from support.tiny_checkpoint import TinySpec, official_shapes, write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

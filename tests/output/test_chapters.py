@@ -12,14 +12,14 @@ import subprocess
 
 import pytest
 import soundfile as sf
+from support.chromium import CHROMIUM, parse_in_chromium
+from support.fake_server import phrase_recording
 
 from moss_cli.audio.sources import open_audio
 from moss_cli.output.chapters import CHAPTER_WRITERS
 from moss_cli.output.report import page_context, render_page
 from moss_cli.output.writers import get_writer
 from moss_cli.results import ActionItem, Chapter, Digest, Result, Segment
-from support.chromium import CHROMIUM, parse_in_chromium
-from support.fake_server import phrase_recording
 
 FFMPEG, FFPROBE = shutil.which("ffmpeg"), shutil.which("ffprobe")
 HOSTILE = "Q&A <live> --> a=b; #1 \\ end"  # markup, FFmpeg's specials and VTT's arrow in a title

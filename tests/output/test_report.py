@@ -14,18 +14,17 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.corpus import speech
 from support.fake_server import FakeServer
-from moss_cli.output import report
+from test_writers import events, transcript
+from typer.testing import CliRunner
+
+from moss_cli.audio.sources import AudioSource
 from moss_cli.cli.app import app
+from moss_cli.output import report
 from moss_cli.output.report import PageContext, page_audio, read_summary, render_page, waveform_peaks
 from moss_cli.results import Result, Segment
-from moss_cli.audio.sources import AudioSource
-from test_writers import events, transcript
 
 runner = CliRunner()
 

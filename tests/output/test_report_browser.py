@@ -13,15 +13,15 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from support.browser import CHROMIUM, Browser
 from support.fake_server import FakeServer, phrase_recording
+from typer.testing import CliRunner
+
+from moss_cli.audio.sources import open_audio
 from moss_cli.cli.app import app
 from moss_cli.output.report import page_context, render_page
-from moss_cli.results import Event, Result, Segment
-from moss_cli.audio.sources import open_audio
 from moss_cli.output.writers import get_writer
+from moss_cli.results import Event, Result, Segment
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

@@ -5,11 +5,11 @@ import io
 import json
 
 import pytest
-
 from support.chromium import CHROMIUM, parse_in_chromium
-from moss_cli.results import Result, Segment, Word
+
 from moss_cli.output.subtitles import CueLayout, cues_for
 from moss_cli.output.writers import get_writer
+from moss_cli.results import Result, Segment, Word
 
 # Turns close together ("Fine." alone is too short to read: unlabelled, the layout joins it to the
 # sentence before), a name with spaces and markup characters, a first turn of two segments.

@@ -8,13 +8,13 @@ import pysubs2
 import pytest
 import srt
 import webvtt
+from support.transcripts import chinese_words, english_words, sentence_result, word_result
 
 from moss_cli.output.linebreak import is_sentence, make_atoms
-from moss_cli.results import Event, Result, Segment, Word, seconds_to_ms
 from moss_cli.output.subtitles import CueLayout, cues_for, word_marks, word_steps
-from moss_cli.text import NO_BREAK_AFTER, NO_BREAK_BEFORE, display_width, is_unspaced, join_words, split_text
 from moss_cli.output.writers import get_writer
-from support.transcripts import chinese_words, english_words, sentence_result, word_result
+from moss_cli.results import Event, Result, Segment, Word, seconds_to_ms
+from moss_cli.text import NO_BREAK_AFTER, NO_BREAK_BEFORE, display_width, is_unspaced, join_words, split_text
 
 TEN_MINUTES = 600.0
 _TIMESTAMP = re.compile(r"<(\d\d):(\d\d):(\d\d)\.(\d{3})>")

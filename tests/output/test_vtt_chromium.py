@@ -5,12 +5,12 @@ import io
 import re
 
 import pytest
-
 from support.chromium import CHROMIUM, parse_in_chromium
-from moss_cli.results import Result, Segment
+from support.transcripts import chinese_words, english_words, sentence_result, word_result
+
 from moss_cli.output.subtitles import CueLayout, cues_for, word_marks
 from moss_cli.output.writers import get_writer
-from support.transcripts import chinese_words, english_words, sentence_result, word_result
+from moss_cli.results import Result, Segment
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 

@@ -7,10 +7,10 @@ import pytest
 import srt
 import webvtt
 
-from moss_cli.results import Event, Result, Segment, Word
 from moss_cli.output.subtitles import CueLayout, cues_for, format_timestamp
-from moss_cli.text import join_words
 from moss_cli.output.writers import get_writer
+from moss_cli.results import Event, Result, Segment, Word
+from moss_cli.text import join_words
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

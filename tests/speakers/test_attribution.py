@@ -1,7 +1,7 @@
 """Speaker labels on a transcript, from a given timeline of turns: labels, names, splits at changes."""
 
-from moss_cli.speakers.labels import label_speakers, speaker_at, speech_spans
 from moss_cli.results import Segment, Word
+from moss_cli.speakers.labels import label_speakers, speaker_at, speech_spans
 from moss_cli.speakers.voices import Turn
 
 

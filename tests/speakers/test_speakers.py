@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-
 from support.conversations import VOICES, best_mapping_accuracy, conversation
-from moss_cli.speakers import voices as speakers
-from moss_cli.errors import ModelUnavailableError
+
 from moss_cli.audio.sources import AudioSource
+from moss_cli.errors import ModelUnavailableError
+from moss_cli.speakers import voices as speakers
 from moss_cli.speakers.voices import SpeakerOptions, Turn, cluster, merge_turns, plan_pieces, split_at_pauses
 
 RATE = 16_000

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moss_cli.tasks.answers import group_words
 from moss_cli.results import Result, Segment, Word
+from moss_cli.tasks.answers import group_words
 from moss_cli.text import join_words
 
 ENGLISH = (

@@ -6,6 +6,8 @@ import random
 import re
 
 import pytest
+from support.fake_server import phrase_recording
+from support.scripted import ScriptedEngine
 
 from moss_cli.engine.base import Answer
 from moss_cli.results import Segment
@@ -22,8 +24,6 @@ from moss_cli.tasks.hints import parse_language
 from moss_cli.tasks.pipeline import Pipeline, PipelineOptions
 from moss_cli.tasks.recording import Recording
 from moss_cli.timeref import seconds_of
-from support.fake_server import phrase_recording
-from support.scripted import ScriptedEngine
 
 STARTS = (0.8, 12.3, 25.0, 41.7, 58.2, 77.9, 95.5)
 SHAPE = DigestShape(100.0, STARTS, 10.0, "meeting")

@@ -1,4 +1,5 @@
 import math
+
 import pytest
 
 from moss_cli.tasks.parsing import parse_bracketed, parse_events, parse_time, strip_times
@@ -174,8 +175,8 @@ def test_bidi_overrides_and_isolates_are_removed_from_text_and_shown_in_names(co
 def test_broken_times_never_stay_in_the_text_nor_reach_a_result(broken):
     """What a model writes where it cannot say a time is a time gone wrong: taken out of the text, its
     value repaired from its neighbours (or clamped into the chunk), never NaN or infinite."""
-    from moss_cli.tasks.answers import segments_from
     from moss_cli.audio.chunking import Chunk
+    from moss_cli.tasks.answers import segments_from
 
     texts = [f"[0.00]hello[{broken}][{broken}]world[4.00]", f"[{broken}]hello[2.00][2.00]world[{broken}]",
              f"[0.00]hello[2.00] world[{broken}]", f"[{broken}]hello[{broken}]"]

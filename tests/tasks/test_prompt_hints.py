@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from support.fake_server import FakeServer, phrase_file
 from typer.testing import CliRunner
 
-from support.fake_server import FakeServer, phrase_file
 from moss_cli.cli.app import app
 from moss_cli.tasks.specs import CAPTION_PROMPT, SENTENCE_PROMPT, WORD_PROMPT
 
@@ -43,8 +43,8 @@ def sent_prompts(monkeypatch):
 
 def question_ids(tokenizer_folder, question: str) -> list[int]:
     """What the official layout puts after the audio span for `question`, tokenized by the checkpoint."""
-    from moss_cli.model.loading import load_tokenizer
     from moss_cli.engine.prompts import PromptBuilder
+    from moss_cli.model.loading import load_tokenizer
 
     return PromptBuilder(load_tokenizer(tokenizer_folder)).question_suffix(question).input_ids
 

@@ -17,8 +17,8 @@ import torch
 from ...audio.constants import SAMPLE_RATE
 from ...audio.features import duration, load_audio, log_mel, to_model_rate
 from ...errors import MossError
-from ...model.encoder import EncodedAudio
 from ...model.checkpoint import model_name
+from ...model.encoder import EncodedAudio
 from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
 from ...model.modeling import MossAudioModel
 from ..base import Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint, split_reasoning
