@@ -44,7 +44,7 @@ class Utterance:
 
 class SileroStream:
     """Silero's ONNX model over a stream: state and context carried across calls. Frames of digital
-    silence are not run (a long quiet stream costs next to nothing) and count as no speech."""
+    silence are not run (a long quiet stream costs next to nothing): they count as no speech."""
 
     def __init__(self, model: SileroOnnx):
         self.session = model.session
@@ -55,10 +55,13 @@ class SileroStream:
     def __call__(self, frame: np.ndarray) -> float:
         window = np.concatenate([self.context, frame])
         self.context = frame[-SileroOnnx.CONTEXT:]
-        if np.abs(frame).max() < SILENCE_FLOOR:
-            return 0.0
         output, self.state = self.session.run(None, {"input": window[None], "state": self.state, "sr": self.rate})
         return float(output[0, 0])
+
+    def silence(self, frame: np.ndarray) -> float:
+        """A frame of digital silence: not run, it is only the next frame's context."""
+        self.context = frame[-SileroOnnx.CONTEXT:]
+        return 0.0
 
 
 def energy_probability(frame: np.ndarray) -> float:
@@ -100,9 +103,11 @@ class UtteranceCutter:
         samples = np.concatenate([self._unjudged, np.asarray(block, np.float32)])
         whole = samples.size // FRAME * FRAME
         self._unjudged = samples[whole:]
+        frames = samples[:whole].reshape(-1, FRAME)
+        silent = np.abs(frames).max(axis=1) < SILENCE_FLOOR  # found for the whole block at once: hours of quiet are cheap
         done: list[Utterance] = []
-        for start in range(0, whole, FRAME):
-            found = self._judge(samples[start : start + FRAME])
+        for frame, quiet in zip(frames, silent.tolist()):
+            found = self._judge(frame, silent=quiet)
             if found is not None:
                 done.append(found)
         return done
@@ -117,8 +122,9 @@ class UtteranceCutter:
             return [found]
         return [u for u in [self._close("end")] if u is not None]
 
-    def _judge(self, frame: np.ndarray, real: int = FRAME) -> Utterance | None:
-        probability = self.detector(frame)
+    def _judge(self, frame: np.ndarray, real: int = FRAME, silent: bool = False) -> Utterance | None:
+        quiet = getattr(self.detector, "silence", None) if silent else None
+        probability = quiet(frame) if quiet is not None else self.detector(frame)
         frame = frame[:real]
         self.position += real
         if self._frames is None:
