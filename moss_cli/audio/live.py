@@ -109,11 +109,12 @@ class MicrophoneSource(LiveSource):
     def __init__(self, device_name: str | None = None, backend=None):
         super().__init__(f"microphone {device_name}" if device_name else "the microphone")
         self.device_name = device_name
-        self._backend = backend  # the sounddevice module, or a stand-in with its InputStream
+        # the sounddevice module (looked for now: a missing one is said before a model loads), or a stand-in
+        self._backend = backend or sounddevice_module()
 
     def open(self):
         """The input stream, opened: a missing package, PortAudio or microphone is a one-line UsageError."""
-        backend = self._backend or sounddevice_module()
+        backend = self._backend
         self.arrived: queue.Queue = queue.Queue()
         try:
             stream = backend.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", device=self.device_name,

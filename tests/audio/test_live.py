@@ -141,9 +141,10 @@ def test_without_sounddevice_the_error_names_the_install(monkeypatch):
         sounddevice_module()
 
 
-def test_the_command_line_names_a_source_that_fits_its_options(tmp_path):
+def test_the_command_line_names_a_source_that_fits_its_options(tmp_path, monkeypatch):
     existing = tmp_path / "a.wav"
     existing.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "sounddevice", StandInMicrophone(np.zeros(10, np.float32)))
     assert isinstance(open_live(None), MicrophoneSource)
     assert isinstance(open_live("rtsp://camera/stream"), UrlSource)
     assert isinstance(open_live(str(existing), follow=True), FollowedFile)

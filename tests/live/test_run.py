@@ -164,3 +164,21 @@ def test_a_live_runs_cues_equal_a_file_run_over_the_same_utterances(tmp_path, ti
     assert [c.content for c in live_cues] == [text for text, _, _ in expected]
     for cue, (_, start, end) in zip(live_cues, expected):
         assert abs(cue.start.total_seconds() - start) <= 0.0015 and abs(cue.end.total_seconds() - end) <= 0.0015
+
+
+def test_the_microphone_through_a_stand_in_input_stream():
+    from moss_cli.audio.live import MicrophoneSource
+    from support.live import StandInMicrophone
+
+    audio, truth = phrase_recording(3.5, seed=9, gaps=(0.3, 0.6))
+    source = MicrophoneSource(backend=StandInMicrophone(audio))
+
+    class StopWhenHeard(Told):
+        def heard(self, result, record):
+            super().heard(result, record)
+            if len(self.lines) == len(truth):
+                source.stop()  # as Ctrl-C would: a microphone never ends by itself
+
+    told = StopWhenHeard()
+    summary = LiveRun(source, Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES, told).run()
+    assert told.lines == [f"phrase {p.index}." for p in truth] and not summary.gaps
