@@ -158,11 +158,12 @@ def listen(
     subtitles: Annotated[SubtitleOptions, without("highlight_words")], prompt: PromptOptions, engine: EngineOptions,
     decoding: SamplingOptions, server: ServerOptions,
 ) -> None:
-    """Transcribe speech as it arrives (or, with --events, report sound events): each utterance is cut at a
-    pause or at --max-utterance-seconds, sent as soon as it ends, and printed with its time in the stream.
+    """Transcribe speech as it arrives (or, with --events, report sound events).
 
-    The stream ending finishes the run (exit 0); Ctrl-C finishes the utterance in flight, closes the files
-    and exits 0. With -o DIR the outputs grow as the run goes and are valid at every moment.
+    Each utterance is cut at a pause or at --max-utterance-seconds, sent as soon as it ends,
+    and printed with its time in the stream. The end of the stream ends the run (exit 0);
+    Ctrl-C finishes the utterance in flight, closes the files and exits 0. With -o DIR the
+    outputs grow as the run goes and are valid at every moment.
     """
     from ..tasks.specs import EVENTS, TRANSCRIBE_SENTENCES
     from .listen import ListenRequest, live_options, run_listen
