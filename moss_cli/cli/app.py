@@ -156,7 +156,7 @@ def listen(
     *, output: Annotated[OutputOptions, only("output_dir", output_dir=Change(
         help="Write <source>.live.srt, .vtt, .jsonl and .txt here, appended cue by cue as the run goes."))],
     subtitles: Annotated[SubtitleOptions, without("highlight_words")], prompt: PromptOptions, engine: EngineOptions,
-    decoding: SamplingOptions, server: ServerOptions,
+    decoding: SamplingOptions, server: ServerOptions, speakers: DiarizeOptions,
 ) -> None:
     """Transcribe speech as it arrives (or, with --events, report sound events).
 
@@ -171,7 +171,7 @@ def listen(
     task = prompt.task(EVENTS if events else TRANSCRIBE_SENTENCES)
     request = ListenRequest(source, rate, channels, follow, device_name, output.output_dir, quiet)
     raise typer.Exit(run_listen(request, task, engine.spec(server), decoding, subtitles.layout(),
-                                live_options(max_utterance_seconds, max_backlog_seconds, clock)))
+                                live_options(max_utterance_seconds, max_backlog_seconds, clock), speakers))
 
 
 @app.command(cls=HabitCommand, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")

@@ -32,7 +32,7 @@ class ListenRequest:
     quiet: bool = False
 
 
-def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout, options) -> int:
+def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout, options, speakers=None) -> int:
     """The whole live run; its exit code (0 at the end of the stream and after Ctrl-C)."""
     from ..audio.live import PcmFormat, open_live
     from ..live.run import LiveRun
@@ -44,6 +44,7 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
                            request.device_name)
         if options.max_backlog_seconds < options.max_utterance_seconds:
             raise UsageError("--max-backlog-seconds must hold at least one utterance (--max-utterance-seconds)")
+        tracker = _speaker_tracker(speakers, task)  # a missing voice encoder fails before the model loads
         spec = validated(spec, [task.prompt])
         use_threads(spec.threads)
         engine = LazyEngine(spec, request.quiet)
@@ -54,7 +55,7 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
         if not request.quiet:
             say(f"listening to {source.name}" + (f", writing {', '.join(str(p) for p in outputs.paths)}"
                                                   if outputs else "") + "; Ctrl-C ends")
-        summary = LiveRun(source, pipeline, task, observer, outputs, options).run()
+        summary = LiveRun(source, pipeline, task, observer, outputs, options, speakers=tracker).run()
         observer.done(summary)
         code = EXIT_OK
     except (MossError, Exception, KeyboardInterrupt) as exc:
@@ -63,6 +64,21 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
         if outputs is not None:
             outputs.close()
     return code
+
+
+def _speaker_tracker(speakers, task):
+    """--speakers: labels that hold for the whole run (speakers/tracking.py); None when off."""
+    try:
+        chosen = speakers.chosen() if speakers is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if chosen is None:
+        return None
+    if task.output == "events":
+        raise UsageError("--speakers labels speech: not with --events")
+    from ..speakers.tracking import SpeakerTracker, voice_embedder
+
+    return SpeakerTracker(voice_embedder(chosen), chosen)
 
 
 def _pipeline(engine, sampling, spec: EngineSpec):

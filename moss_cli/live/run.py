@@ -126,8 +126,9 @@ class LiveRun:
     """One live run: `run()` until the source ends or Ctrl-C; returns what happened."""
 
     def __init__(self, source, pipeline: Pipeline, task, observer: LiveObserver, outputs=None,
-                 options: LiveOptions = LiveOptions(), cutter: UtteranceCutter | None = None):
+                 options: LiveOptions = LiveOptions(), cutter: UtteranceCutter | None = None, speakers=None):
         self.source, self.pipeline, self.task = source, pipeline, task
+        self.speakers = speakers  # a speakers.tracking.SpeakerTracker: labels that hold for the whole run
         self.observer, self.outputs, self.options = observer, outputs, options
         # Events are any sound, not only speech: cut where the audio goes quiet, not where Silero hears a pause.
         self.cutter = cutter or UtteranceCutter(options.max_utterance_seconds,
@@ -220,7 +221,10 @@ class LiveRun:
 
     def _ask(self, utterance: Utterance) -> Result:
         recording = Recording.from_array(self.source.name, utterance.samples)
-        return self.pipeline.timed(self.task, recording)
+        result = self.pipeline.timed(self.task, recording)
+        if self.speakers is not None and self.task.output != "events":
+            result.segments = self.speakers.label(utterance.samples, result.segments)
+        return result
 
     def _write(self, utterance: Utterance, result: Result) -> None:
         result = self._at_stream_time(result, utterance.start / SAMPLE_RATE)
