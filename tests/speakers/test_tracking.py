@@ -36,26 +36,32 @@ def labels(tracker: SpeakerTracker, voices: list[int | None]) -> list[str]:
 
 
 def test_a_voice_keeps_its_label_for_the_whole_run():
-    tracker = SpeakerTracker(None, SpeakerOptions())
-    assert labels(tracker, [1, 0, 1, 1, 2, 0, 2]) == ["S1", "S2", "S1", "S1", "S3", "S2", "S3"]
+    tracker = SpeakerTracker(None, SpeakerOptions(count=3))
+    assert labels(tracker, [1, 0, 2, 1, 1, 0, 2, 0]) == ["S1", "S2", "S3", "S1", "S1", "S2", "S3", "S2"]
+
+
+def test_before_there_is_enough_to_cluster_a_far_voice_is_a_new_speaker():
+    assert labels(SpeakerTracker(None, SpeakerOptions()), [0, 1]) == ["S1", "S2"]
+    assert labels(SpeakerTracker(None, SpeakerOptions()), [0, 0]) == ["S1", "S1"]
 
 
 def test_a_known_count_and_names_are_kept():
     tracker = SpeakerTracker(None, SpeakerOptions(count=2, names=("Ann", "Ben")))
     said = labels(tracker, [0, 1, 2, 0, 1])
     assert said[:2] == ["Ann", "Ben"] and said[2] in ("Ann", "Ben") and said[3:] == ["Ann", "Ben"]  # no third
-    assert len(tracker.sums) == 2
+    assert set(tracker.labels) == {0, 1}
 
 
 def test_too_little_voice_goes_to_the_speaker_heard_last():
-    tracker = SpeakerTracker(None, SpeakerOptions())
+    tracker = SpeakerTracker(None, SpeakerOptions(count=2))
     assert labels(tracker, [None, 0, 1, None, 0]) == ["S1", "S1", "S2", "S2", "S1"]
 
 
 def test_the_live_run_labels_each_utterance():
     audio, truth = phrase_recording(30, seed=1)
     # the stand-in tells voices by loudness: phrase i peaks at (100 + i) / 1000 (fake_server.py)
-    tracker = SpeakerTracker(lambda samples: heard(int(round(np.abs(samples).max() * 1000)) % 2), SpeakerOptions())
+    tracker = SpeakerTracker(lambda samples: heard(int(round(np.abs(samples).max() * 1000)) % 2),
+                             SpeakerOptions(count=2))
     said = []
 
     class Told:
