@@ -148,3 +148,17 @@ def test_a_backlog_smaller_than_an_utterance_is_a_usage_error():
                            "--max-backlog-seconds", "10"], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "--max-backlog-seconds" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_the_status_line_is_redrawn_in_place_and_cleared_for_each_finished_line(capsys):
+    from moss_cli.cli.listen import TerminalObserver
+    from moss_cli.results import Result, Segment
+
+    observer = TerminalObserver(quiet=False, clock=False, status_shown=True)
+    observer.status("speech", 0.2)
+    observer.status("waiting for the model", 12.4)
+    observer.heard(Result("transcribe", "stdin", 9.0, "m", "Hi.", [Segment(61.5, 62.25, "Hi.")]),
+                   {"start": 61.0, "end": 63.0})
+    captured = capsys.readouterr()
+    assert captured.out == "[00:01:01.50 -> 00:01:02.25] Hi.\n"
+    assert captured.err == "\r\x1b[Kmoss: speech\r\x1b[Kmoss: waiting for the model, backlog 12 s\r\x1b[K"
