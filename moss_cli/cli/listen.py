@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engine.factory import EngineSpec, validated
@@ -46,6 +46,8 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
             raise UsageError("--max-backlog-seconds must hold at least one utterance (--max-utterance-seconds)")
         tracker = _speaker_tracker(speakers, task)  # a missing voice encoder fails before the model loads
         spec = validated(spec, [task.prompt])
+        # several servers: as many waiting utterances asked at once (written in order); one model: one at a time
+        options = replace(options, concurrency=max(1, len(spec.servers or ())))
         use_threads(spec.threads)
         engine = LazyEngine(spec, request.quiet)
         engine.check()

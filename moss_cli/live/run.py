@@ -35,6 +35,7 @@ class LiveOptions:
     max_utterance_seconds: float = 30.0
     max_backlog_seconds: float = 60.0
     finish_seconds: float = 10.0  # after Ctrl-C, how long the utterance in flight may still take
+    concurrency: int = 1  # utterances asked at once when several wait (several servers); written in order
     clock: bool = False  # wall-clock times beside stream times
 
 
@@ -112,6 +113,15 @@ class Backlog:
                 raise self.error
             return None
 
+    def take_ready(self, most: int) -> list[Utterance]:
+        """Up to `most` utterances waiting at the head, without waiting (to ask several servers at once)."""
+        taken: list[Utterance] = []
+        with self.changed:
+            while len(taken) < most and self.items and isinstance(self.items[0], Utterance):
+                taken.append(self.items.popleft())
+                self.seconds -= taken[-1].seconds
+        return taken
+
     def drain(self) -> list[Utterance | Gap]:
         with self.changed:
             items, self.seconds = list(self.items), 0.0
@@ -138,8 +148,7 @@ class LiveRun:
         self.started_at: float | None = None  # wall time of the stream's first sample
         self.last_audio = time.monotonic()
         self._segments = 0  # ids run on across utterances
-        self._in_flight: Utterance | None = None  # the utterance the model works on, and its answer to come
-        self._future = None
+        self._flying: list = []  # (utterance, its answer to come) asked and not yet written, in order
 
     def run(self) -> LiveSummary:
         reader = threading.Thread(target=self._read, name="moss-live-source", daemon=True)
@@ -184,12 +193,15 @@ class LiveRun:
             if isinstance(item, Gap):
                 self._mark(item)
                 continue
-            self._in_flight, self._future = item, started(self._ask, item, name="moss-live-ask")
+            batch = [item, *self.backlog.take_ready(self.options.concurrency - 1)]
+            self._flying = [(u, started(self._ask, u, name="moss-live-ask")) for u in batch]
             self.observer.status("waiting for the model", self.backlog.seconds)
-            result = self._wait(self._future)
-            self._in_flight = None
-            with deferred():  # a signal now waits until the utterance's cues are written whole
-                self._write(item, result)
+            while self._flying:
+                utterance, future = self._flying[0]
+                result = self._wait(future)
+                self._flying.pop(0)
+                with deferred():  # a signal now waits until the utterance's cues are written whole
+                    self._write(utterance, result)
 
     def _wait(self, future, limit: float | None = None):
         """The future's result, waited for in slices so that Ctrl-C is taken at once."""
@@ -207,26 +219,30 @@ class LiveRun:
     def _wind_down(self) -> None:
         """After Ctrl-C: the utterance in flight finished (bounded) or marked dropped; the rest marked."""
         self.source.stop()
-        flying = self._in_flight
-        if flying is not None:
-            self.observer.status(f"finishing the last utterance (at most {self.options.finish_seconds:g} s)", 0.0)
+        if self._flying:
+            self.observer.status(f"finishing the utterance in flight (at most {self.options.finish_seconds:g} s)", 0.0)
+        deadline = time.monotonic() + self.options.finish_seconds
+        for index, (utterance, future) in enumerate(self._flying):
             try:
-                self._write(flying, self._wait(self._future, self.options.finish_seconds))
-            except (TimeoutError, Interrupted):
-                self.observer.warning(f"{_span(flying)}: dropped, the model did not finish it in time")
-                self._mark(Gap(flying.start / SAMPLE_RATE, flying.end / SAMPLE_RATE, INTERRUPTED))
+                result = self._wait(future, max(0.0, deadline - time.monotonic()))
+                self._write(utterance, result)
+            except (Exception, Interrupted):  # too slow, a second Ctrl-C, or the request failed
+                for dropped, _ in self._flying[index:]:
+                    self.observer.warning(f"{_span(dropped)}: dropped, the model did not finish it in time")
+                    self._mark(Gap(dropped.start / SAMPLE_RATE, dropped.end / SAMPLE_RATE, INTERRUPTED))
+                break
+        self._flying = []
         for item in self.backlog.drain():
             gap = item if isinstance(item, Gap) else Gap(item.start / SAMPLE_RATE, item.end / SAMPLE_RATE, INTERRUPTED)
             self._mark(gap)
 
     def _ask(self, utterance: Utterance) -> Result:
         recording = Recording.from_array(self.source.name, utterance.samples)
-        result = self.pipeline.timed(self.task, recording)
-        if self.speakers is not None and self.task.output != "events":
-            result.segments = self.speakers.label(utterance.samples, result.segments)
-        return result
+        return self.pipeline.timed(self.task, recording)
 
     def _write(self, utterance: Utterance, result: Result) -> None:
+        if self.speakers is not None and self.task.output != "events":  # here: in stream order, one at a time
+            result.segments = self.speakers.label(utterance.samples, result.segments)
         result = self._at_stream_time(result, utterance.start / SAMPLE_RATE)
         record = self._record(utterance.start / SAMPLE_RATE, utterance.end / SAMPLE_RATE)
         if self.outputs is not None:

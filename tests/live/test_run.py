@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -101,6 +102,32 @@ def test_an_engine_slower_than_real_time_skips_with_marked_gaps_never_silently(t
         assert answered != marked, phrase
     cues = [c.content for c in srt.parse((tmp_path / "s.live.srt").read_text())]
     assert cues.count("[skipped: the model fell behind]") == len(skipped)
+
+
+def test_with_several_servers_waiting_utterances_are_asked_at_once_and_written_in_order(tmp_path):
+    audio, truth = phrase_recording(40, seed=3, gaps=(1.0, 2.0))
+
+    class Concurrent(SlowEngine):
+        def __init__(self):
+            super().__init__(0.3)
+            self.now = self.most = 0
+            self.lock = threading.Lock()
+
+        def ask_many(self, requests):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                return super().ask_many(requests)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+    engine, told = Concurrent(), Told()
+    options = LiveOptions(max_backlog_seconds=600, concurrency=3)
+    summary = LiveRun(ArraySource(audio), Pipeline(engine), TRANSCRIBE_SENTENCES, told, None, options).run()
+    assert engine.most == 3 and not summary.gaps
+    assert told.lines == [f"phrase {p.index}." for p in truth]
 
 
 def rss_bytes() -> int:
