@@ -209,3 +209,44 @@ def test_the_microphone_through_a_stand_in_input_stream():
     told = StopWhenHeard()
     summary = LiveRun(source, Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES, told).run()
     assert told.lines == [f"phrase {p.index}." for p in truth] and not summary.gaps
+
+
+def test_ctrl_c_drops_an_utterance_the_model_cannot_finish_in_time_and_says_so(tmp_path):
+    import signal
+
+    audio, truth = phrase_recording(20, seed=5, gaps=(1.0, 2.0))
+    engine = SlowEngine(5.0)
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C while it works
+    outputs = AppendingOutputs(tmp_path, "s.live")
+    told = Told()
+    started = time.monotonic()
+    summary = LiveRun(ArraySource(audio), Pipeline(engine), TRANSCRIBE_SENTENCES, told, outputs,
+                      LiveOptions(finish_seconds=0.5)).run()
+    outputs.close()
+    assert summary.interrupted and time.monotonic() - started < 3
+    assert any("dropped" in warning for warning in told.warnings)
+    records = read_jsonl(tmp_path / "s.live.jsonl")
+    assert records and all(r.get("reason") == "stopped before it was transcribed" for r in records)
+
+
+def test_a_stalled_source_is_waited_on_and_shown(monkeypatch):
+    import moss_cli.live.run as live_run
+
+    monkeypatch.setattr(live_run, "STALL_SECONDS", 0.3)
+    audio, truth = phrase_recording(6, seed=6, gaps=(1.0, 1.5))
+
+    def stalling():
+        yield audio[: audio.size // 2]
+        time.sleep(1.0)  # the stream stops for a while, then goes on
+        yield audio[audio.size // 2 :]
+
+    states = []
+
+    class Watching(Told):
+        def status(self, state, backlog_seconds):
+            states.append(state)
+
+    told = Watching()
+    LiveRun(ArraySource(stalling), Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES, told).run()
+    assert any(state.startswith("waiting for the source") for state in states)
+    assert told.lines == [f"phrase {p.index}." for p in truth]
