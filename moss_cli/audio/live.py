@@ -211,10 +211,11 @@ class _Prefixed:
         self.head, self.reader = head, reader
 
     def read(self, size: int = -1) -> bytes:
+        size = size if size > 0 else 1 << 16
         if self.head:
-            data, self.head = self.head[:size] if size > 0 else self.head, self.head[size:] if size > 0 else b""
+            data, self.head = self.head[:size], self.head[size:]
             return data
-        return _read_some(self.reader, size if size > 0 else 1 << 16)
+        return _read_some(self.reader, size)
 
 
 def _read_some(reader, size: int) -> bytes:

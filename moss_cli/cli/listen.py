@@ -65,6 +65,10 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
     finally:
         if outputs is not None:
             outputs.close()
+    from .. import interrupts
+
+    if interrupts.received is not None:  # after Ctrl-C a dropped utterance may still be inside the model:
+        interrupts.exit_now(code)  # leave without waiting for it (the files are closed)
     return code
 
 
