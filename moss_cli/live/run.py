@@ -289,7 +289,7 @@ class LiveRun:
         self.observer.status(state, self.backlog.seconds)
 
 
-def _span(gap) -> str:
-    start = gap.start / SAMPLE_RATE if isinstance(gap, Utterance) else gap.start
-    end = gap.end / SAMPLE_RATE if isinstance(gap, Utterance) else gap.end
-    return f"{start:.1f}-{end:.1f} s"
+def _span(item: Utterance | Gap) -> str:
+    """Where an utterance (in samples) or a gap (in seconds) lies in the stream, for a message."""
+    scale = SAMPLE_RATE if isinstance(item, Utterance) else 1
+    return f"{item.start / scale:.1f}-{item.end / scale:.1f} s"
