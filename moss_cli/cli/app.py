@@ -130,6 +130,54 @@ def events(
          lambda pipeline, rec: pipeline.timed(task, rec), translation=translation.chosen())
 
 
+@app.command(cls=HabitCommand, epilog=examples("listen"),
+             short_help="Transcribe (or find sound events) live: microphone, stdin, URL.")
+@options
+def listen(
+    source: Annotated[str | None, typer.Argument(
+        help="Where the audio comes from: none for the microphone, - for stdin (WAV, OGG, MP3 or FLAC told by its "
+        "first bytes, else raw 16-bit PCM), a URL FFmpeg reads (http, https, rtsp, HLS), or a file with --follow.",
+        show_default=False, metavar="SOURCE")] = None,
+    events: Annotated[bool, typer.Option("--events", help="Report sound events instead of speech.")] = False,
+    rate: Annotated[int, typer.Option(
+        "--rate", rich_help_panel="Live input", help="Raw PCM on stdin: its sample rate in Hz.")] = 16_000,
+    channels: Annotated[int, typer.Option(
+        "--channels", rich_help_panel="Live input", help="Raw PCM on stdin: its channel count.")] = 1,
+    follow: Annotated[bool, typer.Option(
+        "--follow", rich_help_panel="Live input", help="SOURCE is a file still being written: read it as it grows.")] = False,
+    device_name: Annotated[str | None, typer.Option(
+        "--device-name", metavar="NAME", rich_help_panel="Live input", show_default="the default microphone",
+        help="The microphone to listen to (a name or part of one, as PortAudio lists them).")] = None,
+    max_utterance_seconds: Annotated[float, typer.Option(
+        "--max-utterance-seconds", min=1.0, rich_help_panel="Live input",
+        help="Speech without a pause is cut and sent at this length.")] = 30.0,
+    max_backlog_seconds: Annotated[float, typer.Option(
+        "--max-backlog-seconds", min=1.0, rich_help_panel="Live input",
+        help="Most audio waiting for the model; past it the oldest waiting utterances are skipped, marked as gaps.")] = 60.0,
+    clock: Annotated[bool, typer.Option(
+        "--clock", rich_help_panel="Live input", help="Wall-clock times beside stream times.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status or log lines on stderr.")] = False,
+    *, output: Annotated[OutputOptions, only("output_dir", output_dir=Change(
+        help="Write <source>.live.srt, .vtt, .jsonl and .txt here, appended cue by cue as the run goes."))],
+    subtitles: Annotated[SubtitleOptions, without("highlight_words")], prompt: PromptOptions, engine: EngineOptions,
+    decoding: SamplingOptions, server: ServerOptions, speakers: DiarizeOptions,
+) -> None:
+    """Transcribe speech as it arrives (or, with --events, report sound events).
+
+    Each utterance is cut at a pause or at --max-utterance-seconds, sent as soon as it ends,
+    and printed with its time in the stream. The end of the stream ends the run (exit 0);
+    Ctrl-C finishes the utterance in flight, closes the files and exits 0. With -o DIR the
+    outputs grow as the run goes and are valid at every moment.
+    """
+    from ..tasks.specs import EVENTS, TRANSCRIBE_SENTENCES
+    from .listen import ListenRequest, live_options, run_listen
+
+    task = prompt.task(EVENTS if events else TRANSCRIBE_SENTENCES)
+    request = ListenRequest(source, rate, channels, follow, device_name, output.output_dir, quiet)
+    raise typer.Exit(run_listen(request, task, engine.spec(server), decoding, subtitles.layout(),
+                                live_options(max_utterance_seconds, max_backlog_seconds, clock), speakers))
+
+
 @app.command(cls=HabitCommand, epilog=examples("caption"), short_help="Describe what can be heard (--speech: the voice).")
 @options
 def caption(

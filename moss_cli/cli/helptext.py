@@ -59,6 +59,14 @@ EXAMPLES = {
         "moss events recordings/ --json --srt -o out/",
         "moss events street.wav --translate de --srt",
     ],
+    "listen": [
+        "moss listen",
+        "moss listen -o live/ --clock",
+        "ffmpeg -i rtsp://camera/stream -f wav - | moss listen -",
+        "arecord -f S16_LE -r 16000 | moss listen - --rate 16000",
+        "moss listen https://radio.example/stream.mp3 --server http://gpu1:8000/v1",
+        "moss listen recording.wav --follow --events",
+    ],
     "caption": [
         "moss caption clip.wav",
         "moss caption clip.wav --speech --json",
