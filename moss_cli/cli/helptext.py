@@ -84,6 +84,7 @@ EXAMPLES = {
     ],
     "models": [
         "moss models",
+        "moss models --available",
         "moss models --json",
     ],
 }
