@@ -295,7 +295,7 @@ class DiarizeOptions(OptionGroup):
         "speakers).")] = None
     diarizer: Annotated[str, typer.Option(
         "--diarizer", rich_help_panel="Speakers",
-        help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
+        help="resemblyzer (the speakers extra; works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
         "gated pipeline in the Hugging Face cache).")] = DEFAULT_DIARIZER
 
     def chosen(self) -> SpeakerOptions | None:
