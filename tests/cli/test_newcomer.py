@@ -85,8 +85,9 @@ def test_a_recording_without_speech_says_so_on_stderr_and_in_json(tmp_path):
     with FakeServer() as server:
         result = runner.invoke(app, ["transcribe", str(silent), "--server", server.url])
         as_json = runner.invoke(app, ["transcribe", str(silent), "--json", "-q", "--server", server.url])
+        assert server.fake.requests == []  # nothing to ask
         heard = runner.invoke(app, ["transcribe", str(spoken), "--server", server.url])
-        assert server.fake.requests and all(len(r["body"]["messages"]) for r in server.fake.requests)
+        assert server.fake.requests
     assert result.exit_code == 0 and result.stdout == ""
     assert f"moss: warning: {silent}: no speech found: the transcript is empty" in result.stderr.splitlines()
     assert json.loads(as_json.stdout)["warnings"] == ["no speech found: the transcript is empty"]
