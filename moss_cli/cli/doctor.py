@@ -77,6 +77,7 @@ class DoctorReport:
     cache: CacheReport
     servers: list[ServerReport] = field(default_factory=list)
     model: ModelStatus | None = None  # the checkpoint a run would use
+    speakers: str = ""  # whether --speakers' default diarizer is installed (the speakers extra)
 
     @property
     def ok(self) -> bool:
@@ -166,7 +167,20 @@ def environment() -> dict:
         "dtype": dtype,
         "threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
+        "speakers": speakers_status(),
     }
+
+
+def speakers_status() -> str:
+    """Whether --speakers works here: Resemblyzer and its webrtcvad found (not imported: seconds of torch)."""
+    from importlib.util import find_spec
+
+    from ..speakers.voices import SPEAKERS_INSTALL
+
+    missing = [name for name in ("resemblyzer", "webrtcvad") if find_spec(name) is None]
+    if missing:
+        return f"not installed ({', '.join(missing)} missing): {SPEAKERS_INSTALL}"
+    return "installed (resemblyzer)"
 
 
 def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> ServerReport:
@@ -279,6 +293,7 @@ def doctor_lines(report: DoctorReport) -> list[str]:
              f"device (--device auto): {report.device}; dtype (--dtype auto): {report.dtype}",
              f"threads: {report.threads} (CPU cores: {report.cpu_cores or 'unknown'})",
              *([printable_name(f"model (--model {model.name}): {model.status}")] if model else []),
+             f"speaker labels (--speakers): {report.speakers}",
              *model_lines(report.cache)]
     for server in report.servers:
         took = f" in {server.seconds:.2f} s" if server.seconds is not None else ""

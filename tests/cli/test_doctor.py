@@ -205,3 +205,14 @@ def test_models_available_and_all_are_one_or_the_other(hub_cache):
     result = runner.invoke(app, ["models", "--available", "--all"])
     assert result.exit_code == 2 and result.stderr == (
         "moss: error: --available lists the released checkpoints, --all the cache: give one\n")
+
+
+def test_doctor_says_whether_speaker_labels_are_installed(hub_cache, monkeypatch):
+    import importlib.util
+
+    assert "speaker labels (--speakers): installed (resemblyzer)" in run("doctor", "-m", TINY_REPO).stdout
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "webrtcvad" else found(name, *a))
+    report = json.loads(run("doctor", "-m", TINY_REPO, "--json").stdout)  # not a failure: an optional part
+    assert report["speakers"] == "not installed (webrtcvad missing): pip install 'moss-cli[speakers]'"
+    assert report["ok"] is True
