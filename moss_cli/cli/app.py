@@ -323,36 +323,51 @@ def doctor(
     """Check this machine: MOSS-Audio checkpoints in the Hugging Face cache, the device and dtype
     --device auto and --dtype auto pick, versions and threads, and whether each --server answers.
 
-    Exit 0 when everything asked works, 1 when a server given does not answer, 2 on a usage error.
+    Exit 0 when everything asked works, 1 when the model a run would use is not here (without
+    --server: a run would load it) or a server given does not answer, 2 on a usage error.
     """
     from .doctor import doctor_lines, doctor_report
 
     try:
         choice = validated(engine.spec(server))
-        report_ = doctor_report(list(choice.servers), choice.api_key, server.timeout)
+        report_ = doctor_report(engine.model, list(choice.servers), choice.api_key, server.timeout)
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None
-    text = report_.to_json(engine.model) if json_ else "\n".join(doctor_lines(report_, engine.model))
+    text = report_.to_json() if json_ else "\n".join(doctor_lines(report_))
     sys.stdout.write(text + "\n")
-    raise typer.Exit(EXIT_OK if report_.ok else EXIT_FAILED)  # 1: a server given does not answer
+    raise typer.Exit(EXIT_OK if report_.ok else EXIT_FAILED)  # 1: the model missing, or a server given silent
 
 
 @app.command(cls=HabitCommand, epilog=examples("models"),
-             short_help="The MOSS-Audio checkpoints in the Hugging Face cache.")
+             short_help="MOSS-Audio checkpoints: cached here, or all (--available).")
 def models(
     all_: Annotated[bool, typer.Option("--all", help="Every model repo in the cache, others marked.")] = False,
+    available: Annotated[bool, typer.Option(
+        "--available", help="The released checkpoints, with their -m names and sizes, and whether each is "
+        "cached here (offline: nothing is asked of the hub).")] = False,
     json_: MachineJsonOpt = False,
 ) -> None:
     """List the MOSS-Audio checkpoints in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) with their
-    sizes on disk and revisions; --all lists every model repo, marking those that are not MOSS-Audio."""
+    sizes on disk and revisions; --all lists every model repo, marking those that are not MOSS-Audio;
+    --available lists the released checkpoints, cached or not."""
     from dataclasses import asdict
 
-    from .doctor import cached_models, model_lines
+    from .doctor import cached_models, hub_cache, model_lines, released_lines, released_models
 
     try:
+        if available and all_:
+            raise UsageError("--available lists the released checkpoints, --all the cache: give one")
         cache = cached_models()
+        released = released_models(hub_cache()) if available else None
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None
+    if released is not None:
+        if json_:
+            record = {"cache": cache.path, "available": [asdict(model) for model in released]}
+            sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        else:
+            sys.stdout.write("\n".join(released_lines(released, cache.path)) + "\n")
+        return
     if json_:
         shown = [asdict(model) for model in cache.models if all_ or model.moss_audio]
         sys.stdout.write(json.dumps({"cache": cache.path, "models": shown}, ensure_ascii=False, indent=2) + "\n")

@@ -10,6 +10,7 @@ from ..batch.outputs import OutputSpec
 from ..engine.factory import validated
 from ..errors import EXIT_OK, UsageError
 from ..results import json_text
+from ..text import printable_name
 from .console import report, say, stderr
 from .engine import LazyEngine, use_threads
 from .options import BatchOptions
@@ -63,6 +64,8 @@ def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_r
 
     `page` (--html): the page goes to stdout instead of the answers, or with -o DIR to a file.
     """
+    if not quiet:
+        warn_questions_naming_files(path, questions)
     try:
         check_finite()
         target = _page_target(path, page, json_lines)
@@ -86,6 +89,29 @@ def ask_one_recording(path, questions, spec, sampling, quiet, json_lines, show_r
     return EXIT_OK
 
 
+def warn_questions_naming_files(path: Path, questions: list[str]) -> None:
+    """`moss ask a.wav b.flac "q"` asks "b.flac" as a question about a.wav: most likely several
+    recordings were meant, which -Q asks about (the run goes on: a question may name a file)."""
+    import shlex
+
+    named = [question for question in questions if _names_a_path(question)]
+    if not named:
+        return
+    asked = [question for question in questions if question not in named] or ["QUESTION"]
+    form = shlex.join(["moss", "ask", str(path), *named]) + "".join(f" -Q {shlex.quote(q)}" for q in asked)
+    listed = ", ".join(printable_name(repr(question)) for question in named)
+    say(printable_name(f"warning: the question{'s' if len(named) > 1 else ''} {listed} "
+                       f"name{'' if len(named) > 1 else 's'} an existing file; to ask about several recordings, "
+                       f"give the questions with -Q: {form}"))
+
+
+def _names_a_path(question: str) -> bool:
+    try:
+        return bool(question.strip()) and Path(question).expanduser().exists()
+    except (OSError, ValueError):  # a question too long or odd for a path names none
+        return False
+
+
 def _page_target(path: Path, page, json_lines: bool):
     """Where --html's page goes (None: stdout), checked before the model loads: a bad command line fails fast."""
     if page is None:
@@ -105,7 +131,6 @@ def _answers(path: Path, questions, engine, options, quiet: bool, with_source=No
     from ..interrupts import signals_interrupt
     from ..tasks.asking import asked_time
     from ..tasks.pipeline import Pipeline
-    from ..text import printable_name
     from .progress import ProgressBar
 
     with signals_interrupt():  # SIGTERM too ends the run through here, so temporary files go

@@ -38,6 +38,20 @@ def say(text: str) -> None:
     stderr.print(f"moss: {text}", markup=False)
 
 
+def readable_duration(seconds: float) -> str:
+    """A duration as a person says it: "4.2 s", "47 s", "3 min 5 s", "2 h 14 min" (rounded to its
+    largest unit's next one down: a summary, not a measurement)."""
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 class ConsoleObserver(BatchObserver):
     """A batch on the terminal: an overall bar and one per file (when stderr is a terminal),
     warnings and errors as `moss: ...` lines, and a summary for runs of several inputs."""
@@ -79,6 +93,6 @@ class ConsoleObserver(BatchObserver):
             return
         if n_inputs > 1 or summary.skipped or summary.interrupted:
             stderr.print(f"moss: {summary.done} done, {summary.skipped} skipped, {len(summary.failures)} failed; "
-                         f"{summary.audio_seconds / 3600:.2f} h of audio in {seconds:.0f} s")
+                         f"{readable_duration(summary.audio_seconds)} of audio in {readable_duration(seconds)}")
         for note in notes:
             say(note)

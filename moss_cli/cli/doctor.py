@@ -47,6 +47,26 @@ class ServerReport:
     seconds: float | None = None  # how long the probe took
 
 
+@dataclass(frozen=True)
+class ModelStatus:
+    """Whether the checkpoint a run would use is here, with nothing to download."""
+
+    name: str  # as given (-m, MOSS_MODEL or the default)
+    status: str  # where it is, or what it lacks and how to get it
+    found: bool  # a local directory or a cached snapshot holding every file a run loads
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    repo_id: str
+    short_name: str  # -m NAME
+    size_bytes: int  # its bf16 weights, about
+    size: str  # "10.4 GB"
+    cached: bool  # a complete snapshot in the Hugging Face cache
+    status: str  # "cached", or what is missing and the command that downloads it
+    default: bool  # the one a run uses without -m
+
+
 @dataclass
 class DoctorReport:
     versions: dict[str, str]
@@ -56,15 +76,18 @@ class DoctorReport:
     cpu_cores: int | None
     cache: CacheReport
     servers: list[ServerReport] = field(default_factory=list)
+    model: ModelStatus | None = None  # the checkpoint a run would use
+    speakers: str = ""  # whether --speakers' default diarizer is installed (the speakers extra)
 
     @property
     def ok(self) -> bool:
-        """Everything asked works: every server given answers (a machine without checkpoints may use one)."""
-        return all(server.answers for server in self.servers)
+        """Everything asked works: every server given answers, and without servers (a run would load
+        the model here) the model is here."""
+        model_ok = bool(self.servers) or self.model is None or self.model.found
+        return model_ok and all(server.answers for server in self.servers)
 
-    def to_json(self, model: str) -> str:
-        record = {**asdict(self), "model": {"name": model, "status": model_status(model, self.cache)}, "ok": self.ok}
-        return json.dumps(record, ensure_ascii=False, indent=2)
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "ok": self.ok}, ensure_ascii=False, indent=2)
 
 
 def hub_cache() -> Path:
@@ -144,7 +167,20 @@ def environment() -> dict:
         "dtype": dtype,
         "threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
+        "speakers": speakers_status(),
     }
+
+
+def speakers_status() -> str:
+    """Whether --speakers works here: Resemblyzer and its webrtcvad found (not imported: seconds of torch)."""
+    from importlib.util import find_spec
+
+    from ..speakers.voices import SPEAKERS_INSTALL
+
+    missing = [name for name in ("resemblyzer", "webrtcvad") if find_spec(name) is None]
+    if missing:
+        return f"not installed ({', '.join(missing)} missing): {SPEAKERS_INSTALL}"
+    return "installed (resemblyzer)"
 
 
 def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> ServerReport:
@@ -161,18 +197,65 @@ def probe_server(url: str, api_key: str | None = None, timeout: float = PROBE_TI
     return ServerReport(redact_url(url), True, detail, round(time.monotonic() - started, 3))
 
 
-def model_status(model: str, cache: CacheReport) -> str:
-    """Where --model would come from: a directory, the cache, or nowhere yet (and how to get it)."""
-    if Path(model).expanduser().is_dir():
-        return "a local directory"
-    if any(cached.repo_id == model for cached in cache.models):
-        return "in the Hugging Face cache"
-    return f"not in the Hugging Face cache (hf download {model}, or use --server)"
+def model_status(model: str, cache: Path | None = None) -> ModelStatus:
+    """Where --model would come from (a short name as its hub id): a complete directory, a complete
+    snapshot in the hub cache, or nowhere yet (and how to get it). Offline: nothing is downloaded."""
+    from ..model.checkpoint import missing_files, model_name
+
+    resolved = model_name(model)
+    path = Path(resolved).expanduser()
+    if path.is_dir():
+        missing = missing_files(path)
+        if missing:
+            return ModelStatus(model, f"a local directory lacking {', '.join(missing)}", False)
+        return ModelStatus(model, "a local directory", True)
+    snapshots = _snapshots(resolved, cache or hub_cache())
+    if any(not missing_files(snapshot) for snapshot in snapshots):
+        return ModelStatus(model, "in the Hugging Face cache", True)
+    if snapshots:
+        lacks = ", ".join(missing_files(snapshots[0]))
+        return ModelStatus(model, f"in the Hugging Face cache without {lacks} (hf download {resolved}, or use --server)",
+                           False)
+    return ModelStatus(model, f"not in the Hugging Face cache (hf download {resolved}, or use --server)", False)
 
 
-def doctor_report(servers: list[str], api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> DoctorReport:
+def _snapshots(repo_id: str, cache: Path) -> list[Path]:
+    """The cached snapshots of a hub model repo, newest first ([] for a name that is no hub id)."""
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+        return []
+    folder = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    try:
+        found = [snapshot for snapshot in folder.iterdir() if snapshot.is_dir()]
+    except OSError:  # not there, or unreadable: nothing cached
+        return []
+    return sorted(found, key=lambda snapshot: snapshot.stat().st_mtime, reverse=True)
+
+
+def released_models(cache: Path | None = None) -> list[ReleasedModel]:
+    """The released MOSS-Audio checkpoints with their sizes, and whether each is cached here (offline)."""
+    from .. import DEFAULT_MODEL
+    from ..model.checkpoint import RELEASED, missing_files, model_name, short_name
+
+    default = model_name(os.environ.get("MOSS_MODEL") or DEFAULT_MODEL)
+    listed = []
+    for repo_id, gigabytes in RELEASED.items():
+        snapshots = _snapshots(repo_id, cache or hub_cache())
+        cached = any(not missing_files(snapshot) for snapshot in snapshots)
+        if cached:
+            status = "cached"
+        elif snapshots:  # e.g. check-server's tokenizer-only download
+            status = f"partly cached, lacks {', '.join(missing_files(snapshots[0]))}: hf download {repo_id}"
+        else:
+            status = f"not cached: hf download {repo_id}"
+        listed.append(ReleasedModel(repo_id, short_name(repo_id) or repo_id, int(gigabytes * 1e9), f"{gigabytes:.1f} GB",
+                                    cached, status, repo_id == default))
+    return listed
+
+
+def doctor_report(model: str, servers: list[str], api_key: str | None = None,
+                  timeout: float = PROBE_TIMEOUT) -> DoctorReport:
     return DoctorReport(**environment(), cache=cached_models(),
-                        servers=[probe_server(url, api_key, timeout) for url in servers])
+                        servers=[probe_server(url, api_key, timeout) for url in servers], model=model_status(model))
 
 
 def model_lines(cache: CacheReport, every: bool = False) -> list[str]:
@@ -192,12 +275,25 @@ def model_lines(cache: CacheReport, every: bool = False) -> list[str]:
     return lines
 
 
-def doctor_lines(report: DoctorReport, model: str) -> list[str]:
+def released_lines(released: list[ReleasedModel], cache: str) -> list[str]:
+    """`moss models --available`: one released checkpoint a line, its -m name, size and whether cached."""
+    lines = [f"Released MOSS-Audio checkpoints (bf16 sizes; cache {cache}):"]
+    width = max(len(model.repo_id) for model in released)
+    names = [f"-m {model.short_name}{' (default)' if model.default else ''}" for model in released]
+    short = max(len(name) for name in names)
+    for model, name in zip(released, names):
+        lines.append(f"  {model.repo_id:<{width}}  {name:<{short}}  {model.size:>7}  {model.status}")
+    return lines
+
+
+def doctor_lines(report: DoctorReport) -> list[str]:
     versions = ", ".join(f"{name} {version}" for name, version in report.versions.items())
+    model = report.model
     lines = [versions,
              f"device (--device auto): {report.device}; dtype (--dtype auto): {report.dtype}",
              f"threads: {report.threads} (CPU cores: {report.cpu_cores or 'unknown'})",
-             f"model (--model {model}): {model_status(model, report.cache)}",
+             *([printable_name(f"model (--model {model.name}): {model.status}")] if model else []),
+             f"speaker labels (--speakers): {report.speakers}",
              *model_lines(report.cache)]
     for server in report.servers:
         took = f" in {server.seconds:.2f} s" if server.seconds is not None else ""

@@ -100,6 +100,7 @@ EXAMPLES = {
     ],
     "models": [
         "moss models",
+        "moss models --available",
         "moss models --json",
     ],
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -52,6 +53,33 @@ class ServerOptions(OptionGroup):
         help="Whether the server's model is a Thinking checkpoint (it needs tokens to reason).")] = None
 
 
+class Dtype(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class Quantize(str, Enum):
+    int8 = "int8"  # the only one the local engine has (engine/factory.py QUANTIZE)
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N, a GPU by its number
+
+
+def device_choice(value: str) -> str:
+    """--device checked when the command line is read, as a choice is: a typo fails before any work."""
+    device = str(value).strip().lower()
+    if device in DEVICES or re.fullmatch(r"cuda:\d+", device):
+        return device
+    raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N (a GPU's number) or mps")
+
+
+def device_completions(incomplete: str) -> list[str]:
+    """What the shell offers after --device: the names, and cuda:0 for a numbered GPU (no torch import)."""
+    return [device for device in (*DEVICES, "cuda:0") if device.startswith(incomplete.lower())]
+
+
 @dataclass(frozen=True)
 class EngineOptions(OptionGroup):
     model: Annotated[str, typer.Option(
@@ -59,11 +87,12 @@ class EngineOptions(OptionGroup):
         help="Checkpoint: a local directory or a Hugging Face hub id (cached; honours HF_HUB_OFFLINE).",
     )] = DEFAULT_MODEL
     device: Annotated[str, typer.Option(
-        rich_help_panel="Model", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto"
-    dtype: Annotated[str, typer.Option(
+        rich_help_panel="Model", metavar="<auto|cpu|cuda|cuda:N|mps>", parser=device_choice,
+        autocompletion=device_completions, help="auto: CUDA, then MPS, then CPU.")] = "auto"
+    dtype: Annotated[Dtype, typer.Option(
         rich_help_panel="Model",
-        help="auto, float32, bfloat16 or float16. auto picks bfloat16 on GPUs (the checkpoint's own dtype) and "
-        "float32 on CPU, where bfloat16 matmuls are slow on most processors.")] = "auto"
+        help="auto picks bfloat16 on GPUs (the checkpoint's own dtype) and float32 on CPU, where bfloat16 "
+        "matmuls are slow on most processors.")] = Dtype.auto
     time_markers: Annotated[bool, typer.Option(
         "--time-markers/--no-time-markers", rich_help_panel="Model",
         help="Mark every 2 s of audio in the prompt.")] = True
@@ -73,17 +102,17 @@ class EngineOptions(OptionGroup):
     threads: Annotated[int | None, typer.Option(
         min=1, rich_help_panel="Model", show_default="torch's own (the CPU's cores)",
         help="CPU threads for the local model, held for the whole run.")] = None
-    quantize: Annotated[str | None, typer.Option(
+    quantize: Annotated[Quantize | None, typer.Option(
         rich_help_panel="Model", show_default="off",
         help="int8: int8 weights for the LLM and output layer on the CPU (faster; answers can differ from "
         "float32).")] = None
 
     def spec(self, server: ServerOptions) -> EngineSpec:
         """The engine the run asks for: this model, run here or on `server`'s servers."""
-        return EngineSpec(self.model, self.device, self.dtype, self.time_markers, server.server, server.server_model,
-                          server.api_key, server.timeout, self.batch_size, thinking=server.thinking,
+        return EngineSpec(self.model, self.device, Dtype(self.dtype).value, self.time_markers, server.server,
+                          server.server_model, server.api_key, server.timeout, self.batch_size, thinking=server.thinking,
                           max_request_seconds=server.max_request_seconds, threads=self.threads,
-                          quantize=self.quantize)
+                          quantize=Quantize(self.quantize).value if self.quantize is not None else None)
 
 
 @dataclass(frozen=True)
@@ -313,7 +342,7 @@ class DiarizeOptions(OptionGroup):
         "speakers).")] = None
     diarizer: Annotated[str, typer.Option(
         "--diarizer", rich_help_panel="Speakers",
-        help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
+        help="resemblyzer (the speakers extra; works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
         "gated pipeline in the Hugging Face cache).")] = DEFAULT_DIARIZER
 
     def chosen(self) -> SpeakerOptions | None:

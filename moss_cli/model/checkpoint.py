@@ -22,6 +22,16 @@ HUB_ORG = "OpenMOSS-Team"
 SHORT_NAMES = {f"{size}{kind}": f"{HUB_ORG}/MOSS-Audio-{size.upper()}-{name}" for size in ("4b", "8b")
                for kind, name in (("", "Instruct"), ("-instruct", "Instruct"), ("-thinking", "Thinking"))}
 
+# The released checkpoints and the size of their bf16 weights, about (for `moss models --available`).
+RELEASED = {f"{HUB_ORG}/MOSS-Audio-{size}-{kind}": gigabytes for size, gigabytes in (("4B", 10.4), ("8B", 18.0))
+            for kind in ("Instruct", "Thinking")}
+
+
+def short_name(hub_id: str) -> str | None:
+    """The shortest -m name of a released checkpoint (4b, 8b-thinking); None for any other."""
+    names = [short for short, full in SHORT_NAMES.items() if full == hub_id]
+    return min(names, key=len) if names else None
+
 
 def model_name(model: str) -> str:
     """`model` with a short name (4b, 8b, 4b-thinking, 8b-instruct, ...) as its hub id; a local
@@ -86,11 +96,17 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | None, pattern
     return Path(folder)
 
 
-def _check_files(folder: Path, model: str) -> Path:
+def missing_files(folder: Path) -> list[str]:
+    """The files a checkpoint directory needs that `folder` lacks (none: it can be loaded)."""
     required = [CONFIG_FILE, "vocab.json", "merges.txt"]
     missing = [name for name in required if not (folder / name).is_file()]
     if not (folder / SINGLE_WEIGHTS).is_file() and not (folder / WEIGHTS_INDEX).is_file():
         missing.append(f"{SINGLE_WEIGHTS} or {WEIGHTS_INDEX}")
+    return missing
+
+
+def _check_files(folder: Path, model: str) -> Path:
+    missing = missing_files(folder)
     if missing:
         raise ModelUnavailableError(
             f"model {model!r}: {folder} lacks {', '.join(missing)}; pass a complete checkpoint directory with --model"

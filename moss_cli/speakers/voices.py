@@ -2,8 +2,8 @@
 
 The result is a timeline of `Turn`s; `attribution.py` puts it on the transcript. The default
 diarizer is Resemblyzer's GE2E voice encoder, whose weights ship inside its wheel (it works
-offline and costs about 1% of real time on a CPU); `pyannote` runs pyannote.audio's
-pipeline where it is installed and cached.
+offline and costs about 1% of real time on a CPU), installed with moss's `speakers` extra
+(SPEAKERS_INSTALL); `pyannote` runs pyannote.audio's pipeline where it is installed and cached.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from ..errors import ModelUnavailableError
 from ..text import one_line_problem, printable_name
 
 DIARIZERS = ("resemblyzer", "pyannote")
+# Resemblyzer is an extra: it requires webrtcvad, which PyPI has only as source (a C compiler builds it).
+SPEAKERS_INSTALL = "pip install 'moss-cli[speakers]'"
 MEL_WINDOW = SAMPLE_RATE * 25 // 1000  # Resemblyzer's features: 25 ms windows ...
 MEL_HOP = SAMPLE_RATE // 100  # ... every 10 ms ...
 MEL_BANDS = 40  # ... in 40 mel bands
@@ -93,9 +95,10 @@ class ResemblyzerDiarizer:
                 warnings.simplefilter("ignore")
                 from resemblyzer import VoiceEncoder
                 from resemblyzer.audio import normalize_volume
-        except ImportError as exc:
-            raise ModelUnavailableError(f"speaker labels need resemblyzer ({exc}); "
-                                        "pip install resemblyzer") from None
+        except ImportError as exc:  # the extra not installed, or its webrtcvad missing
+            missing = exc.name or "resemblyzer"
+            raise ModelUnavailableError(f"--speakers needs the speakers extra ({missing} is not installed): "
+                                        f"{SPEAKERS_INSTALL}") from None
         self.encoder = VoiceEncoder("cpu", verbose=False)
         self._normalize = normalize_volume
 
@@ -149,7 +152,7 @@ class PyannoteDiarizer:
             from pyannote.audio import Pipeline
         except ImportError:
             raise ModelUnavailableError("--diarizer pyannote needs pyannote.audio (pip install pyannote.audio); "
-                                        "the default diarizer, resemblyzer, needs nothing more") from None
+                                        f"the default diarizer, resemblyzer, needs only {SPEAKERS_INSTALL}") from None
         repo = next((r for r in self.PIPELINES if _in_hub_cache(r)), None)
         if repo is None:
             raise ModelUnavailableError(f"pyannote's gated pipeline ({' or '.join(self.PIPELINES)}) is not in the "

@@ -74,6 +74,9 @@ class Pipeline:
             result.events += piece.events
             result.warnings += piece.warnings
             answered += 1
+        if not answered and task.output != "events":  # events are asked over sounds too, never skipped
+            # Nothing was asked: silent, music or noise only. An empty output alone looks like a failure.
+            result.warnings.append("no speech found: the transcript is empty")
         warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())

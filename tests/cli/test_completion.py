@@ -51,3 +51,40 @@ def test_help_stays_fast():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "loaded:"
     assert time.monotonic() - started < 10  # seconds; about 0.3 s on the 2-core CI machine
+
+
+def completed(line: str) -> list[str]:
+    """What bash completion offers for the last word of `line`."""
+    words = line.split(" ")
+    result = runner.invoke(app, [], prog_name="moss", env={
+        "_MOSS_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)})
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()
+
+
+def test_choices_complete_their_values():
+    """--device, --dtype, --quantize and --html-audio offer their values; the format flags their names."""
+    assert completed("moss transcribe a.wav --device ") == ["auto", "cpu", "cuda", "mps", "cuda:0"]
+    assert completed("moss transcribe a.wav --device cu") == ["cuda", "cuda:0"]
+    assert completed("moss ask a.wav --dtype ") == ["auto", "float32", "bfloat16", "float16"]
+    assert completed("moss caption a.wav --dtype b") == ["bfloat16"]
+    assert completed("moss events a.wav --quantize ") == ["int8"]
+    assert completed("moss transcribe a.wav --html-audio ") == ["auto", "link", "embed", "none"]
+    assert set(completed("moss transcribe a.wav --s")) >= {"--srt", "--speakers", "--server"}
+    assert completed("moss events a.wav --ts") == ["--tsv"]
+
+
+def test_choices_are_checked_before_any_work_and_shown_in_help(tmp_path):
+    """A value outside the choices is a usage error (exit 2) before the input is even looked at."""
+    missing = tmp_path / "nowhere.wav"  # never opened: the option fails first
+    for option, value in (("--device", "gpu"), ("--dtype", "fp16"), ("--quantize", "int4")):
+        result = runner.invoke(app, ["transcribe", str(missing), option, value])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+        assert "nowhere.wav" not in result.output
+    for good in ("cpu", "CUDA:1", "mps"):
+        from moss_cli.cli.options import device_choice
+
+        assert device_choice(good) == good.lower()
+    shown = runner.invoke(app, ["transcribe", "--help"], env={"COLUMNS": "200"}).stdout
+    for choices in ("<auto|cpu|cuda|cuda:N|mps>", "<auto|float32|bfloat16|float16>", "<int8>"):
+        assert choices in shown

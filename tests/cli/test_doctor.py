@@ -74,7 +74,7 @@ def test_doctor_json_reports_the_cache_device_versions_and_a_server_that_answers
     device = resolve_device("auto")
     assert report["device"].split(" ")[0] == str(device) and report["dtype"] == str(resolve_dtype("auto", device))[6:]
     assert report["versions"]["torch"] == torch.__version__ and report["threads"] == torch.get_num_threads()
-    assert report["model"]["status"] == "in the Hugging Face cache"
+    assert report["model"] == {"name": TINY_REPO, "status": "in the Hugging Face cache", "found": True}
     assert report["servers"] == [{"url": server.url, "answers": True, "detail": "model moss-fake, vllm",
                                   "seconds": report["servers"][0]["seconds"]}] and report["ok"]
     assert len(asked) == 1 and asked[0]["body"]["max_tokens"] == 1  # check-server's probe, one token
@@ -138,4 +138,81 @@ def test_hostile_cache_texts_are_printable_and_odd_configs_are_unreadable(hub_ca
     assert "(not MOSS-Audio: \\x1b]0;owned\\x07bert\\u202egpj.exe)" in every
     listed = {m["repo_id"]: m["model_type"] for m in json.loads(run("models", "--all", "--json").stdout)["models"]}
     assert listed["someone/deep"] is None and listed["someone/fifo"] is None
-    assert "\x1b" not in run("doctor", "--json").stdout
+    assert "\x1b" not in run("doctor", "--json", code=1).stdout  # 1: the default model is not cached here
+
+
+# ---- the model a run would use, and the released checkpoints ------------------------------------------
+RELEASED = ["OpenMOSS-Team/MOSS-Audio-4B-Instruct", "OpenMOSS-Team/MOSS-Audio-4B-Thinking",
+            "OpenMOSS-Team/MOSS-Audio-8B-Instruct", "OpenMOSS-Team/MOSS-Audio-8B-Thinking"]
+
+
+@pytest.fixture
+def released_cache(hub_cache, tiny_checkpoint):
+    """The 4B Thinking checkpoint complete in the cache, the 8B Instruct as check-server leaves it (no weights)."""
+    files = {path.name: path for path in tiny_checkpoint.iterdir() if path.is_file()}
+    cache_repo(hub_cache, RELEASED[1], files, commit="a" * 40)
+    cache_repo(hub_cache, RELEASED[2], {name: path for name, path in files.items() if not name.endswith(".safetensors")},
+               commit="b" * 40)
+    return hub_cache
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("moss models --available asked the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_doctor_exits_1_when_the_model_a_run_would_use_is_missing(released_cache, tiny_checkpoint, tmp_path):
+    missing = run("doctor", code=1)  # the default, 4B Instruct, is not cached
+    assert ("model (--model OpenMOSS-Team/MOSS-Audio-4B-Instruct): not in the Hugging Face cache "
+            "(hf download OpenMOSS-Team/MOSS-Audio-4B-Instruct, or use --server)") in missing.stdout
+    assert "model (--model 4b-thinking): in the Hugging Face cache" in run("doctor", "-m", "4b-thinking").stdout
+    weightless = run("doctor", "-m", "8b", code=1).stdout  # a tokenizer-only snapshot cannot run
+    assert "in the Hugging Face cache without model.safetensors or model.safetensors.index.json" in weightless
+    assert "model (--model " + str(tiny_checkpoint) + "): a local directory" in run("doctor", "-m", tiny_checkpoint).stdout
+    assert "a local directory lacking config.json" in run("doctor", "-m", tmp_path, code=1).stdout
+    assert json.loads(run("doctor", "--json", code=1).stdout)["model"]["found"] is False
+    assert run("doctor", code=1, env={"MOSS_MODEL": "8b-thinking"}).exit_code == 1
+    with FakeServer() as server:  # a run would use the server: the local model is not needed
+        assert json.loads(run("doctor", "--json", "--server", server.url).stdout)["ok"] is True
+
+
+def test_models_available_lists_the_released_checkpoints_cached_or_not_offline(released_cache, no_network):
+    lines = run("models", "--available").stdout.splitlines()
+    assert lines[0] == f"Released MOSS-Audio checkpoints (bf16 sizes; cache {released_cache}):"
+    rows = [line.split() for line in lines[1:]]
+    assert [row[0] for row in rows] == RELEASED
+    assert [" ".join(row[1:row.index("GB") - 1]) for row in rows] == [
+        "-m 4b (default)", "-m 4b-thinking", "-m 8b", "-m 8b-thinking"]
+    assert [row[row.index("GB") - 1] for row in rows] == ["10.4", "10.4", "18.0", "18.0"]
+    statuses = [" ".join(row[row.index("GB") + 1:]) for row in rows]
+    assert statuses == [f"not cached: hf download {RELEASED[0]}", "cached",
+                        f"partly cached, lacks model.safetensors or model.safetensors.index.json: hf download {RELEASED[2]}",
+                        f"not cached: hf download {RELEASED[3]}"]
+    listed = json.loads(run("models", "--available", "--json").stdout)
+    assert listed["cache"] == str(released_cache)
+    assert [(m["repo_id"], m["short_name"], m["size_bytes"], m["cached"], m["default"]) for m in listed["available"]] == [
+        (RELEASED[0], "4b", 10_400_000_000, False, True), (RELEASED[1], "4b-thinking", 10_400_000_000, True, False),
+        (RELEASED[2], "8b", 18_000_000_000, False, False), (RELEASED[3], "8b-thinking", 18_000_000_000, False, False)]
+    chosen = json.loads(run("models", "--available", "--json", env={"MOSS_MODEL": "8b-thinking"}).stdout)
+    assert [m["default"] for m in chosen["available"]] == [False, False, False, True]
+
+
+def test_models_available_and_all_are_one_or_the_other(hub_cache):
+    result = runner.invoke(app, ["models", "--available", "--all"])
+    assert result.exit_code == 2 and result.stderr == (
+        "moss: error: --available lists the released checkpoints, --all the cache: give one\n")
+
+
+def test_doctor_says_whether_speaker_labels_are_installed(hub_cache, monkeypatch):
+    import importlib.util
+
+    assert "speaker labels (--speakers): installed (resemblyzer)" in run("doctor", "-m", TINY_REPO).stdout
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "webrtcvad" else found(name, *a))
+    report = json.loads(run("doctor", "-m", TINY_REPO, "--json").stdout)  # not a failure: an optional part
+    assert report["speakers"] == "not installed (webrtcvad missing): pip install 'moss-cli[speakers]'"
+    assert report["ok"] is True

@@ -97,6 +97,28 @@ def test_bad_speaker_options_are_one_line_usage_errors(dialogue, args, message):
     assert result.stderr.strip() == f"moss: error: {message}"
 
 
+@pytest.mark.parametrize("missing", ["resemblyzer", "webrtcvad"])
+def test_speakers_without_the_extra_name_its_install_command_before_any_work(dialogue, monkeypatch, missing):
+    """Resemblyzer is the `speakers` extra (its webrtcvad needs a C compiler): without it, or with it
+    but not its webrtcvad, --speakers is one line naming the install command, before any request."""
+    import sys
+
+    from moss_cli.speakers import voices as speakers
+
+    for name in [name for name in sys.modules if name.split(".")[0] == "resemblyzer"]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, so that the missing module is looked for
+    monkeypatch.setitem(sys.modules, missing, None)
+    speakers.load_diarizer.cache_clear()
+    path, _ = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2")
+        assert server.fake.requests == []
+    speakers.load_diarizer.cache_clear()
+    assert result.exit_code == 2
+    assert result.stderr == (f"moss: error: --speakers needs the speakers extra ({missing} is not installed): "
+                             "pip install 'moss-cli[speakers]'\n")
+
+
 def test_pyannote_not_installed_fails_before_any_transcription(dialogue, monkeypatch):
     import sys
 
