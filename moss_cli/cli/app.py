@@ -131,7 +131,7 @@ def events(
 
 
 @app.command(cls=HabitCommand, epilog=examples("listen"),
-             short_help="Transcribe (or find sound events) live: microphone, stdin, URL.")
+             short_help="Transcribe live (--events: sounds): microphone, stdin, URL.")
 @options
 def listen(
     source: Annotated[str | None, typer.Argument(
