@@ -117,9 +117,14 @@ def test_long_audio_on_a_server_with_a_small_encoder_cache(ten_minutes, command)
     assert fake.requests[-1]["seconds"] is None and result.stdout.strip() == f"combined {len(audio)}"
 
 
-def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes):
+# vLLM answers a request that does not fit with HTTP 400, or (0.32, streamed) inside a 200 stream
+REFUSALS = pytest.mark.parametrize("in_stream", [False, True], ids=["http-400", "in-stream"])
+
+
+@REFUSALS
+def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes, in_stream):
     path, truth = ten_minutes
-    fake = FakeMoss(max_audio_seconds=100)
+    fake = FakeMoss(max_audio_seconds=100, refuses_in_stream=in_stream)
     with FakeServer(fake) as server:
         result = moss("ask", path, "What is said at 7:30?", "--server", server.url)
     window = fake.requests[-1]
@@ -129,9 +134,10 @@ def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes):
     assert result.stdout.startswith("heard ")
 
 
-def test_transcription_chunks_are_cut_to_fit_and_nothing_is_lost(two_minutes):
+@REFUSALS
+def test_transcription_chunks_are_cut_to_fit_and_nothing_is_lost(two_minutes, in_stream):
     path, truth = two_minutes
-    fake = FakeMoss(max_audio_seconds=40)
+    fake = FakeMoss(max_audio_seconds=40, refuses_in_stream=in_stream)
     with FakeServer(fake) as server:
         result = moss("transcribe", path, "--srt", "--jobs", "3", "--server", server.url)
     assert fake.rejected == 1 and all(r["seconds"] <= 40 for r in fake.requests)

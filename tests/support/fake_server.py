@@ -118,6 +118,7 @@ class FakeMoss:
     token_seconds: float = 0.0005  # how long each streamed token takes, as on a GPU (only faster)
     tokens_sent: list = field(default_factory=list)  # tokens streamed, per streamed request
     max_audio_seconds: float | None = None  # longer audio is refused with vLLM's encoder-cache 400
+    refuses_in_stream: bool = False  # ... or, to a streamed request, inside the stream, as vLLM 0.32 does
     rejected: int = 0
     models: list = field(default_factory=lambda: [{"id": "moss-fake", "object": "model", "owned_by": "vllm",
                                                    "root": "/models/MOSS-Audio-4B-Instruct"}])
@@ -332,6 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*fake.respond(body, dict(self.headers)))
             return
         tokens = fake.tokens(body)
+        if isinstance(tokens, tuple) and fake.refuses_in_stream and tokens[0] == 400:
+            self._stream_error(tokens[1]["message"])
+            return
         if isinstance(tokens, tuple):
             self._send(*tokens)
             return
@@ -359,6 +363,17 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake.lock:
                 fake.tokens_sent.append(sent)
+
+    def _stream_error(self, message: str) -> None:
+        """A 200 stream whose only event is the error, then [DONE]: vLLM 0.32's way once it has begun streaming."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        error = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}
+        self._chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
