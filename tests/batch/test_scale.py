@@ -325,6 +325,31 @@ def test_check_server_matches_a_faithful_server(tiny_checkpoint, tokenizer, how)
     assert ("token for token" in result.stdout) is bool(how) and ("in length" in result.stdout) is (not how)
 
 
+def test_check_server_compute_compares_the_greedy_answers(tiny_checkpoint, tokenizer):
+    """The prompt matches, the answer does or not: a stand-in for vLLM's compiled path, which drops DeepStack
+    (the real one is caught the same way; building it takes minutes of compiling, too long for the suite)."""
+    from moss_cli import MossAudio
+    from moss_cli.engine.base import DecodingOptions
+    from moss_cli.engine.remote.check import ANSWER_TOKENS, PROBE_QUESTION, probe_audio
+
+    local = MossAudio.load(str(tiny_checkpoint), device="cpu", dtype="float32")
+    ours = local.ask(probe_audio(), PROBE_QUESTION, DecodingOptions(temperature=0, max_new_tokens=ANSWER_TOKENS)).token_ids
+    faithful = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True, answer_ids=ours + [151645])  # vLLM counts the stop
+    with FakeServer(faithful) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute")
+    assert f"answer: match: the server's greedy answer is the local engine's (cpu in float32), token for token " \
+           f"({len(ours)} tokens)" in result.stdout
+    assert faithful.requests[-1]["body"]["temperature"] == 0.0
+    compiled = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True, answer_ids=ours[:5] + [ours[5] + 1] + ours[6:])
+    with FakeServer(compiled) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer differs: the greedy answers part at token 5" in result.stdout and "--enforce-eager" in result.stdout
+    other = FakeMoss(prompt_ids=builds(tokenizer, system="You are MOSS."), token_ids=True, answer_ids=ours)
+    with FakeServer(other) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer: not compared: the prompts differ" in result.stdout
+
+
 def test_check_server_names_the_first_difference_and_what_to_change(tiny_checkpoint, tokenizer):
     fake = FakeMoss(prompt_ids=builds(tokenizer, system="You are MOSS."), token_ids=True)
     with FakeServer(fake) as server:

@@ -125,6 +125,7 @@ class FakeMoss:
     prompt_ids: Callable[[dict, np.ndarray | None], list[int]] | None = None  # the prompt it builds for a request
     render: bool = False  # has vLLM's /v1/chat/completions/render (prompt ids, nothing generated)
     token_ids: bool = False  # answers "return_token_ids": true with prompt_token_ids, as vLLM does
+    answer_ids: list[int] | None = None  # ... and with these as the answer's token_ids (check-server --compute)
     die_after: int | None = None  # after answering this many requests the server dies (FakeServer.kill)
     on_die: Callable[[], None] | None = None
 
@@ -157,6 +158,8 @@ class FakeMoss:
             reply["usage"]["prompt_tokens"] = len(ids)  # SGLang says no more than this
             if self.token_ids and body.get("return_token_ids"):
                 reply["prompt_token_ids"] = ids
+                if self.answer_ids is not None:
+                    reply["choices"][0]["token_ids"] = self.answer_ids
         return 200, reply
 
     def tokens(self, body: dict) -> tuple[int, dict] | list[str]:
