@@ -344,6 +344,11 @@ def test_check_server_compute_compares_the_greedy_answers(tiny_checkpoint, token
     with FakeServer(compiled) as server:
         result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
     assert "answer differs: the greedy answers part at token 5" in result.stdout and "--enforce-eager" in result.stdout
+    textual = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True)  # says its prompt ids, not its answer's
+    with FakeServer(textual) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer differs: the server's greedy answer is not the local one (compared as text" in result.stdout
+    assert "server: 'heard" in result.stdout
     other = FakeMoss(prompt_ids=builds(tokenizer, system="You are MOSS."), token_ids=True, answer_ids=ours)
     with FakeServer(other) as server:
         result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)

@@ -127,15 +127,10 @@ def check_answer(engine, local, tokenizer) -> PromptCheck:
     audio = probe_audio()
     options = DecodingOptions(temperature=0.0, max_new_tokens=ANSWER_TOKENS)
     ours = _answer_ids(local.ask(audio, PROBE_QUESTION, options).token_ids)
-    body = {**engine.chat_body(audio_content(audio, PROBE_QUESTION), options), "return_token_ids": True}
-    reply = engine.post("/chat/completions", body)
-    choices = reply.get("choices") if isinstance(reply, dict) else None
-    theirs = _ids(choices[0].get("token_ids")) if isinstance(choices, list) and choices and \
-        isinstance(choices[0], dict) else None
+    theirs, text = server_answer(engine, engine.chat_body(audio_content(audio, PROBE_QUESTION), options))
     where = f"the local engine's ({local.where})" if local.where else "the local engine's"
     if theirs is None:  # only the text: compared as the local answer decodes
-        return _compare_texts(read_completion(reply).raw_text, tokenizer.decode(ours, skip_special_tokens=True),
-                              where)
+        return _compare_texts(text, tokenizer.decode(ours, skip_special_tokens=True), where)
     theirs = _answer_ids(theirs)
     if theirs == ours:
         return PromptCheck(True, [f"answer: match: the server's greedy answer is {where}, token for token "
@@ -149,9 +144,23 @@ def check_answer(engine, local, tokenizer) -> PromptCheck:
         f"  to change: {ANSWER_ADVICE}"])
 
 
-ANSWER_ADVICE = ("serve with --enforce-eager (vLLM's compiled path, its default, leaves out DeepStack); the local "
-                 "engine runs float32 here: a server in bfloat16 may part in near-ties, --dtype float32 there "
-                 "compares exactly")
+ANSWER_ADVICE = ("serve with --enforce-eager (vLLM's compiled path, its default, leaves out DeepStack: the answers "
+                 "part within the first tokens); the local engine runs float32 here, so a server in bfloat16 "
+                 "rounds otherwise and may part later (--dtype float32 there compares closest)")
+
+
+def server_answer(engine, body: dict) -> tuple[list[int] | None, str]:
+    """The server's answer ids (vLLM's "return_token_ids"; None where it does not say them) and text."""
+    try:
+        reply = engine.post("/chat/completions", {**body, "return_token_ids": True})
+    except ServerError:  # a server that refuses fields it does not know
+        reply = engine.post("/chat/completions", body)
+    try:
+        text = read_completion(reply).raw_text
+    except ValueError as exc:
+        raise ServerError(f"the server's answer to the probe: {exc}") from None
+    choice = reply["choices"][0]  # read_completion checked it is there
+    return _ids(choice.get("token_ids")), text
 
 
 def _compare_texts(theirs: str, ours: str, where: str) -> PromptCheck:
