@@ -301,13 +301,18 @@ def check_server(
         rich_help_panel=None, help="Checkpoint whose tokenizer builds the local prompt (a directory or a hub id; "
         "only the tokenizer files are downloaded)."))],
     server: Annotated[ServerOptions, only("server_model", "api_key", "timeout", timeout=Change(120.0))],
+    compute: Annotated[bool, typer.Option(
+        "--compute", help="Also compare the server's greedy answer to the probe with the local engine's, token "
+        "for token: loads the checkpoint (-m) here, on the CPU in float32.")] = False,
 ) -> None:
     """Compare the prompt a server builds with the local engine's, token for token where it can say.
 
+    With --compute, also what it computes: a server can build the same prompt and still answer from
+    another computation (vLLM's compiled path, without --enforce-eager, leaves out DeepStack).
     Exit 0 when they match, 1 when they differ (the first difference and what to change are printed),
     2 when the server cannot be asked.
     """
-    raise typer.Exit(run_check(replace(engine.spec(server), device="cpu", servers=[url])))
+    raise typer.Exit(run_check(replace(engine.spec(server), device="cpu", servers=[url]), compute))
 
 
 @app.command(cls=HabitCommand, epilog=examples("doctor"),

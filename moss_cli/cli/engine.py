@@ -15,12 +15,12 @@ from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from .console import report, say
 
 
-def run_check(spec: EngineSpec) -> int:
+def run_check(spec: EngineSpec, compute: bool = False) -> int:
     try:
         spec = validated(spec)
         if len(spec.servers) != 1:
             raise UsageError("check-server: give one server URL")
-        check = check_server(replace(spec, retries=1))  # a check asks once: a failing server is the answer
+        check = check_server(replace(spec, retries=1), compute)  # a check asks once: a failing server is the answer
     except (Exception, KeyboardInterrupt) as exc:
         code = report(exc)
         # a server that fails the question cannot be checked: that is not a mismatch (1)

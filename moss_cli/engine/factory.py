@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -131,9 +132,11 @@ def probe_server(url: str, api_key: str | None, timeout: float) -> str:
     return import_module(".remote.check", __package__).probe(url, api_key, timeout)
 
 
-def check_server(spec: EngineSpec):
-    """Compare the prompt the spec's one server builds with the local one (remote/check.py's ServerCheck)."""
-    return import_module(".remote.check", __package__).check_server(validated(spec))
+def check_server(spec: EngineSpec, compute: bool = False):
+    """Compare the prompt the spec's one server builds with the local one (remote/check.py's ServerCheck);
+    with `compute`, also its greedy answer with the one spec.model's local engine gives."""
+    local = partial(open_engine, replace(spec, servers=None)) if compute else None
+    return import_module(".remote.check", __package__).check_server(validated(spec), local)
 
 
 def redact_url(url: str) -> str:

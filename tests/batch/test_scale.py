@@ -117,9 +117,14 @@ def test_long_audio_on_a_server_with_a_small_encoder_cache(ten_minutes, command)
     assert fake.requests[-1]["seconds"] is None and result.stdout.strip() == f"combined {len(audio)}"
 
 
-def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes):
+# vLLM answers a request that does not fit with HTTP 400, or (0.32, streamed) inside a 200 stream
+REFUSALS = pytest.mark.parametrize("in_stream", [False, True], ids=["http-400", "in-stream"])
+
+
+@REFUSALS
+def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes, in_stream):
     path, truth = ten_minutes
-    fake = FakeMoss(max_audio_seconds=100)
+    fake = FakeMoss(max_audio_seconds=100, refuses_in_stream=in_stream)
     with FakeServer(fake) as server:
         result = moss("ask", path, "What is said at 7:30?", "--server", server.url)
     window = fake.requests[-1]
@@ -129,9 +134,10 @@ def test_a_question_about_a_time_gets_a_window_that_fits(ten_minutes):
     assert result.stdout.startswith("heard ")
 
 
-def test_transcription_chunks_are_cut_to_fit_and_nothing_is_lost(two_minutes):
+@REFUSALS
+def test_transcription_chunks_are_cut_to_fit_and_nothing_is_lost(two_minutes, in_stream):
     path, truth = two_minutes
-    fake = FakeMoss(max_audio_seconds=40)
+    fake = FakeMoss(max_audio_seconds=40, refuses_in_stream=in_stream)
     with FakeServer(fake) as server:
         result = moss("transcribe", path, "--srt", "--jobs", "3", "--server", server.url)
     assert fake.rejected == 1 and all(r["seconds"] <= 40 for r in fake.requests)
@@ -318,6 +324,36 @@ def test_check_server_matches_a_faithful_server(tiny_checkpoint, tokenizer, how)
         result = moss("check-server", server.url, "-m", tiny_checkpoint)
     assert "match" in result.stdout and "differs" not in result.stdout
     assert ("token for token" in result.stdout) is bool(how) and ("in length" in result.stdout) is (not how)
+
+
+def test_check_server_compute_compares_the_greedy_answers(tiny_checkpoint, tokenizer):
+    """The prompt matches, the answer does or not: a stand-in for vLLM's compiled path, which drops DeepStack
+    (the real one is caught the same way; building it takes minutes of compiling, too long for the suite)."""
+    from moss_cli import MossAudio
+    from moss_cli.engine.base import DecodingOptions
+    from moss_cli.engine.remote.check import ANSWER_TOKENS, PROBE_QUESTION, probe_audio
+
+    local = MossAudio.load(str(tiny_checkpoint), device="cpu", dtype="float32")
+    ours = local.ask(probe_audio(), PROBE_QUESTION, DecodingOptions(temperature=0, max_new_tokens=ANSWER_TOKENS)).token_ids
+    faithful = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True, answer_ids=ours + [151645])  # vLLM counts the stop
+    with FakeServer(faithful) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute")
+    assert f"answer: match: the server's greedy answer is the local engine's (cpu in float32), token for token " \
+           f"({len(ours)} tokens)" in result.stdout
+    assert faithful.requests[-1]["body"]["temperature"] == 0.0
+    compiled = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True, answer_ids=ours[:5] + [ours[5] + 1] + ours[6:])
+    with FakeServer(compiled) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer differs: the greedy answers part at token 5" in result.stdout and "--enforce-eager" in result.stdout
+    textual = FakeMoss(prompt_ids=builds(tokenizer), token_ids=True)  # says its prompt ids, not its answer's
+    with FakeServer(textual) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer differs: the server's greedy answer is not the local one (compared as text" in result.stdout
+    assert "server: 'heard" in result.stdout
+    other = FakeMoss(prompt_ids=builds(tokenizer, system="You are MOSS."), token_ids=True, answer_ids=ours)
+    with FakeServer(other) as server:
+        result = moss("check-server", server.url, "-m", tiny_checkpoint, "--compute", code=1)
+    assert "answer: not compared: the prompts differ" in result.stdout
 
 
 def test_check_server_names_the_first_difference_and_what_to_change(tiny_checkpoint, tokenizer):

@@ -108,14 +108,29 @@ def test_a_stream_becomes_an_answer_and_stops_on_a_loop():
 @pytest.mark.parametrize("payload,message", [
     (b"not json", "not JSON"),
     ({"choices": [{"delta": "text"}]}, "delta is not an object"),
-    ({"error": {"message": "CUDA out of memory"}}, "mid-answer: CUDA out of memory"),
-    ({"object": "error", "message": "engine dead"}, "mid-answer: engine dead"),
 ])
-def test_malformed_or_failed_streams_say_why(payload, message):
+def test_malformed_streams_say_why(payload, message):
     stream = CompletionStream()
     with pytest.raises(ValueError, match=message):
         for data in sse_data([events(payload)]):
             stream.feed(data)
+
+
+@pytest.mark.parametrize("payload,message", [
+    ({"error": {"message": "CUDA out of memory", "code": 400}}, "CUDA out of memory"),
+    ({"object": "error", "message": "engine\ndead"}, "engine dead"),
+    ({"error": {"code": 500}}, "unknown"),
+])
+def test_an_error_inside_the_stream_ends_it_and_is_kept_for_the_engine(payload, message):
+    stream = CompletionStream()
+    fed = []
+    for data in sse_data([events(delta("so"), payload, delta("far"))]):
+        fed.append(stream.feed(data))
+        if fed[-1]:
+            break
+    assert fed == [False, True] and stream.complete and stream.error == message
+    with pytest.raises(ValueError, match=f"mid-answer: {message}"):
+        stream.answer()
 
 
 def test_vllm_encoder_cache_message_is_read():

@@ -118,12 +118,14 @@ class FakeMoss:
     token_seconds: float = 0.0005  # how long each streamed token takes, as on a GPU (only faster)
     tokens_sent: list = field(default_factory=list)  # tokens streamed, per streamed request
     max_audio_seconds: float | None = None  # longer audio is refused with vLLM's encoder-cache 400
+    refuses_in_stream: bool = False  # ... or, to a streamed request, inside the stream, as vLLM 0.32 does
     rejected: int = 0
     models: list = field(default_factory=lambda: [{"id": "moss-fake", "object": "model", "owned_by": "vllm",
                                                    "root": "/models/MOSS-Audio-4B-Instruct"}])
     prompt_ids: Callable[[dict, np.ndarray | None], list[int]] | None = None  # the prompt it builds for a request
     render: bool = False  # has vLLM's /v1/chat/completions/render (prompt ids, nothing generated)
     token_ids: bool = False  # answers "return_token_ids": true with prompt_token_ids, as vLLM does
+    answer_ids: list[int] | None = None  # ... and with these as the answer's token_ids (check-server --compute)
     die_after: int | None = None  # after answering this many requests the server dies (FakeServer.kill)
     on_die: Callable[[], None] | None = None
 
@@ -156,6 +158,8 @@ class FakeMoss:
             reply["usage"]["prompt_tokens"] = len(ids)  # SGLang says no more than this
             if self.token_ids and body.get("return_token_ids"):
                 reply["prompt_token_ids"] = ids
+                if self.answer_ids is not None:
+                    reply["choices"][0]["token_ids"] = self.answer_ids
         return 200, reply
 
     def tokens(self, body: dict) -> tuple[int, dict] | list[str]:
@@ -332,6 +336,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*fake.respond(body, dict(self.headers)))
             return
         tokens = fake.tokens(body)
+        if isinstance(tokens, tuple) and fake.refuses_in_stream and tokens[0] == 400:
+            self._stream_error(tokens[1]["message"])
+            return
         if isinstance(tokens, tuple):
             self._send(*tokens)
             return
@@ -359,6 +366,17 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake.lock:
                 fake.tokens_sent.append(sent)
+
+    def _stream_error(self, message: str) -> None:
+        """A 200 stream whose only event is the error, then [DONE]: vLLM 0.32's way once it has begun streaming."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        error = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}
+        self._chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -4,10 +4,15 @@ One short request (5 s of quiet noise: two time markers) goes to the server. Its
 from vLLM's render endpoint (/v1/chat/completions/render, on servers that expose it), else from
 `"return_token_ids": true` (vLLM), else only their number from `usage.prompt_tokens` (SGLang).
 They are compared with what the local PromptBuilder builds for the same audio and question.
+
+With the local engine as well (`--compute`), the server's greedy answer to the probe is compared with
+the local engine's, token for token: the same prompt can still be computed otherwise (vLLM's compiled
+path, its default without --enforce-eager, leaves DeepStack out and answers from another model).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,13 +21,16 @@ import numpy as np
 from ...audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ...errors import ServerError
 from ..base import DecodingOptions
-from .replies import one_line
+from .replies import one_line, read_completion
 
 if TYPE_CHECKING:
+    from ..base import Engine
     from ..factory import EngineSpec
 
 PROBE_SECONDS = 5.0  # long enough for two time markers ("2", "4")
 PROBE_QUESTION = "Describe the audio."
+ANSWER_TOKENS = 16  # greedy tokens compared: a different computation shows within a few
+END_OF_TURN_IDS = (151645, 151643)  # <|im_end|>, <|endoftext|>: one side may count the stop token, the other not
 
 
 @dataclass
@@ -44,27 +52,35 @@ class ServerCheck:
     model: str  # the served model asked for
     owner: str | None  # what serves it, where the listing says (vllm, sglang)
     prompt: PromptCheck
+    answer: PromptCheck | None = None  # the greedy answers compared (--compute)
 
     @property
     def matches(self) -> bool:
-        return self.prompt.matches
+        return self.prompt.matches and (self.answer is None or self.answer.matches)
 
     @property
     def lines(self) -> list[str]:
         """What to print: the server and its model, the verdict, then the difference and what to change."""
         kind = f", {self.owner}" if self.owner else ""
-        return [f"server {self.server}: model {self.model}{kind}", *self.prompt.lines]
+        answer = self.answer.lines if self.answer else []
+        return [f"server {self.server}: model {self.model}{kind}", *self.prompt.lines, *answer]
 
 
-def check_server(spec: EngineSpec) -> ServerCheck:
-    """The spec's one server asked for its prompt, compared with what spec.model's tokenizer builds here."""
+def check_server(spec: EngineSpec, open_local: Callable[[], Engine] | None = None) -> ServerCheck:
+    """The spec's one server asked for its prompt, compared with what spec.model's tokenizer builds here;
+    with `open_local` (the checkpoint's local engine), also its greedy answer with the local one's."""
     from ...model.loading import load_tokenizer, resolve_tokenizer
     from .backend import open_engine
 
     tokenizer = load_tokenizer(resolve_tokenizer(spec.model))  # first: a missing tokenizer asks no server
     engine = open_engine(spec)
     prompt = check_prompt(engine, tokenizer, spec.time_markers)
-    return ServerCheck(engine.servers[0].name, engine.name, engine.served.owner, prompt)
+    answer = None
+    if open_local is not None and prompt.matches:
+        answer = check_answer(engine, open_local(), tokenizer)
+    elif open_local is not None:
+        answer = PromptCheck(False, ["answer: not compared: the prompts differ, so the answers would too"])
+    return ServerCheck(engine.servers[0].name, engine.name, engine.served.owner, prompt, answer)
 
 
 def probe(url: str, api_key: str | None, timeout: float) -> str:
@@ -101,6 +117,66 @@ def check_prompt(engine, tokenizer, time_markers: bool) -> PromptCheck:
     if server.ids is None:
         return _compare_counts(local, other, server, time_markers)
     return _compare_ids(local, server, tokenizer, time_markers)
+
+
+def check_answer(engine, local, tokenizer) -> PromptCheck:
+    """The server's greedy answer to the probe (ANSWER_TOKENS at most) against the local engine's, token
+    for token where the server says its ids (vLLM's "return_token_ids"), else as text."""
+    from .engine import audio_content
+
+    audio = probe_audio()
+    options = DecodingOptions(temperature=0.0, max_new_tokens=ANSWER_TOKENS)
+    ours = _answer_ids(local.ask(audio, PROBE_QUESTION, options).token_ids)
+    theirs, text = server_answer(engine, engine.chat_body(audio_content(audio, PROBE_QUESTION), options))
+    where = f"the local engine's ({local.where})" if local.where else "the local engine's"
+    if theirs is None:  # only the text: compared as the local answer decodes
+        return _compare_texts(text, tokenizer.decode(ours, skip_special_tokens=True), where)
+    theirs = _answer_ids(theirs)
+    if theirs == ours:
+        return PromptCheck(True, [f"answer: match: the server's greedy answer is {where}, token for token "
+                                  f"({len(ours)} tokens)"])
+    at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+    return PromptCheck(False, [
+        f"answer differs: the greedy answers part at token {at} (local {len(ours)} tokens, server {len(theirs)}); "
+        "the prompts match, so the server computes otherwise",
+        f"  local:  {_show(ours, at, tokenizer)}",
+        f"  server: {_show(theirs, at, tokenizer)}",
+        f"  to change: {ANSWER_ADVICE}"])
+
+
+ANSWER_ADVICE = ("serve with --enforce-eager (vLLM's compiled path, its default, leaves out DeepStack: the answers "
+                 "part within the first tokens); the local engine runs float32 here, so a server in bfloat16 "
+                 "rounds otherwise and may part later (--dtype float32 there compares closest)")
+
+
+def server_answer(engine, body: dict) -> tuple[list[int] | None, str]:
+    """The server's answer ids (vLLM's "return_token_ids"; None where it does not say them) and text."""
+    try:
+        reply = engine.post("/chat/completions", {**body, "return_token_ids": True})
+    except ServerError:  # a server that refuses fields it does not know
+        reply = engine.post("/chat/completions", body)
+    try:
+        text = read_completion(reply).raw_text
+    except ValueError as exc:
+        raise ServerError(f"the server's answer to the probe: {exc}") from None
+    choice = reply["choices"][0]  # read_completion checked it is there
+    return _ids(choice.get("token_ids")), text
+
+
+def _compare_texts(theirs: str, ours: str, where: str) -> PromptCheck:
+    if theirs.strip() == ours.strip():
+        return PromptCheck(True, [f"answer: match: the server's greedy answer is {where}, as text "
+                                  "(this server does not show its answer's ids)"])
+    return PromptCheck(False, [
+        "answer differs: the server's greedy answer is not the local one (compared as text; the prompts match, "
+        "so the server computes otherwise)",
+        f"  local:  {one_line(ours)[:80]!r}",
+        f"  server: {one_line(theirs)[:80]!r}",
+        f"  to change: {ANSWER_ADVICE}"])
+
+
+def _answer_ids(ids: list[int]) -> list[int]:
+    return ids[:-1] if ids and ids[-1] in END_OF_TURN_IDS else list(ids)
 
 
 def server_prompt(engine, body: dict) -> ServerPrompt:

@@ -293,6 +293,8 @@ class RemoteEngine:
             raise _Failed(self._safe(f"server {server.name}: {exc}")) from None
         if reply.status >= 400:
             self._refused(server, reply, seconds)
+        if reply.stream is not None and reply.stream.error is not None:
+            self._too_long(server, reply.stream.error, seconds)  # vLLM 0.32 says so inside the stream
         try:
             return read(reply)
         except (HttpError, ValueError) as exc:
@@ -301,18 +303,24 @@ class RemoteEngine:
     def _refused(self, server: Server, reply, seconds: float):
         """An error status: the audio too long for the server, an option it refuses, or a failure."""
         message = error_message(reply)
-        found = encoder_cache_limit(message) if 400 <= reply.status < 500 else None
-        if found and seconds > 0:
-            fits = self.limit.learn(seconds, *found)
-            raise RequestTooLongError(self._safe(
-                f"server {server.name}: {seconds:.1f} s of audio does not fit its encoder cache "
-                f"({found[1]} tokens); requests now carry at most {fits:.1f} s"), fits)
+        if 400 <= reply.status < 500:
+            self._too_long(server, message, seconds)
         if self.extras and reply.status == 400 and ("mm_processor_kwargs" in message or "enable_time_marker" in message):
             raise UnsupportedByServerError(self._safe(
                 f"--no-time-markers: server {server.name} refuses the request's mm_processor_kwargs "
                 f"({error_text(reply)}); let vLLM take per-request processor kwargs, or drop --no-time-markers"))
         retried = f" (after {reply.retries} retries)" if reply.retries else ""
         raise _Failed(self._safe(f"server {server.name}: HTTP {reply.status} {error_text(reply)}{retried}"))
+
+    def _too_long(self, server: Server, message: str, seconds: float) -> None:
+        """RequestTooLongError when the server's message says the audio exceeds its encoder cache (as an
+        HTTP 400, or inside the stream): the limit is learnt for the rest of the run."""
+        found = encoder_cache_limit(message)
+        if found and seconds > 0:
+            fits = self.limit.learn(seconds, *found)
+            raise RequestTooLongError(self._safe(
+                f"server {server.name}: {seconds:.1f} s of audio does not fit its encoder cache "
+                f"({found[1]} tokens); requests now carry at most {fits:.1f} s"), fits)
 
     def _safe(self, message: str) -> str:
         """One printable line without secrets: parts of it (a status line, an error body) come from the server."""

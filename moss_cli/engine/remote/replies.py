@@ -111,12 +111,13 @@ class CompletionStream:
         self.prompt_tokens = 0
         self.done = False  # [DONE] came
         self.looped = False
+        self.error: str | None = None  # what the server reported after the stream began (vLLM), on one line
         self._guards = [TextLoopGuard(self.guard, self.seconds) for _ in range(2)] if self.guard else None
 
     @property
     def complete(self) -> bool:
         """Whether the stream said it was over (a finish reason or [DONE]) or was stopped on a loop."""
-        return self.done or self.looped or self.finish_reason is not None
+        return self.done or self.looped or self.error is not None or self.finish_reason is not None
 
     def feed(self, data: str) -> bool:
         if data.strip() == "[DONE]":
@@ -128,7 +129,9 @@ class CompletionStream:
             raise ValueError("malformed reply: a streamed event is not JSON") from None
         if not isinstance(event, dict):
             raise ValueError("malformed reply: a streamed event is not a JSON object")
-        _raise_streamed_error(event)
+        self.error = streamed_error(event)
+        if self.error is not None:  # the request is over on the server; what it says is for the engine to judge
+            return True
         if "usage" in event and event["usage"] is not None:
             self.prompt_tokens = _prompt_tokens(event["usage"]) or self.prompt_tokens
         choices = event.get("choices")
@@ -159,6 +162,8 @@ class CompletionStream:
 
     def answer(self) -> Answer:
         """The answer so far; after a loop, up to where the guard saw it (not the next copy's start)."""
+        if self.error is not None:
+            raise ValueError(f"the server reported an error mid-answer: {self.error[:200]}")
         finish = "repetition" if self.looped else "length" if self.finish_reason == "length" else "stop"
         content, reasoning = "".join(self.content), "".join(self.reasoning)
         if self.looped and self._guards[0].units:
@@ -168,13 +173,15 @@ class CompletionStream:
         return _answer(printable(content), printable(reasoning), finish, self.prompt_tokens)
 
 
-def _raise_streamed_error(event: dict) -> None:
-    """vLLM reports an error after the stream began as an event ({"error": {...}} or {"object": "error"})."""
+def streamed_error(event: dict) -> str | None:
+    """The message of an error vLLM reports after the stream began ({"error": {...}} or {"object":
+    "error"}), on one line; None for any other event. vLLM 0.32 reports an audio item over its
+    encoder cache this way, where a whole reply would have been an HTTP 400."""
     if "error" not in event and event.get("object") != "error":
-        return
+        return None
     detail = event.get("error", event)
     message = detail.get("message") if isinstance(detail, dict) else detail
-    raise ValueError(f"the server reported an error mid-answer: {one_line(message if isinstance(message, str) else 'unknown')[:200]}")
+    return one_line(message) if isinstance(message, str) and message.strip() else "unknown"
 
 
 # ---- other replies ---------------------------------------------------------------------------------
