@@ -23,10 +23,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from typer.testing import CliRunner
-
 from support.fake_server import RATE, phrase_file
 from support.vllm_server import CHAT_TEMPLATE, FLAGS, PYTHON_VARIABLE, VllmServer, write_servable_checkpoint
+from typer.testing import CliRunner
+
 from moss_cli.cli.app import app
 from moss_cli.engine.base import DecodingOptions
 from moss_cli.engine.remote.check import PROBE_QUESTION, probe_audio
