@@ -35,6 +35,12 @@ PAUSE_DB = 35.0  # quieter than the loud frames of the stretch by this much
 # splits between two voices had F >= 3.8 and distance >= 0.076 from 18 sentences on.
 MIN_SPLIT_F = 3.5
 MIN_SPLIT_DISTANCE = 0.072
+# ... and separated: along the line between the halves' mean voices, the means lie this many
+# within-half standard deviations apart. Scale-free, so it holds for voices that vary more than
+# espeak-ng's: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves),
+# 10-minute monologues of eight voices with varied pitch, speed and channel gave 2.3 to 4.9;
+# two or three voices, 5.6 to 11 (short conversations inflate it: there F and distance decide).
+MIN_SPLIT_SEPARATION = 5.0
 MAX_SPEAKERS = 8
 MIN_SPEAKER_SECONDS = 3.0  # with `auto`, a "speaker" heard for less is an outlier, given to the nearest
 MINOR_SHARE = 0.15  # ... and so is one heard for less than this share of the speech ...
@@ -260,10 +266,21 @@ def count_speakers(vectors: np.ndarray, tree: np.ndarray) -> int:
         gain = tree[-(k - 1), 2] ** 2 / 2  # Ward's merge height is sqrt(2 x the spread it adds)
         halves = next(np.unique(labels[before == c]) for c in range(k - 1) if np.unique(labels[before == c]).size == 2)
         mean_voices = _centroids(vectors, labels)[halves]
-        if gain / (inside / (n - k)) < MIN_SPLIT_F or 1 - mean_voices[0] @ mean_voices[1] < MIN_SPLIT_DISTANCE:
+        if (gain / (inside / (n - k)) < MIN_SPLIT_F or 1 - mean_voices[0] @ mean_voices[1] < MIN_SPLIT_DISTANCE
+                or separation(vectors[labels == halves[0]], vectors[labels == halves[1]]) < MIN_SPLIT_SEPARATION):
             break
         number, before = k, labels
     return number
+
+
+def separation(one: np.ndarray, other: np.ndarray) -> float:
+    """How far apart two groups of voice vectors lie along the line between their means, in
+    standard deviations of the groups' own spread along that line (pooled)."""
+    line = one.mean(0) - other.mean(0)
+    line = line / max(float(np.linalg.norm(line)), 1e-12)
+    a, b = one @ line, other @ line
+    spread = np.sqrt((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / max(a.size + b.size - 2, 1))
+    return float((a.mean() - b.mean()) / max(spread, 1e-12))
 
 
 def _absorb_minor(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:
