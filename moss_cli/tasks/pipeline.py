@@ -122,13 +122,16 @@ class Pipeline:
 
     def _label_speakers(self, segments: list[Segment], recording: Recording, speech) -> list[Segment]:
         """Who says what: voices told apart in the segments' speech, on this machine (with --server too)."""
+        from ..speakers.known import known_voices
         from ..speakers.labels import label_speakers, speech_spans
         from ..speakers.voices import load_diarizer
 
         options = self.options.speakers
+        diarizer = load_diarizer(options.diarizer)
+        known = known_voices(options.samples, diarizer)
         spans = speech_spans(segments, [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech])
         self.progress.begin(f"finding speakers in {Path(recording.name).name}", sum(b - a for a, b in spans))
-        turns = load_diarizer(options.diarizer).turns(recording.source, spans, options.count, self.progress)
+        turns = diarizer.turns(recording.source, spans, options.count, self.progress, options.bounds, known)
         return label_speakers(segments, turns, options.names)
 
     def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:

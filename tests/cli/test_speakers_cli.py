@@ -75,8 +75,11 @@ def test_without_speakers_nothing_is_labelled(dialogue):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--speakers", "many"], "--speakers takes a number of speakers (1 or more) or auto, not 'many'"),
-    (["--speakers", "0"], "--speakers takes a number of speakers (1 or more) or auto, not '0'"),
+    (["--speakers", "many"], "--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not 'many'"),
+    (["--speakers", "0"], "--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not '0'"),
+    (["--speakers", "4-2"], "--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not '4-2'"),
+    (["--speakers", "0-3"], "--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not '0-3'"),
+    (["--speakers", "2-"], "--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not '2-'"),
     (["--speakers", "2", "--speaker-names", "A,B,C"], "--speaker-names gives 3 names for 2 speakers"),
     (["--speakers", "auto", "--speaker-names", "A,,B"], "speaker names must not be empty"),
     (["--speakers", "auto", "--diarizer", "magic"], "unknown diarizer 'magic': use one of resemblyzer, pyannote"),
