@@ -38,10 +38,13 @@ MIN_SPLIT_F = 3.5
 MIN_SPLIT_DISTANCE = 0.072
 # ... and separated: along the line between the halves' mean voices, the means lie this many
 # within-half standard deviations apart. Scale-free, so it holds for voices that vary more than
-# espeak-ng's: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves),
-# 10-minute monologues of eight voices with varied pitch, speed and channel gave 2.3 to 4.9;
-# two or three voices, 5.6 to 11 (short conversations inflate it: there F and distance decide).
-MIN_SPLIT_SEPARATION = 5.0
+# espeak-ng's: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves).
+# Ten-minute monologues of seventeen voice and recipe pairs (pitch, speed and channel varied per
+# paragraph) split at 2.3 to 3.8 where their halves were also far apart (4.9 at most otherwise);
+# two or three distinct voices split at 5.6 to 11. Two male voices of one espeak-ng base (en-us+m1,
+# en-gb-scotland) sit at 4.1 to 4.5: voices that alike may stay one speaker. Short conversations
+# inflate it (few pieces in 256 dimensions): there F and distance decide.
+MIN_SPLIT_SEPARATION = 4.2
 MAX_SPEAKERS = 8
 MIN_SPEAKER_SECONDS = 3.0  # with `auto`, a "speaker" heard for less is an outlier, given to the nearest
 MINOR_SHARE = 0.15  # ... and so is one heard for less than this share of the speech ...
