@@ -157,3 +157,64 @@ def test_a_batch_is_labelled_file_by_file_and_options_count_for_skip_existing(di
     for folder in ("a", "b"):  # made without speakers, so not up to date: made again, labelled
         segments = json.loads((out / folder / "talk.json").read_text())["segments"]
         assert {s["speaker"] for s in segments} == {"S1", "S2"}
+
+
+def test_a_range_of_speakers_finds_how_many_within_it(dialogue):
+    path, conv = dialogue
+    with FakeServer() as server:
+        result = transcribe(server, path, "--speakers", "2-4", "--json")
+        whisper = transcribe(server, path, "--diarize", "--min_speakers", "2", "--max_speakers", "4", "--json")
+    assert result.exit_code == 0 and whisper.exit_code == 0, result.stderr + whisper.stderr
+    labels = sentence_labels(json.loads(result.stdout)["segments"], conv)
+    assert set(labels) == {"S1", "S2"} and best_mapping_accuracy(labels, [t.voice for t in conv.turns]) >= 0.90
+    assert whisper.stdout == result.stdout  # whisperX's spelling is the same run
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    """A few seconds of each dialogue voice (and of one absent voice), saying what the dialogue does not."""
+    import numpy as np
+
+    from support.conversations import speak
+
+    folder = tmp_path_factory.mktemp("voices")
+    paths = {}
+    for name, voice in (("ann", VOICES[0]), ("ben", VOICES[1]), ("cleo", "en+linda")):
+        audio = np.concatenate([speak("A quick brown fox jumps over the lazy dog by the river.", voice),
+                                np.zeros(8000, np.float32), speak("She sells sea shells on the shore all summer.", voice)])
+        paths[name] = folder / f"{name}.wav"
+        sf.write(paths[name], audio, 16_000)
+    return paths
+
+
+@pytest.mark.parametrize("voices, expected", [
+    ({"Ann": "ann", "Ben": "ben"}, ["Ann", "Ben"]),
+    ({"Ben": "ben"}, ["S1", "Ben"]),  # an unknown voice keeps its number
+    ({"Cleo": "cleo"}, ["S1", "S2"]),  # a sample of a voice that is not heard names nobody
+])
+def test_voice_samples_name_the_speakers_they_sound_like(dialogue, samples, voices, expected):
+    path, conv = dialogue
+    args = [arg for name, sample in voices.items() for arg in ("--voice", f"{name}={samples[sample]}")]
+    with FakeServer() as server:
+        result = transcribe(server, path, *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    labels = sentence_labels(json.loads(result.stdout)["segments"], conv)
+    assert set(labels) == set(expected)
+    truth = [expected[t.voice] for t in conv.turns]
+    assert sum(a == b for a, b in zip(labels, truth)) >= 0.9 * len(truth)  # each name on its own voice
+
+
+def test_a_bad_voice_sample_is_one_line_naming_it(dialogue, tmp_path):
+    path, _ = dialogue
+    (tmp_path / "notes.wav").write_text("not audio at all")
+    sf.write(tmp_path / "blip.wav", [0.1] * 4000, 16_000)
+    cases = {f"Ann={tmp_path / 'missing.wav'}": f"--voice Ann={tmp_path / 'missing.wav'}: ",
+             f"Ann={tmp_path / 'notes.wav'}": f"--voice Ann={tmp_path / 'notes.wav'}: ",
+             f"Ann={tmp_path / 'blip.wav'}": f"--voice Ann={tmp_path / 'blip.wav'}: 0.2 s of audio is too short",
+             "Ann": "--voice takes NAME=FILE (a name and a short sample of that voice), not 'Ann'"}
+    for value, message in cases.items():
+        with FakeServer() as server:
+            result = transcribe(server, path, "--voice", value)
+            assert server.fake.requests == []  # refused before any audio is sent
+        assert result.exit_code == 2, value
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"moss: error: {message}"), result.stderr
