@@ -111,6 +111,7 @@ class Result:
     raw_text: str | None = None  # a text task's answer as the model gave it (times not moved), for `ask --json`
     window: tuple[float, float] | None = None  # the part of the file a question was answered from, in seconds
     voice: dict | None = None  # `caption --speech`: the answer's JSON object, parsed
+    voices: dict | None = None  # --voices: each speaker's profile and each segment's emotion and tone
 
     def answer_dict(self) -> dict:
         """`ask --json`: one line per recording and question."""
@@ -133,6 +134,8 @@ class Result:
             out["voice"] = self.voice
         if self.task == "transcribe":
             out["segments"] = [s.to_dict() for s in self.segments]
+        if self.voices is not None:
+            out["voices"] = self.voices
         if self.task == "events":
             out["events"] = [e.to_dict() for e in self.events]
         if self.warnings:

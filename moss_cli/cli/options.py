@@ -273,21 +273,26 @@ class DiarizeOptions(OptionGroup):
         "--voice", metavar="NAME=FILE", rich_help_panel="Speakers", show_default=False,
         help="Name the speaker who sounds like FILE, a short sample of one voice (10 s or so; repeat for "
         "each known voice; voices no sample matches stay S1, S2, ...).")] = None
+    voices: Annotated[bool, typer.Option(
+        "--voices", rich_help_panel="Speakers",
+        help="Describe each speaker's voice (gender, age, accent, pitch, speed, emotion, tone) and each "
+        "segment's emotion and tone, from the model's speech caption of their own speech (JSON, --html; "
+        "alone: --speakers auto).")] = False
 
     def chosen(self) -> SpeakerOptions | None:
         """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
         from ..speakers.voices import SpeakerOptions
 
-        if self.speakers is None and self.speaker_names is None and not self.voice:
+        if self.speakers is None and self.speaker_names is None and not self.voice and not self.voices:
             return None
         names = self.speaker_names
         listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
         samples = tuple(_voice_sample(value) for value in self.voice or ())
-        number, bounds = _speaker_count(self.speakers, None if samples else len(listed))
+        number, bounds = _speaker_count(self.speakers, None if samples or not listed else len(listed))
         if number is not None and len(listed) > number:
             raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
         try:
-            return SpeakerOptions(number, listed, self.diarizer or DEFAULT_DIARIZER, bounds, samples)
+            return SpeakerOptions(number, listed, self.diarizer or DEFAULT_DIARIZER, bounds, samples, self.voices)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
 

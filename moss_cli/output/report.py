@@ -181,7 +181,7 @@ def render_page(results: list[Result], context: PageContext | None = None) -> st
         "title": Path(first["audio"]).name, "file": first["audio"], "duration": duration,
         "model": first["model"], "task": first["task"], "task_label": TASK_LABELS.get(first["task"], first["task"]),
         "options": _option_lines(context.options), "audio": context.audio,
-        "lanes": _lanes(segments, events, duration), "ticks": _ticks(duration),
+        "lanes": _lanes(segments, events, duration) + _mood_lane(first.get("voices"), duration), "ticks": _ticks(duration),
         "items": _segment_items(segments) + _event_items(events),
         "answers": [] if first["task"] in ("transcribe", "events") else _answers(results),
         "warnings": [w for result in results for w in result.warnings],
@@ -244,6 +244,16 @@ def _lanes(segments: list[dict], events: list[dict], duration: float) -> list[di
     if events:
         lanes.append(("events", events))
     return [{"name": name, "rows": _rows([_box(span, duration) for span in spans])} for name, spans in lanes]
+
+
+def _mood_lane(voices: dict | None, duration: float) -> list[dict]:
+    """--voices: a lane of each segment's emotion and tone, after the speakers' lanes."""
+    moods = [{**entry, "index": entry["segment"], "text": " · ".join(entry[k] for k in ("emotion", "tone") if entry.get(k))}
+             for entry in (voices or {}).get("timeline", [])]
+    moods = [mood for mood in moods if mood["text"]]
+    if not moods:
+        return []
+    return [{"name": "emotion · tone", "rows": _rows([{**_box(mood, duration), "kind": "mood"} for mood in moods])}]
 
 
 def _box(span: dict, duration: float) -> dict:

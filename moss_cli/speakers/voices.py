@@ -60,6 +60,7 @@ class SpeakerOptions:
     diarizer: str = "resemblyzer"
     bounds: tuple[int, int] | None = None  # with count None: the fewest and most speakers auto may find
     samples: tuple[tuple[str, str], ...] = ()  # (name, audio file): a short sample of a known voice each
+    profiles: bool = False  # --voices: describe each speaker's voice and each segment's mood (tasks/voices.py)
 
     def __post_init__(self):
         if self.count is not None and self.count < 1:
@@ -82,7 +83,7 @@ class SpeakerOptions:
         """What a manifest records (for --skip-existing): the options that were set, so that outputs
         made before ranges and samples existed stay up to date."""
         recorded = asdict(self)
-        for name in ("bounds", "samples"):
+        for name in ("bounds", "samples", "profiles"):
             if not recorded[name]:
                 del recorded[name]
         return recorded

@@ -75,7 +75,10 @@ class Pipeline:
         warn_if_estimated(task, result, answered)
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
-        return finish_result(task, result)
+        finish_result(task, result)
+        if self.options.speakers is not None and self.options.speakers.profiles and task.output != "events":
+            self._describe_voices(result, recording)
+        return result
 
     def stream(self, task: Task, recording: Recording) -> Iterator[ChunkResult]:
         """Each chunk's result as soon as it is parsed, in time order (transcribe, events): live input,
@@ -133,6 +136,16 @@ class Pipeline:
         self.progress.begin(f"finding speakers in {Path(recording.name).name}", sum(b - a for a, b in spans))
         turns = diarizer.turns(recording.source, spans, options.count, self.progress, options.bounds, known)
         return label_speakers(segments, turns, options.names)
+
+    def _describe_voices(self, result: Result, recording: Recording) -> None:
+        """--voices: each speaker's profile and each segment's emotion and tone, asked of the model."""
+        from .voices import describe_voices
+
+        with _about(recording):
+            report = describe_voices(recording, result.segments, self.engine, self.options.decoding,
+                                     self.options.token_cap)
+        result.voices = report.to_dict()
+        result.warnings += report.warnings
 
     def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:
         """Ask about all chunks together; output cut off by the token cap or stuck in a loop is asked
