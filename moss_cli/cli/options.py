@@ -270,7 +270,7 @@ class DiarizeOptions(OptionGroup):
         help="resemblyzer (works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
         "gated pipeline in the Hugging Face cache).")] = DEFAULT_DIARIZER
     voice: Annotated[list[str] | None, typer.Option(
-        "--voice", metavar="NAME=FILE", rich_help_panel="Speakers", show_default=False,
+        "--voice", metavar="NAME=FILE", rich_help_panel="Speakers", show_default="none",
         help="Name the speaker who sounds like FILE, a short sample of one voice (10 s or so; repeat for "
         "each known voice; voices no sample matches stay S1, S2, ...).")] = None
     voices: Annotated[bool, typer.Option(

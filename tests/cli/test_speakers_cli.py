@@ -218,3 +218,56 @@ def test_a_bad_voice_sample_is_one_line_naming_it(dialogue, tmp_path):
             assert server.fake.requests == []  # refused before any audio is sent
         assert result.exit_code == 2, value
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"moss: error: {message}"), result.stderr
+
+
+def captions_of_what_is_heard(number, body, headers):
+    """The stand-in's speech captions: each field says which sentences (by peak) the clip holds."""
+    from support.fake_server import completion, phrases_in, request_parts
+
+    audio, text = request_parts(body)
+    if "vocal characteristics" not in text:
+        return None  # transcription: the stand-in's own answer
+    said = " ".join(str(p.index) for p in phrases_in(audio))
+    fields = {name: f"{name} {said}" for name in ("gender", "age", "accent", "pitch", "speed", "emotion", "tone")}
+    return 200, completion(json.dumps(fields))
+
+
+def test_voices_profile_each_speaker_from_their_own_speech_and_time_each_segments_mood(dialogue, tmp_path):
+    path, conv = dialogue
+    with FakeServer() as server:
+        server.fake.override = captions_of_what_is_heard
+        result = transcribe(server, path, "--speakers", "2", "--voices", "--json", "--html", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    output = json.loads((tmp_path / "dialogue.json").read_text())
+    segments, voices = output["segments"], output["voices"]
+    spoken_by = {int(s["text"].split()[1].rstrip(".")): s["speaker"] for s in segments}
+    assert set(voices["speakers"]) == {"S1", "S2"}
+    for speaker, profile in voices["speakers"].items():
+        assert set(profile) == {"gender", "age", "accent", "pitch", "speed", "emotion", "tone"}
+        heard = [int(i) for i in profile["emotion"].split()[1:]]
+        assert heard and all(spoken_by[i] == speaker for i in heard)  # their own sentences only
+    assert [t["segment"] for t in voices["timeline"]] == [s["id"] for s in segments]
+    for entry, segment in zip(voices["timeline"], segments):
+        sentence = segment["text"].split()[1].rstrip(".")
+        assert (entry["speaker"], entry["emotion"], entry["tone"]) == (segment["speaker"], f"emotion {sentence}",
+                                                                     f"tone {sentence}")
+        assert (entry["start"], entry["end"]) == (segment["start"], segment["end"])
+    page = (tmp_path / "dialogue.html").read_text()
+    assert page.count('data-kind="mood-box"') == len(segments)
+    assert f'title="{_clock(segments[0]["start"])} emotion 0 · tone 0"' in page
+
+
+def _clock(seconds):
+    from moss_cli.timeref import format_clock
+
+    return format_clock(seconds)
+
+
+def test_voices_alone_finds_the_speakers_itself(dialogue):
+    path, _ = dialogue
+    with FakeServer() as server:
+        server.fake.override = captions_of_what_is_heard
+        result = transcribe(server, path, "--voices", "--json")
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert set(output["voices"]["speakers"]) == {s["speaker"] for s in output["segments"]} == {"S1", "S2"}
