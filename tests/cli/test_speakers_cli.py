@@ -124,6 +124,18 @@ def test_local_engine_labels_what_it_transcribes(tiny_checkpoint, dialogue):
     assert segments and all(s["speaker"] in ("S1", "S2") for s in segments)
 
 
+def test_local_engine_describes_voices_in_the_same_batch_rules(tiny_checkpoint, dialogue):
+    """Random weights answer no JSON: every caption is left out with a warning, nothing fails."""
+    path, _ = dialogue
+    result = runner.invoke(app, ["transcribe", str(path), "-m", str(tiny_checkpoint), "--max-new-tokens", "4",
+                                 "--speakers", "2", "--voices", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert set(output["voices"]) == {"speakers", "timeline"}
+    assert all(set(entry) >= {"segment", "start", "end", "speaker"} for entry in output["voices"]["timeline"])
+    assert any(w.startswith("voices: the caption of") for w in output["warnings"])
+
+
 def test_every_format_carries_the_labels(dialogue, tmp_path):
     import webvtt
 
