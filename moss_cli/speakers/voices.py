@@ -37,13 +37,14 @@ PAUSE_DB = 35.0  # quieter than the loud frames of the stretch by this much
 MIN_SPLIT_F = 3.5
 MIN_SPLIT_DISTANCE = 0.072
 # ... and separated: along the line between the halves' mean voices, the means lie this many
-# within-half standard deviations apart. Scale-free, so it holds for voices that vary more than
-# espeak-ng's: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves).
-# Ten-minute monologues of seventeen voice and recipe pairs (pitch, speed and channel varied per
-# paragraph) split at 2.3 to 3.8 where their halves were also far apart (4.9 at most otherwise);
-# two or three distinct voices split at 5.6 to 11. Two male voices of one espeak-ng base (en-us+m1,
-# en-gb-scotland) sit at 4.1 to 4.5: voices that alike may stay one speaker. Short conversations
-# inflate it (few pieces in 256 dimensions): there F and distance decide.
+# within-half standard deviations apart. Unlike the distance, this does not depend on how much one
+# voice varies: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves).
+# Ten-minute espeak-ng monologues of fourteen voice and seed pairs, pitch, speed and channel
+# varied per paragraph, split at 2.3 to 3.8 where their halves were also far apart (4.9 at most
+# otherwise); two or three distinct voices split at 5.1 to 11. Where the channel changes as much
+# as the voice does (telephone band next to full band), two voices can blur below this and stay
+# one speaker, and one voice's channels can pass it and split. Short conversations inflate it
+# (few pieces in 256 dimensions): there F and the distance decide.
 MIN_SPLIT_SEPARATION = 4.2
 MAX_SPEAKERS = 8
 MIN_SPEAKER_SECONDS = 3.0  # with `auto`, a "speaker" heard for less is an outlier, given to the nearest
