@@ -20,7 +20,7 @@ import soundfile as sf
 from .conversations import RATE, SENTENCES, Conversation, Turn, require_espeak
 
 CACHE = Path(tempfile.gettempdir()) / "moss-test-long-talks"
-VERSION = 1  # bump when the recipe below changes: cached files of an older recipe are not reused
+VERSION = 2  # bump when the recipe below changes: cached files of an older recipe are not reused
 
 
 def long_talk(voices: tuple[str, ...], minutes: float, seed: int) -> Conversation:
@@ -58,11 +58,15 @@ def _made(voices: tuple[str, ...], minutes: float, seed: int) -> Conversation:
 
 
 def _spoken(text: str, voice: str, pitch: int, words_per_minute: int) -> np.ndarray:
-    from moss_cli.audio.features import to_model_rate
+    from math import gcd
+
+    from scipy.signal import resample_poly
 
     wav = subprocess.run([require_espeak(), "-v", voice, "-p", str(pitch), "-s", str(words_per_minute), "--stdout", text],
                          capture_output=True, check=True).stdout
     samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    samples = to_model_rate(samples, rate)
+    # scipy's polyphase filter: a tenth of the time of moss's own resampler, which builds its
+    # kernel on each call (about a thousand calls per set of recordings)
+    samples = resample_poly(samples, RATE // gcd(RATE, rate), rate // gcd(RATE, rate)).astype(np.float32)
     loud = np.flatnonzero(np.abs(samples) > 1e-3)
     return samples[loud[0] : loud[-1] + 1]
