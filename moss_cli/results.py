@@ -167,6 +167,7 @@ class Result:
     digest: Digest | None = None  # `summarize`: the digest (its transcript is in `segments`)
     translated_to: str | None = None  # --translate: the language tag the texts were translated into
     bilingual: bool = False  # --bilingual: outputs show each original text, then its translation
+    voices: dict | None = None  # --voices: each speaker's profile and each segment's emotion and tone
 
     def answer_dict(self) -> dict:
         """`ask --json`: one line per recording and question."""
@@ -191,6 +192,8 @@ class Result:
             out["translated_to"] = self.translated_to
         if self.task == "transcribe":
             out["segments"] = [s.to_dict() for s in self.segments]
+        if self.voices is not None:
+            out["voices"] = self.voices
         if self.task == "events":
             out["events"] = [e.to_dict() for e in self.events]
         if self.digest is not None:

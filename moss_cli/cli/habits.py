@@ -2,10 +2,10 @@
 
 A command's arguments pass through `translated` before click parses them: a whisper option moss has
 an equivalent for becomes that option (`--output_format srt` -> `--srt`, `--initial_prompt` ->
-`--context`, `--diarize` -> `--speakers auto`, `--task translate` -> `--translate en` (whisper
-translates into English), and any `--snake_case` spelling of one of the command's `--kebab-case`
-options); one it cannot honour ends the run with one usage line naming
-what moss has instead (exit 2). None of them appears in --help: the help shows moss's options.
+`--context`, `--diarize` -> `--speakers auto`, `--min_speakers 2 --max_speakers 4` -> `--speakers 2-4`,
+`--task translate` -> `--translate en` (whisper translates into English), and any `--snake_case`
+spelling of one of the command's `--kebab-case` options); one it cannot honour ends the run with one
+usage line naming what moss has instead (exit 2). None of them appears in --help: the help shows moss's options.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ def translated(command: Command, args: list[str]) -> list[str]:
     """`args` with the whisper options in moss's spelling; a UsageError for those moss cannot honour."""
     names, valued = _options(command)
     out: list[str] = []
+    speakers: dict[str, str] = {}  # --diarize, --min_speakers, --max_speakers: one --speakers at the end
     i = 0
     while i < len(args):
         arg = args[i]
         i += 1
         if arg == "--":
-            return out + args[i - 1:]
+            return out + _speakers(command, names, speakers) + args[i - 1:]
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if name in names:  # moss's own (also when a whisper name is one: --language, --hotwords, ...)
             out.append(arg)
@@ -62,7 +63,10 @@ def translated(command: Command, args: list[str]) -> list[str]:
                 value, i = args[i], i + 1
             else:
                 raise UsageError(f"{name} needs a value")
-            out += _valued(command, names, name, value)
+            if name in ("--min_speakers", "--max_speakers"):
+                speakers[name] = value
+            else:
+                out += _valued(command, names, name, value)
         elif name in SWITCHES:
             value = inline if eq else ""
             if not eq and i < len(args) and args[i].lower() in TRUE_WORDS + FALSE_WORDS:
@@ -70,9 +74,7 @@ def translated(command: Command, args: list[str]) -> list[str]:
             if value.lower() not in FALSE_WORDS:
                 out.append(_moss(command, names, name, RENAMED[name]))
         elif name == "--diarize":
-            if "--speakers" not in names:
-                raise UsageError(f"--diarize is --speakers auto in moss, which moss {command.name} does not take")
-            out += ["--speakers", "auto"]
+            speakers[name] = "auto"
         elif name.startswith("--") and "_" in name and name.replace("_", "-") in names:
             out.append(name.replace("_", "-") + eq + inline)
             if name.replace("_", "-") in valued and not eq and i < len(args):
@@ -80,7 +82,22 @@ def translated(command: Command, args: list[str]) -> list[str]:
                 i += 1
         else:
             out.append(arg)
-    return out
+    return out + _speakers(command, names, speakers)
+
+
+def _speakers(command: Command, names: set[str], given: dict[str, str]) -> list[str]:
+    """whisperX's --diarize [--min_speakers A] [--max_speakers B] as moss's --speakers auto|A-B."""
+    if not given:
+        return []
+    if "--speakers" not in names:
+        moss = "--speakers auto" if list(given) == ["--diarize"] else "--speakers MIN-MAX"
+        raise UsageError(f"{next(iter(given))} is {moss} in moss, which moss {command.name} does not take")
+    if "--min_speakers" not in given and "--max_speakers" not in given:
+        return ["--speakers", "auto"]
+    from ..speakers.voices import MAX_SPEAKERS
+
+    fewest, most = given.get("--min_speakers", "1"), given.get("--max_speakers", str(MAX_SPEAKERS))
+    return ["--speakers", f"{fewest.strip()}-{most.strip()}"]
 
 
 def _moss(command: Command, names: set[str], whisper: str, moss: str) -> str:
@@ -107,8 +124,6 @@ def _valued(command: Command, names: set[str], name: str, value: str) -> list[st
         if value.strip().lower() == "transcribe" and command.name == "transcribe":
             return []
         raise UsageError(f"--task {value}: moss names the task by its command (moss transcribe, moss events, ...)")
-    if name in ("--min_speakers", "--max_speakers"):
-        raise UsageError(f"{name}: moss takes no range of speakers; give --speakers N (exactly N) or --speakers auto")
     return [_moss(command, names, name, RENAMED[name]), value]
 
 

@@ -334,8 +334,9 @@ DEFAULT_DIARIZER = "resemblyzer"
 @dataclass(frozen=True)
 class DiarizeOptions(OptionGroup):
     speakers: Annotated[str | None, typer.Option(
-        "--speakers", metavar="N|auto", rich_help_panel="Speakers", show_default="off",
-        help="Label who speaks: N speakers, or auto to find how many (1 for a monologue).")] = None
+        "--speakers", metavar="N|MIN-MAX|auto", rich_help_panel="Speakers", show_default="off",
+        help="Label who speaks: N speakers, auto to find how many (1 for a monologue), or MIN-MAX (2-4) to "
+        "find how many within a range.")] = None
     speaker_names: Annotated[str | None, typer.Option(
         "--speaker-names", rich_help_panel="Speakers", show_default="S1, S2, ...",
         help="Names for the speakers in order of first appearance, comma-separated (alone: that many "
@@ -344,27 +345,53 @@ class DiarizeOptions(OptionGroup):
         "--diarizer", rich_help_panel="Speakers",
         help="resemblyzer (the speakers extra; works offline: its weights ship with it) or pyannote (needs pyannote.audio and its "
         "gated pipeline in the Hugging Face cache).")] = DEFAULT_DIARIZER
+    voice: Annotated[list[str] | None, typer.Option(
+        "--voice", metavar="NAME=FILE", rich_help_panel="Speakers", show_default="none",
+        help="Name the speaker who sounds like FILE, a short sample of one voice (10 s or so; repeat for "
+        "each known voice; voices no sample matches stay S1, S2, ...).")] = None
+    voices: Annotated[bool, typer.Option(
+        "--voices", rich_help_panel="Speakers",
+        help="Describe each speaker's voice (gender, age, accent, pitch, speed, emotion, tone) and each "
+        "segment's emotion and tone, from the model's speech caption of their own speech (JSON, --html; "
+        "alone: --speakers auto).")] = False
 
     def chosen(self) -> SpeakerOptions | None:
         """--speakers N|auto, --speaker-names A,B and --diarizer as SpeakerOptions; None when off."""
         from ..speakers.voices import SpeakerOptions
 
-        if self.speakers is None and self.speaker_names is None:
+        if self.speakers is None and self.speaker_names is None and not self.voice and not self.voices:
             return None
         names = self.speaker_names
         listed = tuple(name.strip() for name in names.split(",")) if names is not None else ()
-        count = self.speakers
-        if count is None:
-            number = len(listed)
-        elif count.strip().lower() == "auto":
-            number = None
-        elif count.strip().isdigit() and int(count) >= 1:
-            number = int(count)
-        else:
-            raise UsageError(f"--speakers takes a number of speakers (1 or more) or auto, not {count!r}")
+        samples = tuple(_voice_sample(value) for value in self.voice or ())
+        number, bounds = _speaker_count(self.speakers, None if samples or not listed else len(listed))
         if number is not None and len(listed) > number:
             raise UsageError(f"--speaker-names gives {len(listed)} names for {number} speakers")
         try:
-            return SpeakerOptions(number, listed, self.diarizer or DEFAULT_DIARIZER)
+            return SpeakerOptions(number, listed, self.diarizer or DEFAULT_DIARIZER, bounds, samples, self.voices)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+
+
+def _speaker_count(value: str | None, unset: int | None) -> tuple[int | None, tuple[int, int] | None]:
+    """--speakers as (exact count, or None for auto; (fewest, most) for a range); `unset`: the count
+    without it (the number of --speaker-names; None, auto, when voice samples name the speakers)."""
+    if value is None:
+        return unset, None
+    text = value.strip().lower()
+    fewest, dash, most = text.partition("-")
+    if text == "auto":
+        return None, None
+    if text.isdigit() and int(text) >= 1:
+        return int(text), None
+    if dash and fewest.strip().isdigit() and most.strip().isdigit() and 1 <= int(fewest) <= int(most):
+        return (int(fewest), None) if int(fewest) == int(most) else (None, (int(fewest), int(most)))
+    raise UsageError(f"--speakers takes a number of speakers (1 or more), a range such as 2-4, or auto, not {value!r}")
+
+
+def _voice_sample(value: str) -> tuple[str, str]:
+    """--voice NAME=FILE as (name, file)."""
+    name, equals, path = value.partition("=")
+    if not equals or not name.strip() or not path:
+        raise UsageError(f"--voice takes NAME=FILE (a name and a short sample of that voice), not {value!r}")
+    return name.strip(), path

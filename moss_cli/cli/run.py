@@ -83,9 +83,10 @@ def _planned(raw_inputs, outputs: OutputSpec, spec: EngineSpec, sampling: Sampli
     options = replace(pipeline_options(sampling, spec.max_request_seconds),
                       speakers=speakers.chosen() if speakers else None, translation=translation)
     if options.speakers is not None:  # before any file is transcribed: a missing diarizer fails fast
+        from ..speakers.known import known_voices
         from ..speakers.voices import load_diarizer
 
-        load_diarizer(options.speakers.diarizer)
+        known_voices(options.speakers.samples, load_diarizer(options.speakers.diarizer))  # each sample usable
     jobs = flags.jobs or max(1, len(spec.servers or ()))
     return RunPlan(replace(inputs, files=in_shard(inputs.files, shard)), replace(spec, jobs=jobs), options, shard,
                    len(inputs.files))
@@ -183,7 +184,7 @@ def output_settings(task, spec: EngineSpec, sampling: SamplingOptions, outputs, 
     if "html" in outputs.formats:
         settings["html_audio"] = outputs.html_audio
     if speakers is not None:  # only when asked: outputs made before speakers existed stay up to date
-        settings["speakers"] = asdict(speakers)
+        settings["speakers"] = speakers.settings()
     if translation is not None:  # likewise: the language the texts were translated into
         settings["translate"] = translation.settings()
     return settings

@@ -184,7 +184,8 @@ def render_page(results: list[Result], context: PageContext | None = None) -> st
         "title": Path(first["audio"]).name, "file": first["audio"], "duration": duration,
         "model": first["model"], "task": first["task"], "task_label": TASK_LABELS.get(first["task"], first["task"]),
         "options": _option_lines(context.options), "audio": context.audio,
-        "lanes": _chapter_lane(digest, duration) + _lanes(segments, events, duration), "ticks": _ticks(duration),
+        "lanes": (_chapter_lane(digest, duration) + _lanes(segments, events, duration)
+                  + _mood_lane(first.get("voices"), duration)), "ticks": _ticks(duration),
         "items": _segment_items(segments) + _event_items(events),
         "answers": [] if first["task"] in ("transcribe", "events", "summarize") else _answers(results),
         "digest": _digest_view(digest, duration),
@@ -269,6 +270,16 @@ def _digest_view(digest: dict | None, duration: float) -> dict | None:
     actions = [{**item, "when": None if item["said_at"] is None else format_clock(item["said_at"])}
                for item in digest["action_items"]]
     return {**digest, "chapters": chapters, "action_items": actions}
+
+
+def _mood_lane(voices: dict | None, duration: float) -> list[dict]:
+    """--voices: a lane of each segment's emotion and tone, after the speakers' lanes."""
+    moods = [{**entry, "index": entry["segment"], "text": " · ".join(entry[k] for k in ("emotion", "tone") if entry.get(k))}
+             for entry in (voices or {}).get("timeline", [])]
+    moods = [mood for mood in moods if mood["text"]]
+    if not moods:
+        return []
+    return [{"name": "emotion · tone", "rows": _rows([{**_box(mood, duration), "kind": "mood"} for mood in moods])}]
 
 
 def _box(span: dict, duration: float) -> dict:

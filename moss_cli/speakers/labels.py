@@ -37,18 +37,20 @@ def speech_spans(segments: list[Segment], regions: list[tuple[float, float]]) ->
 def label_speakers(segments: list[Segment], turns: list[Turn], names: tuple[str, ...] = ()) -> list[Segment]:
     """Segments with `speaker` set on them and their words, split where the speaker changes.
 
-    Speakers are called S1, S2, ... (or `names`) in order of first appearance.
+    A speaker whose turns carry a name (a known voice) is called by it; the others are called S1,
+    S2, ... (or `names`) in order of first appearance.
     """
     if not segments:
         return []
     turns = turns or [Turn(segments[0].start, segments[-1].end, 0)]
     parts = [part for segment in segments for part in _split(segment, turns)]
-    labels: dict[int, str] = {}
+    labels = {turn.speaker: turn.name for turn in turns if turn.name}
+    unnamed = 0
     for segment, speaker, word_speakers in parts:
         for number in [*word_speakers, speaker]:  # a word may be heard before its segment's speaker
             if number not in labels:
-                index = len(labels)
-                labels[number] = names[index] if index < len(names) else f"S{index + 1}"
+                labels[number] = names[unnamed] if unnamed < len(names) else f"S{unnamed + 1}"
+                unnamed += 1
     out = []
     for segment, speaker, word_speakers in parts:
         words = [replace(w, speaker=labels[s]) for w, s in zip(segment.words, word_speakers)]

@@ -9,7 +9,7 @@ offline and costs about 1% of real time on a CPU), installed with moss's `speake
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -18,6 +18,7 @@ import numpy as np
 from ..audio.constants import SAMPLE_RATE
 from ..errors import ModelUnavailableError
 from ..text import one_line_problem, printable_name
+from .known import matched_names
 
 DIARIZERS = ("resemblyzer", "pyannote")
 # Resemblyzer is an extra: it requires webrtcvad, which PyPI has only as source (a C compiler builds it).
@@ -37,6 +38,16 @@ PAUSE_DB = 35.0  # quieter than the loud frames of the stretch by this much
 # splits between two voices had F >= 3.8 and distance >= 0.076 from 18 sentences on.
 MIN_SPLIT_F = 3.5
 MIN_SPLIT_DISTANCE = 0.072
+# ... and separated: along the line between the halves' mean voices, the means lie this many
+# within-half standard deviations apart. Unlike the distance, this does not depend on how much one
+# voice varies: cutting one voice's unimodal spread in two gives about 2.6 (a Gaussian's halves).
+# Ten-minute espeak-ng monologues of fourteen voice and seed pairs, pitch, speed and channel
+# varied per paragraph, split at 2.3 to 3.8 where their halves were also far apart (4.9 at most
+# otherwise); two or three distinct voices split at 5.1 to 11. Where the channel changes as much
+# as the voice does (telephone band next to full band), two voices can blur below this and stay
+# one speaker, and one voice's channels can pass it and split. Short conversations inflate it
+# (few pieces in 256 dimensions): there F and the distance decide.
+MIN_SPLIT_SEPARATION = 4.2
 MAX_SPEAKERS = 8
 MIN_SPEAKER_SECONDS = 3.0  # with `auto`, a "speaker" heard for less is an outlier, given to the nearest
 MINOR_SHARE = 0.15  # ... and so is one heard for less than this share of the speech ...
@@ -50,17 +61,35 @@ class SpeakerOptions:
     count: int | None = None  # known number of speakers; None: find it from the data
     names: tuple[str, ...] = ()  # labels for the speakers in order of first appearance
     diarizer: str = "resemblyzer"
+    bounds: tuple[int, int] | None = None  # with count None: the fewest and most speakers auto may find
+    samples: tuple[tuple[str, str], ...] = ()  # (name, audio file): a short sample of a known voice each
+    profiles: bool = False  # --voices: describe each speaker's voice and each segment's mood (tasks/voices.py)
 
     def __post_init__(self):
         if self.count is not None and self.count < 1:
             raise ValueError(f"the number of speakers must be at least 1, not {self.count}")
+        if self.bounds is not None and not 1 <= self.bounds[0] <= self.bounds[1]:
+            raise ValueError(f"a range of speakers runs from at least 1 up: {self.bounds[0]}-{self.bounds[1]} does not")
+        if self.samples and self.diarizer != "resemblyzer":
+            raise ValueError("voice samples (--voice) are matched by the resemblyzer diarizer only")
         if self.diarizer not in DIARIZERS:
             raise ValueError(f"unknown diarizer {self.diarizer!r}: use one of {', '.join(DIARIZERS)}")
         if any(not name.strip() for name in self.names):
             raise ValueError("speaker names must not be empty")
-        for name in self.names:  # every name source passes here before a label is written
+        for name in self.names + tuple(name for name, _ in self.samples):  # every name passes here
             if problem := one_line_problem(name):
                 raise ValueError(f"speaker name {printable_name(name)} is not one line of text: {problem}")
+        if len({name for name, _ in self.samples}) < len(self.samples):
+            raise ValueError("each --voice needs a name of its own")
+
+    def settings(self) -> dict:
+        """What a manifest records (for --skip-existing): the options that were set, so that outputs
+        made before ranges and samples existed stay up to date."""
+        recorded = asdict(self)
+        for name in ("bounds", "samples", "profiles"):
+            if not recorded[name]:
+                del recorded[name]
+        return recorded
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,7 @@ class Turn:
     start: float  # seconds from the start of the file
     end: float
     speaker: int  # cluster number; attribution renames speakers in order of first appearance
+    name: str | None = None  # the known voice (--voice) this speaker was matched to
 
 
 class Progress(Protocol):
@@ -75,7 +105,8 @@ class Progress(Protocol):
 
 
 class Diarizer(Protocol):
-    def turns(self, source, spans: list[tuple[float, float]], count: int | None, progress: Progress) -> list[Turn]: ...
+    def turns(self, source, spans: list[tuple[float, float]], count: int | None, progress: Progress,
+              bounds: tuple[int, int] | None = None, known: dict[str, np.ndarray] | None = None) -> list[Turn]: ...
 
 
 @lru_cache(maxsize=2)
@@ -102,13 +133,29 @@ class ResemblyzerDiarizer:
         self.encoder = VoiceEncoder("cpu", verbose=False)
         self._normalize = normalize_volume
 
-    def turns(self, source, spans, count, progress) -> list[Turn]:
+    def turns(self, source, spans, count, progress, bounds=None, known=None) -> list[Turn]:
+        """`known`: name -> voice vector (`voice_of`) of voices to name the speakers by."""
         pieces = plan_pieces(source, spans)
         if not pieces:
             return []
         vectors = self.embed(source, pieces, progress)
         durations = np.array([end - start for start, end in pieces])
-        return merge_turns(pieces, cluster(vectors, durations, count))
+        labels = cluster(vectors, durations, count, bounds)
+        names = matched_names(_centroids(vectors, labels), known or {})
+        return [replace(turn, name=names.get(turn.speaker)) for turn in merge_turns(pieces, labels)]
+
+    def voice_of(self, source) -> np.ndarray:
+        """One unit vector for a sample of one voice: the mean of its pieces' vectors, weighted by length."""
+        pieces = plan_pieces(source, [(0.0, source.duration)])
+        if not pieces:
+            raise ValueError("no voice heard in it")
+
+        class Silent:
+            def advance(self, seconds):
+                pass
+
+        weights = np.array([end - start for start, end in pieces])[:, None]
+        return _unit((self.embed(source, pieces, Silent()) * weights).sum(0, keepdims=True))[0]
 
     def embed(self, source, pieces: list[tuple[float, float]], progress: Progress) -> np.ndarray:
         """One unit vector per piece: the mean of its windows' embeddings, as Resemblyzer does."""
@@ -165,12 +212,13 @@ class PyannoteDiarizer:
         if self.pipeline is None:
             raise ModelUnavailableError(f"pyannote pipeline {repo} failed to load (gated models missing from the cache)")
 
-    def turns(self, source, spans, count, progress) -> list[Turn]:
+    def turns(self, source, spans, count, progress, bounds=None, known=None) -> list[Turn]:
         import torch
 
         waveform = torch.from_numpy(np.ascontiguousarray(source.read()))[None]
-        output = self.pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE},
-                               **({"num_speakers": count} if count else {}))
+        wanted = ({"num_speakers": count} if count else
+                  {"min_speakers": bounds[0], "max_speakers": bounds[1]} if bounds else {})
+        output = self.pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE}, **wanted)
         annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps it
         numbers: dict = {}
         turns = [Turn(float(seg.start), float(seg.end), numbers.setdefault(label, len(numbers)))
@@ -219,8 +267,10 @@ def split_at_pauses(samples: np.ndarray) -> list[tuple[float, float]]:
     return [(a * frame / SAMPLE_RATE, b * frame / SAMPLE_RATE) for a, b in stretches]
 
 
-def cluster(vectors: np.ndarray, durations: np.ndarray, count: int | None) -> np.ndarray:
-    """A speaker number per piece: `count` speakers, or as many as the data shows (auto).
+def cluster(vectors: np.ndarray, durations: np.ndarray, count: int | None,
+            bounds: tuple[int, int] | None = None) -> np.ndarray:
+    """A speaker number per piece: `count` speakers, or as many as the data shows (auto), within
+    `bounds` (fewest, most) when given.
 
     Ward's agglomerative clustering of the unit vectors; pieces too short to judge are left out
     of it and join the nearest speaker after.
@@ -229,33 +279,35 @@ def cluster(vectors: np.ndarray, durations: np.ndarray, count: int | None) -> np
     judged = np.flatnonzero(durations >= MIN_PIECE_SECONDS)
     if judged.size == 0:
         judged = np.arange(len(vectors))
-    if count != 1 and judged.size > 2:
+    fewest, most = bounds or (1, MAX_SPEAKERS)
+    if count != 1 and most > 1 and judged.size > 2:
         from scipy.cluster.hierarchy import fcluster, linkage
 
         tree = linkage(vectors[judged].astype(np.float64), "ward")
-        number = min(count, judged.size) if count else count_speakers(vectors[judged], tree)
+        number = min(count, judged.size) if count else count_speakers(vectors[judged], tree, fewest, most)
         labels[judged] = _nearest_mean(vectors[judged], fcluster(tree, number, "maxclust") - 1)
         if count is None:
-            labels[judged] = _absorb_minor(vectors[judged], durations[judged], labels[judged])
+            labels[judged] = _absorb_minor(vectors[judged], durations[judged], labels[judged], fewest)
     centroids = _centroids(vectors[judged], labels[judged])
     rest = np.setdiff1d(np.arange(len(vectors)), judged)
     labels[rest] = np.argmax(vectors[rest] @ centroids.T, axis=1) if rest.size else labels[rest]
     return labels
 
 
-def count_speakers(vectors: np.ndarray, tree: np.ndarray) -> int:
+def count_speakers(vectors: np.ndarray, tree: np.ndarray, fewest: int = 1, most: int = MAX_SPEAKERS) -> int:
     """Split the Ward tree from the top while each split is both clear and large.
 
     Clear: the split's share of the spread, against the spread left inside the clusters, an F
     ratio (grows with the evidence). Large: the two halves' mean voices differ by a cosine
     distance a change of speaker makes (does not grow with the evidence, so that one voice's
-    many sentences never add up to a second voice).
+    many sentences never add up to a second voice), and separated (`separation`). Splits up to
+    `fewest` speakers are made whatever they look like; none beyond `most`.
     """
     from scipy.cluster.hierarchy import fcluster
 
     n, number = len(vectors), 1
     before = np.zeros(n, int)
-    for k in range(2, min(MAX_SPEAKERS, n - 1) + 1):
+    for k in range(2, min(most, n - 1) + 1):
         labels = fcluster(tree, k, "maxclust") - 1
         if labels.max() + 1 < k:  # tied heights: no clean cut into k
             break
@@ -263,18 +315,30 @@ def count_speakers(vectors: np.ndarray, tree: np.ndarray) -> int:
         gain = tree[-(k - 1), 2] ** 2 / 2  # Ward's merge height is sqrt(2 x the spread it adds)
         halves = next(np.unique(labels[before == c]) for c in range(k - 1) if np.unique(labels[before == c]).size == 2)
         mean_voices = _centroids(vectors, labels)[halves]
-        if gain / (inside / (n - k)) < MIN_SPLIT_F or 1 - mean_voices[0] @ mean_voices[1] < MIN_SPLIT_DISTANCE:
+        unclear = (gain / (inside / (n - k)) < MIN_SPLIT_F or 1 - mean_voices[0] @ mean_voices[1] < MIN_SPLIT_DISTANCE
+                   or separation(vectors[labels == halves[0]], vectors[labels == halves[1]]) < MIN_SPLIT_SEPARATION)
+        if k > fewest and unclear:
             break
         number, before = k, labels
     return number
 
 
-def _absorb_minor(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def separation(one: np.ndarray, other: np.ndarray) -> float:
+    """How far apart two groups of voice vectors lie along the line between their means, in
+    standard deviations of the groups' own spread along that line (pooled)."""
+    line = one.mean(0) - other.mean(0)
+    line = line / max(float(np.linalg.norm(line)), 1e-12)
+    a, b = one @ line, other @ line
+    spread = np.sqrt((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / max(a.size + b.size - 2, 1))
+    return float((a.mean() - b.mean()) / max(spread, 1e-12))
+
+
+def _absorb_minor(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray, fewest: int = 1) -> np.ndarray:
     """With `auto`, a cluster that is not a speaker of its own is dissolved, smallest first: one
     heard for under MIN_SPEAKER_SECONDS (a cough, a laugh, a mixed piece), or a small one close to
     another (a few sentences that sound alike by their words more than by their voice). Its pieces
-    join their nearest remaining speakers; numbers are then made consecutive."""
-    while labels.max() > 0:
+    join their nearest remaining speakers; numbers are then made consecutive. At least `fewest` stay."""
+    while labels.max() + 1 > fewest:
         heard = np.bincount(labels, weights=durations)
         centroids = _centroids(vectors, labels)
         small = int(np.argmin(heard))

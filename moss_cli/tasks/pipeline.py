@@ -81,6 +81,8 @@ class Pipeline:
         if self.options.speakers is not None and task.output != "events":
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
         result = finish_result(task, result)
+        if self.options.speakers is not None and self.options.speakers.profiles and task.output != "events":
+            self._describe_voices(result, recording)  # on the words as spoken, before any translation
         if self.options.translation is None:
             return result
         with _about(recording):
@@ -132,14 +134,27 @@ class Pipeline:
 
     def _label_speakers(self, segments: list[Segment], recording: Recording, speech) -> list[Segment]:
         """Who says what: voices told apart in the segments' speech, on this machine (with --server too)."""
+        from ..speakers.known import known_voices
         from ..speakers.labels import label_speakers, speech_spans
         from ..speakers.voices import load_diarizer
 
         options = self.options.speakers
+        diarizer = load_diarizer(options.diarizer)
+        known = known_voices(options.samples, diarizer)
         spans = speech_spans(segments, [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech])
         self.progress.begin(f"finding speakers in {Path(recording.name).name}", sum(b - a for a, b in spans))
-        turns = load_diarizer(options.diarizer).turns(recording.source, spans, options.count, self.progress)
+        turns = diarizer.turns(recording.source, spans, options.count, self.progress, options.bounds, known)
         return label_speakers(segments, turns, options.names)
+
+    def _describe_voices(self, result: Result, recording: Recording) -> None:
+        """--voices: each speaker's profile and each segment's emotion and tone, asked of the model."""
+        from .voices import describe_voices
+
+        with _about(recording):
+            report = describe_voices(recording, result.segments, self.engine, self.options.decoding,
+                                     self.options.token_cap)
+        result.voices = report.to_dict()
+        result.warnings += report.warnings
 
     def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:
         """Ask about all chunks together; output cut off by the token cap or stuck in a loop is asked

@@ -26,6 +26,9 @@ COMMANDS = typer.main.get_command(app).commands
     (["--task", "transcribe"], []),
     (["--task", "translate"], ["--translate", "en"]),  # whisper translates into English
     (["--task=Translate", "--srt"], ["--translate", "en", "--srt"]),
+    (["--diarize", "--min_speakers", "2", "--max_speakers", "4"], ["--speakers", "2-4"]),  # whisperX's range
+    (["--max_speakers=3", "--srt"], ["--srt", "--speakers", "1-3"]),
+    (["--min_speakers", "2", "--", "x.wav"], ["--speakers", "2-8", "--", "x.wav"]),
     (["--max_line_width", "30", "--max_line_count", "1"], ["--max-line-width", "30", "--max-lines", "1"]),
     (["--batch_size", "4", "--max_new_tokens=8"], ["--batch-size", "4", "--max-new-tokens=8"]),
     (["--language", "en", "--hotwords", "MOSS"], ["--language", "en", "--hotwords", "MOSS"]),
@@ -39,8 +42,7 @@ def test_whisper_options_become_moss_options(whisper, moss):
 @pytest.mark.parametrize("command, args, names", [
     ("caption", ["--task", "translate"], "--translate en"),
     ("transcribe", ["--task", "translate", "--words"], "leave out --words"),
-    ("transcribe", ["--min_speakers", "2"], "--speakers N"),
-    ("transcribe", ["--max_speakers", "3"], "--speakers N"),
+    ("events", ["--min_speakers", "2"], "--speakers MIN-MAX"),
     ("transcribe", ["--output_format", "docx"], "--srt"),
     ("caption", ["-f", "srt"], "--json"),
     ("events", ["--diarize"], "--speakers auto"),

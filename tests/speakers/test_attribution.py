@@ -89,3 +89,10 @@ def test_a_segment_with_fewer_words_than_speakers_stays_whole_with_the_speaker_h
     first, second = label_speakers([Segment(0.0, 2.0, "Hello."), Segment(3.0, 12.0, "Absolutely.")], turns)
     assert first.speaker == "S1"
     assert (second.start, second.end, second.text, second.speaker) == (3.0, 12.0, "Absolutely.", "S2")
+
+
+def test_speakers_matched_to_a_known_voice_carry_its_name_and_the_others_keep_numbers():
+    turns = [Turn(0.0, 1.0, 4, "Ben"), Turn(1.5, 2.5, 2), Turn(3.0, 4.0, 4, "Ben"), Turn(4.5, 5.0, 7)]
+    segments = [Segment(0.0, 1.0, "a"), Segment(1.5, 2.5, "b"), Segment(3.0, 4.0, "c"), Segment(4.5, 5.0, "d")]
+    assert [s.speaker for s in label_speakers(segments, turns)] == ["Ben", "S1", "Ben", "S2"]
+    assert [s.speaker for s in label_speakers(segments, turns, ("Cleo",))] == ["Ben", "Cleo", "Ben", "S2"]

@@ -107,6 +107,42 @@ def test_options_are_checked():
         SpeakerOptions(diarizer="magic")
     with pytest.raises(ValueError, match="empty"):
         SpeakerOptions(names=("Alice", " "))
+    with pytest.raises(ValueError, match="3-2 does not"):
+        SpeakerOptions(bounds=(3, 2))
+    with pytest.raises(ValueError, match="resemblyzer diarizer only"):
+        SpeakerOptions(diarizer="pyannote", samples=(("Ann", "ann.wav"),))
+    with pytest.raises(ValueError, match="a name of its own"):
+        SpeakerOptions(samples=(("Ann", "a.wav"), ("Ann", "b.wav")))
+    with pytest.raises(ValueError, match="not one line"):
+        SpeakerOptions(samples=(("A\nB", "a.wav"),))
+
+
+def test_manifests_record_a_range_and_samples_only_when_set():
+    assert SpeakerOptions(2, ("A",)).settings() == {"count": 2, "names": ("A",), "diarizer": "resemblyzer"}
+    assert SpeakerOptions(None, bounds=(2, 4), samples=(("Ann", "a.wav"),)).settings()["samples"] == (("Ann", "a.wav"),)
+
+
+def test_a_range_makes_at_least_its_fewest_and_at_most_its_most():
+    vectors, truth = voices_like(orthogonal_centres(3), 8, spread=0.02, seed=4)
+    durations = np.full(len(vectors), 2.0)
+    assert cluster(vectors, durations, None, (1, 2)).max() + 1 == 2
+    assert cluster(vectors, durations, None, (2, 5)).max() + 1 == 3
+    one, _ = voices_like(orthogonal_centres(1), 20, spread=0.02, seed=5)
+    assert cluster(one, np.full(20, 2.0), None, (2, 3)).max() + 1 == 2
+    assert cluster(one, np.full(20, 2.0), None).max() + 1 == 1
+
+
+def test_samples_name_the_nearest_speakers_one_to_one_within_reach():
+    from moss_cli.speakers.known import MAX_KNOWN_DISTANCE, matched_names
+
+    a, b, c = orthogonal_centres(3)
+    voices = np.stack([a, b])
+    near_b = b + 0.2 * c
+    assert matched_names(voices, {"Ben": near_b / np.linalg.norm(near_b), "Ann": a}) == {0: "Ann", 1: "Ben"}
+    assert matched_names(voices, {"Cleo": c}) == {}  # no speaker sounds like it
+    both_a = {"Ann": a, "Ann2": a * 0.999 + 0.001 * b}  # two samples near one speaker: the nearest names it
+    assert matched_names(voices, both_a) == {0: "Ann"}
+    assert 0 < MAX_KNOWN_DISTANCE < 1
 
 
 def test_pyannote_missing_is_a_one_line_model_error(monkeypatch):
@@ -245,6 +281,8 @@ def test_pyannote_turns_come_from_its_annotation(monkeypatch):
     assert progress.total == 5.0
     diarizer.turns(source, [], None, progress)  # auto: pyannote finds the number itself
     assert calls[-1][3] == {}
+    diarizer.turns(source, [], None, progress, bounds=(2, 4))  # a range: its own min and max
+    assert calls[-1][3] == {"min_speakers": 2, "max_speakers": 4}
     speakers.load_diarizer.cache_clear()
 
 
