@@ -92,7 +92,7 @@ EXAMPLES = {
     "check-server": [
         "moss check-server http://localhost:8000/v1",
         "moss check-server http://gpu1:8000/v1 --no-time-markers",
-        "moss check-server http://gpu1:8000/v1 -m ./weights/MOSS-Audio-4B-Instruct --compute",
+        "moss check-server http://gpu1:8000/v1 -m 4b --compute",
     ],
     "doctor": [
         "moss doctor",
