@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..engine.factory import EngineSpec
+from ..engine.factory import EngineSpec, validated
 from ..errors import EXIT_OK, UsageError
 from .console import report, say
 from .engine import use_threads
@@ -57,7 +57,9 @@ def serve_http(spec: EngineSpec, sampling: SamplingOptions, options: ServeOption
     try:
         check_installed("fastapi", "uvicorn", "multipart")
         check_open(options.host, options.api_key)
-        worker = started_worker(spec, sampling, options.max_audio_seconds)
+        concurrency = options.max_concurrency or max(1, len(validated(spec).servers))
+        # a server's requests in flight: as many as the requests worked on at once
+        worker = started_worker(replace(spec, jobs=concurrency), sampling, options.max_audio_seconds)
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc)
     import uvicorn
@@ -65,7 +67,6 @@ def serve_http(spec: EngineSpec, sampling: SamplingOptions, options: ServeOption
     from ..serve.admission import remove_root
     from ..serve.http import ServeSettings, create_app
 
-    concurrency = options.max_concurrency or max(1, len(worker.spec.servers or ()))
     settings = ServeSettings(options.api_key, int(options.max_upload_mb * 1024 * 1024), concurrency,
                              options.max_queue, options.request_timeout)
     log_to_stderr(logging.WARNING if options.quiet else logging.INFO)

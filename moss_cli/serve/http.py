@@ -169,7 +169,7 @@ async def finished(request: Request, ticket: Ticket, settings: ServeSettings, wo
     the request's time runs out (504)."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    ticket.start(work, lambda result, error: loop.call_soon_threadsafe(_settle, future, result, error))
+    ticket.start(work, lambda result, error: _soon(loop, _settle, future, result, error))
     deadline = loop.time() + settings.request_timeout
     try:
         while True:
@@ -187,6 +187,15 @@ async def finished(request: Request, ticket: Ticket, settings: ServeSettings, wo
             ticket.watch.cancel.set()  # the thread stops at its next chunk and removes the upload
 
 
+def _soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+    """`callback(*args)` on the server's loop, from a request's thread; a server shut down meanwhile
+    has no one left to tell."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed
+        pass
+
+
 def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
     if future.done():
         return
@@ -202,8 +211,8 @@ async def streamed(request: Request, ticket: Ticket, settings: ServeSettings, wo
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     ticket.start(lambda: worker.stream(job, ticket.watch, ticket.folder,
-                                       lambda piece: loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))),
-                 lambda result, error: loop.call_soon_threadsafe(queue.put_nowait, ("end", (result, error))))
+                                       lambda piece: _soon(loop, queue.put_nowait, ("piece", piece))),
+                 lambda result, error: _soon(loop, queue.put_nowait, ("end", (result, error))))
     deadline = loop.time() + settings.request_timeout
     kind, value = await _next(queue, deadline, ticket)
     if kind == "end":  # failed before any audio was read

@@ -54,7 +54,7 @@ def fake():
 
 @pytest.fixture
 def remote_worker(fake):
-    worker = Worker(EngineSpec(servers=[fake.url], timeout=30))
+    worker = Worker(EngineSpec(servers=[fake.url], timeout=30, jobs=4))
     worker.start()
     yield worker
     worker.close()
