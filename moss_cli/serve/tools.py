@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from ..errors import MossError, UsageError
 from .work import Job, Watch, Worker
@@ -41,46 +43,47 @@ def create_server(worker: Worker, allowed: Allowed) -> MCPServer:
     server = MCPServer("moss", instructions="Audio understanding with MOSS-Audio: transcripts with times and "
                        "speakers, sound events, captions, music descriptions and answers about local recordings.")
 
-    async def run(job: Job) -> dict:
-        return await anyio.to_thread.run_sync(_run, worker, job)
+    async def run(task: str, path: str, **asked) -> dict[str, Any]:
+        """The task's JSON; a problem with the path or the audio is the tool's error, in one line."""
+        try:
+            job = Job(task, allowed.check(path), path, **asked)
+            return await anyio.to_thread.run_sync(_run, worker, job)
+        except MossError as exc:
+            raise ToolError(str(exc)) from None
 
-    @server.tool()
+    @server.tool(structured_output=True)
     async def transcribe(path: str, words: bool = False, speakers: str | None = None,
-                         language: str | None = None, context: str | None = None) -> dict:
+                         language: str | None = None, context: str | None = None) -> dict[str, Any]:
         """Transcribe speech with times (word-level with words=true; speakers: "auto" or a number)."""
-        return await run(Job("transcribe", allowed.check(path), path, words=words, speakers=speakers,
-                             language=language, context=context))
+        return await run("transcribe", path, words=words, speakers=speakers, language=language, context=context)
 
-    @server.tool()
-    async def ask(path: str, question: str) -> dict:
+    @server.tool(structured_output=True)
+    async def ask(path: str, question: str) -> dict[str, Any]:
         """Ask a question about a recording; the answer as text."""
-        return await run(Job("ask", allowed.check(path), path, questions=(question,)))
+        return await run("ask", path, questions=(question,))
 
-    @server.tool()
-    async def caption(path: str, speech: bool = False) -> dict:
+    @server.tool(structured_output=True)
+    async def caption(path: str, speech: bool = False) -> dict[str, Any]:
         """Describe what can be heard (speech=true: the voice, as JSON fields)."""
-        return await run(Job("caption", allowed.check(path), path, speech=speech))
+        return await run("caption", path, speech=speech)
 
-    @server.tool()
-    async def events(path: str) -> dict:
+    @server.tool(structured_output=True)
+    async def events(path: str) -> dict[str, Any]:
         """Sound events in time order, each with start and end seconds."""
-        return await run(Job("events", allowed.check(path), path))
+        return await run("events", path)
 
-    @server.tool(name="describe-music")
-    async def describe_music(path: str) -> dict:
+    @server.tool(name="describe-music", structured_output=True)
+    async def describe_music(path: str) -> dict[str, Any]:
         """Describe music: style, tempo, harmony, instruments, structure, mood."""
-        return await run(Job("describe-music", allowed.check(path), path))
+        return await run("describe-music", path)
 
     return server
 
 
-def _run(worker: Worker, job: Job) -> dict:
-    """The job's JSON; a problem with the input comes back as the tool's error, in one line."""
-    folder = Path(tempfile.mkdtemp(prefix="moss-mcp-"))
+def _run(worker: Worker, job: Job) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="moss-mcp-"))  # where audio that must be converted goes
     try:
         results = worker.run(job, Watch(), folder)
-    except MossError as exc:
-        raise ValueError(str(exc)) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return results[0].answer_dict() if job.task == "ask" else results.to_dict()
