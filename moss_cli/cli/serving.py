@@ -102,13 +102,14 @@ def serve_mcp(spec: EngineSpec, sampling: SamplingOptions, allow: list[Path]) ->
 
 def started_worker(spec: EngineSpec, sampling: SamplingOptions, max_audio_seconds: float | None):
     """The engine loaded (or its servers asked for their model) before the first request."""
-    from ..engine.factory import loads_weights
+    from ..engine.factory import check_available, loads_weights
     from ..serve.work import Worker
     from .run import check_finite, pipeline_options
 
     check_finite()
     use_threads(spec.threads)
     worker = Worker(spec, pipeline_options(sampling).decoding, sampling.max_new_tokens, max_audio_seconds)
+    check_available(worker.spec)  # a missing checkpoint is said before "loading"
     if loads_weights(worker.spec):
         say(f"loading {worker.spec.model}")
     worker.start()
