@@ -127,3 +127,10 @@ def test_nothing_is_left_behind(strict, wav):
     for content in (b"", b"junk" * 100, wav[:44], wav):
         post(strict, {"file": ("x.wav", content)})
     assert list(upload_root().iterdir()) == [] and strict.slots.admitted == 0
+
+
+def test_bad_audio_is_a_4xx_when_streaming_too(strict):
+    """The stream starts once the audio is open: a file that is not audio is still a plain 400."""
+    reply = post(strict, {"file": ("clip.wav", b"not audio" * 50)}, data={"stream": "true"})
+    assert_error(reply, 400, "invalid_audio", "clip.wav")
+    assert reply.headers["content-type"].startswith("application/json")

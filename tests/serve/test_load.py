@@ -126,3 +126,23 @@ def test_memory_stays_flat_over_many_uploads(remote_worker, wav):
         grown = resident_bytes() - before
     assert grown < 24 * 1024 * 1024, f"resident memory grew by {grown / 2**20:.1f} MiB over 36 uploads"
     assert uploads() == []
+
+
+def test_a_stream_left_early_stops_asking(tmp_path):
+    """A client that reads the first segment of a long transcript and hangs up: the chunks after it
+    are never asked, and its upload is removed."""
+    path, _ = phrase_file(tmp_path / "long.wav", 420.0, seed=2)
+    slow = FakeMoss(override=lambda number, body, headers: time.sleep(0.2))
+    with FakeServer(slow) as upstream:
+        worker = Worker(EngineSpec(servers=[upstream.url], timeout=30))
+        with Serving(worker) as serving:
+            with open(path, "rb") as audio, httpx2.stream(
+                    "POST", serving.url + "/v1/audio/transcriptions", files={"file": ("long.wav", audio)},
+                    data={"stream": "true"}, timeout=30) as reply:
+                assert reply.status_code == 200
+                first = next(line for line in reply.iter_lines() if line.startswith("data: "))
+                assert '"transcript.text.delta"' in first
+            wait_for(lambda: serving.slots.admitted == 0 and uploads() == [])
+            asked = slow.served
+            time.sleep(0.5)
+            assert slow.served == asked < 7  # seven chunks of a minute; the rest never asked
