@@ -12,6 +12,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 import uvicorn  # noqa: E402
 
 from moss_cli.engine.factory import EngineSpec  # noqa: E402
+from moss_cli.serve.admission import remove_root  # noqa: E402
 from moss_cli.serve.http import ServeSettings, create_app  # noqa: E402
 from moss_cli.serve.work import Worker  # noqa: E402
 from support.fake_server import FakeServer  # noqa: E402
@@ -44,6 +45,13 @@ class Serving:
     @property
     def slots(self):
         return self.app.state.slots
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _upload_root_removed():
+    """The upload folder a test process made is removed after, as `moss serve` removes its own."""
+    yield
+    remove_root()
 
 
 @pytest.fixture
