@@ -41,6 +41,14 @@ class Slots:
             self.admitted += 1
         return Ticket(self)
 
+    def take_place(self, watch: Watch) -> None:
+        """Wait for a running place; a request abandoned while it waits never starts (Cancelled)."""
+        while not self._running.acquire(timeout=0.1):
+            watch.check()
+
+    def give_place(self) -> None:
+        self._running.release()
+
     def retry_after(self) -> int:
         """Seconds until a place is likely free: one request's mean time per running place, at least 1."""
         return max(1, round(self._seconds * (1 + self.max_queue) / self.max_concurrency))
@@ -71,13 +79,12 @@ class Ticket:
     def _run(self, work, done) -> None:
         result, error, began = None, None, None
         try:
-            while not self.slots._running.acquire(timeout=0.1):
-                self.watch.check()  # abandoned while waiting: never starts
+            self.slots.take_place(self.watch)
             began = time.monotonic()
             try:
                 result = work()
             finally:
-                self.slots._running.release()
+                self.slots.give_place()
         except BaseException as exc:  # handed to the request; a bug becomes a 500 there, never a dead thread
             error = exc
         finally:

@@ -9,6 +9,8 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -145,23 +147,20 @@ async def report_page(request: Request, worker: Worker, settings: ServeSettings,
 
 
 # ---- running a request's work --------------------------------------------------------------------
-class admitted:
-    """A place in the queue for the request (429 when none), given back if the work never starts."""
-
-    def __init__(self, slots: Slots):
-        self.slots = slots
-
-    def __enter__(self) -> Ticket:
-        try:
-            self.ticket = self.slots.admit()
-        except Busy as exc:
-            raise ApiError(429, str(exc), "rate_limit_exceeded", "rate_limit_error",
-                           {"Retry-After": str(exc.retry_after)}) from None
-        return self.ticket
-
-    def __exit__(self, kind, exc, trace) -> None:
-        if exc is not None and not self.ticket.started:
-            self.ticket.release()
+@contextmanager
+def admitted(slots: Slots) -> Iterator[Ticket]:
+    """A place in the queue for the request (429 when none), given back if its work never starts."""
+    try:
+        ticket = slots.admit()
+    except Busy as exc:
+        raise ApiError(429, str(exc), "rate_limit_exceeded", "rate_limit_error",
+                       {"Retry-After": str(exc.retry_after)}) from None
+    try:
+        yield ticket
+    except BaseException:
+        if not ticket.started:
+            ticket.release()
+        raise
 
 
 async def finished(request: Request, ticket: Ticket, settings: ServeSettings, work):
@@ -181,7 +180,7 @@ async def finished(request: Request, ticket: Ticket, settings: ServeSettings, wo
             if done:
                 return future.result()
             if await request.is_disconnected():
-                raise Cancelled("the client went away")
+                raise as_api_error(Cancelled("the client went away"))
     finally:
         if not future.done():
             ticket.watch.cancel.set()  # the thread stops at its next chunk and removes the upload
@@ -344,5 +343,5 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             client = scope.get("client") or ("-", 0)
-            log.info("%s %s %s %d %.2fs", client[0], scope["method"], json.dumps(scope["path"])[1:-1], status[0],
-                     time.monotonic() - began)
+            path = json.dumps(scope["path"])[1:-1]  # escaped: a path cannot write lines of its own into the log
+            log.info("%s %s %s %d %.2fs", client[0], scope["method"], path, status[0], time.monotonic() - began)

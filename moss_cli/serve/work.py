@@ -46,8 +46,7 @@ class Job:
 
 @dataclass
 class Watch:
-    """The pipeline's progress sink for one request: raises Cancelled once the request is abandoned;
-    `seen` receives each chunk of a streamed transcript as it is parsed."""
+    """The pipeline's progress sink for one request: raises Cancelled once the request is abandoned."""
 
     cancel: threading.Event = field(default_factory=threading.Event)
 

@@ -52,7 +52,7 @@ def post(serving, wav, timeout=30.0):
     return httpx2.post(serving.url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, timeout=timeout)
 
 
-def wait_for(condition, seconds=15.0):
+def wait_for(condition, seconds=60.0):  # generous: the machine may be busy with other work
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
@@ -132,7 +132,7 @@ def test_a_stream_left_early_stops_asking(tmp_path):
     """A client that reads the first segment of a long transcript and hangs up: the chunks after it
     are never asked, and its upload is removed."""
     path, _ = phrase_file(tmp_path / "long.wav", 420.0, seed=2)
-    slow = FakeMoss(override=lambda number, body, headers: time.sleep(0.2))
+    slow = FakeMoss(override=lambda number, body, headers: time.sleep(0.5))
     with FakeServer(slow) as upstream:
         worker = Worker(EngineSpec(servers=[upstream.url], timeout=30))
         with Serving(worker) as serving:
@@ -145,4 +145,4 @@ def test_a_stream_left_early_stops_asking(tmp_path):
             wait_for(lambda: serving.slots.admitted == 0 and uploads() == [])
             asked = slow.served
             time.sleep(0.5)
-            assert slow.served == asked < 7  # seven chunks of a minute; the rest never asked
+            assert slow.served == asked < 5  # the whole transcript takes 9 requests; the rest are never asked
