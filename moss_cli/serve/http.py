@@ -87,17 +87,20 @@ def _task_route(task: str, worker: Worker, settings: ServeSettings, slots: Slots
         authorize(request, settings)
         with admitted(slots) as ticket:
             upload = await read_upload(request, ticket.folder, settings.max_upload_bytes, known)
+            fmt = upload.one("response_format", "json")
+            if fmt not in ("json", "text") or (task == "ask" and fmt != "json"):
+                raise ApiError(400, f"response_format {fmt!r}: this route answers json{'' if task == 'ask' else ' or text'}",
+                               "invalid_response_format")
+            questions = tuple(upload.fields.get("question", []) + upload.fields.get("questions", []))
+            if task == "ask" and not any(question.strip() for question in questions):
+                raise ApiError(400, "ask needs a question: the field 'question', once per question", "missing_question")
             job = Job(task, upload.path, upload.name, speech=flag(upload, "speech"), context=context(upload),
-                      questions=tuple(upload.fields.get("question", []) + upload.fields.get("questions", [])),
-                      temperature=number(upload, "temperature"))
+                      questions=questions, temperature=number(upload, "temperature"))
             results = await finished(request, ticket, settings, lambda: worker.run(job, ticket.watch, ticket.folder))
         if task == "ask":  # `moss ask --json`: one object per question
             return JSONResponse([result.answer_dict() for result in results])
-        fmt = upload.one("response_format", "json")
         if fmt == "text":
-            return Response(results.text + "\n", media_type="text/plain")
-        if fmt != "json":
-            raise ApiError(400, f"response_format {fmt!r}: this route answers json or text", "invalid_response_format")
+            return Response(results.text + "\n", media_type="text/plain; charset=utf-8")
         return JSONResponse(results.to_dict())  # what `moss <task> --json` writes
 
     route.__name__ = task.replace("-", "_")

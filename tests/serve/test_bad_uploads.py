@@ -113,6 +113,16 @@ def test_a_field_only_for_the_form(strict, wav):
     assert_error(reply, 400, "unknown_field", "timestamp_granularities")
 
 
+@pytest.mark.parametrize("route, data, code", [
+    ("/v1/audio/ask", {}, "missing_question"),
+    ("/v1/audio/ask", {"question": "  "}, "missing_question"),
+    ("/v1/audio/ask", {"question": "Who?", "response_format": "text"}, "invalid_response_format"),
+    ("/v1/audio/events", {"response_format": "srt"}, "invalid_response_format"),
+])
+def test_task_routes_check_their_fields_first(strict, wav, route, data, code):
+    assert_error(post(strict, {"file": ("a.wav", wav)}, data, route=route), 400, code, "")
+
+
 def test_a_malformed_body(strict):
     reply = post(strict, content=b"--x\r\nnot a part header\r\n", headers={"Content-Type": "multipart/form-data"})
     assert_error(reply, 400, "invalid_form", "form")
