@@ -187,6 +187,7 @@ async def finished(request: Request, ticket: Ticket, settings: ServeSettings, wo
     finally:
         if not future.done():
             ticket.watch.cancel.set()  # the thread stops at its next chunk and removes the upload
+            future.cancel()  # what it ends with then has no one to go to
 
 
 def _soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
