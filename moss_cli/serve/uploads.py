@@ -64,6 +64,9 @@ async def read_upload(request, folder: Path, limit: int, known: set[str]) -> Upl
                     raise ApiError(400, f"unknown file field {key!r}: send the audio in a field named 'file'",
                                    "unknown_field")
                 audio = value
+            elif key == "file":
+                raise ApiError(400, "the field 'file' holds text, not a file: send the audio as a file upload "
+                               "(with a filename)", "missing_file")
             elif key.removesuffix("[]") not in known:
                 raise ApiError(400, f"unknown field {key!r}; this route takes {', '.join(sorted(known))}",
                                "unknown_field")

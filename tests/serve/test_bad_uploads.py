@@ -96,6 +96,8 @@ def test_over_the_audio_length_limit(strict, tmp_path):
 @pytest.mark.parametrize("files, data, code, words", [
     ({"audio": ("a.wav", b"RIFF")}, None, "unknown_field", "'audio'"),
     (None, {"model": "whisper-1"}, "invalid_content_type", "multipart"),
+    ({"model": (None, "whisper-1")}, None, "missing_file", "named 'file'"),
+    ({"file": (None, "talk.wav")}, None, "missing_file", "not a file"),
     ({"file": ("a.wav", None)}, {"langauge": "en"}, "unknown_field", "'langauge'"),
     ({"file": ("a.wav", None)}, {"response_format": "docx"}, "invalid_response_format", "'docx'"),
     ({"file": ("a.wav", None)}, {"temperature": "hot"}, "invalid_value", "temperature"),
