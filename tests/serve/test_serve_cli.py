@@ -86,3 +86,47 @@ def test_the_access_log_keeps_no_key_or_audio(remote_worker, caplog, tmp_path):
     lines = [record.getMessage() for record in caplog.records if record.name == "moss.serve"]
     assert any(" POST /v1/audio/transcriptions 200 " in line for line in lines)
     assert not any("sekrit" in line or "x=1" in line or "RIFF" in line for line in lines)
+
+
+def test_moss_serve_runs_logs_and_cleans_up(fake, tmp_path):
+    """The real command in a process of its own: it answers, logs each request on stderr, and on
+    Ctrl-C stops with exit 0 leaving nothing in the temporary folder."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from support.fake_server import phrase_file
+    from support.paths import REPO
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    path, _ = phrase_file(tmp_path / "a.wav", 3.0, gaps=(0.3, 0.5))
+    server = subprocess.Popen([sys.executable, "-m", "moss_cli.cli", "serve", "--port", str(port), "--server", fake.url],
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(temp)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx2.get(url + "/health").json()["status"] == "ok"
+                break
+            except httpx2.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "moss serve did not start"
+                time.sleep(0.1)
+        reply = httpx2.post(url + "/v1/audio/transcriptions", files={"file": ("a.wav", path.read_bytes())},
+                            data={"response_format": "text"}, timeout=30)
+        assert reply.status_code == 200 and reply.text.startswith("phrase 0.")
+    finally:
+        server.send_signal(signal.SIGINT)
+        code = server.wait(30)
+    log = server.stderr.read()
+    assert code == 0, log
+    assert "moss: model moss-fake ready" in log and " POST /v1/audio/transcriptions 200 " in log
+    assert [p.name for p in temp.iterdir() if p.name.startswith("moss")] == []  # (a library leaves a .ses file)
