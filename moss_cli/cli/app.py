@@ -257,7 +257,7 @@ def doctor(
 
 
 @app.command(cls=HabitCommand, epilog=examples("serve"),
-             short_help="An OpenAI-compatible speech API over HTTP, with an upload page.")
+             short_help="An OpenAI-compatible speech API over HTTP.")
 @options
 def serve(
     *, serving: ServeOptions, engine: EngineOptions, decoding: SamplingOptions,
@@ -277,11 +277,11 @@ def serve(
 
 
 @app.command(cls=HabitCommand, epilog=examples("mcp"),
-             short_help="An MCP server on stdio: the tasks as tools for agents.")
+             short_help="The tasks as MCP tools for agents, on stdio.")
 @options
 def mcp(
     allow: Annotated[list[Path], typer.Option(
-        "--allow", metavar="DIR", show_default=False,
+        "--allow", metavar="DIR", show_default="required: nothing is readable without it",
         help="A folder whose files the tools may read (give it several times); nothing outside is read.")],
     *, engine: EngineOptions, decoding: SamplingOptions,
     server: Annotated[ServerOptions, without("api_key")], server_api_key: ServerKeyOpt = None,
