@@ -34,6 +34,13 @@ TASK_FIELDS = {"model", "prompt", "temperature", "response_format"}
 WAIT_SLICE = 0.25  # seconds between looks at whether the client is still there
 
 
+class MossJSON(JSONResponse):
+    """JSON as the CLI writes it: a non-finite number from a model's answer is null, never a 500."""
+
+    def render(self, content) -> bytes:
+        return json_text(content).encode("utf-8")
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     api_key: str | None = None  # clients send it as `Authorization: Bearer KEY`; None: no key asked
@@ -44,7 +51,7 @@ class ServeSettings:
 
 
 def create_app(worker: Worker, settings: ServeSettings = ServeSettings()) -> FastAPI:
-    app = FastAPI(title="moss", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="moss", docs_url="/docs", redoc_url=None, default_response_class=MossJSON)
     app.state.worker, app.state.settings = worker, settings
     app.state.slots = Slots(settings.max_concurrency, settings.max_queue)
     _error_handlers(app)
@@ -98,10 +105,10 @@ def _task_route(task: str, worker: Worker, settings: ServeSettings, slots: Slots
                       questions=questions, temperature=number(upload, "temperature"))
             results = await finished(request, ticket, settings, lambda: worker.run(job, ticket.watch, ticket.folder))
         if task == "ask":  # `moss ask --json`: one object per question
-            return JSONResponse([result.answer_dict() for result in results])
+            return MossJSON([result.answer_dict() for result in results])
         if fmt == "text":
             return Response(results.text + "\n", media_type="text/plain; charset=utf-8")
-        return JSONResponse(results.to_dict())  # what `moss <task> --json` writes
+        return MossJSON(results.to_dict())  # what `moss <task> --json` writes
 
     route.__name__ = task.replace("-", "_")
     return route
@@ -128,7 +135,7 @@ async def transcribe(request: Request, worker: Worker, settings: ServeSettings, 
     body = transcript_body(result, fmt, job.language, words)
     if isinstance(body, str):
         return Response(body, media_type=MEDIA_TYPES[fmt] + "; charset=utf-8")
-    return JSONResponse(body)
+    return MossJSON(body)
 
 
 async def report_page(request: Request, worker: Worker, settings: ServeSettings, slots: Slots):
@@ -309,21 +316,21 @@ def authorize(request: Request, settings: ServeSettings) -> None:
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return MossJSON(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(ApiError(exc.status_code, str(exc.detail), code).body(), status_code=exc.status_code)
+        return MossJSON(ApiError(exc.status_code, str(exc.detail), code).body(), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
-        return JSONResponse(ApiError(400, "invalid request", "invalid_value").body(), status_code=400)
+        return MossJSON(ApiError(400, "invalid request", "invalid_value").body(), status_code=400)
 
     @app.exception_handler(Exception)
     async def internal(request, exc: Exception):
         error = as_api_error(exc)
-        return JSONResponse(error.body(), status_code=error.status)
+        return MossJSON(error.body(), status_code=error.status)
 
 
 class AccessLog:
