@@ -28,9 +28,19 @@ from .work import Cancelled, Job, TooLong, Worker
 
 log = logging.getLogger("moss.serve")
 
-TRANSCRIBE_FIELDS = {"model", "language", "prompt", "response_format", "temperature", "timestamp_granularities",
-                     "stream", "speakers", "include", "chunking_strategy"}
-TASK_FIELDS = {"model", "prompt", "temperature", "response_format"}
+# The form fields each route reads, with what /docs says about them (`file` is the audio, always).
+COMMON_FIELDS = {"model": "any name (one model is served)", "temperature": "0 decodes greedily (the default)",
+                 "prompt": "names, spellings, what the recording is about (moss's --context)"}
+TRANSCRIBE_DOCS = {**COMMON_FIELDS, "language": "the speech's language (en, zh, German, ...)",
+                   "response_format": "json, text, srt, vtt, verbose_json or diarized_json",
+                   "timestamp_granularities[]": "word: verbose_json lists the words with their times",
+                   "stream": "true: server-sent events, one per segment",
+                   "speakers": "auto or a number: label who speaks (diarized_json implies auto)"}
+TRANSCRIBE_FIELDS = {name.removesuffix("[]") for name in TRANSCRIBE_DOCS} | {"include", "chunking_strategy"}
+TASK_DOCS = {**COMMON_FIELDS, "response_format": "json (the default) or text"}
+TASK_FIELDS = set(TASK_DOCS)
+EXTRA_DOCS = {"ask": {"question": "a question, sent verbatim; repeat the field for several"},
+              "caption": {"speech": "true: describe the voice, as JSON fields"}}
 WAIT_SLICE = 0.25  # seconds between looks at whether the client is still there
 
 
@@ -74,17 +84,26 @@ def _routes(app: FastAPI, worker: Worker, settings: ServeSettings, slots: Slots)
         authorize(request, settings)
         return {"object": "list", "data": [{"id": worker.model, "object": "model", "created": 0, "owned_by": "moss"}]}
 
-    @app.post("/v1/audio/transcriptions")
+    @app.post("/v1/audio/transcriptions", openapi_extra=form_docs(TRANSCRIBE_DOCS))
     async def transcriptions(request: Request):
         return await transcribe(request, worker, settings, slots)
 
     for task in ("events", "caption", "describe-music", "ask"):
         app.add_api_route(f"/v1/audio/{task}", _task_route(task, worker, settings, slots), methods=["POST"],
-                          name=task)
+                          name=task, openapi_extra=form_docs({**TASK_DOCS, **EXTRA_DOCS.get(task, {})}))
 
-    @app.post("/report", response_class=HTMLResponse)
+    @app.post("/report", response_class=HTMLResponse, openapi_extra=form_docs(
+        {"task": "transcribe (the default), events, caption or describe-music"}))
     async def report(request: Request):
         return await report_page(request, worker, settings, slots)
+
+
+def form_docs(fields: dict[str, str]) -> dict:
+    """The multipart form a route reads, for /docs (the routes read it themselves, to name a wrong field)."""
+    properties = {"file": {"type": "string", "format": "binary", "description": "the audio or video file"}}
+    properties |= {name: {"type": "string", "description": text} for name, text in fields.items()}
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 def _task_route(task: str, worker: Worker, settings: ServeSettings, slots: Slots):

@@ -166,3 +166,14 @@ def test_the_upload_page_and_its_report(serving, recording):
                              timeout=30)
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert "phrase 0." in report.text and "talk.wav" in report.text and "data:audio/" in report.text
+
+
+def test_docs_describe_each_route_s_form(serving):
+    import httpx2
+
+    paths = httpx2.get(serving.url + "/openapi.json").json()["paths"]
+    form = paths["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and {"response_format", "timestamp_granularities[]", "stream"} <= set(
+        form["properties"])
+    asked = paths["/v1/audio/ask"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "question" in asked["properties"]
