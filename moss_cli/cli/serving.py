@@ -122,10 +122,9 @@ def check_open(host: str, api_key: str | None) -> None:
     if api_key is not None and not api_key.strip():
         raise UsageError("--api-key: give a non-empty key")
     if api_key is None and not is_loopback(host):
-        for line in (f"WARNING: listening on {host} WITHOUT an API key: anyone who can reach this machine can "
-                     "use the model and upload files", "WARNING: give --api-key KEY (or MOSS_SERVE_API_KEY) to "
-                     "require one"):
-            say(line)
+        say(f"WARNING: listening on {host} WITHOUT an API key: anyone who can reach this machine can use the "
+            "model and upload files")
+        say("WARNING: give --api-key KEY (or MOSS_SERVE_API_KEY) to require one")
 
 
 def is_loopback(host: str) -> bool:

@@ -101,13 +101,16 @@ def _limited(request, limit: int):
 
 
 async def _save(audio, path: Path, limit: int) -> None:
+    """The upload copied to `path` a chunk at a time, off the event loop (other requests go on meanwhile)."""
+    from anyio import open_file
+
     size = 0
-    with open(path, "wb") as out:
+    async with await open_file(path, "wb") as out:
         while chunk := await audio.read(CHUNK):
             size += len(chunk)
             if size > limit:
                 raise too_large(limit)
-            out.write(chunk)
+            await out.write(chunk)
     if size == 0:
         raise ApiError(400, "the file is empty", "empty_file")
 

@@ -9,13 +9,13 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-import uvicorn  # noqa: E402
+import uvicorn
 
-from moss_cli.engine.factory import EngineSpec  # noqa: E402
-from moss_cli.serve.admission import remove_root  # noqa: E402
-from moss_cli.serve.http import ServeSettings, create_app  # noqa: E402
-from moss_cli.serve.work import Worker  # noqa: E402
-from support.fake_server import FakeServer  # noqa: E402
+from moss_cli.engine.factory import EngineSpec
+from moss_cli.serve.admission import remove_root
+from moss_cli.serve.http import ServeSettings, create_app
+from moss_cli.serve.work import Worker
+from support.fake_server import FakeServer
 
 
 class Serving:

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 pytest.importorskip("mcp", reason="the serve extra is not installed")
 
-from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from moss_cli.cli.app import app  # noqa: E402
-from support.fake_server import phrase_file  # noqa: E402
-from support.paths import REPO  # noqa: E402
+from moss_cli.cli.app import app
+from support.fake_server import phrase_file
+from support.paths import REPO
 
 
 def session_calls(arguments: list[str], calls: list[tuple[str, dict]]):
