@@ -130,7 +130,7 @@ def test_a_stream_left_early_stops_asking(tmp_path):
     """A client that reads the first segment of a long transcript and hangs up: the chunks after it
     are never asked, and its upload is removed."""
     path, _ = phrase_file(tmp_path / "long.wav", 420.0, seed=2)
-    slow = FakeMoss(override=lambda number, body, headers: time.sleep(0.5))
+    slow = FakeMoss(override=lambda number, body, headers: time.sleep(1.0))
     with FakeServer(slow) as upstream:
         worker = Worker(EngineSpec(servers=[upstream.url], timeout=30))
         with Serving(worker) as serving:
@@ -143,4 +143,4 @@ def test_a_stream_left_early_stops_asking(tmp_path):
             wait_for(lambda: serving.slots.admitted == 0 and uploads() == [])
             asked = slow.served
             time.sleep(0.5)
-            assert slow.served == asked < 5  # the whole transcript takes 9 requests; the rest are never asked
+            assert slow.served == asked < 6  # the whole transcript takes 9 requests; the rest are never asked

@@ -60,8 +60,11 @@ def test_uploads_at_once_share_the_model(client, wav_file, local):
 
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(one, range(3)))
-    assert all(r.duration == 5.0 for r in results)
-    assert len({r.text for r in results}) == 1  # batched together or not, greedy answers are the same
+    # Each its own answer, whole: which requests shared a batch depends on timing, and a random tiny
+    # model's near-ties may then tip either way, so the texts are not compared with each other.
+    for result in results:
+        assert result.duration == 5.0 and result.text == " ".join(s.text for s in result.segments)
+        assert all(0 <= s.start <= s.end <= 5.0 for s in result.segments)
     deadline = time.monotonic() + 30
     while local.slots.admitted or list(upload_root().iterdir()):
         assert time.monotonic() < deadline, "uploads left behind"
