@@ -54,6 +54,18 @@ def _upload_root_removed():
     remove_root()
 
 
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(request):
+    """After every test, every upload folder is gone (a request's thread may take a moment to end)."""
+    yield
+    from moss_cli.serve.admission import upload_root
+
+    deadline = time.monotonic() + 30
+    while left := list(upload_root().iterdir()):
+        assert time.monotonic() < deadline, f"{request.node.name} left uploads behind: {left}"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def fake():
     with FakeServer() as upstream:

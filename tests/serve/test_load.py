@@ -66,17 +66,19 @@ def test_the_queue_holds_what_it_can_and_refuses_the_rest(gated, wav):
     gate, upstream, worker = gated
     with Serving(worker, ServeSettings(max_concurrency=2, max_queue=2)) as serving, ThreadPoolExecutor(6) as pool:
         replies = [pool.submit(post, serving, wav) for _ in range(6)]
-        wait_for(lambda: sum(r.done() for r in replies) == 2 and serving.slots.admitted == 4)
-        refused = [r.result() for r in replies if r.done()]
-        for reply in refused:
-            assert reply.status_code == 429 and int(reply.headers["Retry-After"]) >= 1
-            assert reply.json()["error"]["code"] == "rate_limit_exceeded"
-        wait_for(lambda: len(uploads()) == 4)  # each held upload in a private folder of its own
-        assert stat.S_IMODE(upload_root().stat().st_mode) == 0o700
-        wait_for(lambda: upstream.in_flight == 2)  # two at once; the other two wait their turn
-        time.sleep(0.2)
-        assert upstream.in_flight == 2
-        gate.open.set()
+        try:
+            wait_for(lambda: sum(r.done() for r in replies) == 2 and serving.slots.admitted == 4)
+            refused = [r.result() for r in replies if r.done()]
+            for reply in refused:
+                assert reply.status_code == 429 and int(reply.headers["Retry-After"]) >= 1
+                assert reply.json()["error"]["code"] == "rate_limit_exceeded"
+            wait_for(lambda: len(uploads()) == 4)  # each held upload in a private folder of its own
+            assert stat.S_IMODE(upload_root().stat().st_mode) == 0o700
+            wait_for(lambda: upstream.in_flight == 2)  # two at once; the other two wait their turn
+            time.sleep(0.2)
+            assert upstream.in_flight == 2
+        finally:
+            gate.open.set()  # passed or failed, the held requests go before the server stops
         served = [r.result() for r in replies if r.result().status_code != 429]
     assert [r.status_code for r in served] == [200] * 4
     assert upstream.most_in_flight == 2 and serving.slots.admitted == 0 and uploads() == []
@@ -86,11 +88,13 @@ def test_a_client_that_leaves_stops_its_work(gated, wav):
     gate, upstream, worker = gated
     with Serving(worker, ServeSettings(max_concurrency=1)) as serving, ThreadPoolExecutor(2) as pool:
         first = pool.submit(post, serving, wav)
-        wait_for(lambda: upstream.in_flight == 1)
-        with pytest.raises(httpx2.TimeoutException):
-            post(serving, wav, timeout=0.5)  # queued behind the first, then gone
-        time.sleep(0.6)  # the server notices within its look interval
-        gate.open.set()
+        try:
+            wait_for(lambda: upstream.in_flight == 1)
+            with pytest.raises(httpx2.TimeoutException):
+                post(serving, wav, timeout=0.5)  # queued behind the first, then gone
+            time.sleep(0.6)  # the server notices within its look interval
+        finally:
+            gate.open.set()
         assert first.result().status_code == 200
         wait_for(lambda: serving.slots.admitted == 0 and uploads() == [])
     assert upstream.served == 1  # the one that left never reached the model
@@ -99,9 +103,11 @@ def test_a_client_that_leaves_stops_its_work(gated, wav):
 def test_a_request_past_its_time_is_a_504(gated, wav):
     gate, _, worker = gated
     with Serving(worker, ServeSettings(request_timeout=1.0)) as serving:
-        reply = post(serving, wav)
+        try:
+            reply = post(serving, wav)
+        finally:
+            gate.open.set()
         assert reply.status_code == 504 and reply.json()["error"]["code"] == "timeout"
-        gate.open.set()
         wait_for(lambda: serving.slots.admitted == 0 and uploads() == [])  # its place is free again
 
 
