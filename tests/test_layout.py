@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "moss_cli"
 # Highest first: a module may import its own layer and the layers after it, never one before it.
-LAYERS = ["cli", "live", "batch", "tasks", "engine", "speakers", "output", "audio", "model", "(root)"]
+LAYERS = ["cli", "serve", "live", "batch", "tasks", "engine", "speakers", "output", "audio", "model", "(root)"]
 BACKENDS = ("moss_cli.engine.local", "moss_cli.engine.remote")
 FACTORY = "moss_cli.engine.factory"
 # A module path in a string (moss_cli/__init__.py's table of lazily imported names) imports it all the same.

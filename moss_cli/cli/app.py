@@ -36,6 +36,7 @@ from .options import (
     writes,
 )
 from .run import run_files
+from .serving import ServeOptions, ServerKeyOpt
 from .summarize import DEFAULT_MIN_CHAPTER_SECONDS, DIGEST_FORMATS, DigestKind, summarize_files
 
 app = typer.Typer(
@@ -341,6 +342,47 @@ def doctor(
     text = report_.to_json() if json_ else "\n".join(doctor_lines(report_))
     sys.stdout.write(text + "\n")
     raise typer.Exit(EXIT_OK if report_.ok else EXIT_FAILED)  # 1: the model missing, or a server given silent
+
+
+@app.command(cls=HabitCommand, epilog=examples("serve"),
+             short_help="An OpenAI-compatible speech API over HTTP.")
+@options
+def serve(
+    *, serving: ServeOptions, engine: EngineOptions, decoding: SamplingOptions,
+    server: Annotated[ServerOptions, without("api_key")], server_api_key: ServerKeyOpt = None,
+) -> None:
+    """Serve the tasks over HTTP: POST /v1/audio/transcriptions as OpenAI defines it (json, text, srt,
+    vtt, verbose_json, diarized_json, stream=true), GET /v1/models, /health, POST /v1/audio/events,
+    caption, describe-music and ask (the JSON the commands write), and an upload page at /.
+
+    Listens on 127.0.0.1 unless --host says otherwise. The model loads once, before the first request.
+    Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
+    """
+    from .serving import serve_http
+
+    spec = replace(engine.spec(server), api_key=server_api_key)
+    raise typer.Exit(serve_http(spec, decoding, serving))
+
+
+@app.command(cls=HabitCommand, epilog=examples("mcp"),
+             short_help="The tasks as MCP tools for agents, on stdio.")
+@options
+def mcp(
+    allow: Annotated[list[Path], typer.Option(
+        "--allow", metavar="DIR", show_default="required: nothing is readable without it",
+        help="A folder whose files the tools may read (give it several times); nothing outside is read.")],
+    *, engine: EngineOptions, decoding: SamplingOptions,
+    server: Annotated[ServerOptions, without("api_key")], server_api_key: ServerKeyOpt = None,
+) -> None:
+    """Serve the tasks to MCP clients over stdio: transcribe, ask, caption, events and describe-music on
+    files under the --allow folders, each answering with the JSON the command writes.
+
+    Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
+    """
+    from .serving import serve_mcp
+
+    spec = replace(engine.spec(server), api_key=server_api_key)
+    raise typer.Exit(serve_mcp(spec, decoding, allow))
 
 
 @app.command(cls=HabitCommand, epilog=examples("models"),

@@ -99,6 +99,15 @@ EXAMPLES = {
         "moss doctor --server http://localhost:8000/v1",
         "moss doctor --json",
     ],
+    "serve": [
+        "moss serve",
+        "moss serve --server http://gpu-box:8000/v1 --port 9000",
+        "moss serve --host 0.0.0.0 --api-key \"$KEY\" --max-concurrency 2",
+    ],
+    "mcp": [
+        "moss mcp --allow ~/Recordings",
+        "moss mcp --allow ~/Recordings --server http://gpu-box:8000/v1",
+    ],
     "models": [
         "moss models",
         "moss models --available",
