@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from support.recordings import synthetic_speechlike
 from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint, write_weights
 
 from moss_cli import MossAudio
@@ -89,7 +90,7 @@ def test_hub_id_resolves_from_the_cache_offline(tmp_path, monkeypatch):
     folder = resolve_checkpoint("OpenMOSS-Team/MOSS-Audio-Tiny")
     assert folder.name == commit
     assert MossAudio.load("OpenMOSS-Team/MOSS-Audio-Tiny", device="cpu").ask(
-        __import__("conftest").synthetic_speechlike(1.0), "Hi",
+        synthetic_speechlike(1.0), "Hi",
         __import__("moss_cli").DecodingOptions(max_new_tokens=12)).finish_reason in {"stop", "length"}
 
 
@@ -108,7 +109,7 @@ def test_device_and_dtype_choices():
 def test_bfloat16_on_cpu_runs(checkpoint):
     engine = MossAudio.load(str(checkpoint), device="cpu", dtype="bfloat16")
     assert engine.model.dtype == torch.bfloat16
-    answer = engine.ask(__import__("conftest").synthetic_speechlike(2.0), "Describe the audio.",
+    answer = engine.ask(synthetic_speechlike(2.0), "Describe the audio.",
                         __import__("moss_cli").DecodingOptions(max_new_tokens=12))
     assert len(answer.token_ids) >= 1
 

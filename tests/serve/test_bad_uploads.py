@@ -7,9 +7,9 @@ import httpx2
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import Serving
 from support.fake_server import phrase_file
 from support.paths import REPO
+from support.serving import Serving
 
 from moss_cli.engine.factory import EngineSpec
 from moss_cli.serve.admission import upload_root

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
-from conftest import Serving
 from support.fake_server import FakeMoss, FakeServer, phrase_file
+from support.serving import Serving
 
 from moss_cli.engine.factory import EngineSpec
 from moss_cli.serve.admission import upload_root

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 import srt
-from conftest import Serving
+from support.serving import Serving
 
 from moss_cli.engine.base import DecodingOptions
 from moss_cli.engine.factory import EngineSpec

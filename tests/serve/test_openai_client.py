@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import srt
 import webvtt
-from conftest import Serving
 from support.conversations import VOICES, best_mapping_accuracy, conversation
 from support.fake_server import phrase_file
+from support.serving import Serving
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app

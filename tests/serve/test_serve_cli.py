@@ -8,7 +8,7 @@ import logging
 
 import httpx2
 import pytest
-from conftest import Serving
+from support.serving import Serving
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app

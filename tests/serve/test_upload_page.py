@@ -4,9 +4,9 @@ key, the key typed in the page is sent, and a wrong one is shown as the server's
 from __future__ import annotations
 
 import pytest
-from conftest import Serving
 from support.browser import CHROMIUM, Browser
 from support.fake_server import phrase_file
+from support.serving import Serving
 
 from moss_cli.serve.http import ServeSettings
 
