@@ -182,10 +182,11 @@ def numbered_lines(answer: str, count: int, complete: bool = True) -> dict[int, 
     empty text, a line followed by unnumbered text before the next number (the model broke it in two,
     or wrote something between lines), and, when the answer did not end by itself (`complete` False:
     the token cap or the loop guard cut it), its last line, which may be cut short. Text before the
-    first number and after the last (a preamble, a note) is ignored."""
+    first number and after the last (a preamble, a note) is ignored. An answer whose numbering moved
+    (see _renumbered) gives nothing: its lines would land one segment off."""
     found: dict[int, set[str]] = {}
     doubtful: set[int] = set()
-    last, stray = None, False
+    first, last, stray = None, None, False
     for line in answer.splitlines():
         if not line.strip():
             continue
@@ -196,12 +197,26 @@ def numbered_lines(answer: str, count: int, complete: bool = True) -> dict[int, 
         if stray:
             doubtful.add(last)
         number, text = int(match[1]), match[2]
+        first = number if first is None else first
         found.setdefault(number, set()).add(text)
         last, stray = number, False
     if not complete and last is not None:
         doubtful.add(last)
+    if _renumbered(found, first, count, complete):
+        return {}
     return {number: next(iter(texts)) for number, texts in sorted(found.items())
             if 1 <= number <= count and len(texts) == 1 and next(iter(texts)) and number not in doubtful}
+
+
+def _renumbered(found: dict[int, set[str]], first: int | None, count: int, complete: bool) -> bool:
+    """Whether the numbers of an answer moved against the lines asked, so that no number can be trusted:
+    counted from zero; counted from two (1 missing, count + 1 given); or, in an answer that ended by
+    itself, the last line asked missing: a line was lost or two were merged and those after it moved up."""
+    if first == 0:
+        return True
+    if 1 not in found and count + 1 in found:
+        return True
+    return complete and first is not None and count not in found
 
 
 def _one_line(text: str) -> str:

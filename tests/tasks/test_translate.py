@@ -223,3 +223,27 @@ def test_the_pipeline_translates_a_timed_result_once_whole():
                                                                           Recording.from_array("a.wav", audio))
     assert [s.text for s in result.segments] == [rendered(f"phrase {p.index}.") for p in truth]
     assert [s.id for s in result.segments] == list(range(len(truth))) and len(engine.prompts) == 1
+
+
+# ---- numbering off by one: an answer whose numbers moved is not trusted at all ----------------------
+@pytest.mark.parametrize("answer", [
+    "[0] un\n[1] deux\n[2] trois",  # counted from zero: every translation one line early
+    "[2] un\n[3] deux\n[4] trois",  # counted from two: every translation one line late
+    "[1] un et deux\n[2] trois",  # two lines merged into one, the rest renumbered: the last number missing
+])
+def test_an_answer_numbered_off_by_one_gives_nothing(answer):
+    assert numbered_lines(answer, 3) == {}
+
+
+def test_answers_numbered_off_by_one_are_asked_again_never_shifted():
+    """The first answer for each batch counts from zero; asked again, the model numbers right."""
+    def from_zero(prompt, n):
+        lines = good_answer(prompt).splitlines()
+        if n > 1:
+            return "\n".join(lines)
+        return "\n".join(re.sub(r"^\[(\d+)\]", lambda m: f"[{int(m[1]) - 1}]", line) for line in lines)
+
+    engine = ScriptedTranslator(from_zero)
+    result = translate_result(transcript(6), engine, FRENCH)
+    assert [s.text for s in result.segments] == [rendered(s.original) for s in result.segments]
+    assert not result.warnings
