@@ -86,7 +86,8 @@ def read_time(value) -> float | None:
         text = _BRACKETS.sub(r"\1", text).strip()
         if not text or not re.fullmatch(r"[\d:.\shminutesecondr]+", text.lower()):
             return None
-        seconds = seconds_of(text)
+        # "1m15s": a unit letter right before the next number reads as no unit at all; a space sets it apart
+        seconds = seconds_of(re.sub(r"(?<=[hms])(?=\d)", " ", text.lower()))
     else:
         return None
     return seconds if seconds is not None and math.isfinite(seconds) else None

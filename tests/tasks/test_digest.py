@@ -134,7 +134,7 @@ def test_action_items_times_outside_are_dropped_and_items_without_words_too():
 
 @pytest.mark.parametrize("value, seconds", [
     (75, 75.0), ("75", 75.0), ("1:15", 75.0), ("01:15", 75.0), ("[1:15]", 75.0), ("1:02:03", 3723.0),
-    ("1 min 15", 75.0), ("12.5", 12.5), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
+    ("1 min 15", 75.0), ("12.5", 12.5), ("1m15s", 75.0), ("1h2m3s", 3723.0), ("2m", 120.0), ("45s", 45.0), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
 ])
 def test_times_as_models_write_them(value, seconds):
     assert read_time(value) == seconds
