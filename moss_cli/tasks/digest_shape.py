@@ -9,6 +9,7 @@ sites want it); a chapter that would be shorter than the least length joins the 
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -60,11 +61,33 @@ def read_digest(answer: str, shape: DigestShape) -> tuple[Digest, list[str]]:
 
 
 def _digest_object(answer: str) -> dict | None:
-    """The JSON object, alone, fenced, or between the first { and the last } of the answer."""
+    """The JSON object, alone, fenced, or between the first { and the last } of the answer; else the
+    first object in it with a digest's fields (a fence inside its strings, braces in prose around it)."""
     found, _ = json_object(answer)
     if found is None and "{" in answer and "}" in answer:
         found, _ = json_object(answer[answer.index("{") : answer.rindex("}") + 1])
-    return found
+    return found if found is not None else _object_with_fields(answer)
+
+
+_DECODER = json.JSONDecoder(parse_constant=lambda _: None,  # NaN, Infinity: none, as json_object reads them
+                            parse_float=lambda text: float(text) if math.isfinite(float(text)) else None)
+_CANDIDATES = 200  # braces tried at most: a giant answer of braces costs no more than this
+
+
+def _object_with_fields(answer: str) -> dict | None:
+    """The first JSON object that starts at one of the answer's braces and has a digest's fields."""
+    at = answer.find("{")
+    for _ in range(_CANDIDATES):
+        if at == -1:
+            return None
+        try:
+            found, _end = _DECODER.raw_decode(answer, at)
+        except (ValueError, RecursionError):
+            found = None
+        if isinstance(found, dict) and found.keys() & {"summary", "short_summary", "chapters"}:
+            return found
+        at = answer.find("{", at + 1)
+    return None
 
 
 def _kind(said, asked: str) -> str:

@@ -106,6 +106,20 @@ def test_the_json_is_found_in_prose_or_a_fence(text):
     assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
 
 
+PRETTY = json.dumps(json.loads(answer([{"start": "0:00", "title": "A"}], key_points=["run ```make``` first"])), indent=2)
+
+
+@pytest.mark.parametrize("text", [
+    "```json\n" + PRETTY + "\n```",  # a fence inside a string of the fenced JSON
+    answer([{"start": "0:00", "title": "A"}]) + "\nTimes are written {m:ss}, as asked.",  # braces after it
+    "Plan: {draft} then {check}.\n" + answer([{"start": "0:00", "title": "A"}]),  # braces before it
+    "{\"note\": 1}\n" + PRETTY,  # another object before the digest
+])
+def test_the_json_is_found_around_fences_and_braces(text):
+    digest, warnings = read_digest(text, SHAPE)
+    assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
+
+
 def test_an_answer_that_is_no_json_is_kept_as_the_summary():
     digest, warnings = read_digest("They talked about the budget. Then they left.", SHAPE)
     assert digest.summary == "They talked about the budget. Then they left."
