@@ -94,8 +94,10 @@ class FfmetadataWriter(Writer):
 
 
 def _ffescape(text: str) -> str:
-    """=, ;, #, \\ and line breaks are special in FFmpeg's metadata: a backslash before each."""
-    return re.sub(r"([=;#\\\n])", r"\\\1", " ".join(text.split()))
+    """=, ;, #, \\ and line breaks are special in FFmpeg's metadata: a backslash before each. A value
+    cannot end in a backslash: FFmpeg reads the line break after it, escaped or not, as part of the
+    value, and the next line with it; so a trailing one is dropped."""
+    return re.sub(r"([=;#\\\n])", r"\\\1", " ".join(text.split()).rstrip("\\ "))
 
 
 class ChapterListWriter(Writer):
