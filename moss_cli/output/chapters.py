@@ -27,8 +27,9 @@ class MarkdownWriter(Writer):
     def write(self, result: Result, file: TextIO) -> None:
         digest = _digest(result)
         facts = f"*{digest.kind.capitalize()} · {format_clock(result.duration)}*"  # times below: at their second
+        summary = "\n\n".join(_inline(paragraph) for paragraph in digest.summary.split("\n") if paragraph.strip())
         parts = [f"# {_inline(Path(result.audio).name)}", facts, _inline(digest.short_summary), "## Summary",
-                 digest.summary.strip() or "(none)"]
+                 summary or "(none)"]
         if digest.chapters:
             parts += ["## Chapters", "\n".join(
                 f"- **{_second(c.start)}** {_inline(c.title)}" + (f" — {_inline(c.gist)}" if c.gist else "")

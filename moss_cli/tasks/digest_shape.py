@@ -46,7 +46,7 @@ def read_digest(answer: str, shape: DigestShape) -> tuple[Digest, list[str]]:
     chapters = repair_chapters(_raw_chapters(found.get("chapters"), warnings), shape, warnings)
     meeting = kind == "meeting"
     digest = Digest(
-        kind, _text(found.get("short_summary")), _text(found.get("summary")), chapters,
+        kind, _text(found.get("short_summary")), _paragraphs(found.get("summary")), chapters,
         _strings(found.get("key_points")),
         _action_items(found.get("action_items"), shape.duration, warnings) if meeting else [],
         _strings(found.get("decisions")) if meeting else [], shape.language)
@@ -210,6 +210,14 @@ def _text(value) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _paragraphs(value) -> str:
+    """The longer summary: a text keeps its paragraphs (blank lines; spaces tidied inside each),
+    anything else is read as _text reads it."""
+    if not isinstance(value, str):
+        return _text(value)
+    return "\n\n".join(text for text in (" ".join(part.split()) for part in re.split(r"\n\s*\n", value)) if text)
 
 
 def _strings(value) -> list[str]:

@@ -122,6 +122,18 @@ def test_markdown_reads_back_as_the_digest():
     assert len(headings) == 4  # no action items or decisions for a podcast
 
 
+def test_markdown_keeps_the_summary_paragraphs_and_no_line_of_it_becomes_markup():
+    from markdown_it import MarkdownIt
+
+    result = digest_result()
+    result.digest.summary = "They planned.\n\n# not a heading\n\n- nor a list item"
+    tokens = MarkdownIt().parse(written("md", result))
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == ["talk.wav", "Summary", "Chapters", "Key points", "Action items", "Decisions"]
+    paragraphs = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "paragraph_open"]
+    assert paragraphs[2:5] == ["They planned.", "\\# not a heading", "\\- nor a list item"]
+
+
 def test_json_has_the_digest_and_the_page_its_chapter_lane(tmp_path):
     result = digest_result()
     buffer = io.StringIO()

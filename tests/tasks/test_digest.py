@@ -120,6 +120,13 @@ def test_the_json_is_found_around_fences_and_braces(text):
     assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
 
 
+def test_the_longer_summary_keeps_its_paragraphs():
+    text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
+    digest, _ = read_digest(text, SHAPE)
+    assert digest.summary == "They met. They planned.\n\nThen they left."
+    assert digest.short_summary == "Short."
+
+
 def test_an_answer_that_is_no_json_is_kept_as_the_summary():
     digest, warnings = read_digest("They talked about the budget. Then they left.", SHAPE)
     assert digest.summary == "They talked about the budget. Then they left."
