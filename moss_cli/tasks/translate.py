@@ -3,9 +3,10 @@
 The segments (or events) go out in batches of numbered lines, with a few lines before and after the
 batch as context; the answer must come back under the same numbers. Each answer is checked line by
 line and matched by number, never by position, so a translation cannot land on another segment: a
-number missing, given twice with different texts, empty, broken over several lines or cut off by
-the token cap is asked again in smaller batches; numbers that were not asked and commentary around
-the lines are dropped. A line still untranslated after the last try keeps its original text, with
+number missing, given twice with different texts, empty, broken over several lines, far longer than
+its original or cut off by the token cap is asked again in smaller batches, and so is a whole answer
+whose numbering moved (counted from zero, or a line merged and the rest renumbered); numbers that
+were not asked and commentary around the lines are dropped. A line still untranslated after the last try keeps its original text, with
 a warning naming its time. Times are never touched: every cue keeps its segment's time.
 """
 
@@ -31,6 +32,10 @@ TRIES = 3  # a line is asked at most this often; each retry halves the batches
 TOKENS_PER_CHAR = 2  # generous: CJK takes about a token a character, and a translation can be longer
 LINE_TOKENS = 8  # a line's number, brackets and newline
 BASE_TOKENS = 64
+# A translation longer than this many times its original, plus this many characters, is not one (a loop
+# or a ramble that would fill the screen for its cue): asked again. Generous: two Chinese characters
+# make an English sentence.
+MOST_GROWTH, GROWTH_SLACK = 4, 80
 
 # "[3] text", "3. text", "(3) text", "3: text", "【3】text", also after a list dash: the number, then the text.
 NUMBERED = re.compile(r"^\s*(?:[-*•]\s+)?[\[(（【]?\s*(\d{1,4})\s*[\])）】.:：、]\s*(.*?)\s*$")
@@ -139,7 +144,8 @@ class LineTranslator:
         prompt = translation_prompt(texts, batch, self.translation.wording, self.kind, self.translation.context_lines)
         answer = self.engine.ask_text(prompt, self._options(texts, batch), self.guard)
         lines = numbered_lines(answer.text, len(batch), complete=answer.finish_reason == "stop")
-        return {batch[number - 1]: printable(text) for number, text in lines.items()}
+        return {batch[number - 1]: printable(text) for number, text in lines.items()
+                if len(text) <= MOST_GROWTH * len(texts[batch[number - 1]]) + GROWTH_SLACK}
 
     def _options(self, texts: list[str], batch: list[int]) -> DecodingOptions:
         """Room for the batch's translation (a Thinking model's reasoning too), unless --max-new-tokens says."""

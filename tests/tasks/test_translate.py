@@ -247,3 +247,27 @@ def test_answers_numbered_off_by_one_are_asked_again_never_shifted():
     result = translate_result(transcript(6), engine, FRENCH)
     assert [s.text for s in result.segments] == [rendered(s.original) for s in result.segments]
     assert not result.warnings
+
+
+def test_a_giant_translation_of_a_line_is_asked_again():
+    """A line answered with far more than any translation of it holds (a loop, a ramble) would fill the
+    screen for its cue: it is not trusted, and asked again."""
+    def giant_first(prompt, n):
+        lines = good_answer(prompt).splitlines()
+        if n == 1:
+            lines[1] = f"[2] {'la la ' * 800}"
+        return "\n".join(lines)
+
+    engine = ScriptedTranslator(giant_first)
+    result = translate_result(transcript(4), engine, FRENCH)
+    assert [s.text for s in result.segments] == [rendered(s.original) for s in result.segments]
+    assert [t for _, t in asked_lines(engine.prompts[1])] == ["sentence number 1 is here."]
+    assert not result.warnings
+
+
+def test_a_short_line_may_grow_as_translations_do():
+    """Chinese to English: two characters become a sentence; that is no giant."""
+    engine = ScriptedTranslator(lambda prompt, n: "[1] Hello, and welcome to everyone listening today.")
+    segments = [Segment(0.0, 1.0, "你好", id=0)]
+    result = translate_result(Result("transcribe", "a.wav", 1.0, "m", text="", segments=segments), engine, FRENCH)
+    assert result.segments[0].text == "Hello, and welcome to everyone listening today." and len(engine.prompts) == 1
