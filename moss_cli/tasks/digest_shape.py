@@ -20,6 +20,11 @@ from .digest_prompts import KINDS
 from .parsing import json_object
 
 _BRACKETS = re.compile(r"^\[(.*)\]$")
+_RANGE = re.compile(r"\s*(?:-|–|—|\bto\b)\s*")  # between the start and the end of a chapter's span
+_DECIMAL_COMMA = re.compile(r"(\d),(\d+)$")  # 00:01:15,500: SubRip's decimal comma
+# A chapter written as a line: "0:00 Title", "[0:00] Title", "0:00 - Title"
+_CHAPTER_LINE = re.compile(r"^\s*\[?(\d{1,2}(?::\d{2}){1,2}(?:[.,]\d+)?)\]?\s*(?:[-–—:|]\s+)?(.*)$")
+_TIME_KEYS = ("start", "time", "timestamp", "start_time")  # the time a chapter starts, under what models name it
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,9 @@ def _kind(said, asked: str) -> str:
 
 
 def read_time(value) -> float | None:
-    """A time as the model may write it: 75, "75", "1:15", "01:15", "[1:15]", "1:15.5", "1m15s"; None
-    when it is none of these (or not finite)."""
+    """A time as the model may write it: 75, "75", "1:15", "01:15", "[1:15]", "1:15.5", "1m15s",
+    "00:01:15,000" (as in SubRip), the start of a range ("1:15-2:30", "1:15 to 2:30"); None when it is
+    none of these (or not finite)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -107,6 +113,8 @@ def read_time(value) -> float | None:
     elif isinstance(value, str):
         text = value.strip()
         text = _BRACKETS.sub(r"\1", text).strip()
+        text = _RANGE.split(text, maxsplit=1)[0] if _RANGE.search(text) and text[0].isdigit() else text
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
         if not text or not re.fullmatch(r"[\d:.\shminutesecondr]+", text.lower()):
             return None
         # "1m15s": a unit letter right before the next number reads as no unit at all; a space sets it apart
@@ -126,6 +134,8 @@ def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, s
         return []
     raw = []
     for index, item in enumerate(value, start=1):
+        if isinstance(item, str) and (line := _CHAPTER_LINE.match(item)):
+            item = {"start": line[1], "title": line[2]}
         if not isinstance(item, dict):
             warnings.append(f"chapter {index} is not an object; dropped")
             continue
@@ -133,7 +143,8 @@ def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, s
         if not title and not gist:
             warnings.append(f"chapter {index} has no title; dropped")
             continue
-        raw.append((read_time(item.get("start")), title or _first_words(gist), gist))
+        said = next((item[key] for key in _TIME_KEYS if item.get(key) is not None), None)
+        raw.append((read_time(said), title or _first_words(gist), gist))
     return raw
 
 

@@ -120,6 +120,14 @@ def test_the_json_is_found_around_fences_and_braces(text):
     assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
 
 
+def test_chapters_written_as_lines_or_with_another_key_for_the_time_are_read():
+    text = answer(["0:00 Welcome", "[0:26] Budget - the costs", "0:42 - Plans", {"time": "1:00", "title": "End"}])
+    digest, warnings = read_digest(text, SHAPE)
+    assert [(c.start, c.title) for c in digest.chapters] == [
+        (0.0, "Welcome"), (25.0, "Budget - the costs"), (41.7, "Plans"), (58.2, "End")]
+    assert warnings == []
+
+
 def test_the_longer_summary_keeps_its_paragraphs():
     text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
     digest, _ = read_digest(text, SHAPE)
@@ -155,7 +163,8 @@ def test_action_items_times_outside_are_dropped_and_items_without_words_too():
 
 @pytest.mark.parametrize("value, seconds", [
     (75, 75.0), ("75", 75.0), ("1:15", 75.0), ("01:15", 75.0), ("[1:15]", 75.0), ("1:02:03", 3723.0),
-    ("1 min 15", 75.0), ("12.5", 12.5), ("1m15s", 75.0), ("1h2m3s", 3723.0), ("2m", 120.0), ("45s", 45.0), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
+    ("1 min 15", 75.0), ("12.5", 12.5), ("1m15s", 75.0), ("1:15-2:30", 75.0), ("1:15 – 2:30", 75.0), ("[1:15 - 2:30]", 75.0),
+    ("1:15 to 2:30", 75.0), ("00:01:15,500", 75.5), ("-1:15", None), ("1h2m3s", 3723.0), ("2m", 120.0), ("45s", 45.0), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
 ])
 def test_times_as_models_write_them(value, seconds):
     assert read_time(value) == seconds
