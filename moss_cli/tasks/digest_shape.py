@@ -139,13 +139,20 @@ def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, s
         if not isinstance(item, dict):
             warnings.append(f"chapter {index} is not an object; dropped")
             continue
-        title, gist = _text(item.get("title")), _text(item.get("gist"))
+        title, gist = _untimed(_text(item.get("title"))), _text(item.get("gist"))
         if not title and not gist:
             warnings.append(f"chapter {index} has no title; dropped")
             continue
         said = next((item[key] for key in _TIME_KEYS if item.get(key) is not None), None)
         raw.append((read_time(said), title or _first_words(gist), gist))
     return raw
+
+
+def _untimed(title: str) -> str:
+    """A title without the time models often repeat at its start ("0:25 Budget", "[0:25] - Budget");
+    a title that is only a time stays as it is."""
+    line = _CHAPTER_LINE.match(title)
+    return line[2] if line and line[2] else title
 
 
 def repair_chapters(raw: list[tuple[float | None, str, str]], shape: DigestShape,

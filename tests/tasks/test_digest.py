@@ -128,6 +128,14 @@ def test_chapters_written_as_lines_or_with_another_key_for_the_time_are_read():
     assert warnings == []
 
 
+def test_a_time_repeated_at_the_start_of_a_title_is_taken_off():
+    """Models often write the time into the title too: a chapter list would show it twice."""
+    text = answer([{"start": "0:00", "title": "0:00 Welcome"}, {"start": "0:25", "title": "[0:25] - Budget"},
+                   {"start": "0:42", "title": "1984"}, {"start": "1:00", "title": "1:00"}])
+    digest, _ = read_digest(text, SHAPE)
+    assert [c.title for c in digest.chapters] == ["Welcome", "Budget", "1984", "1:00"]
+
+
 def test_the_longer_summary_keeps_its_paragraphs():
     text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
     digest, _ = read_digest(text, SHAPE)
