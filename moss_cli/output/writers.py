@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -88,7 +90,8 @@ class AssWriter(Writer):
             text = _karaoke(cue) if self.layout.words else render(cue, lambda _, piece: _escape_ass(piece.text), "\\N")
             text = _bracket_label(text, _escape_ass(cue.speaker or ""), cue.speaker != previous)
             # With speakers, the event's Name (actor) field says who speaks; the text shows it at changes.
-            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text, name=cue.speaker or ""))
+            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=_directed(text),
+                                                name=cue.speaker or ""))
             previous = cue.speaker
         file.write(subs.to_string("ass"))
 
@@ -160,6 +163,23 @@ def _escape_ass(text: str) -> str:
     """Braces would open override blocks (libass shows \\{ and \\} as braces); a backslash could start
     \\N, \\n or \\h, so it is written as its look-alike U+29F5."""
     return text.replace("\\", "\u29f5").replace("{", "\\{").replace("}", "\\}")
+
+
+def _directed(text: str) -> str:
+    """An event's lines (\\N between them), each written mostly in a right-to-left script (Arabic, Hebrew)
+    embedded right to left (U+202B ... U+202C). libass lays an event out left to right (the style's
+    Encoding 1): such a line would show its final full stop, or a Latin name at its start, on the wrong
+    side. Lines in other scripts stay as they are."""
+    return "\\N".join(f"\u202b{line}\u202c" if _right_to_left(line) else line for line in text.split("\\N"))
+
+
+def _right_to_left(line: str) -> bool:
+    """More letters of right-to-left scripts than of left-to-right ones (override tags not counted)."""
+    letters = [unicodedata.bidirectional(char) for char in _ASS_TAG.sub("", line)]
+    return letters.count("R") + letters.count("AL") > letters.count("L")
+
+
+_ASS_TAG = re.compile(r"(?<!\\)\{[^}]*\}")  # {\k40}: an override block, not an escaped \{brace\}
 
 
 def _karaoke(cue: Cue) -> str:
