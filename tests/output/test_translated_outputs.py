@@ -79,3 +79,15 @@ def test_ass_lines_in_a_right_to_left_script_are_embedded_right_to_left():
     assert translation == f"\u202b{ARABIC}\u202c"
     hebrew = translated([Segment(1.0, 4.0, "{שלום} עולם.", original="hello")], bilingual=False)
     assert pysubs2.SSAFile.from_string(written(hebrew, "ass")).events[0].text == "\u202b\\{שלום\\} עולם.\u202c"
+
+
+def test_srt_and_vtt_lines_in_a_right_to_left_script_are_embedded_right_to_left():
+    """Players turn SubRip into ASS for libass (left to right); browsers take a WebVTT line's direction
+    from its first letter, here the Latin name: the same embedding puts each right to left."""
+    segments = [Segment(1.0, 4.0, ARABIC, original="The BBC said the trains were late.", speaker="S1")]
+    result = translated(segments, bilingual=True)
+    for extension in ("srt", "vtt"):
+        lines = written(result, extension).splitlines()
+        rtl = [line for line in lines if "القطارات" in line]
+        assert len(rtl) == 1 and rtl[0].startswith("\u202b") and rtl[0].endswith("\u202c"), extension
+        assert all("\u202b" not in line for line in lines if line not in rtl)
