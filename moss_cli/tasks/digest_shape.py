@@ -245,9 +245,16 @@ def _strings(value) -> list[str]:
     return [text for text in (_text(item) for item in (value if isinstance(value, list) else [])) if text]
 
 
+SHORT_SUMMARY_CHARS = 300  # a short summary made from a text without full stops is cut at a word near this
+
+
 def _first_sentence(text: str) -> str:
     match = re.match(r"(.+?[.!?。！？])(\s|$)", text, re.DOTALL)
-    return " ".join((match.group(1) if match else text).split())
+    sentence = " ".join((match.group(1) if match else text).split())
+    if len(sentence) <= SHORT_SUMMARY_CHARS:
+        return sentence
+    cut = sentence[: SHORT_SUMMARY_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
 
 
 def _first_words(text: str, count: int = 6) -> str:

@@ -136,6 +136,16 @@ def test_a_time_repeated_at_the_start_of_a_title_is_taken_off():
     assert [c.title for c in digest.chapters] == ["Welcome", "Budget", "1984", "1:00"]
 
 
+@pytest.mark.parametrize("text", [
+    "word " * 5000,  # an answer that is no JSON and has no full stop: a ramble, or a script without them
+    json.dumps({"summary": "ยาว " * 3000, "chapters": []}),  # Thai writes no full stops
+])
+def test_a_short_summary_made_from_the_text_stays_short(text):
+    digest, _ = read_digest(text, SHAPE)
+    assert 0 < len(digest.short_summary) <= 300 and digest.short_summary.endswith("…")
+    assert len(digest.summary) > 10_000
+
+
 def test_the_longer_summary_keeps_its_paragraphs():
     text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
     digest, _ = read_digest(text, SHAPE)
