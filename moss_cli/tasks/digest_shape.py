@@ -98,8 +98,9 @@ def _object_with_fields(answer: str) -> dict | None:
 def _kind(said, asked: str) -> str:
     if asked != "auto":
         return asked
-    said = str(said or "").strip().lower()
-    return said if said in KINDS else "other"
+    # "Meeting.", "a team meeting": the one kind named among its words; none, or two, is other
+    named = {word for word in re.findall(r"\w+", str(said or "").lower()) if word in KINDS}
+    return named.pop() if len(named) == 1 else "other"
 
 
 def read_time(value) -> float | None:

@@ -146,6 +146,15 @@ def test_a_short_summary_made_from_the_text_stays_short(text):
     assert len(digest.summary) > 10_000
 
 
+@pytest.mark.parametrize("said, kind", [("Meeting.", "meeting"), ("a team meeting", "meeting"),
+                                        ("Podcast episode", "podcast"), ("lecture or meeting", "other"),
+                                        ("concert", "other"), (None, "other")])
+def test_the_kind_the_model_names_is_read_as_one_of_the_kinds(said, kind):
+    digest, _ = read_digest(answer([{"start": "0:00", "title": "A"}], kind=said,
+                                   action_items=[{"who": "Ann", "what": "call"}]), DigestShape(100.0, STARTS, 10.0, "auto"))
+    assert digest.kind == kind and len(digest.action_items) == (kind == "meeting")
+
+
 def test_the_longer_summary_keeps_its_paragraphs():
     text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
     digest, _ = read_digest(text, SHAPE)
