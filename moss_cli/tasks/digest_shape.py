@@ -207,6 +207,7 @@ def _long_enough(chapters, shape: DigestShape, warnings: list[str]):
 
 def _action_items(value, duration: float, warnings: list[str]) -> list[ActionItem]:
     items = []
+    value = [value] if isinstance(value, dict) else value  # one item, not in a list
     for index, item in enumerate(value if isinstance(value, list) else [], start=1):
         if isinstance(item, str):
             item = {"what": item}
@@ -223,7 +224,10 @@ def _action_items(value, duration: float, warnings: list[str]) -> list[ActionIte
 
 
 def _text(value) -> str:
-    """A field's text: a string as it is (spaces tidied), a list's strings joined; anything else is none."""
+    """A field's text: a string as it is (spaces tidied), a list's strings joined, an object's longest
+    text (`{"point": "costs rise"}`, beside a time perhaps); anything else is none."""
+    if isinstance(value, dict):
+        return max((_text(item) for item in value.values() if isinstance(item, str)), key=len, default="")
     if isinstance(value, list):
         return " ".join(part for part in (_text(item) for item in value) if part)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

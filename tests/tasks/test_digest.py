@@ -155,6 +155,19 @@ def test_the_kind_the_model_names_is_read_as_one_of_the_kinds(said, kind):
     assert digest.kind == kind and len(digest.action_items) == (kind == "meeting")
 
 
+def test_points_and_decisions_written_as_objects_keep_their_words():
+    text = answer([{"start": "0:00", "title": "A"}], key_points=[{"point": "costs rise"}, {"text": "ship in May"}],
+                  decisions=[{"decision": "hire two", "when": "0:40"}])
+    digest, _ = read_digest(text, SHAPE)
+    assert digest.key_points == ["costs rise", "ship in May"] and digest.decisions == ["hire two"]
+
+
+def test_a_single_action_item_given_as_an_object_is_kept():
+    digest, _ = read_digest(answer([{"start": "0:00", "title": "A"}],
+                                   action_items={"who": "Ann", "what": "call Ben", "when": "0:30"}), SHAPE)
+    assert [(a.who, a.what, a.said_at) for a in digest.action_items] == [("Ann", "call Ben", 30.0)]
+
+
 def test_the_longer_summary_keeps_its_paragraphs():
     text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
     digest, _ = read_digest(text, SHAPE)
