@@ -203,6 +203,7 @@ def numbered_lines(answer: str, count: int, complete: bool = True) -> dict[int, 
         if stray:
             doubtful.add(last)
         number, text = int(match[1]), match[2]
+        text = re.sub(rf"^[\[(（【]\s*{number}\s*[\])）】]\s*", "", text)  # "[1] [1] un": the number echoed
         first = number if first is None else first
         found.setdefault(number, set()).add(text)
         last, stray = number, False

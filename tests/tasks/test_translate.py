@@ -271,3 +271,8 @@ def test_a_short_line_may_grow_as_translations_do():
     segments = [Segment(0.0, 1.0, "你好", id=0)]
     result = translate_result(Result("transcribe", "a.wav", 1.0, "m", text="", segments=segments), engine, FRENCH)
     assert result.segments[0].text == "Hello, and welcome to everyone listening today." and len(engine.prompts) == 1
+
+
+def test_a_number_written_twice_before_a_line_is_taken_off():
+    assert numbered_lines("[1] [1] un\n2. [2] deux\n[3] 3 trois\n[4] 4. Mai\n[5] [6] six", 5) == {
+        1: "un", 2: "deux", 3: "3 trois", 4: "4. Mai", 5: "[6] six"}  # "4. Mai" is a date, not a number
