@@ -37,7 +37,10 @@ def _segments(items, duration: float) -> list[Segment]:
     """Segments as the JSON writer wrote them; ValueError for anything else (then it is transcribed anew)."""
     segments = []
     for item in items:
-        start, end, text = float(item["start"]), float(item["end"]), str(item["text"])
+        # A translated transcript (--translate) keeps each sentence's own words as its original: the
+        # digest is of the recording, in its own words, as if it had been transcribed here.
+        words = item["original"] if isinstance(item.get("original"), str) else item["text"]
+        start, end, text = float(item["start"]), float(item["end"]), str(words)
         if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end <= duration + 1):
             raise ValueError("a segment's times are not inside the recording")
         segments.append(Segment(start, min(end, duration), text, id=int(item.get("id", 0)),

@@ -16,7 +16,10 @@ from ..errors import UsageError
 from .console import report
 from .helptext import Command
 
-FORMAT_WORDS = ("txt", "srt", "vtt", "tsv", "json", "ass", "html", "all")
+# -f WORD: the format's flag (summarize's chapter formats by their file endings too)
+FORMAT_FLAGS = {"txt": "--txt", "srt": "--srt", "vtt": "--vtt", "tsv": "--tsv", "json": "--json", "ass": "--ass",
+                "html": "--html", "md": "--md", "chapters.vtt": "--chapters-vtt", "ffmetadata": "--ffmetadata",
+                "chapters.txt": "--chapter-list", "all": "--all"}
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 VALUED = ("--output_format", "-f", "--output_dir", "--initial_prompt", "--task", "--min_speakers",
@@ -109,13 +112,14 @@ def _moss(command: Command, names: set[str], whisper: str, moss: str) -> str:
 def _valued(command: Command, names: set[str], name: str, value: str) -> list[str]:
     if name in ("--output_format", "-f"):
         fmt = value.strip().lower()
-        if fmt not in FORMAT_WORDS:
-            raise UsageError(f"{name} {value}: moss writes txt, srt, vtt, tsv, json, ass and html (--srt, ...) or --all")
-        flag = f"--{fmt}"
-        if flag not in names:
-            shown = ", ".join(f"--{ext}" for ext in FORMAT_WORDS if f"--{ext}" in names)
+        own = [word for word, flag in FORMAT_FLAGS.items() if flag in names and word != "all"]
+        if fmt not in FORMAT_FLAGS:
+            raise UsageError(f"{name} {value}: moss {command.name} writes {', '.join(own)} "
+                             f"({', '.join(FORMAT_FLAGS[word] for word in own)}) or all (--all)")
+        if FORMAT_FLAGS[fmt] not in names:
+            shown = ", ".join(FORMAT_FLAGS[word] for word in own)
             raise UsageError(f"moss {command.name} writes no {fmt}; its formats: {shown}")
-        return [flag]
+        return [FORMAT_FLAGS[fmt]]
     if name == "--task":
         if value.strip().lower() == "translate":  # whisper translates into English
             if "--translate" not in names:

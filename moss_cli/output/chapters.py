@@ -27,8 +27,9 @@ class MarkdownWriter(Writer):
     def write(self, result: Result, file: TextIO) -> None:
         digest = _digest(result)
         facts = f"*{digest.kind.capitalize()} · {format_clock(result.duration)}*"  # times below: at their second
+        summary = "\n\n".join(_inline(paragraph) for paragraph in digest.summary.split("\n") if paragraph.strip())
         parts = [f"# {_inline(Path(result.audio).name)}", facts, _inline(digest.short_summary), "## Summary",
-                 digest.summary.strip() or "(none)"]
+                 summary or "(none)"]
         if digest.chapters:
             parts += ["## Chapters", "\n".join(
                 f"- **{_second(c.start)}** {_inline(c.title)}" + (f" — {_inline(c.gist)}" if c.gist else "")
@@ -94,8 +95,10 @@ class FfmetadataWriter(Writer):
 
 
 def _ffescape(text: str) -> str:
-    """=, ;, #, \\ and line breaks are special in FFmpeg's metadata: a backslash before each."""
-    return re.sub(r"([=;#\\\n])", r"\\\1", " ".join(text.split()))
+    """=, ;, #, \\ and line breaks are special in FFmpeg's metadata: a backslash before each. A value
+    cannot end in a backslash: FFmpeg reads the line break after it, escaped or not, as part of the
+    value, and the next line with it; so a trailing one is dropped."""
+    return re.sub(r"([=;#\\\n])", r"\\\1", " ".join(text.split()).rstrip("\\ "))
 
 
 class ChapterListWriter(Writer):

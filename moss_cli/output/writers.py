@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -88,7 +90,8 @@ class AssWriter(Writer):
             text = _karaoke(cue) if self.layout.words else render(cue, lambda _, piece: _escape_ass(piece.text), "\\N")
             text = _bracket_label(text, _escape_ass(cue.speaker or ""), cue.speaker != previous)
             # With speakers, the event's Name (actor) field says who speaks; the text shows it at changes.
-            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text, name=cue.speaker or ""))
+            subs.events.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=_directed(text),
+                                                name=cue.speaker or ""))
             previous = cue.speaker
         file.write(subs.to_string("ass"))
 
@@ -99,7 +102,8 @@ def _shown(result: Result, layout: CueLayout, escape, word_times: bool = False, 
     shown, previous = [], None
     for cue in cues_for(result, layout):
         for start, end, text in _cue_texts(cue, layout, escape, word_times):
-            shown.append((start, end, label(text, cue.speaker, cue.speaker != previous) if label else text))
+            text = label(text, cue.speaker, cue.speaker != previous) if label else text
+            shown.append((start, end, _directed(text, "\n")))
         previous = cue.speaker
     return shown
 
@@ -160,6 +164,24 @@ def _escape_ass(text: str) -> str:
     """Braces would open override blocks (libass shows \\{ and \\} as braces); a backslash could start
     \\N, \\n or \\h, so it is written as its look-alike U+29F5."""
     return text.replace("\\", "\u29f5").replace("{", "\\{").replace("}", "\\}")
+
+
+def _directed(text: str, newline: str = "\\N") -> str:
+    """A cue's lines, each written mostly in a right-to-left script (Arabic, Hebrew) embedded right to
+    left (U+202B ... U+202C). libass lays an ASS event out left to right (the style's Encoding 1), as it
+    does SubRip that players turn into ASS; browsers take a WebVTT line's direction from its first
+    letter: such a line would show its final full stop, or a Latin name at its start, on the wrong side.
+    Lines in other scripts stay as they are."""
+    return newline.join(f"\u202b{line}\u202c" if _right_to_left(line) else line for line in text.split(newline))
+
+
+def _right_to_left(line: str) -> bool:
+    """More letters of right-to-left scripts than of left-to-right ones (markup not counted)."""
+    letters = [unicodedata.bidirectional(char) for char in _ASS_TAG.sub("", line)]
+    return letters.count("R") + letters.count("AL") > letters.count("L")
+
+
+_ASS_TAG = re.compile(r"(?<!\\)\{[^}]*\}|<[^>]*>")  # {\k40}, not an escaped \{brace\}; <v S1>, <i>
 
 
 def _karaoke(cue: Cue) -> str:

@@ -9,6 +9,7 @@ sites want it); a chapter that would be shorter than the least length joins the 
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ from .digest_prompts import KINDS
 from .parsing import json_object
 
 _BRACKETS = re.compile(r"^\[(.*)\]$")
+_RANGE = re.compile(r"\s*(?:-|–|—|\bto\b)\s*")  # between the start and the end of a chapter's span
+_DECIMAL_COMMA = re.compile(r"(\d),(\d+)$")  # 00:01:15,500: SubRip's decimal comma
+# A chapter written as a line: "0:00 Title", "[0:00] Title", "0:00 - Title"
+_CHAPTER_LINE = re.compile(r"^\s*\[?(\d{1,2}(?::\d{2}){1,2}(?:[.,]\d+)?)\]?\s*(?:[-–—:|]\s+)?(.*)$")
+_TIME_KEYS = ("start", "time", "timestamp", "start_time")  # the time a chapter starts, under what models name it
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ def read_digest(answer: str, shape: DigestShape) -> tuple[Digest, list[str]]:
     chapters = repair_chapters(_raw_chapters(found.get("chapters"), warnings), shape, warnings)
     meeting = kind == "meeting"
     digest = Digest(
-        kind, _text(found.get("short_summary")), _text(found.get("summary")), chapters,
+        kind, _text(found.get("short_summary")), _paragraphs(found.get("summary")), chapters,
         _strings(found.get("key_points")),
         _action_items(found.get("action_items"), shape.duration, warnings) if meeting else [],
         _strings(found.get("decisions")) if meeting else [], shape.language)
@@ -60,23 +66,47 @@ def read_digest(answer: str, shape: DigestShape) -> tuple[Digest, list[str]]:
 
 
 def _digest_object(answer: str) -> dict | None:
-    """The JSON object, alone, fenced, or between the first { and the last } of the answer."""
+    """The JSON object, alone, fenced, or between the first { and the last } of the answer; else the
+    first object in it with a digest's fields (a fence inside its strings, braces in prose around it)."""
     found, _ = json_object(answer)
     if found is None and "{" in answer and "}" in answer:
         found, _ = json_object(answer[answer.index("{") : answer.rindex("}") + 1])
-    return found
+    return found if found is not None else _object_with_fields(answer)
+
+
+_DECODER = json.JSONDecoder(parse_constant=lambda _: None,  # NaN, Infinity: none, as json_object reads them
+                            parse_float=lambda text: float(text) if math.isfinite(float(text)) else None)
+_CANDIDATES = 200  # braces tried at most: a giant answer of braces costs no more than this
+
+
+def _object_with_fields(answer: str) -> dict | None:
+    """The first JSON object that starts at one of the answer's braces and has a digest's fields."""
+    at = answer.find("{")
+    for _ in range(_CANDIDATES):
+        if at == -1:
+            return None
+        try:
+            found, _end = _DECODER.raw_decode(answer, at)
+        except (ValueError, RecursionError):
+            found = None
+        if isinstance(found, dict) and found.keys() & {"summary", "short_summary", "chapters"}:
+            return found
+        at = answer.find("{", at + 1)
+    return None
 
 
 def _kind(said, asked: str) -> str:
     if asked != "auto":
         return asked
-    said = str(said or "").strip().lower()
-    return said if said in KINDS else "other"
+    # "Meeting.", "a team meeting": the one kind named among its words; none, or two, is other
+    named = {word for word in re.findall(r"\w+", str(said or "").lower()) if word in KINDS}
+    return named.pop() if len(named) == 1 else "other"
 
 
 def read_time(value) -> float | None:
-    """A time as the model may write it: 75, "75", "1:15", "01:15", "[1:15]", "1:15.5", "1m15s"; None
-    when it is none of these (or not finite)."""
+    """A time as the model may write it: 75, "75", "1:15", "01:15", "[1:15]", "1:15.5", "1m15s",
+    "00:01:15,000" (as in SubRip), the start of a range ("1:15-2:30", "1:15 to 2:30"); None when it is
+    none of these (or not finite)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -84,9 +114,12 @@ def read_time(value) -> float | None:
     elif isinstance(value, str):
         text = value.strip()
         text = _BRACKETS.sub(r"\1", text).strip()
+        text = _RANGE.split(text, maxsplit=1)[0] if _RANGE.search(text) and text[0].isdigit() else text
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
         if not text or not re.fullmatch(r"[\d:.\shminutesecondr]+", text.lower()):
             return None
-        seconds = seconds_of(text)
+        # "1m15s": a unit letter right before the next number reads as no unit at all; a space sets it apart
+        seconds = seconds_of(re.sub(r"(?<=[hms])(?=\d)", " ", text.lower()))
     else:
         return None
     return seconds if seconds is not None and math.isfinite(seconds) else None
@@ -102,15 +135,25 @@ def _raw_chapters(value, warnings: list[str]) -> list[tuple[float | None, str, s
         return []
     raw = []
     for index, item in enumerate(value, start=1):
+        if isinstance(item, str) and (line := _CHAPTER_LINE.match(item)):
+            item = {"start": line[1], "title": line[2]}
         if not isinstance(item, dict):
             warnings.append(f"chapter {index} is not an object; dropped")
             continue
-        title, gist = _text(item.get("title")), _text(item.get("gist"))
+        title, gist = _untimed(_text(item.get("title"))), _text(item.get("gist"))
         if not title and not gist:
             warnings.append(f"chapter {index} has no title; dropped")
             continue
-        raw.append((read_time(item.get("start")), title or _first_words(gist), gist))
+        said = next((item[key] for key in _TIME_KEYS if item.get(key) is not None), None)
+        raw.append((read_time(said), title or _first_words(gist), gist))
     return raw
+
+
+def _untimed(title: str) -> str:
+    """A title without the time models often repeat at its start ("0:25 Budget", "[0:25] - Budget");
+    a title that is only a time stays as it is."""
+    line = _CHAPTER_LINE.match(title)
+    return line[2] if line and line[2] else title
 
 
 def repair_chapters(raw: list[tuple[float | None, str, str]], shape: DigestShape,
@@ -164,6 +207,7 @@ def _long_enough(chapters, shape: DigestShape, warnings: list[str]):
 
 def _action_items(value, duration: float, warnings: list[str]) -> list[ActionItem]:
     items = []
+    value = [value] if isinstance(value, dict) else value  # one item, not in a list
     for index, item in enumerate(value if isinstance(value, list) else [], start=1):
         if isinstance(item, str):
             item = {"what": item}
@@ -180,12 +224,23 @@ def _action_items(value, duration: float, warnings: list[str]) -> list[ActionIte
 
 
 def _text(value) -> str:
-    """A field's text: a string as it is (spaces tidied), a list's strings joined; anything else is none."""
+    """A field's text: a string as it is (spaces tidied), a list's strings joined, an object's longest
+    text (`{"point": "costs rise"}`, beside a time perhaps); anything else is none."""
+    if isinstance(value, dict):
+        return max((_text(item) for item in value.values() if isinstance(item, str)), key=len, default="")
     if isinstance(value, list):
         return " ".join(part for part in (_text(item) for item in value) if part)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _paragraphs(value) -> str:
+    """The longer summary: a text keeps its paragraphs (blank lines; spaces tidied inside each),
+    anything else is read as _text reads it."""
+    if not isinstance(value, str):
+        return _text(value)
+    return "\n\n".join(text for text in (" ".join(part.split()) for part in re.split(r"\n\s*\n", value)) if text)
 
 
 def _strings(value) -> list[str]:
@@ -195,9 +250,16 @@ def _strings(value) -> list[str]:
     return [text for text in (_text(item) for item in (value if isinstance(value, list) else [])) if text]
 
 
+SHORT_SUMMARY_CHARS = 300  # a short summary made from a text without full stops is cut at a word near this
+
+
 def _first_sentence(text: str) -> str:
     match = re.match(r"(.+?[.!?。！？])(\s|$)", text, re.DOTALL)
-    return " ".join((match.group(1) if match else text).split())
+    sentence = " ".join((match.group(1) if match else text).split())
+    if len(sentence) <= SHORT_SUMMARY_CHARS:
+        return sentence
+    cut = sentence[: SHORT_SUMMARY_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
 
 
 def _first_words(text: str, count: int = 6) -> str:

@@ -3,9 +3,10 @@
 The segments (or events) go out in batches of numbered lines, with a few lines before and after the
 batch as context; the answer must come back under the same numbers. Each answer is checked line by
 line and matched by number, never by position, so a translation cannot land on another segment: a
-number missing, given twice with different texts, empty, broken over several lines or cut off by
-the token cap is asked again in smaller batches; numbers that were not asked and commentary around
-the lines are dropped. A line still untranslated after the last try keeps its original text, with
+number missing, given twice with different texts, empty, broken over several lines, far longer than
+its original or cut off by the token cap is asked again in smaller batches, and so is a whole answer
+whose numbering moved (counted from zero, or a line merged and the rest renumbered); numbers that
+were not asked and commentary around the lines are dropped. A line still untranslated after the last try keeps its original text, with
 a warning naming its time. Times are never touched: every cue keeps its segment's time.
 """
 
@@ -31,6 +32,10 @@ TRIES = 3  # a line is asked at most this often; each retry halves the batches
 TOKENS_PER_CHAR = 2  # generous: CJK takes about a token a character, and a translation can be longer
 LINE_TOKENS = 8  # a line's number, brackets and newline
 BASE_TOKENS = 64
+# A translation longer than this many times its original, plus this many characters, is not one (a loop
+# or a ramble that would fill the screen for its cue): asked again. Generous: two Chinese characters
+# make an English sentence.
+MOST_GROWTH, GROWTH_SLACK = 4, 80
 
 # "[3] text", "3. text", "(3) text", "3: text", "【3】text", also after a list dash: the number, then the text.
 NUMBERED = re.compile(r"^\s*(?:[-*•]\s+)?[\[(（【]?\s*(\d{1,4})\s*[\])）】.:：、]\s*(.*?)\s*$")
@@ -139,7 +144,8 @@ class LineTranslator:
         prompt = translation_prompt(texts, batch, self.translation.wording, self.kind, self.translation.context_lines)
         answer = self.engine.ask_text(prompt, self._options(texts, batch), self.guard)
         lines = numbered_lines(answer.text, len(batch), complete=answer.finish_reason == "stop")
-        return {batch[number - 1]: printable(text) for number, text in lines.items()}
+        return {batch[number - 1]: printable(text) for number, text in lines.items()
+                if len(text) <= MOST_GROWTH * len(texts[batch[number - 1]]) + GROWTH_SLACK}
 
     def _options(self, texts: list[str], batch: list[int]) -> DecodingOptions:
         """Room for the batch's translation (a Thinking model's reasoning too), unless --max-new-tokens says."""
@@ -182,10 +188,11 @@ def numbered_lines(answer: str, count: int, complete: bool = True) -> dict[int, 
     empty text, a line followed by unnumbered text before the next number (the model broke it in two,
     or wrote something between lines), and, when the answer did not end by itself (`complete` False:
     the token cap or the loop guard cut it), its last line, which may be cut short. Text before the
-    first number and after the last (a preamble, a note) is ignored."""
+    first number and after the last (a preamble, a note) is ignored. An answer whose numbering moved
+    (see _renumbered) gives nothing: its lines would land one segment off."""
     found: dict[int, set[str]] = {}
     doubtful: set[int] = set()
-    last, stray = None, False
+    first, last, stray = None, None, False
     for line in answer.splitlines():
         if not line.strip():
             continue
@@ -196,12 +203,27 @@ def numbered_lines(answer: str, count: int, complete: bool = True) -> dict[int, 
         if stray:
             doubtful.add(last)
         number, text = int(match[1]), match[2]
+        text = re.sub(rf"^[\[(（【]\s*{number}\s*[\])）】]\s*", "", text)  # "[1] [1] un": the number echoed
+        first = number if first is None else first
         found.setdefault(number, set()).add(text)
         last, stray = number, False
     if not complete and last is not None:
         doubtful.add(last)
+    if _renumbered(found, first, count, complete):
+        return {}
     return {number: next(iter(texts)) for number, texts in sorted(found.items())
             if 1 <= number <= count and len(texts) == 1 and next(iter(texts)) and number not in doubtful}
+
+
+def _renumbered(found: dict[int, set[str]], first: int | None, count: int, complete: bool) -> bool:
+    """Whether the numbers of an answer moved against the lines asked, so that no number can be trusted:
+    counted from zero; counted from two (1 missing, count + 1 given); or, in an answer that ended by
+    itself, the last line asked missing: a line was lost or two were merged and those after it moved up."""
+    if first == 0:
+        return True
+    if 1 not in found and count + 1 in found:
+        return True
+    return complete and first is not None and count not in found
 
 
 def _one_line(text: str) -> str:

@@ -122,6 +122,29 @@ def test_the_transcript_from_o_is_reused_only_for_the_same_recording(server, tmp
     assert "phrase 0." in DIGEST_PROMPTS[-1]
 
 
+def test_a_translated_transcript_is_reused_in_its_original_words(tmp_path):
+    """transcribe --translate fr --json -o DIR keeps each sentence's original beside its translation:
+    summarize reads the recording's own words from it, as it would have transcribed them."""
+    from support.translator import good_answer, is_translation_request
+
+    def translating(n, body, headers):
+        _, text = request_parts(body)
+        return (200, completion(good_answer(text))) if is_translation_request(text) else hostile_digest(n, body, headers)
+
+    (first, _), = recordings(tmp_path / "in", lengths=(40.0,))
+    out = tmp_path / "out"
+    DIGEST_PROMPTS.clear()
+    with FakeServer(FakeMoss(override=translating)) as running:
+        made = runner.invoke(app, ["transcribe", str(first), "--json", "--translate", "fr", "-o", str(out), "-q",
+                                   "--server", running.url])
+        assert made.exit_code == 0, made.stderr
+        assert "«PHRASE 0.»" in (out / "r0.json").read_text()
+        running.fake.requests.clear()
+        summarize(running, first, "-o", out, "--json", "-q")
+        assert "transcript" not in kinds_asked(running)
+    assert "] phrase 0." in DIGEST_PROMPTS[-1] and "«" not in DIGEST_PROMPTS[-1]
+
+
 def test_usage_errors_are_one_line(server, tmp_path):
     (first, _), = recordings(tmp_path / "in", (20.0,))
     for args in (["--language", "not a language at all"], ["--kind", "sermon"], ["--min-chapter-seconds", "-1"],

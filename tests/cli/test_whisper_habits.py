@@ -39,7 +39,18 @@ def test_whisper_options_become_moss_options(whisper, moss):
     assert translated(COMMANDS["transcribe"], ["talk.wav", *whisper]) == ["talk.wav", *moss]
 
 
+@pytest.mark.parametrize("whisper, moss", [
+    (["-f", "md"], ["--md"]), (["-f", "chapters.vtt"], ["--chapters-vtt"]), (["-f", "ffmetadata"], ["--ffmetadata"]),
+    (["--output_format", "chapters.txt"], ["--chapter-list"]), (["-f", "json"], ["--json"]), (["-f", "all"], ["--all"]),
+])
+def test_summarize_takes_its_own_formats_by_name(whisper, moss):
+    assert translated(COMMANDS["summarize"], ["talk.wav", *whisper]) == ["talk.wav", *moss]
+
+
 @pytest.mark.parametrize("command, args, names", [
+    ("summarize", ["-f", "srt"], "--json, --html, --md, --chapters-vtt, --ffmetadata, --chapter-list"),
+    ("summarize", ["-f", "docx"], "--chapters-vtt"),
+    ("transcribe", ["-f", "md"], "--srt"),
     ("caption", ["--task", "translate"], "--translate en"),
     ("transcribe", ["--task", "translate", "--words"], "leave out --words"),
     ("events", ["--min_speakers", "2"], "--speakers MIN-MAX"),

@@ -75,6 +75,28 @@ def test_ffmpeg_puts_the_chapters_into_an_mp4(tmp_path):
     assert probe["format"]["tags"]["title"] == "talk"
 
 
+@pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="ffmpeg is not installed")
+def test_a_value_ending_in_a_backslash_does_not_swallow_the_next_line(tmp_path):
+    """FFmpeg reads a line break after any backslash, even an escaped one, as part of the value: a title
+    or file name ending in one would take the next line (the description) into it."""
+    result = digest_result(duration=90.0)
+    result.audio = "talk\\.wav"  # a file name may end in a backslash where it is not a separator
+    result.digest.chapters = [Chapter(0.0, 20.5, "ends in a \\"), Chapter(20.5, 90.0, "next")]
+    metadata = tmp_path / "talk.ffmetadata"
+    metadata.write_text(written("ffmetadata", result), encoding="utf-8")
+    plain, chaptered = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    run = {"check": True, "capture_output": True, "timeout": 60}
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "90",
+                    "-c:a", "aac", "-b:a", "16k", str(plain)], **run)
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(plain), "-i", str(metadata), "-map_metadata", "1",
+                    "-codec", "copy", str(chaptered)], **run)
+    probe = json.loads(subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-of", "json",
+                                       str(chaptered)], **run).stdout)
+    assert [c["tags"]["title"] for c in probe["chapters"]] == ["ends in a", "next"]
+    assert probe["format"]["tags"]["title"] == "talk"
+    assert probe["format"]["tags"]["description"] == "A planning meeting."
+
+
 def test_chapter_lines_are_what_video_sites_read():
     lines = written("chapters.txt", digest_result()).splitlines()
     assert lines == ["0:00:00 Welcome", f"0:01:01 {HOSTILE}", "0:25:00 Über die Zukunft 未来", "1:02:05 Wrap-up"]
@@ -98,6 +120,18 @@ def test_markdown_reads_back_as_the_digest():
     podcast = digest_result(kind="podcast")
     headings = [t.tag for t in MarkdownIt().parse(written("md", podcast)) if t.type == "heading_open"]
     assert len(headings) == 4  # no action items or decisions for a podcast
+
+
+def test_markdown_keeps_the_summary_paragraphs_and_no_line_of_it_becomes_markup():
+    from markdown_it import MarkdownIt
+
+    result = digest_result()
+    result.digest.summary = "They planned.\n\n# not a heading\n\n- nor a list item"
+    tokens = MarkdownIt().parse(written("md", result))
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == ["talk.wav", "Summary", "Chapters", "Key points", "Action items", "Decisions"]
+    paragraphs = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "paragraph_open"]
+    assert paragraphs[2:5] == ["They planned.", "\\# not a heading", "\\- nor a list item"]
 
 
 def test_json_has_the_digest_and_the_page_its_chapter_lane(tmp_path):

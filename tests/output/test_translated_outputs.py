@@ -62,3 +62,32 @@ def test_a_translated_result_shows_only_the_translation_without_bilingual():
     assert written(result, "txt") == "[S1] 你好。\n"
     assert "Hello" not in written(result, "srt") and "Hello" not in written(result, "vtt")
     assert written(result, "tsv") == "start\tend\tspeaker\ttext\n1000\t3000\tS1\t你好。\n"
+
+
+ARABIC = "قالت BBC إن القطارات تأخرت."  # an Arabic sentence with a Latin name in it, a full stop at its end
+
+
+def test_ass_lines_in_a_right_to_left_script_are_embedded_right_to_left():
+    """libass lays an event out left to right (the style's Encoding 1): an Arabic line would show its full
+    stop on the wrong side. Each line written mostly in a right-to-left script is embedded right to left
+    (U+202B ... U+202C); the original's left-to-right line stays as it is. Checked by eye in libass."""
+    result = translated([Segment(1.0, 4.0, ARABIC, original="The BBC said the trains were late.")], bilingual=True)
+    result.translated_to = "ar"
+    [event] = pysubs2.SSAFile.from_string(written(result, "ass")).events
+    original, translation = event.text.split("\\N")
+    assert original == "The BBC said the trains were late."
+    assert translation == f"\u202b{ARABIC}\u202c"
+    hebrew = translated([Segment(1.0, 4.0, "{שלום} עולם.", original="hello")], bilingual=False)
+    assert pysubs2.SSAFile.from_string(written(hebrew, "ass")).events[0].text == "\u202b\\{שלום\\} עולם.\u202c"
+
+
+def test_srt_and_vtt_lines_in_a_right_to_left_script_are_embedded_right_to_left():
+    """Players turn SubRip into ASS for libass (left to right); browsers take a WebVTT line's direction
+    from its first letter, here the Latin name: the same embedding puts each right to left."""
+    segments = [Segment(1.0, 4.0, ARABIC, original="The BBC said the trains were late.", speaker="S1")]
+    result = translated(segments, bilingual=True)
+    for extension in ("srt", "vtt"):
+        lines = written(result, extension).splitlines()
+        rtl = [line for line in lines if "القطارات" in line]
+        assert len(rtl) == 1 and rtl[0].startswith("\u202b") and rtl[0].endswith("\u202c"), extension
+        assert all("\u202b" not in line for line in lines if line not in rtl)

@@ -106,6 +106,75 @@ def test_the_json_is_found_in_prose_or_a_fence(text):
     assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
 
 
+PRETTY = json.dumps(json.loads(answer([{"start": "0:00", "title": "A"}], key_points=["run ```make``` first"])), indent=2)
+
+
+@pytest.mark.parametrize("text", [
+    "```json\n" + PRETTY + "\n```",  # a fence inside a string of the fenced JSON
+    answer([{"start": "0:00", "title": "A"}]) + "\nTimes are written {m:ss}, as asked.",  # braces after it
+    "Plan: {draft} then {check}.\n" + answer([{"start": "0:00", "title": "A"}]),  # braces before it
+    "{\"note\": 1}\n" + PRETTY,  # another object before the digest
+])
+def test_the_json_is_found_around_fences_and_braces(text):
+    digest, warnings = read_digest(text, SHAPE)
+    assert [c.title for c in digest.chapters] == ["A"] and digest.short_summary == "Short." and warnings == []
+
+
+def test_chapters_written_as_lines_or_with_another_key_for_the_time_are_read():
+    text = answer(["0:00 Welcome", "[0:26] Budget - the costs", "0:42 - Plans", {"time": "1:00", "title": "End"}])
+    digest, warnings = read_digest(text, SHAPE)
+    assert [(c.start, c.title) for c in digest.chapters] == [
+        (0.0, "Welcome"), (25.0, "Budget - the costs"), (41.7, "Plans"), (58.2, "End")]
+    assert warnings == []
+
+
+def test_a_time_repeated_at_the_start_of_a_title_is_taken_off():
+    """Models often write the time into the title too: a chapter list would show it twice."""
+    text = answer([{"start": "0:00", "title": "0:00 Welcome"}, {"start": "0:25", "title": "[0:25] - Budget"},
+                   {"start": "0:42", "title": "1984"}, {"start": "1:00", "title": "1:00"}])
+    digest, _ = read_digest(text, SHAPE)
+    assert [c.title for c in digest.chapters] == ["Welcome", "Budget", "1984", "1:00"]
+
+
+@pytest.mark.parametrize("text", [
+    "word " * 5000,  # an answer that is no JSON and has no full stop: a ramble, or a script without them
+    json.dumps({"summary": "ยาว " * 3000, "chapters": []}),  # Thai writes no full stops
+])
+def test_a_short_summary_made_from_the_text_stays_short(text):
+    digest, _ = read_digest(text, SHAPE)
+    assert 0 < len(digest.short_summary) <= 300 and digest.short_summary.endswith("…")
+    assert len(digest.summary) > 10_000
+
+
+@pytest.mark.parametrize("said, kind", [("Meeting.", "meeting"), ("a team meeting", "meeting"),
+                                        ("Podcast episode", "podcast"), ("lecture or meeting", "other"),
+                                        ("concert", "other"), (None, "other")])
+def test_the_kind_the_model_names_is_read_as_one_of_the_kinds(said, kind):
+    digest, _ = read_digest(answer([{"start": "0:00", "title": "A"}], kind=said,
+                                   action_items=[{"who": "Ann", "what": "call"}]), DigestShape(100.0, STARTS, 10.0, "auto"))
+    assert digest.kind == kind and len(digest.action_items) == (kind == "meeting")
+
+
+def test_points_and_decisions_written_as_objects_keep_their_words():
+    text = answer([{"start": "0:00", "title": "A"}], key_points=[{"point": "costs rise"}, {"text": "ship in May"}],
+                  decisions=[{"decision": "hire two", "when": "0:40"}])
+    digest, _ = read_digest(text, SHAPE)
+    assert digest.key_points == ["costs rise", "ship in May"] and digest.decisions == ["hire two"]
+
+
+def test_a_single_action_item_given_as_an_object_is_kept():
+    digest, _ = read_digest(answer([{"start": "0:00", "title": "A"}],
+                                   action_items={"who": "Ann", "what": "call Ben", "when": "0:30"}), SHAPE)
+    assert [(a.who, a.what, a.said_at) for a in digest.action_items] == [("Ann", "call Ben", 30.0)]
+
+
+def test_the_longer_summary_keeps_its_paragraphs():
+    text = answer([{"start": "0:00", "title": "A"}], summary="They  met.\nThey planned.\n\n\n  Then they   left.\n")
+    digest, _ = read_digest(text, SHAPE)
+    assert digest.summary == "They met. They planned.\n\nThen they left."
+    assert digest.short_summary == "Short."
+
+
 def test_an_answer_that_is_no_json_is_kept_as_the_summary():
     digest, warnings = read_digest("They talked about the budget. Then they left.", SHAPE)
     assert digest.summary == "They talked about the budget. Then they left."
@@ -134,7 +203,8 @@ def test_action_items_times_outside_are_dropped_and_items_without_words_too():
 
 @pytest.mark.parametrize("value, seconds", [
     (75, 75.0), ("75", 75.0), ("1:15", 75.0), ("01:15", 75.0), ("[1:15]", 75.0), ("1:02:03", 3723.0),
-    ("1 min 15", 75.0), ("12.5", 12.5), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
+    ("1 min 15", 75.0), ("12.5", 12.5), ("1m15s", 75.0), ("1:15-2:30", 75.0), ("1:15 – 2:30", 75.0), ("[1:15 - 2:30]", 75.0),
+    ("1:15 to 2:30", 75.0), ("00:01:15,500", 75.5), ("-1:15", None), ("1h2m3s", 3723.0), ("2m", 120.0), ("45s", 45.0), (True, None), ("soon", None), (None, None), (float("nan"), None), ([1], None),
 ])
 def test_times_as_models_write_them(value, seconds):
     assert read_time(value) == seconds

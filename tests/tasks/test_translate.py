@@ -223,3 +223,56 @@ def test_the_pipeline_translates_a_timed_result_once_whole():
                                                                           Recording.from_array("a.wav", audio))
     assert [s.text for s in result.segments] == [rendered(f"phrase {p.index}.") for p in truth]
     assert [s.id for s in result.segments] == list(range(len(truth))) and len(engine.prompts) == 1
+
+
+# ---- numbering off by one: an answer whose numbers moved is not trusted at all ----------------------
+@pytest.mark.parametrize("answer", [
+    "[0] un\n[1] deux\n[2] trois",  # counted from zero: every translation one line early
+    "[2] un\n[3] deux\n[4] trois",  # counted from two: every translation one line late
+    "[1] un et deux\n[2] trois",  # two lines merged into one, the rest renumbered: the last number missing
+])
+def test_an_answer_numbered_off_by_one_gives_nothing(answer):
+    assert numbered_lines(answer, 3) == {}
+
+
+def test_answers_numbered_off_by_one_are_asked_again_never_shifted():
+    """The first answer for each batch counts from zero; asked again, the model numbers right."""
+    def from_zero(prompt, n):
+        lines = good_answer(prompt).splitlines()
+        if n > 1:
+            return "\n".join(lines)
+        return "\n".join(re.sub(r"^\[(\d+)\]", lambda m: f"[{int(m[1]) - 1}]", line) for line in lines)
+
+    engine = ScriptedTranslator(from_zero)
+    result = translate_result(transcript(6), engine, FRENCH)
+    assert [s.text for s in result.segments] == [rendered(s.original) for s in result.segments]
+    assert not result.warnings
+
+
+def test_a_giant_translation_of_a_line_is_asked_again():
+    """A line answered with far more than any translation of it holds (a loop, a ramble) would fill the
+    screen for its cue: it is not trusted, and asked again."""
+    def giant_first(prompt, n):
+        lines = good_answer(prompt).splitlines()
+        if n == 1:
+            lines[1] = f"[2] {'la la ' * 800}"
+        return "\n".join(lines)
+
+    engine = ScriptedTranslator(giant_first)
+    result = translate_result(transcript(4), engine, FRENCH)
+    assert [s.text for s in result.segments] == [rendered(s.original) for s in result.segments]
+    assert [t for _, t in asked_lines(engine.prompts[1])] == ["sentence number 1 is here."]
+    assert not result.warnings
+
+
+def test_a_short_line_may_grow_as_translations_do():
+    """Chinese to English: two characters become a sentence; that is no giant."""
+    engine = ScriptedTranslator(lambda prompt, n: "[1] Hello, and welcome to everyone listening today.")
+    segments = [Segment(0.0, 1.0, "你好", id=0)]
+    result = translate_result(Result("transcribe", "a.wav", 1.0, "m", text="", segments=segments), engine, FRENCH)
+    assert result.segments[0].text == "Hello, and welcome to everyone listening today." and len(engine.prompts) == 1
+
+
+def test_a_number_written_twice_before_a_line_is_taken_off():
+    assert numbered_lines("[1] [1] un\n2. [2] deux\n[3] 3 trois\n[4] 4. Mai\n[5] [6] six", 5) == {
+        1: "un", 2: "deux", 3: "3 trois", 4: "4. Mai", 5: "[6] six"}  # "4. Mai" is a date, not a number
