@@ -26,7 +26,7 @@ from moss_cli.audio.live import (
     sounddevice_module,
 )
 from moss_cli.audio.sources import open_audio
-from moss_cli.errors import UsageError
+from moss_cli.errors import AudioError, UsageError
 
 RATE = 16_000
 
@@ -114,6 +114,48 @@ def test_a_followed_file_is_read_as_it_grows_until_stopped(speech, tmp_path):
     assert not reader.is_alive()
     with open_audio(speech["wav"]) as whole:
         np.testing.assert_array_equal(np.concatenate(blocks), whole.read())
+
+
+def follow_in_thread(path) -> tuple[FollowedFile, list, list, threading.Thread]:
+    """A followed file read in a thread: its blocks and the error it ended with, if any."""
+    source, blocks, errors = FollowedFile(path, PcmFormat()), [], []
+
+    def read() -> None:
+        try:
+            blocks.extend(source.blocks())
+        except Exception as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return source, blocks, errors, reader
+
+
+def test_a_followed_file_that_is_deleted_ends_the_stream(speech, tmp_path):
+    followed = tmp_path / "deleted.wav"
+    followed.write_bytes(speech["wav"].read_bytes())
+    source, blocks, errors, reader = follow_in_thread(followed)
+    time.sleep(0.5)
+    followed.unlink()  # nothing can add to it now: waiting on would wait for ever
+    reader.join(5)
+    assert not reader.is_alive() and not errors
+    with open_audio(speech["wav"]) as whole:
+        np.testing.assert_array_equal(np.concatenate(blocks), whole.read())
+
+
+def test_a_followed_file_that_is_truncated_ends_the_run_saying_so(speech, tmp_path):
+    followed = tmp_path / "truncated.wav"
+    data = speech["wav"].read_bytes()
+    followed.write_bytes(data)
+    source, blocks, errors, reader = follow_in_thread(followed)
+    time.sleep(0.5)
+    followed.write_bytes(data[:1000])  # a recorder started over: what follows is another recording
+    reader.join(5)
+    assert not reader.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], AudioError)
+    assert str(followed) in str(errors[0]) and "truncated" in str(errors[0])
+    with open_audio(speech["wav"]) as whole:
+        np.testing.assert_array_equal(np.concatenate(blocks), whole.read())  # what came before is kept
 
 
 def test_the_microphone_gives_its_blocks_as_they_come():
