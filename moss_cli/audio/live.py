@@ -10,6 +10,7 @@ utterance holds the very samples a file run over the same audio reads.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -184,23 +185,44 @@ class FollowedFile(ByteStreamSource):
 
     def blocks(self) -> Iterator[np.ndarray]:
         with open(self.path, "rb") as file:
-            self.reader = _Tail(file, self.stopping)
+            self.reader = _Tail(file, self.stopping, self.path)
             yield from super().blocks()
 
 
 class _Tail:
-    """A growing file as a stream: a read at its end waits for more (or for the stop)."""
+    """A growing file as a stream: a read at its end waits for more (or for the stop).
 
-    def __init__(self, file, stopping: threading.Event):
-        self.file, self.stopping = file, stopping
+    At its end the path is looked at too: a file deleted (or replaced by another) can grow no more,
+    so its stream ends; a file shorter than what was read was truncated (a recorder started over),
+    and what it holds now is another recording, not more of this one: an AudioError."""
+
+    def __init__(self, file, stopping: threading.Event, path: Path):
+        self.file, self.stopping, self.path = file, stopping, path
+        self.identity = _identity(os.fstat(file.fileno()))
 
     def read(self, size: int = -1) -> bytes:
         size = size if size > 0 else 1 << 16
         while True:
             data = self.file.read(size)
-            if data or self.stopping.is_set():
+            if data or self.stopping.is_set() or not self._may_grow():
                 return data
             time.sleep(POLL_SECONDS)
+
+    def _may_grow(self) -> bool:
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if _identity(now) != self.identity:
+            return False
+        if now.st_size < self.file.tell():
+            raise AudioError(f"{self.path}: truncated while followed (now {now.st_size} bytes, "
+                             f"{self.file.tell()} were read); the run ends with what came before")
+        return True
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 class _Prefixed:
@@ -275,6 +297,7 @@ def _decoded(container, name: str, stopping: threading.Event) -> Iterator[np.nda
         if track is None:
             raise AudioError(f"{name}: no audio track")
         to_float, resampler, gathered, rate = av.AudioResampler(format="fltp"), None, [], None
+        failure = None
         try:
             for frame in container.decode(track):
                 for piece in to_float.resample(frame):
@@ -290,10 +313,14 @@ def _decoded(container, name: str, stopping: threading.Event) -> Iterator[np.nda
             if rate is None:
                 raise AudioError(f"{name}: decoding failed ({_first_line(exc)})") from None
             # damage or a dropped connection after some audio: the stream ends there, what came is kept
+        except AudioError as exc:  # the source itself gave out (a followed file truncated): what came is kept
+            failure = exc
         if gathered:
             yield _resampled(gathered, resampler)
         if resampler is not None:
             yield resampler.finish()
+        if failure is not None:
+            raise failure
 
 
 def _resampled(gathered: list[np.ndarray], resampler: Resampler | None) -> np.ndarray:
