@@ -26,6 +26,7 @@ from ..tasks.recording import Recording
 from .observer import LiveObserver
 
 STALL_SECONDS = 2.0  # no audio for this long: the source is shown as stalled
+READER_GRACE_SECONDS = 0.5  # after Ctrl-C, the least time the source's thread is given to end
 FELL_BEHIND = "the model fell behind"
 INTERRUPTED = "stopped before it was transcribed"
 
@@ -149,9 +150,10 @@ class LiveRun:
         self.last_audio = time.monotonic()
         self._segments = 0  # ids run on across utterances
         self._flying: list = []  # (utterance, its answer to come) asked and not yet written, in order
+        self._reader: threading.Thread | None = None
 
     def run(self) -> LiveSummary:
-        reader = threading.Thread(target=self._read, name="moss-live-source", daemon=True)
+        self._reader = reader = threading.Thread(target=self._read, name="moss-live-source", daemon=True)
         with signals_interrupt():
             reader.start()
             try:
@@ -232,9 +234,21 @@ class LiveRun:
                     self._mark(Gap(dropped.start / SAMPLE_RATE, dropped.end / SAMPLE_RATE, INTERRUPTED))
                 break
         self._flying = []
+        self._stop_reading(deadline)
         for item in self.backlog.drain():
             gap = item if isinstance(item, Gap) else Gap(item.start / SAMPLE_RATE, item.end / SAMPLE_RATE, INTERRUPTED)
             self._mark(gap)
+
+    def _stop_reading(self, deadline: float) -> None:
+        """After Ctrl-C: the source's thread given until the deadline (a moment at least) to end, so the
+        speech being heard is cut and queued (to be marked with the rest); a source stalled in a read
+        does not end: the speech heard so far is marked from the cutter, never lost without a mark."""
+        self._reader.join(max(READER_GRACE_SECONDS, deadline - time.monotonic()))
+        if not self._reader.is_alive():
+            return
+        span = self.cutter.heard_span()
+        if span is not None:
+            self._mark(Gap(span[0] / SAMPLE_RATE, span[1] / SAMPLE_RATE, INTERRUPTED))
 
     def _ask(self, utterance: Utterance) -> Result:
         recording = Recording.from_array(self.source.name, utterance.samples)
