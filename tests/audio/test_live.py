@@ -74,6 +74,26 @@ def test_a_stream_on_stdin_is_told_by_its_signature_and_decoded_as_the_file_is(s
         np.testing.assert_array_equal(live, whole)
 
 
+@pytest.mark.parametrize("muxer, container", [("adts", "aac"), ("webm", "matroska")])
+def test_an_aac_or_webm_stream_is_decoded_not_taken_for_mp3_or_bare_pcm(speech, muxer, container):
+    """ADTS shares the first 11 bits of MP3's frame sync; WebM (Opus) is what browsers record."""
+    data = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech["wav"]), "-f", muxer, "-"],
+                          check=True, capture_output=True).stdout
+    assert container_of(data[:12]) == container
+    with pipe_fed(data, 0.3) as pipe:
+        live = taken(ByteStreamSource("stdin", pipe, PcmFormat()))
+    with open_audio(speech["wav"]) as source:
+        whole = source.read()
+    assert abs(live.size - whole.size) < 0.1 * RATE  # the whole stream, at its rate (codec delay aside)
+    assert 0.5 < np.sqrt(np.mean(live**2) / np.mean(whole**2)) < 2  # the sound, not bytes read as samples
+
+
+def test_an_mp3_frame_header_is_told_from_adts():
+    assert container_of(b"\xff\xfb\x90\x64" + bytes(8)) == "mp3"  # MPEG-1 layer III
+    assert container_of(b"\xff\xf3\x48\xc4" + bytes(8)) == "mp3"  # MPEG-2 layer III
+    assert container_of(b"\xff\xf1\x50\x80" + bytes(8)) == "aac"  # ADTS: layer bits 00
+
+
 def test_bare_pcm_takes_its_rate_and_channels_from_the_options(speech, tmp_path):
     stereo48 = tmp_path / "s48.wav"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech["wav"]), "-ar", "48000", "-ac", "2",
