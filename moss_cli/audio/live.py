@@ -32,15 +32,21 @@ INSTALL_LIVE = "pip install 'moss-cli[live]'"
 
 
 def container_of(head: bytes) -> str | None:
-    """The container a stream's first bytes announce (WAV, OGG, MP3, FLAC), or None: bare PCM."""
+    """The container a stream's first bytes announce (WAV, OGG, MP3, FLAC, AAC in ADTS, WebM/Matroska),
+    or None: bare PCM."""
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         return "wav"
     if head.startswith(b"OggS"):
         return "ogg"
     if head.startswith(b"fLaC"):
         return "flac"
-    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: what browsers and OBS record
+        return "matroska"
+    if head.startswith(b"ID3"):
         return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # a frame sync: MPEG audio or ADTS
+        # the two layer bits: 00 is reserved in MPEG audio and is always 00 in ADTS (AAC)
+        return "mp3" if head[1] & 0x06 else "aac"
     return None
 
 
