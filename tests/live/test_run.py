@@ -297,3 +297,15 @@ def test_ctrl_c_in_the_middle_of_speech_marks_what_was_heard_of_it(tmp_path, sta
     # the speech heard when Ctrl-C came is not lost without a mark: a gap from its start to the stop
     assert len(skipped) == 1 and skipped[0][0] <= truth[1].start and skipped[0][1] >= middle - 0.1, skipped
     assert told.gaps and told.gaps[0][2] == "stopped before it was transcribed"
+
+
+def test_warnings_about_an_utterance_name_its_times_in_the_stream():
+    from moss_cli.timeref import seconds_of
+
+    audio, truth = phrase_recording(16, seed=7, gaps=(2.0, 3.0))
+    told = Told()
+    LiveRun(ArraySource(audio), Pipeline(ScriptedEngine(fits=0.1)), TRANSCRIBE_SENTENCES, told).run()
+    spans = [w.split(": ", 1)[0].split("-") for w in told.warnings if "model output" in w]
+    assert len(spans) >= len(truth) > 2
+    for start, end in spans:  # the file path's "m:ss-m:ss" of the request, here moved to where it lies in the stream
+        assert any(p.start - 1 <= seconds_of(start) and seconds_of(end) <= p.end + 1 for p in truth), (start, end)
