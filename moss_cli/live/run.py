@@ -10,6 +10,7 @@ what was still waiting, and ends the run normally.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from ..results import Result
 from ..tasks.answers import finish_result
 from ..tasks.pipeline import Pipeline
 from ..tasks.recording import Recording
+from ..timeref import format_clock, seconds_of
 from .observer import LiveObserver
 
 STALL_SECONDS = 2.0  # no audio for this long: the source is shown as stalled
@@ -264,7 +266,7 @@ class LiveRun:
         self.summary.utterances += 1
         self.observer.heard(result, record)
         for warning in result.warnings:
-            self.observer.warning(warning)
+            self.observer.warning(_warning_at_stream_time(warning, utterance.start / SAMPLE_RATE))
 
     def _mark(self, gap: Gap) -> None:
         self.summary.gaps.append(gap)
@@ -301,6 +303,19 @@ class LiveRun:
         else:
             state = "speech" if self.cutter.speaking else "listening"
         self.observer.status(state, self.backlog.seconds)
+
+
+_LEADING_SPAN = re.compile(r"^(\d+(?::\d\d)+)-(\d+(?::\d\d)+): ")  # a request's "m:ss-m:ss: " (answers.span_text)
+
+
+def _warning_at_stream_time(warning: str, offset: float) -> str:
+    """A warning that starts with the span of the request it is about, that span moved from the
+    utterance's own times to the stream's (as the utterance's cues are)."""
+    match = _LEADING_SPAN.match(warning)
+    if match is None:
+        return warning
+    start, end = (seconds_of(match.group(i)) for i in (1, 2))
+    return f"{format_clock(start + offset)}-{format_clock(end + offset)}: {warning[match.end():]}"
 
 
 def _span(item: Utterance | Gap) -> str:
