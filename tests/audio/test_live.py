@@ -143,7 +143,7 @@ def follow_in_thread(path) -> tuple[FollowedFile, list, list, threading.Thread]:
     def read() -> None:
         try:
             blocks.extend(source.blocks())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ends the reading is what the test looks at
             errors.append(exc)
 
     reader = threading.Thread(target=read, daemon=True)
@@ -154,7 +154,7 @@ def follow_in_thread(path) -> tuple[FollowedFile, list, list, threading.Thread]:
 def test_a_followed_file_that_is_deleted_ends_the_stream(speech, tmp_path):
     followed = tmp_path / "deleted.wav"
     followed.write_bytes(speech["wav"].read_bytes())
-    source, blocks, errors, reader = follow_in_thread(followed)
+    _, blocks, errors, reader = follow_in_thread(followed)
     time.sleep(0.5)
     followed.unlink()  # nothing can add to it now: waiting on would wait for ever
     reader.join(5)
@@ -167,7 +167,7 @@ def test_a_followed_file_that_is_truncated_ends_the_run_saying_so(speech, tmp_pa
     followed = tmp_path / "truncated.wav"
     data = speech["wav"].read_bytes()
     followed.write_bytes(data)
-    source, blocks, errors, reader = follow_in_thread(followed)
+    _, blocks, errors, reader = follow_in_thread(followed)
     time.sleep(0.5)
     followed.write_bytes(data[:1000])  # a recorder started over: what follows is another recording
     reader.join(5)
