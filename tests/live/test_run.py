@@ -287,9 +287,10 @@ def test_ctrl_c_in_the_middle_of_speech_marks_what_was_heard_of_it(tmp_path, sta
     told = Told()
     started = time.monotonic()
     summary = LiveRun(CtrlCInSpeech(audio, middle, stalls), Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES,
-                      told, outputs, LiveOptions(finish_seconds=1.0)).run()
+                      told, outputs, LiveOptions(finish_seconds=10.0)).run()
     outputs.close()
-    assert summary.interrupted and time.monotonic() - started < 4
+    # a stalled source is not waited on: nothing in flight, so the run ends at once (it stalls 3 s)
+    assert summary.interrupted and time.monotonic() - started < 2.5
     assert told.lines == ["phrase 0."]
     records = read_jsonl(tmp_path / "s.live.jsonl")
     assert records[0]["text"] == "phrase 0."
