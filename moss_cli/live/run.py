@@ -236,16 +236,16 @@ class LiveRun:
                     self._mark(Gap(dropped.start / SAMPLE_RATE, dropped.end / SAMPLE_RATE, INTERRUPTED))
                 break
         self._flying = []
-        self._stop_reading(deadline)
+        self._stop_reading()
         for item in self.backlog.drain():
             gap = item if isinstance(item, Gap) else Gap(item.start / SAMPLE_RATE, item.end / SAMPLE_RATE, INTERRUPTED)
             self._mark(gap)
 
-    def _stop_reading(self, deadline: float) -> None:
-        """After Ctrl-C: the source's thread given until the deadline (a moment at least) to end, so the
-        speech being heard is cut and queued (to be marked with the rest); a source stalled in a read
-        does not end: the speech heard so far is marked from the cutter, never lost without a mark."""
-        self._reader.join(max(READER_GRACE_SECONDS, deadline - time.monotonic()))
+    def _stop_reading(self) -> None:
+        """After Ctrl-C: the source's thread given a moment to end (a flowing source ends at its next
+        block), so the speech being heard is cut and queued, to be marked with the rest. A source
+        stalled in a read is not waited on: the speech heard so far is marked from the cutter."""
+        self._reader.join(READER_GRACE_SECONDS)
         if not self._reader.is_alive():
             return
         span = self.cutter.heard_span()
