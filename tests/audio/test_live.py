@@ -117,6 +117,28 @@ def test_a_url_is_read_as_it_streams(speech):
         np.testing.assert_array_equal(live, source.read())
 
 
+def test_a_url_that_cannot_be_opened_is_one_plain_line():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Missing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Missing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/radio"
+    try:
+        with pytest.raises(AudioError) as raised:
+            list(UrlSource(url).blocks())
+    finally:
+        server.shutdown()
+    # FFmpeg's own words, without its error number or the URL said twice
+    assert str(raised.value) == f"{url}: cannot open the stream (Server returned 404 Not Found)"
+
+
 def test_a_followed_file_is_read_as_it_grows_until_stopped(speech, tmp_path):
     growing = tmp_path / "growing.wav"
     data = speech["wav"].read_bytes()
