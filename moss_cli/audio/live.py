@@ -346,6 +346,8 @@ def _pyav(name: str):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    # FFmpeg's and the OS's own words ("Server returned 404 Not Found"), without "[Errno N]" and the
+    # file name that str() adds: the message names the source already
+    text = (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__
     return text.splitlines()[0]
 
