@@ -165,6 +165,10 @@ class LiveRun:
                 self._wind_down()
         return self.summary
 
+    def reading(self) -> bool:
+        """Whether the source's thread is still in the source (a read that has not returned)."""
+        return self._reader is not None and self._reader.is_alive()
+
     # -- the source's thread ----------------------------------------------------------------------
     def _read(self) -> None:
         try:
