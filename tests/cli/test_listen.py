@@ -163,7 +163,7 @@ def test_the_status_line_is_redrawn_in_place_and_cleared_for_each_finished_line(
 
 
 def test_a_server_that_dies_mid_run_is_one_error_line_and_exit_2_while_stdin_is_still_open(tmp_path):
-    path, truth = phrase_file(tmp_path / "talk.wav", 12, seed=8, gaps=(1.0, 1.6))
+    path, _ = phrase_file(tmp_path / "talk.wav", 12, seed=8, gaps=(1.0, 1.6))
     server = FakeServer(FakeMoss(die_after=1)).__enter__()
     try:
         run = Listening(["-", "--server", server.url, "-o", str(tmp_path / "out")], stdin=subprocess.PIPE)
