@@ -238,3 +238,15 @@ def test_the_command_line_names_a_source_that_fits_its_options(tmp_path, monkeyp
             open_live(*args)
     with pytest.raises(UsageError, match="--rate 1:"):
         PcmFormat(rate=1)
+
+
+def test_stdin_left_at_the_terminal_is_a_usage_error_not_a_silent_wait(monkeypatch):
+    class Terminal:
+        buffer = None
+
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    with pytest.raises(UsageError, match="stdin is a terminal"):
+        open_live("-")
