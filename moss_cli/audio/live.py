@@ -169,6 +169,8 @@ def open_live(source: str | None, pcm: PcmFormat = PcmFormat(), follow: bool = F
     if source == "-":
         if follow:
             raise UsageError("--follow is for a file being written, not stdin")
+        if sys.stdin.isatty():  # keystrokes are no audio: a forgotten pipe would wait without a word
+            raise UsageError("-: stdin is a terminal; pipe a stream into it (e.g. ffmpeg ... -f wav - | moss listen -)")
         return ByteStreamSource("stdin", sys.stdin.buffer, pcm)
     if "://" in source:
         if follow:
