@@ -94,6 +94,17 @@ def test_an_mp3_frame_header_is_told_from_adts():
     assert container_of(b"\xff\xf1\x50\x80" + bytes(8)) == "aac"  # ADTS: layer bits 00
 
 
+@pytest.mark.parametrize("first_samples", [[-1, 0, 3], [-1, -1, -2], [-3841, 5, 0], [-1, 12, -7]])
+def test_bare_pcm_starting_with_a_small_negative_sample_is_not_taken_for_mp3_or_aac(first_samples):
+    """-1 is bytes FF FF: the first bits of a frame sync; a microphone's noise starts so every so often."""
+    samples = np.concatenate([np.array(first_samples, np.int16), np.zeros(RATE // 2, np.int16)])
+    data = samples.astype("<i2").tobytes()
+    assert container_of(data[:12]) is None
+    with pipe_fed(data, 0.1) as pipe:
+        live = taken(ByteStreamSource("stdin", pipe, PcmFormat()))
+    np.testing.assert_array_equal(live, samples.astype(np.float32) / 32768)
+
+
 def test_bare_pcm_takes_its_rate_and_channels_from_the_options(speech, tmp_path):
     stereo48 = tmp_path / "s48.wav"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech["wav"]), "-ar", "48000", "-ac", "2",
