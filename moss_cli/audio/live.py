@@ -44,10 +44,34 @@ def container_of(head: bytes) -> str | None:
         return "matroska"
     if head.startswith(b"ID3"):
         return "mp3"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # a frame sync: MPEG audio or ADTS
-        # the two layer bits: 00 is reserved in MPEG audio and is always 00 in ADTS (AAC)
-        return "mp3" if head[1] & 0x06 else "aac"
+    if _mpeg_audio_frame(head):
+        return "mp3"
+    if _adts_frame(head):
+        return "aac"
     return None
+
+
+# A frame sync is eleven or twelve 1 bits: bare PCM starting with the sample -1 (bytes FF FF) has them too,
+# so the header's other fields must hold values a real frame has before a stream is taken for MP3 or AAC.
+def _mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: sync, a version and layer that exist, a bitrate other than
+    "free" or "bad", a sample rate that exists."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
+    return version != 0b01 and layer != 0b00 and bitrate not in (0, 15) and rate != 0b11
+
+
+def _adts_frame(head: bytes) -> bool:
+    """An ADTS (AAC) frame header: twelve sync bits, layer 00, a sample rate that exists, a frame
+    at least as long as its header."""
+    if len(head) < 7 or head[0] != 0xFF or head[1] & 0xF6 != 0xF0:
+        return False
+    rate = (head[2] >> 2) & 0xF
+    length = ((head[3] & 0x3) << 11) | (head[4] << 3) | (head[5] >> 5)
+    header = 7 if head[1] & 0x1 else 9  # protection absent: no CRC
+    return rate <= 12 and length >= header
 
 
 @dataclass(frozen=True)

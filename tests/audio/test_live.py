@@ -91,7 +91,7 @@ def test_an_aac_or_webm_stream_is_decoded_not_taken_for_mp3_or_bare_pcm(speech, 
 def test_an_mp3_frame_header_is_told_from_adts():
     assert container_of(b"\xff\xfb\x90\x64" + bytes(8)) == "mp3"  # MPEG-1 layer III
     assert container_of(b"\xff\xf3\x48\xc4" + bytes(8)) == "mp3"  # MPEG-2 layer III
-    assert container_of(b"\xff\xf1\x50\x80" + bytes(8)) == "aac"  # ADTS: layer bits 00
+    assert container_of(b"\xff\xf1\x50\x80\x2e\x7f\xfc" + bytes(5)) == "aac"  # ADTS: layer bits 00, 371 bytes
 
 
 @pytest.mark.parametrize("first_samples", [[-1, 0, 3], [-1, -1, -2], [-3841, 5, 0], [-1, 12, -7]])
