@@ -94,7 +94,7 @@ def test_an_mp3_frame_header_is_told_from_adts():
     assert container_of(b"\xff\xf1\x50\x80\x2e\x7f\xfc" + bytes(5)) == "aac"  # ADTS: layer bits 00, 371 bytes
 
 
-@pytest.mark.parametrize("first_samples", [[-1, 0, 3], [-1, -1, -2], [-3841, 5, 0], [-1, 12, -7]])
+@pytest.mark.parametrize("first_samples", [[-1, 0, 3], [-1, -1, -2], [-3841, 5, 0], [-1, 12, -7], [-1, 100, 3], [-1, -3000, 40]])
 def test_bare_pcm_starting_with_a_small_negative_sample_is_not_taken_for_mp3_or_aac(first_samples):
     """-1 is bytes FF FF: the first bits of a frame sync; a microphone's noise starts so every so often."""
     samples = np.concatenate([np.array(first_samples, np.int16), np.zeros(RATE // 2, np.int16)])
