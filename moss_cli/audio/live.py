@@ -54,13 +54,14 @@ def container_of(head: bytes) -> str | None:
 # A frame sync is eleven or twelve 1 bits: bare PCM starting with the sample -1 (bytes FF FF) has them too,
 # so the header's other fields must hold values a real frame has before a stream is taken for MP3 or AAC.
 def _mpeg_audio_frame(head: bytes) -> bool:
-    """An MPEG audio frame header: sync, a version and layer that exist, a bitrate other than
-    "free" or "bad", a sample rate that exists."""
+    """An MPEG audio frame header: sync, a version that exists, layer III or II (layer I, long out of
+    use, is what the bytes FF FF of the PCM sample -1 say), a bitrate other than "free" or "bad", a
+    sample rate that exists."""
     if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
         return False
     version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
     bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
-    return version != 0b01 and layer != 0b00 and bitrate not in (0, 15) and rate != 0b11
+    return version != 0b01 and layer in (0b01, 0b10) and bitrate not in (0, 15) and rate != 0b11
 
 
 def _adts_frame(head: bytes) -> bool:
