@@ -10,6 +10,7 @@ utterance holds the very samples a file run over the same audio reads.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -31,16 +32,47 @@ INSTALL_LIVE = "pip install 'moss-cli[live]'"
 
 
 def container_of(head: bytes) -> str | None:
-    """The container a stream's first bytes announce (WAV, OGG, MP3, FLAC), or None: bare PCM."""
+    """The container a stream's first bytes announce (WAV, OGG, MP3, FLAC, AAC in ADTS, WebM/Matroska),
+    or None: bare PCM."""
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         return "wav"
     if head.startswith(b"OggS"):
         return "ogg"
     if head.startswith(b"fLaC"):
         return "flac"
-    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: what browsers and OBS record
+        return "matroska"
+    if head.startswith(b"ID3"):
         return "mp3"
+    if _mpeg_audio_frame(head):
+        return "mp3"
+    if _adts_frame(head):
+        return "aac"
     return None
+
+
+# A frame sync is eleven or twelve 1 bits: bare PCM starting with the sample -1 (bytes FF FF) has them too,
+# so the header's other fields must hold values a real frame has before a stream is taken for MP3 or AAC.
+def _mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: sync, a version that exists, layer III or II (layer I, long out of
+    use, is what the bytes FF FF of the PCM sample -1 say), a bitrate other than "free" or "bad", a
+    sample rate that exists."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
+    return version != 0b01 and layer in (0b01, 0b10) and bitrate not in (0, 15) and rate != 0b11
+
+
+def _adts_frame(head: bytes) -> bool:
+    """An ADTS (AAC) frame header: twelve sync bits, layer 00, a sample rate that exists, a frame
+    at least as long as its header."""
+    if len(head) < 7 or head[0] != 0xFF or head[1] & 0xF6 != 0xF0:
+        return False
+    rate = (head[2] >> 2) & 0xF
+    length = ((head[3] & 0x3) << 11) | (head[4] << 3) | (head[5] >> 5)
+    header = 7 if head[1] & 0x1 else 9  # protection absent: no CRC
+    return rate <= 12 and length >= header
 
 
 @dataclass(frozen=True)
@@ -162,6 +194,8 @@ def open_live(source: str | None, pcm: PcmFormat = PcmFormat(), follow: bool = F
     if source == "-":
         if follow:
             raise UsageError("--follow is for a file being written, not stdin")
+        if sys.stdin.isatty():  # keystrokes are no audio: a forgotten pipe would wait without a word
+            raise UsageError("-: stdin is a terminal; pipe a stream into it (e.g. ffmpeg ... -f wav - | moss listen -)")
         return ByteStreamSource("stdin", sys.stdin.buffer, pcm)
     if "://" in source:
         if follow:
@@ -184,23 +218,44 @@ class FollowedFile(ByteStreamSource):
 
     def blocks(self) -> Iterator[np.ndarray]:
         with open(self.path, "rb") as file:
-            self.reader = _Tail(file, self.stopping)
+            self.reader = _Tail(file, self.stopping, self.path)
             yield from super().blocks()
 
 
 class _Tail:
-    """A growing file as a stream: a read at its end waits for more (or for the stop)."""
+    """A growing file as a stream: a read at its end waits for more (or for the stop).
 
-    def __init__(self, file, stopping: threading.Event):
-        self.file, self.stopping = file, stopping
+    At its end the path is looked at too: a file deleted (or replaced by another) can grow no more,
+    so its stream ends; a file shorter than what was read was truncated (a recorder started over),
+    and what it holds now is another recording, not more of this one: an AudioError."""
+
+    def __init__(self, file, stopping: threading.Event, path: Path):
+        self.file, self.stopping, self.path = file, stopping, path
+        self.identity = _identity(os.fstat(file.fileno()))
 
     def read(self, size: int = -1) -> bytes:
         size = size if size > 0 else 1 << 16
         while True:
             data = self.file.read(size)
-            if data or self.stopping.is_set():
+            if data or self.stopping.is_set() or not self._may_grow():
                 return data
             time.sleep(POLL_SECONDS)
+
+    def _may_grow(self) -> bool:
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if _identity(now) != self.identity:
+            return False
+        if now.st_size < self.file.tell():
+            raise AudioError(f"{self.path}: truncated while followed (now {now.st_size} bytes, "
+                             f"{self.file.tell()} were read); the run ends with what came before")
+        return True
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 class _Prefixed:
@@ -275,6 +330,7 @@ def _decoded(container, name: str, stopping: threading.Event) -> Iterator[np.nda
         if track is None:
             raise AudioError(f"{name}: no audio track")
         to_float, resampler, gathered, rate = av.AudioResampler(format="fltp"), None, [], None
+        failure = None
         try:
             for frame in container.decode(track):
                 for piece in to_float.resample(frame):
@@ -290,10 +346,14 @@ def _decoded(container, name: str, stopping: threading.Event) -> Iterator[np.nda
             if rate is None:
                 raise AudioError(f"{name}: decoding failed ({_first_line(exc)})") from None
             # damage or a dropped connection after some audio: the stream ends there, what came is kept
+        except AudioError as exc:  # the source itself gave out (a followed file truncated): what came is kept
+            failure = exc
         if gathered:
             yield _resampled(gathered, resampler)
         if resampler is not None:
             yield resampler.finish()
+        if failure is not None:
+            raise failure
 
 
 def _resampled(gathered: list[np.ndarray], resampler: Resampler | None) -> np.ndarray:
@@ -313,6 +373,8 @@ def _pyav(name: str):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    # FFmpeg's and the OS's own words ("Server returned 404 Not Found"), without "[Errno N]" and the
+    # file name that str() adds: the message names the source already
+    text = (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__
     return text.splitlines()[0]
 

@@ -99,6 +99,10 @@ class UtteranceCutter:
     def speaking(self) -> bool:
         return self._frames is not None and self._voiced > 0
 
+    def heard_span(self) -> tuple[int, int] | None:
+        """Stream samples [start, end) of the speech being heard now (not yet an utterance), or None."""
+        return (self._start, self.position) if self.speaking else None
+
     def feed(self, block: np.ndarray) -> list[Utterance]:
         samples = np.concatenate([self._unjudged, np.asarray(block, np.float32)])
         whole = samples.size // FRAME * FRAME

@@ -37,7 +37,7 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
     from ..audio.live import PcmFormat, open_live
     from ..live.run import LiveRun
 
-    outputs = None
+    outputs = live = None
     try:
         check_finite()
         source = open_live(request.source, PcmFormat(request.rate, request.channels), request.follow,
@@ -57,7 +57,8 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
         if not request.quiet:
             say(f"listening to {source.name}" + (f", writing {', '.join(str(p) for p in outputs.paths)}"
                                                   if outputs else "") + "; Ctrl-C ends")
-        summary = LiveRun(source, pipeline, task, observer, outputs, options, speakers=tracker).run()
+        live = LiveRun(source, pipeline, task, observer, outputs, options, speakers=tracker)
+        summary = live.run()
         observer.done(summary)
         code = EXIT_OK
     except (MossError, Exception, KeyboardInterrupt) as exc:
@@ -69,6 +70,8 @@ def run_listen(request: ListenRequest, task, spec: EngineSpec, sampling, layout,
 
     if interrupts.received is not None:  # after Ctrl-C a dropped utterance may still be inside the model:
         interrupts.exit_now(code)  # leave without waiting for it (the files are closed)
+    if live is not None and live.reading():  # a failed run's source thread blocked in a read of stdin:
+        interrupts.exit_now(code)  # Python's shutdown would abort on the lock that read holds
     return code
 
 

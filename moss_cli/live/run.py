@@ -10,6 +10,7 @@ what was still waiting, and ends the run normally.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -23,9 +24,11 @@ from ..results import Result
 from ..tasks.answers import finish_result
 from ..tasks.pipeline import Pipeline
 from ..tasks.recording import Recording
+from ..timeref import format_clock, seconds_of
 from .observer import LiveObserver
 
 STALL_SECONDS = 2.0  # no audio for this long: the source is shown as stalled
+READER_GRACE_SECONDS = 0.5  # after Ctrl-C, the least time the source's thread is given to end
 FELL_BEHIND = "the model fell behind"
 INTERRUPTED = "stopped before it was transcribed"
 
@@ -149,9 +152,10 @@ class LiveRun:
         self.last_audio = time.monotonic()
         self._segments = 0  # ids run on across utterances
         self._flying: list = []  # (utterance, its answer to come) asked and not yet written, in order
+        self._reader: threading.Thread | None = None
 
     def run(self) -> LiveSummary:
-        reader = threading.Thread(target=self._read, name="moss-live-source", daemon=True)
+        self._reader = reader = threading.Thread(target=self._read, name="moss-live-source", daemon=True)
         with signals_interrupt():
             reader.start()
             try:
@@ -160,6 +164,10 @@ class LiveRun:
                 self.summary.interrupted = True
                 self._wind_down()
         return self.summary
+
+    def reading(self) -> bool:
+        """Whether the source's thread is still in the source (a read that has not returned)."""
+        return self._reader is not None and self._reader.is_alive()
 
     # -- the source's thread ----------------------------------------------------------------------
     def _read(self) -> None:
@@ -232,9 +240,21 @@ class LiveRun:
                     self._mark(Gap(dropped.start / SAMPLE_RATE, dropped.end / SAMPLE_RATE, INTERRUPTED))
                 break
         self._flying = []
+        self._stop_reading()
         for item in self.backlog.drain():
             gap = item if isinstance(item, Gap) else Gap(item.start / SAMPLE_RATE, item.end / SAMPLE_RATE, INTERRUPTED)
             self._mark(gap)
+
+    def _stop_reading(self) -> None:
+        """After Ctrl-C: the source's thread given a moment to end (a flowing source ends at its next
+        block), so the speech being heard is cut and queued, to be marked with the rest. A source
+        stalled in a read is not waited on: the speech heard so far is marked from the cutter."""
+        self._reader.join(READER_GRACE_SECONDS)
+        if not self._reader.is_alive():
+            return
+        span = self.cutter.heard_span()
+        if span is not None:
+            self._mark(Gap(span[0] / SAMPLE_RATE, span[1] / SAMPLE_RATE, INTERRUPTED))
 
     def _ask(self, utterance: Utterance) -> Result:
         recording = Recording.from_array(self.source.name, utterance.samples)
@@ -250,7 +270,7 @@ class LiveRun:
         self.summary.utterances += 1
         self.observer.heard(result, record)
         for warning in result.warnings:
-            self.observer.warning(warning)
+            self.observer.warning(_warning_at_stream_time(warning, utterance.start / SAMPLE_RATE))
 
     def _mark(self, gap: Gap) -> None:
         self.summary.gaps.append(gap)
@@ -287,6 +307,19 @@ class LiveRun:
         else:
             state = "speech" if self.cutter.speaking else "listening"
         self.observer.status(state, self.backlog.seconds)
+
+
+_LEADING_SPAN = re.compile(r"^(\d+(?::\d\d)+)-(\d+(?::\d\d)+): ")  # a request's "m:ss-m:ss: " (answers.span_text)
+
+
+def _warning_at_stream_time(warning: str, offset: float) -> str:
+    """A warning that starts with the span of the request it is about, that span moved from the
+    utterance's own times to the stream's (as the utterance's cues are)."""
+    match = _LEADING_SPAN.match(warning)
+    if match is None:
+        return warning
+    start, end = (seconds_of(match.group(i)) for i in (1, 2))
+    return f"{format_clock(start + offset)}-{format_clock(end + offset)}: {warning[match.end():]}"
 
 
 def _span(item: Utterance | Gap) -> str:

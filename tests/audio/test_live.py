@@ -26,7 +26,7 @@ from moss_cli.audio.live import (
     sounddevice_module,
 )
 from moss_cli.audio.sources import open_audio
-from moss_cli.errors import UsageError
+from moss_cli.errors import AudioError, UsageError
 
 RATE = 16_000
 
@@ -74,6 +74,37 @@ def test_a_stream_on_stdin_is_told_by_its_signature_and_decoded_as_the_file_is(s
         np.testing.assert_array_equal(live, whole)
 
 
+@pytest.mark.parametrize("muxer, container", [("adts", "aac"), ("webm", "matroska")])
+def test_an_aac_or_webm_stream_is_decoded_not_taken_for_mp3_or_bare_pcm(speech, muxer, container):
+    """ADTS shares the first 11 bits of MP3's frame sync; WebM (Opus) is what browsers record."""
+    data = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech["wav"]), "-f", muxer, "-"],
+                          check=True, capture_output=True).stdout
+    assert container_of(data[:12]) == container
+    with pipe_fed(data, 0.3) as pipe:
+        live = taken(ByteStreamSource("stdin", pipe, PcmFormat()))
+    with open_audio(speech["wav"]) as source:
+        whole = source.read()
+    assert abs(live.size - whole.size) < 0.1 * RATE  # the whole stream, at its rate (codec delay aside)
+    assert 0.5 < np.sqrt(np.mean(live**2) / np.mean(whole**2)) < 2  # the sound, not bytes read as samples
+
+
+def test_an_mp3_frame_header_is_told_from_adts():
+    assert container_of(b"\xff\xfb\x90\x64" + bytes(8)) == "mp3"  # MPEG-1 layer III
+    assert container_of(b"\xff\xf3\x48\xc4" + bytes(8)) == "mp3"  # MPEG-2 layer III
+    assert container_of(b"\xff\xf1\x50\x80\x2e\x7f\xfc" + bytes(5)) == "aac"  # ADTS: layer bits 00, 371 bytes
+
+
+@pytest.mark.parametrize("first_samples", [[-1, 0, 3], [-1, -1, -2], [-3841, 5, 0], [-1, 12, -7], [-1, 100, 3], [-1, -3000, 40]])
+def test_bare_pcm_starting_with_a_small_negative_sample_is_not_taken_for_mp3_or_aac(first_samples):
+    """-1 is bytes FF FF: the first bits of a frame sync; a microphone's noise starts so every so often."""
+    samples = np.concatenate([np.array(first_samples, np.int16), np.zeros(RATE // 2, np.int16)])
+    data = samples.astype("<i2").tobytes()
+    assert container_of(data[:12]) is None
+    with pipe_fed(data, 0.1) as pipe:
+        live = taken(ByteStreamSource("stdin", pipe, PcmFormat()))
+    np.testing.assert_array_equal(live, samples.astype(np.float32) / 32768)
+
+
 def test_bare_pcm_takes_its_rate_and_channels_from_the_options(speech, tmp_path):
     stereo48 = tmp_path / "s48.wav"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech["wav"]), "-ar", "48000", "-ac", "2",
@@ -97,6 +128,28 @@ def test_a_url_is_read_as_it_streams(speech):
         np.testing.assert_array_equal(live, source.read())
 
 
+def test_a_url_that_cannot_be_opened_is_one_plain_line():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Missing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Missing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/radio"
+    try:
+        with pytest.raises(AudioError) as raised:
+            list(UrlSource(url).blocks())
+    finally:
+        server.shutdown()
+    # FFmpeg's own words, without its error number or the URL said twice
+    assert str(raised.value) == f"{url}: cannot open the stream (Server returned 404 Not Found)"
+
+
 def test_a_followed_file_is_read_as_it_grows_until_stopped(speech, tmp_path):
     growing = tmp_path / "growing.wav"
     data = speech["wav"].read_bytes()
@@ -114,6 +167,48 @@ def test_a_followed_file_is_read_as_it_grows_until_stopped(speech, tmp_path):
     assert not reader.is_alive()
     with open_audio(speech["wav"]) as whole:
         np.testing.assert_array_equal(np.concatenate(blocks), whole.read())
+
+
+def follow_in_thread(path) -> tuple[FollowedFile, list, list, threading.Thread]:
+    """A followed file read in a thread: its blocks and the error it ended with, if any."""
+    source, blocks, errors = FollowedFile(path, PcmFormat()), [], []
+
+    def read() -> None:
+        try:
+            blocks.extend(source.blocks())
+        except Exception as exc:  # noqa: BLE001 - whatever ends the reading is what the test looks at
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return source, blocks, errors, reader
+
+
+def test_a_followed_file_that_is_deleted_ends_the_stream(speech, tmp_path):
+    followed = tmp_path / "deleted.wav"
+    followed.write_bytes(speech["wav"].read_bytes())
+    _, blocks, errors, reader = follow_in_thread(followed)
+    time.sleep(0.5)
+    followed.unlink()  # nothing can add to it now: waiting on would wait for ever
+    reader.join(5)
+    assert not reader.is_alive() and not errors
+    with open_audio(speech["wav"]) as whole:
+        np.testing.assert_array_equal(np.concatenate(blocks), whole.read())
+
+
+def test_a_followed_file_that_is_truncated_ends_the_run_saying_so(speech, tmp_path):
+    followed = tmp_path / "truncated.wav"
+    data = speech["wav"].read_bytes()
+    followed.write_bytes(data)
+    _, blocks, errors, reader = follow_in_thread(followed)
+    time.sleep(0.5)
+    followed.write_bytes(data[:1000])  # a recorder started over: what follows is another recording
+    reader.join(5)
+    assert not reader.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], AudioError)
+    assert str(followed) in str(errors[0]) and "truncated" in str(errors[0])
+    with open_audio(speech["wav"]) as whole:
+        np.testing.assert_array_equal(np.concatenate(blocks), whole.read())  # what came before is kept
 
 
 def test_the_microphone_gives_its_blocks_as_they_come():
@@ -154,3 +249,15 @@ def test_the_command_line_names_a_source_that_fits_its_options(tmp_path, monkeyp
             open_live(*args)
     with pytest.raises(UsageError, match="--rate 1:"):
         PcmFormat(rate=1)
+
+
+def test_stdin_left_at_the_terminal_is_a_usage_error_not_a_silent_wait(monkeypatch):
+    class Terminal:
+        buffer = None
+
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    with pytest.raises(UsageError, match="stdin is a terminal"):
+        open_live("-")

@@ -160,3 +160,22 @@ def test_the_status_line_is_redrawn_in_place_and_cleared_for_each_finished_line(
     captured = capsys.readouterr()
     assert captured.out == "[00:01:01.50 -> 00:01:02.25] Hi.\n"
     assert captured.err == "\r\x1b[Kmoss: speech\r\x1b[Kmoss: waiting for the model, backlog 12 s\r\x1b[K"
+
+
+def test_a_server_that_dies_mid_run_is_one_error_line_and_exit_2_while_stdin_is_still_open(tmp_path):
+    path, _ = phrase_file(tmp_path / "talk.wav", 12, seed=8, gaps=(1.0, 1.6))
+    server = FakeServer(FakeMoss(die_after=1)).__enter__()
+    try:
+        run = Listening(["-", "--server", server.url, "-o", str(tmp_path / "out")], stdin=subprocess.PIPE)
+        # fed fast, then held open (the source's thread stays in its read, as on a live pipe)
+        run.process.stdin.write(path.read_bytes())
+        run.process.stdin.flush()
+        code, stderr = run.finish(timeout=30)
+    finally:
+        server.kill()
+        run.process.stdin.close()
+    assert code == 2, stderr
+    assert stderr.strip().splitlines()[-1].startswith("moss: error: cannot reach the server"), stderr
+    assert "Fatal Python error" not in stderr
+    cues, records = assert_valid_outputs(tmp_path / "out", "stdin.live")
+    assert [c.content for c in cues] == [r["text"] for r in records] == ["phrase 0."]

@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 import srt
 from support.fake_server import phrase_recording, sample_phrases
@@ -251,3 +252,61 @@ def test_a_stalled_source_is_waited_on_and_shown(monkeypatch):
     LiveRun(ArraySource(stalling), Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES, told).run()
     assert any(state.startswith("waiting for the source") for state in states)
     assert told.lines == [f"phrase {p.index}." for p in truth]
+
+
+class CtrlCInSpeech(ArraySource):
+    """Plays `audio` until the middle of its second phrase, where Ctrl-C is pressed; then the source
+    either goes on (as a live stream does, until stopped) or stalls (a read that does not return)."""
+
+    def __init__(self, audio, at: float, stalls: bool):
+        super().__init__(audio)
+        self.at, self.stalls = int(at * RATE), stalls
+
+    def blocks(self):
+        import signal
+
+        for start in range(0, self.at, self.block):
+            yield self.samples[start : min(start + self.block, self.at)]
+        time.sleep(0.3)  # the first phrase is answered: nothing in flight when Ctrl-C comes
+        os.kill(os.getpid(), signal.SIGINT)
+        if self.stalls:
+            time.sleep(6)
+            return
+        for start in range(self.at, self.samples.size, self.block):
+            if self.stopping.is_set():
+                return
+            time.sleep(0.01)
+            yield self.samples[start : start + self.block]
+
+
+@pytest.mark.parametrize("stalls", [False, True], ids=["flowing", "stalled"])
+def test_ctrl_c_in_the_middle_of_speech_marks_what_was_heard_of_it(tmp_path, stalls):
+    audio, truth = phrase_recording(10, seed=5, gaps=(1.0, 2.0))
+    middle = (truth[1].start + truth[1].end) / 2
+    outputs = AppendingOutputs(tmp_path, "s.live")
+    told = Told()
+    started = time.monotonic()
+    summary = LiveRun(CtrlCInSpeech(audio, middle, stalls), Pipeline(ScriptedEngine()), TRANSCRIBE_SENTENCES,
+                      told, outputs, LiveOptions(finish_seconds=10.0)).run()
+    outputs.close()
+    # a stalled source is not waited on: nothing in flight, so the run ends at once (it stalls 6 s)
+    assert summary.interrupted and time.monotonic() - started < 4
+    assert told.lines == ["phrase 0."]
+    records = read_jsonl(tmp_path / "s.live.jsonl")
+    assert records[0]["text"] == "phrase 0."
+    skipped = [r["skipped"] for r in records[1:]]
+    # the speech heard when Ctrl-C came is not lost without a mark: a gap from its start to the stop
+    assert len(skipped) == 1 and skipped[0][0] <= truth[1].start and skipped[0][1] >= middle - 0.1, skipped
+    assert told.gaps and told.gaps[0][2] == "stopped before it was transcribed"
+
+
+def test_warnings_about_an_utterance_name_its_times_in_the_stream():
+    from moss_cli.timeref import seconds_of
+
+    audio, truth = phrase_recording(16, seed=7, gaps=(2.0, 3.0))
+    told = Told()
+    LiveRun(ArraySource(audio), Pipeline(ScriptedEngine(fits=0.1)), TRANSCRIBE_SENTENCES, told).run()
+    spans = [w.split(": ", 1)[0].split("-") for w in told.warnings if "model output" in w]
+    assert len(spans) >= len(truth) > 2
+    for start, end in spans:  # the file path's "m:ss-m:ss" of the request, here moved to where it lies in the stream
+        assert any(p.start - 1 <= seconds_of(start) and seconds_of(end) <= p.end + 1 for p in truth), (start, end)
