@@ -99,7 +99,7 @@ def _routes(app: FastAPI, worker: Worker, settings: ServeSettings, slots: Slots)
                           name=task, openapi_extra=form_docs({**TASK_DOCS, **EXTRA_DOCS.get(task, {})}))
 
     @app.post("/report", response_class=HTMLResponse, openapi_extra=form_docs(
-        {"task": "transcribe (the default), events, caption or describe-music"}))
+        {"task": "transcribe (the default), events, caption, describe-music or summarize"}))
     async def report(request: Request):
         return await report_page(request, worker, settings, slots)
 
@@ -198,8 +198,9 @@ async def report_page(request: Request, worker: Worker, settings: ServeSettings,
     with admitted(slots) as ticket:
         upload = await read_upload(request, ticket.folder, settings.max_upload_bytes, {"task"})
         task = upload.one("task", "transcribe")
-        if task not in ("transcribe", "events", "caption", "describe-music"):
-            raise ApiError(400, f"task {task!r}: transcribe, events, caption or describe-music", "invalid_task")
+        if task not in ("transcribe", "events", "caption", "describe-music", "summarize"):
+            raise ApiError(400, f"task {task!r}: transcribe, events, caption, describe-music or summarize",
+                           "invalid_task")
         job = Job(task, upload.path, upload.name)
         kept = []
         result = await finished(request, ticket, settings, lambda: worker.run(

@@ -24,7 +24,7 @@ def scripted_digest(n: int, body: dict, headers: dict):
     _, text = request_parts(body)
     if "Write a digest" not in text:
         return None  # transcripts and notes: the stand-in server's own answers
-    starts = re.findall(r"^\[([\d:]+)\] phrase", text, re.MULTILINE)
+    starts = re.findall(r"^\[([\d:]+)\] (?:S\d+: )?phrase", text, re.MULTILINE)
     kind = "meeting" if "action_items" in text and "meeting" in text else "other"
     told = "Zorblax" in text
     chapters = [{"start": clock, "title": f"part {i} {kind} told={told}", "gist": "g"}
@@ -122,3 +122,43 @@ def test_the_mcp_tool_gives_the_cli_json(tmp_path, fake):
                               "--json"))
     assert structured(digest) == expected
     assert wrong.is_error and "kind 'sermon'" in wrong.content[0].text
+
+
+def test_the_upload_page_offers_summarize_and_its_report_shows_the_digest(serving, recording):
+    import httpx2
+
+    assert 'value="summarize"' in httpx2.get(serving.url + "/").text
+    path, _ = recording
+    with open(path, "rb") as audio:
+        report = httpx2.post(serving.url + "/report", files={"file": ("talk.wav", audio)},
+                             data={"task": "summarize"}, timeout=60)
+    assert report.status_code == 200, report.text
+    assert "Long, " in report.text and 'data-kind="chapter' in report.text and "data:audio/" in report.text
+
+
+def captions_and_digest(n: int, body: dict, headers: dict):
+    """Speech captions naming the sentences (by peak) each clip holds; the digest as scripted above."""
+    from support.fake_server import phrases_in
+
+    audio, text = request_parts(body)
+    if "vocal characteristics" not in text:
+        return scripted_digest(n, body, headers)
+    said = " ".join(str(p.index) for p in phrases_in(audio))
+    return 200, completion(json.dumps({name: f"{name} {said}" for name in
+                                       ("gender", "age", "accent", "pitch", "speed", "emotion", "tone")}))
+
+
+def test_voices_through_the_route_are_the_cli_s(serving, fake, tmp_path):
+    import soundfile as sf
+    from support.conversations import VOICES, conversation
+
+    conv = conversation(VOICES[:2], 8, seed=4, peaks=True)
+    path = tmp_path / "dialogue.wav"
+    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
+    fake.fake.override = captions_and_digest
+    reply = post(serving, path, voices="true", speakers="2", min_chapter_seconds="5")
+    assert reply.status_code == 200, reply.text
+    served = reply.json()
+    expected = json.loads(cli(fake, path, "--voices", "--speakers", "2", "--min-chapter-seconds", "5", "--json"))
+    assert {**served, "audio": None} == {**expected, "audio": None}
+    assert set(served["voices"]["speakers"]) == {"S1", "S2"} and len(served["voices"]["timeline"]) == len(conv.turns)
