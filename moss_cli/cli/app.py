@@ -357,7 +357,7 @@ def serve(
 ) -> None:
     """Serve the tasks over HTTP: POST /v1/audio/transcriptions as OpenAI defines it (json, text, srt,
     vtt, verbose_json, diarized_json, stream=true), GET /v1/models, /health, POST /v1/audio/events,
-    caption, describe-music and ask (the JSON the commands write), and an upload page at /.
+    caption, describe-music, ask and summarize (the JSON the commands write), and an upload page at /.
 
     Listens on 127.0.0.1 unless --host says otherwise. The model loads once, before the first request.
     Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
@@ -378,8 +378,8 @@ def mcp(
     *, engine: EngineOptions, decoding: SamplingOptions,
     server: Annotated[ServerOptions, without("api_key")], server_api_key: ServerKeyOpt = None,
 ) -> None:
-    """Serve the tasks to MCP clients over stdio: transcribe, ask, caption, events and describe-music on
-    files under the --allow folders, each answering with the JSON the command writes.
+    """Serve the tasks to MCP clients over stdio: transcribe, ask, caption, events, describe-music and
+    summarize on files under the --allow folders, each answering with the JSON the command writes.
 
     Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
     """
