@@ -13,7 +13,6 @@ from test_mcp import session_calls, structured
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app
-from moss_cli.timeref import seconds_of
 
 CONTEXT = "Weekly sync of the Zorblax team"
 
