@@ -7,22 +7,28 @@ import json
 import math
 
 from ..results import Segment
+from ..speakers.voices import SpeakerOptions
 from ..tasks.recording import Recording
 from .manifest import read_manifest
 
 MAX_TRANSCRIPT_BYTES = 256 << 20
 
 
-def reused_transcript(recording: Recording) -> list[Segment] | None:
+def reused_transcript(recording: Recording, speakers: SpeakerOptions | None = None) -> list[Segment] | None:
     """The sentences of DIR/<stem>.json when its manifest says `transcribe` made it from this very
-    content; None when there is none, or it is not one moss wrote, or it does not read as one."""
+    content; None when there is none, or it is not one moss wrote, or it does not read as one.
+    `speakers`: the speaker options asked now; then it is reused only when its speakers were found
+    with the same options (its labels are those a new transcript would have)."""
     if recording.output_stem is None or recording.sha256 is None:
         return None
     path = recording.output_stem.with_name(recording.output_stem.name + ".json")
     record = read_manifest(path)
     if record is None or record.get("sha256") != recording.sha256:
         return None
-    if (record.get("settings") or {}).get("task") != "transcribe":
+    settings = record.get("settings") or {}
+    if settings.get("task") != "transcribe":
+        return None
+    if speakers is not None and _labelling(settings.get("speakers")) != _labelling(speakers.settings()):
         return None
     try:
         if path.stat().st_size > MAX_TRANSCRIPT_BYTES:
@@ -31,6 +37,14 @@ def reused_transcript(recording: Recording) -> list[Segment] | None:
         return _segments(data["segments"], recording.duration)
     except (OSError, ValueError, RecursionError, KeyError, TypeError):
         return None
+
+
+def _labelling(recorded) -> str | None:
+    """Speaker settings as a manifest holds them (JSON: lists, not tuples), less --voices, which does
+    not change the labels."""
+    if not isinstance(recorded, dict):
+        return None
+    return json.dumps({key: value for key, value in recorded.items() if key != "profiles"}, sort_keys=True)
 
 
 def _segments(items, duration: float) -> list[Segment]:

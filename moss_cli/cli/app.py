@@ -231,6 +231,7 @@ def summarize(
     prompt: Annotated[PromptOptions, only("language", "context", language=Change(
         show_default="the recording's", help="The digest's language (en, zh, German, ...)."))],
     engine: EngineOptions, decoding: SamplingOptions, server: ServerOptions, batch: BatchOptions,
+    speakers: DiarizeOptions,
 ) -> None:
     """A digest of each recording: a short and a longer summary, chapters (start, title, gist), key points,
     and for meetings action items (who, what, when said) and decisions.
@@ -240,8 +241,11 @@ def summarize(
     one more request turns notes and transcript into the digest. Chapters start where a transcript
     sentence starts, in order, inside the recording, none shorter than --min-chapter-seconds.
     Markdown on stdout by default; --json, and the chapters as --chapters-vtt, --ffmetadata or --chapter-list.
+    With --speakers the transcript says who speaks; --voices adds each speaker's voice and each sentence's
+    emotion and tone (JSON, a lane on the --html page, a Voices section in the Markdown).
     """
-    summarize_files(audio, kind, min_chapter_seconds, output, prompt, engine.spec(server), decoding, batch)
+    summarize_files(audio, kind, min_chapter_seconds, output, prompt, engine.spec(server), decoding, batch,
+                    speakers)
 
 
 @app.command(cls=HabitCommand, epilog=examples("ask"), short_help="Ask questions about recordings; prints the answers.")
@@ -353,7 +357,7 @@ def serve(
 ) -> None:
     """Serve the tasks over HTTP: POST /v1/audio/transcriptions as OpenAI defines it (json, text, srt,
     vtt, verbose_json, diarized_json, stream=true), GET /v1/models, /health, POST /v1/audio/events,
-    caption, describe-music and ask (the JSON the commands write), and an upload page at /.
+    caption, describe-music, ask and summarize (the JSON the commands write), and an upload page at /.
 
     Listens on 127.0.0.1 unless --host says otherwise. The model loads once, before the first request.
     Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
@@ -374,8 +378,8 @@ def mcp(
     *, engine: EngineOptions, decoding: SamplingOptions,
     server: Annotated[ServerOptions, without("api_key")], server_api_key: ServerKeyOpt = None,
 ) -> None:
-    """Serve the tasks to MCP clients over stdio: transcribe, ask, caption, events and describe-music on
-    files under the --allow folders, each answering with the JSON the command writes.
+    """Serve the tasks to MCP clients over stdio: transcribe, ask, caption, events, describe-music and
+    summarize on files under the --allow folders, each answering with the JSON the command writes.
 
     Needs FastAPI, uvicorn and the MCP SDK: the package's "serve" extra.
     """

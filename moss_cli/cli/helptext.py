@@ -80,6 +80,7 @@ EXAMPLES = {
         "moss summarize meeting.m4a --kind meeting",
         "moss summarize podcast.mp3 --json > digest.json",
         "moss summarize talk.mp4 --chapters-vtt --ffmetadata --chapter-list -o out/",
+        "moss summarize interview.wav --speakers 2 --voices --html -o out/",
         "moss summarize lectures/ --all -o out/ --language en --skip-existing",
     ],
     "ask": [

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import MossError
 from .console import report
-from .options import BatchOptions, OutputOptions, PromptOptions, SamplingOptions
+from .options import BatchOptions, DiarizeOptions, OutputOptions, PromptOptions, SamplingOptions
 from .run import run_files
 
 DEFAULT_MIN_CHAPTER_SECONDS = 60.0
@@ -26,7 +26,8 @@ class DigestKind(str, Enum):
 
 
 def summarize_files(audio: list[str], kind: DigestKind, min_chapter_seconds: float, output: OutputOptions,
-                    prompt: PromptOptions, spec, sampling: SamplingOptions, batch: BatchOptions) -> None:
+                    prompt: PromptOptions, spec, sampling: SamplingOptions, batch: BatchOptions,
+                    speakers: DiarizeOptions | None = None) -> None:
     from ..batch.reuse import reused_transcript
     from ..tasks.digest import DigestSettings, summarize
     from ..tasks.hints import hints_from_options
@@ -38,7 +39,9 @@ def summarize_files(audio: list[str], kind: DigestKind, min_chapter_seconds: flo
     settings = DigestSettings(kind.value, hints.language, hints.context, min_chapter_seconds)
 
     def work(pipeline, recording):
-        return summarize(pipeline, recording, settings, reused_transcript(recording))
+        # a transcript reused from -o when its speakers were found as asked now
+        return summarize(pipeline, recording, settings, reused_transcript(recording, pipeline.options.speakers))
 
     run_files(audio, output.spec(default="md", extensions=DIGEST_EXTENSIONS), spec, sampling, batch,
-              settings.task(), "summarizing", work, language=prompt.language, settings={"digest": settings.recorded()})
+              settings.task(), "summarizing", work, speakers=speakers, language=prompt.language,
+              settings={"digest": settings.recorded()})

@@ -39,7 +39,18 @@ class MarkdownWriter(Writer):
         if digest.kind == "meeting":
             parts += ["## Action items", "\n".join(_action(a) for a in digest.action_items) or "(none)",
                       "## Decisions", _bullets(digest.decisions) or "(none)"]
+        if result.voices and result.voices.get("speakers"):
+            parts += ["## Voices", _voices(result.voices["speakers"])]
         file.write("\n\n".join(part for part in parts if part) + "\n")
+
+
+def _voices(profiles: dict[str, dict[str, str]]) -> str:
+    """--voices: a line per speaker, their voice as the model described it (fields it could not say: left out)."""
+    lines = []
+    for name, profile in profiles.items():
+        described = "; ".join(f"{key}: {value}" for key, value in profile.items())
+        lines.append(f"- **{_inline(name)}**: {_inline(described) or '(not described)'}")
+    return "\n".join(lines)
 
 
 def _action(item) -> str:

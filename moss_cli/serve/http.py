@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,10 +37,16 @@ TRANSCRIBE_DOCS = {**COMMON_FIELDS, "language": "the speech's language (en, zh, 
                    "stream": "true: server-sent events, one per segment",
                    "speakers": "auto or a number: label who speaks (diarized_json implies auto)"}
 TRANSCRIBE_FIELDS = {name.removesuffix("[]") for name in TRANSCRIBE_DOCS} | {"include", "chunking_strategy"}
-TASK_DOCS = {**COMMON_FIELDS, "response_format": "json (the default) or text"}
+TASK_DOCS = {**COMMON_FIELDS, "response_format": "json (the default) or text (summarize: the Markdown digest)"}
 TASK_FIELDS = set(TASK_DOCS)
 EXTRA_DOCS = {"ask": {"question": "a question, sent verbatim; repeat the field for several"},
-              "caption": {"speech": "true: describe the voice, as JSON fields"}}
+              "caption": {"speech": "true: describe the voice, as JSON fields"},
+              "summarize": {"kind": "meeting, podcast, lecture, interview or auto (the default)",
+                            "language": "the digest's language (en, zh, German, ...); the recording's by default",
+                            "context": "what the recording is about, names, spellings (as prompt)",
+                            "min_chapter_seconds": "shortest chapter, in seconds (60 by default)",
+                            "speakers": "auto or a number: label who speaks in the transcript",
+                            "voices": "true: each speaker's voice profile and each segment's emotion and tone"}}
 WAIT_SLICE = 0.25  # seconds between looks at whether the client is still there
 
 
@@ -88,12 +94,12 @@ def _routes(app: FastAPI, worker: Worker, settings: ServeSettings, slots: Slots)
     async def transcriptions(request: Request):
         return await transcribe(request, worker, settings, slots)
 
-    for task in ("events", "caption", "describe-music", "ask"):
+    for task in ("events", "caption", "describe-music", "ask", "summarize"):
         app.add_api_route(f"/v1/audio/{task}", _task_route(task, worker, settings, slots), methods=["POST"],
                           name=task, openapi_extra=form_docs({**TASK_DOCS, **EXTRA_DOCS.get(task, {})}))
 
     @app.post("/report", response_class=HTMLResponse, openapi_extra=form_docs(
-        {"task": "transcribe (the default), events, caption or describe-music"}))
+        {"task": "transcribe (the default), events, caption, describe-music or summarize"}))
     async def report(request: Request):
         return await report_page(request, worker, settings, slots)
 
@@ -107,7 +113,7 @@ def form_docs(fields: dict[str, str]) -> dict:
 
 
 def _task_route(task: str, worker: Worker, settings: ServeSettings, slots: Slots):
-    known = TASK_FIELDS | ({"question", "questions"} if task == "ask" else {"speech"} if task == "caption" else set())
+    known = TASK_FIELDS | set(EXTRA_DOCS.get(task, {})) | ({"questions"} if task == "ask" else set())
 
     async def route(request: Request):
         authorize(request, settings)
@@ -122,15 +128,42 @@ def _task_route(task: str, worker: Worker, settings: ServeSettings, slots: Slots
                 raise ApiError(400, "ask needs a question: the field 'question', once per question", "missing_question")
             job = Job(task, upload.path, upload.name, speech=flag(upload, "speech"), context=context(upload),
                       questions=questions, temperature=number(upload, "temperature"))
+            if task == "summarize":
+                job = digest_job(job, upload)
             results = await finished(request, ticket, settings, lambda: worker.run(job, ticket.watch, ticket.folder))
         if task == "ask":  # `moss ask --json`: one object per question
             return MossJSON([result.answer_dict() for result in results])
         if fmt == "text":
-            return Response(results.text + "\n", media_type="text/plain; charset=utf-8")
+            text = markdown(results) if task == "summarize" else results.text + "\n"
+            return Response(text, media_type="text/plain; charset=utf-8")
         return MossJSON(results.to_dict())  # what `moss <task> --json` writes
 
     route.__name__ = task.replace("-", "_")
     return route
+
+
+def digest_job(job: Job, upload: Upload) -> Job:
+    """summarize's fields: `context` (or OpenAI's `prompt`), kind, language, shortest chapter, speakers, voices."""
+    given = " ".join((upload.one("context") or "").split()) or None
+    shortest = upload.one("min_chapter_seconds")
+    try:
+        shortest = float(shortest) if shortest is not None and shortest.strip() else None
+    except ValueError:
+        raise ApiError(400, f"min_chapter_seconds {shortest!r} is not a number", "invalid_value") from None
+    return replace(job, context=given or job.context, kind=(upload.one("kind") or "auto").strip().lower(),
+                   language=upload.one("language") or None, min_chapter_seconds=shortest,
+                   speakers=upload.one("speakers") or None, voices=flag(upload, "voices"))
+
+
+def markdown(result) -> str:
+    """The digest as `moss summarize` prints it."""
+    import io
+
+    from ..output.chapters import MarkdownWriter
+
+    text = io.StringIO()
+    MarkdownWriter().write(result, text)
+    return text.getvalue()
 
 
 async def transcribe(request: Request, worker: Worker, settings: ServeSettings, slots: Slots):
@@ -165,8 +198,9 @@ async def report_page(request: Request, worker: Worker, settings: ServeSettings,
     with admitted(slots) as ticket:
         upload = await read_upload(request, ticket.folder, settings.max_upload_bytes, {"task"})
         task = upload.one("task", "transcribe")
-        if task not in ("transcribe", "events", "caption", "describe-music"):
-            raise ApiError(400, f"task {task!r}: transcribe, events, caption or describe-music", "invalid_task")
+        if task not in ("transcribe", "events", "caption", "describe-music", "summarize"):
+            raise ApiError(400, f"task {task!r}: transcribe, events, caption, describe-music or summarize",
+                           "invalid_task")
         job = Job(task, upload.path, upload.name)
         kept = []
         result = await finished(request, ticket, settings, lambda: worker.run(

@@ -17,6 +17,7 @@ label { display: block; margin: 1rem 0 .25rem; } button { margin-top: 1.5rem; pa
 <select id="task" name="task">
 <option value="transcribe">Transcribe</option><option value="events">Sound events</option>
 <option value="caption">Caption</option><option value="describe-music">Describe music</option>
+<option value="summarize">Summarize</option>
 </select>
 <label for="key">API key (if the server asks for one)</label><input id="key" type="password" autocomplete="off">
 <br><button type="submit">Analyse</button>

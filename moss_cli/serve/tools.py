@@ -41,7 +41,7 @@ class Allowed:
 
 def create_server(worker: Worker, allowed: Allowed) -> MCPServer:
     server = MCPServer("moss", instructions="Audio understanding with MOSS-Audio: transcripts with times and "
-                       "speakers, sound events, captions, music descriptions and answers about local recordings.")
+                       "speakers, sound events, captions, music descriptions, digests and answers about local recordings.")
 
     async def run(task: str, path: str, **asked) -> dict[str, Any]:
         """The task's JSON; a problem with the path or the audio is the tool's error, in one line."""
@@ -76,6 +76,15 @@ def create_server(worker: Worker, allowed: Allowed) -> MCPServer:
     async def describe_music(path: str) -> dict[str, Any]:
         """Describe music: style, tempo, harmony, instruments, structure, mood."""
         return await run("describe-music", path)
+
+    @server.tool(structured_output=True)
+    async def summarize(path: str, kind: str = "auto", language: str | None = None, context: str | None = None,
+                        min_chapter_seconds: float | None = None, voices: bool = False) -> dict[str, Any]:
+        """A digest: short and longer summary, chapters (start, title, gist), key points, and for a meeting
+        action items and decisions (kind: meeting, podcast, lecture, interview or auto; language: the
+        digest's; voices=true: each speaker's voice profile and each segment's emotion and tone)."""
+        return await run("summarize", path, kind=kind, language=language, context=context,
+                         min_chapter_seconds=min_chapter_seconds, voices=voices)
 
     return server
 

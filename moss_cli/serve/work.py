@@ -17,7 +17,7 @@ from ..engine.base import DecodingOptions
 from ..engine.factory import EngineSpec, open_engine, validated
 from ..errors import AudioError, MossError, UsageError
 
-TASKS = ("transcribe", "events", "caption", "describe-music", "ask")
+TASKS = ("transcribe", "events", "caption", "describe-music", "ask", "summarize")
 
 
 class Cancelled(MossError):
@@ -39,9 +39,12 @@ class Job:
     speakers: str | None = None  # transcribe: "auto" or a number of speakers
     speech: bool = False  # caption: describe the voice
     questions: tuple[str, ...] = ()  # ask
-    language: str | None = None
+    language: str | None = None  # summarize: the digest's language
     context: str | None = None  # what the recording is about (OpenAI's `prompt`)
     temperature: float | None = None
+    kind: str = "auto"  # summarize: meeting, podcast, lecture, interview or auto
+    min_chapter_seconds: float | None = None  # summarize: shortest chapter; None: the CLI's default
+    voices: bool = False  # transcribe, summarize: each speaker's voice profile and each segment's mood
 
 
 @dataclass
@@ -181,14 +184,15 @@ def hinted(task, job: Job):
 
 
 def speaker_options(job: Job):
-    if job.speakers is None:
+    """The job's speakers: a count or auto; voices alone find them (auto), as --voices does."""
+    if job.speakers is None and not job.voices:
         return None
     from ..speakers.voices import SpeakerOptions
 
-    count = job.speakers.strip().lower()
+    count = (job.speakers or "auto").strip().lower()
     if count != "auto" and not (count.isdigit() and int(count) >= 1):
         raise UsageError(f"speakers takes a number of speakers (1 or more) or auto, not {job.speakers!r}")
-    return SpeakerOptions(None if count == "auto" else int(count), (), "resemblyzer")
+    return SpeakerOptions(None if count == "auto" else int(count), (), "resemblyzer", profiles=job.voices)
 
 
 def _transcribe(pipeline, recording, job: Job):
@@ -215,5 +219,31 @@ def _ask(pipeline, recording, job: Job):
     return pipeline.ask_all(recording, list(job.questions))
 
 
+def _summarize(pipeline, recording, job: Job):
+    from ..tasks.digest import summarize
+
+    return summarize(pipeline, recording, digest_settings(job))
+
+
+def digest_settings(job: Job):
+    """`moss summarize`'s settings from the request: its kind, language, context and shortest chapter."""
+    import math
+
+    from ..tasks.digest import DigestSettings
+    from ..tasks.digest_prompts import KINDS
+    from ..tasks.hints import hints_from_options
+
+    if job.kind not in ("auto", *KINDS):
+        raise UsageError(f"kind {job.kind!r}: one of auto, {', '.join(KINDS)}")
+    shortest = DigestSettings.min_chapter_seconds if job.min_chapter_seconds is None else job.min_chapter_seconds
+    if not (math.isfinite(shortest) and shortest >= 0):
+        raise UsageError(f"min_chapter_seconds must be 0 or more, not {shortest:g}")
+    try:
+        hints = hints_from_options(job.language, job.context, None)
+    except (MossError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return DigestSettings(job.kind, hints.language, hints.context, shortest)
+
+
 _RUNS = {"transcribe": _transcribe, "events": _events, "caption": _described, "describe-music": _described,
-         "ask": _ask}
+         "ask": _ask, "summarize": _summarize}

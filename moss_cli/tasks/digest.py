@@ -42,7 +42,7 @@ class DigestSettings:
     language: Language | None = None  # the digest's language; None: the recording's own
     context: str | None = None  # --context: into every prompt, the transcript's too
     min_chapter_seconds: float = 60.0
-    # Later: speaker voices (profiles per speaker) join the digest here, asked with --voices.
+    # --speakers and --voices are the pipeline's options (PipelineOptions.speakers), as for transcribe.
 
     def task(self) -> Task:
         """The notes each window is asked for; its prompt records kind and context for --skip-existing."""
@@ -60,11 +60,17 @@ class DigestSettings:
 def summarize(pipeline: Pipeline, recording: Recording, settings: DigestSettings,
               transcript: list[Segment] | None = None) -> Result:
     """The digest of one recording; `transcript`: its sentences when they were made before (reused from
-    -o), else the recording is transcribed first."""
+    -o), else the recording is transcribed first. With the pipeline's speakers the transcript is
+    labelled, and with their profiles (--voices) each speaker's voice and each segment's mood come too."""
     warnings: list[str] = []
+    voices = None
+    speakers = pipeline.options.speakers
     if transcript is None:
-        made = pipeline.timed(settings.transcript_task(), recording)
-        transcript, warnings = made.segments, list(made.warnings)
+        made = pipeline.timed(settings.transcript_task(), recording)  # labels and voices as transcribe's
+        transcript, warnings, voices = made.segments, list(made.warnings), made.voices
+    elif speakers is not None and speakers.profiles:  # a reused transcript, its labels made as asked now
+        report = pipeline.voices(recording, transcript)
+        voices, warnings = report.to_dict(), list(report.warnings)
     task = settings.task()
     pipeline.progress.begin(f"listening to {Path(recording.name).name}", recording.duration)
     heard = pipeline.listen(task, recording, warnings)
@@ -83,7 +89,7 @@ def summarize(pipeline: Pipeline, recording: Recording, settings: DigestSettings
     digest, repaired = read_digest(printable(without_loop(answer).text), shape)
     return Result("summarize", recording.name, recording.duration, pipeline.engine.name, text=digest.summary,
                   segments=transcript, finish_reason=answer.finish_reason, warnings=warnings + repaired,
-                  digest=digest)
+                  digest=digest, voices=voices)
 
 
 def bounded_notes(pipeline: Pipeline, notes: list[str], budget: int, warnings: list[str]) -> str:
@@ -113,9 +119,11 @@ def _condensed(pipeline: Pipeline, group: list[str], words: int) -> str:
 
 
 def transcript_text(segments: list[Segment], budget: int) -> str:
-    """`[m:ss] sentence` lines in at most `budget` characters: every sentence while they fit, else every
-    n-th sentence, each cut to an equal share."""
-    lines = [f"[{format_clock(s.start)}] {' '.join(s.text.split())}" for s in segments if s.text.strip()]
+    """`[m:ss] sentence` lines (`[m:ss] S1: sentence` with speakers: who said it, for action items) in at
+    most `budget` characters: every sentence while they fit, else every n-th sentence, each cut to an
+    equal share."""
+    lines = [f"[{format_clock(s.start)}] {f'{s.speaker}: ' if s.speaker else ''}{' '.join(s.text.split())}"
+             for s in segments if s.text.strip()]
     text = "\n".join(lines)
     if len(text) <= budget:
         return text

@@ -82,7 +82,9 @@ class Pipeline:
             result.segments = self._label_speakers(result.segments, recording, scan.regions())
         result = finish_result(task, result)
         if self.options.speakers is not None and self.options.speakers.profiles and task.output != "events":
-            self._describe_voices(result, recording)  # on the words as spoken, before any translation
+            report = self.voices(recording, result.segments)  # on the words as spoken, before any translation
+            result.voices = report.to_dict()
+            result.warnings += report.warnings
         if self.options.translation is None:
             return result
         with _about(recording):
@@ -146,15 +148,13 @@ class Pipeline:
         turns = diarizer.turns(recording.source, spans, options.count, self.progress, options.bounds, known)
         return label_speakers(segments, turns, options.names)
 
-    def _describe_voices(self, result: Result, recording: Recording) -> None:
-        """--voices: each speaker's profile and each segment's emotion and tone, asked of the model."""
+    def voices(self, recording: Recording, segments: list[Segment]):
+        """--voices: each speaker's profile and each segment's emotion and tone, asked of the model (a
+        VoiceReport): of a transcript just made, or one reused (summarize)."""
         from .voices import describe_voices
 
         with _about(recording):
-            report = describe_voices(recording, result.segments, self.engine, self.options.decoding,
-                                     self.options.token_cap)
-        result.voices = report.to_dict()
-        result.warnings += report.warnings
+            return describe_voices(recording, segments, self.engine, self.options.decoding, self.options.token_cap)
 
     def _rounds(self, task, recording, chunks, speech, skip_silence, warnings) -> list[tuple[Chunk, Answer]]:
         """Ask about all chunks together; output cut off by the token cap or stuck in a loop is asked

@@ -53,7 +53,7 @@ def test_tools_answer_with_the_cli_json_inside_the_allowed_folder(tmp_path, fake
          ("events", {"path": str(path)}), ("caption", {"path": str(path)}),
          ("transcribe", {"path": str(allowed / ".." / "secret.wav")}), ("caption", {"path": str(allowed / "link.wav")}),
          ("caption", {"path": str(allowed / "nothing.wav")})])
-    assert names == ["ask", "caption", "describe-music", "events", "transcribe"]
+    assert names == ["ask", "caption", "describe-music", "events", "summarize", "transcribe"]
     cli = CliRunner().invoke(app, ["transcribe", str(path), "--json", "--server", fake.url, "-q",
                                    "--max-new-tokens", "64"])
     assert structured(transcript) == json.loads(cli.stdout)
