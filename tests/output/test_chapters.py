@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -60,16 +61,7 @@ def test_ffmpeg_puts_the_chapters_into_an_mp4(tmp_path):
     result = digest_result(duration=90.0)
     result.digest.chapters = [Chapter(0.0, 20.5, "Welcome"), Chapter(20.5, 61.25, HOSTILE),
                               Chapter(61.25, 90.0, "Über 未来")]
-    metadata = tmp_path / "talk.ffmetadata"
-    metadata.write_text(written("ffmetadata", result), encoding="utf-8")
-    plain, chaptered = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    run = {"check": True, "capture_output": True, "timeout": 60}
-    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "90",
-                    "-c:a", "aac", "-b:a", "16k", str(plain)], **run)
-    subprocess.run([FFMPEG, "-v", "error", "-i", str(plain), "-i", str(metadata), "-map_metadata", "1",
-                    "-codec", "copy", str(chaptered)], **run)
-    probe = json.loads(subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-of", "json",
-                                       str(chaptered)], **run).stdout)
+    probe = _into_an_mp4(result, tmp_path)
     assert [(float(c["start_time"]), float(c["end_time"]), c["tags"]["title"]) for c in probe["chapters"]] == [
         (0.0, 20.5, "Welcome"), (20.5, 61.25, HOSTILE), (61.25, 90.0, "Über 未来")]
     assert probe["format"]["tags"]["title"] == "talk"
@@ -82,16 +74,7 @@ def test_a_value_ending_in_a_backslash_does_not_swallow_the_next_line(tmp_path):
     result = digest_result(duration=90.0)
     result.audio = "talk\\.wav"  # a file name may end in a backslash where it is not a separator
     result.digest.chapters = [Chapter(0.0, 20.5, "ends in a \\"), Chapter(20.5, 90.0, "next")]
-    metadata = tmp_path / "talk.ffmetadata"
-    metadata.write_text(written("ffmetadata", result), encoding="utf-8")
-    plain, chaptered = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    run = {"check": True, "capture_output": True, "timeout": 60}
-    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "90",
-                    "-c:a", "aac", "-b:a", "16k", str(plain)], **run)
-    subprocess.run([FFMPEG, "-v", "error", "-i", str(plain), "-i", str(metadata), "-map_metadata", "1",
-                    "-codec", "copy", str(chaptered)], **run)
-    probe = json.loads(subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-of", "json",
-                                       str(chaptered)], **run).stdout)
+    probe = _into_an_mp4(result, tmp_path)
     assert [c["tags"]["title"] for c in probe["chapters"]] == ["ends in a", "next"]
     assert probe["format"]["tags"]["title"] == "talk"
     assert probe["format"]["tags"]["description"] == "A planning meeting."
@@ -177,3 +160,17 @@ def test_the_page_plays_a_chapter_in_a_browser(tmp_path):
         assert opened.problems == []
     finally:
         browser.close()
+
+
+def _into_an_mp4(result, folder: Path) -> dict:
+    """The result's FFmpeg metadata put into a real 90 s MP4 by ffmpeg, as the README says; ffprobe's view of it."""
+    metadata = folder / "talk.ffmetadata"
+    metadata.write_text(written("ffmetadata", result), encoding="utf-8")
+    plain, chaptered = folder / "in.mp4", folder / "out.mp4"
+    run = {"check": True, "capture_output": True, "timeout": 60}
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "90",
+                    "-c:a", "aac", "-b:a", "16k", str(plain)], **run)
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(plain), "-i", str(metadata), "-map_metadata", "1",
+                    "-codec", "copy", str(chaptered)], **run)
+    return json.loads(subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-of", "json",
+                                      str(chaptered)], **run).stdout)
