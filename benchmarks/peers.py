@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,9 @@ def check_equal_work(side: str, record: dict, n_chunks: int, tokens: int) -> Non
         bad = [n for n in produced if n != tokens]
     if bad:
         raise SystemExit(f"peers: {side} produced {produced} tokens, expected {n_chunks} x {tokens}: not the same work")
+    if any(record.get("cached_prompt_tokens") or []):
+        raise SystemExit(f"peers: {side} took {record['cached_prompt_tokens']} prompt tokens from its cache: "
+                         "a repeated request must be computed again")
 
 
 def ratio_text(value: float, reference: float) -> str:
@@ -121,20 +125,39 @@ def summary_table(per_request: dict[str, list[float]], whole: dict[str, list[flo
 # Memory of a process tree
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident MB of `pid` and all its descendants (from /proc; 0 for processes already gone)."""
-    total, pending = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants alive now (from /proc)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
         try:
-            with open(f"/proc/{current}/status") as status:
-                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as children:
                     pending += [int(child) for child in children.read().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
+        found.append(current)
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident MB of `pid` and all its descendants (0 for processes already gone)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return total / 1024
+
+
+def signal_tree(pid: int, number: int) -> None:
+    for member in process_tree(pid):
+        try:
+            os.kill(member, number)
+        except ProcessLookupError:
+            continue
 
 
 class PeakSampler:
@@ -181,7 +204,15 @@ class Worker:
         self.process.stdin.flush()
         return self._read("run")
 
+    def pause(self) -> None:
+        """Stopped while another side runs: an idle engine's threads may still spin (vLLM's OpenMP ones)."""
+        signal_tree(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        signal_tree(self.process.pid, signal.SIGCONT)
+
     def close(self) -> None:
+        self.resume()
         self.memory.stop()
         if self.process.stdin:
             self.process.stdin.close()
@@ -204,14 +235,25 @@ def measure_case(case: Case, sides: list[str], commands: dict[str, list[str]], n
         check_equal_work(side, record, n_chunks, case.tokens)
         return record
 
-    warm = {side: Worker(commands[side]) for side in sides}
+    warm = {}
+    for side in sides:  # loaded one after the other, each alone on the machine
+        warm[side] = Worker(commands[side])
+        warm[side].pause()
     peaks: dict[str, tuple[float, float]] = {}
+
+    def alone(side: str) -> dict:
+        warm[side].resume()
+        try:
+            return checked(side, warm[side].run())
+        finally:
+            warm[side].pause()
+
     try:
         for side, worker in warm.items():
-            checked(side, worker.run())  # warm-up (kernels, caches, the greedy screen's build)
+            alone(side)  # warm-up (kernels, caches, the greedy screen's build)
             worker.memory.reset()
         per_request = run_interleaved(
-            {side: lambda side=side: checked(side, warm[side].run())["seconds"] for side in sides},
+            {side: lambda side=side: alone(side)["seconds"] for side in sides},
             args.repeats, report=lambda n, side, s: print(f"run {n} {side:<15} per request {s:>8.2f} s", flush=True))
         peaks = {side: (worker.memory.peak, 0.0) for side, worker in warm.items()}
     finally:
@@ -314,6 +356,7 @@ class MossSide:
         from moss_cli.engine.local.engine import Request
 
         options = DecodingOptions(max_new_tokens=tokens)
+        self.engine._last_clip = None  # each run encodes its audio again, as a new recording would be
         answers = self.engine.ask_many([Request(samples, prompt, options) for samples in chunks])
         return {"tokens_per_request": [len(answer.token_ids) for answer in answers]}
 
@@ -323,12 +366,15 @@ class MossSide:
 
 class VllmSide:
     def __init__(self, job: dict, python: str, log: Path):
-        from support.vllm_server import VllmServer
+        from support.vllm_server import FLAGS, VllmServer
 
         self.checkpoint = job["checkpoint"]
-        self.server = VllmServer(python, Path(self.checkpoint), log).start()
+        # No prefix or processor cache: the repeated runs of a case would be answered from them.
+        flags = (*FLAGS, "--no-enable-prefix-caching", "--mm-processor-cache-gb", "0")
+        self.server = VllmServer(python, Path(self.checkpoint), log, flags=flags).start()
 
-    def _ask(self, samples, prompt: str, tokens: int) -> int:
+    def _ask(self, samples, prompt: str, tokens: int) -> tuple[int, int]:
+        """Completion tokens and prompt tokens taken from a cache, as vLLM reports them."""
         import requests
 
         from moss_cli.engine.remote.engine import audio_content
@@ -337,14 +383,15 @@ class VllmSide:
                 "messages": [{"role": "user", "content": audio_content(samples, prompt)}]}
         reply = requests.post(self.server.url + "/chat/completions", json=body, timeout=3600)
         reply.raise_for_status()
-        return reply.json()["usage"]["completion_tokens"]
+        usage = reply.json()["usage"]
+        return usage["completion_tokens"], (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
 
     def run(self, chunks: list, prompt: str, tokens: int) -> dict:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(VLLM_JOBS) as pool:
             counts = list(pool.map(lambda samples: self._ask(samples, prompt, tokens), chunks))
-        return {"tokens_per_request": counts}
+        return {"tokens_per_request": [n for n, _ in counts], "cached_prompt_tokens": [c for _, c in counts]}
 
     def close(self) -> None:
         self.server.stop()
