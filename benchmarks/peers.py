@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from runs import Spread, run_interleaved  # noqa: E402
+from runs import Spread, run_interleaved
 
 REFERENCE = "moss-float32"
 CRISPASR_TYPES = {"crispasr-f32": "f32", "crispasr-f16": "f16", "crispasr-q8_0": "q8_0", "crispasr-q4_k": "q4_k"}
@@ -303,6 +303,7 @@ def convert_for_crispasr(checkpoint: Path, folder: Path, args: argparse.Namespac
 def prepare_case(case: Case, checkpoint: Path, folder: Path, threads: int) -> tuple[Path, int, float]:
     """The case's job file (bench.py's: chunk samples, prompt, tokens); its chunk count and audio seconds."""
     import bench
+
     from moss_cli.audio.chunking import Chunk
 
     rec = bench.recording(None, case.seconds)
