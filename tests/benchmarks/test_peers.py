@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -74,10 +75,19 @@ def test_equal_work_is_every_request_with_exactly_the_tokens():
         peers.check_equal_work("vllm", {}, 2, 64)
 
 
-def test_counts_recovered_from_text_may_differ_by_a_tenth():
-    peers.check_equal_work("crispasr", {"tokens_per_request": [58, 70], "counted_from_text": True}, 2, 64)
-    with pytest.raises(SystemExit, match="not the same work"):
-        peers.check_equal_work("crispasr", {"tokens_per_request": [57], "counted_from_text": True}, 1, 64)
+def test_a_request_whose_count_the_side_did_not_report_is_not_the_same_work():
+    with pytest.raises(SystemExit, match=r"produced \[None\] tokens"):
+        peers.check_equal_work("crispasr-f32", {"tokens_per_request": [None]}, 1, 64)
+
+
+def test_crispasr_count_is_read_from_what_its_library_logs_on_descriptor_2(capfd):
+    def library_call():  # writes as C code does, below Python's sys.stderr
+        os.write(2, b"moss_audio: step 0 argmax=1\nmoss_audio: generated 512 tokens: \" NGO\"\n")
+
+    log = peers.CrispSide._logged(library_call)
+    assert peers.CrispSide.REPORTED.findall(log) == [b"512"]
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"  # descriptor 2 is the real stderr again
 
 
 def test_prompt_tokens_served_from_a_cache_are_not_the_same_work():
