@@ -62,9 +62,11 @@ PROCESSOR_CONFIG = {
 FLAGS = ("--dtype", "float32", "--enforce-eager", "--max-num-batched-tokens", "8192", "--trust-request-mm-kwargs")
 
 
-def write_servable_checkpoint(folder: Path, *, chat_template: str = CHAT_TEMPLATE, seed: int = SEED) -> Path:
-    """The official layout in a shape vLLM's CPU build serves, with the hub's template and processor files."""
-    write_checkpoint(folder, SERVABLE, seed=seed)
+def write_servable_checkpoint(folder: Path, *, chat_template: str = CHAT_TEMPLATE, seed: int = SEED,
+                              spec: TinySpec = SERVABLE) -> Path:
+    """The official layout in a shape vLLM's CPU build serves (head_dim 32 or more), with the hub's
+    template and processor files."""
+    write_checkpoint(folder, spec, seed=seed)
     (folder / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
     (folder / "processor_config.json").write_text(json.dumps(PROCESSOR_CONFIG, indent=2), encoding="utf-8")
     return folder
