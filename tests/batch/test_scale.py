@@ -328,7 +328,7 @@ def test_check_server_matches_a_faithful_server(tiny_checkpoint, tokenizer, how)
 
 def test_check_server_compute_compares_the_greedy_answers(tiny_checkpoint, tokenizer):
     """The prompt matches, the answer does or not: a stand-in for vLLM's compiled path, which drops DeepStack
-    (the real one is caught the same way; building it takes minutes of compiling, too long for the suite)."""
+    (the real one is caught in tests/engine/test_vllm_real.py, where a vLLM venv is at hand)."""
     from moss_cli import MossAudio
     from moss_cli.engine.base import DecodingOptions
     from moss_cli.engine.remote.check import ANSWER_TOKENS, PROBE_QUESTION, probe_audio

