@@ -53,7 +53,7 @@ from moss_cli.tasks.specs import TRANSCRIBE_SENTENCES  # noqa: E402
 from moss_cli.audio.vad import speech_regions  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from runs import Spread, ratios, run_interleaved  # noqa: E402
+from runs import Spread, ratios, read_event, run_interleaved  # noqa: E402
 
 DRIVER = ROOT / "benchmarks" / "official_driver.py"
 
@@ -264,11 +264,8 @@ class OfficialSide:
         self.loaded = self._read("loaded")
 
     def _read(self, event: str) -> dict:
-        for line in self.process.stdout:
-            if line.startswith("{"):  # anything else on stdout is the libraries' chatter
-                record = json.loads(line)
-                if record.get("event") == event:
-                    return record
+        if (record := read_event(self.process, event)) is not None:
+            return record
         raise SystemExit(f"bench: the official driver stopped (exit code {self.process.wait()}); "
                          "its messages are above")
 

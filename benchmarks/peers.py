@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from runs import Spread, run_interleaved
+from runs import Spread, read_event, run_interleaved
 
 REFERENCE = "moss-float32"
 CRISPASR_TYPES = {"crispasr-f32": "f32", "crispasr-f16": "f16", "crispasr-q8_0": "q8_0", "crispasr-q4_k": "q4_k"}
@@ -188,11 +188,8 @@ class Worker:
         self.loaded = self._read("loaded")
 
     def _read(self, event: str) -> dict:
-        for line in self.process.stdout:
-            if line.startswith("{"):  # anything else on stdout is the libraries' chatter
-                record = json.loads(line)
-                if record.get("event") == event:
-                    return record
+        if (record := read_event(self.process, event)) is not None:
+            return record
         raise SystemExit(f"peers: a worker stopped (exit code {self.process.wait()}): {' '.join(self.process.args)}")
 
     def run(self) -> dict:

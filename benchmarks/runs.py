@@ -6,7 +6,9 @@ side alike; the median is the figure to quote and the min-max spread says how no
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -45,3 +47,14 @@ def ratios(seconds: dict[str, list[float]], reference: str) -> dict[str, float]:
     """How many times slower each other side is than `reference`, median against median."""
     base = Spread.of(seconds[reference]).median
     return {side: Spread.of(times).median / base for side, times in seconds.items() if side != reference}
+
+
+def read_event(process: subprocess.Popen, event: str) -> dict | None:
+    """The next JSON record of `event` a worker process writes on stdout (one object a line); None when
+    the process stopped first. Anything else on its stdout is the libraries' chatter, skipped."""
+    for line in process.stdout:
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == event:
+                return record
+    return None
