@@ -9,7 +9,6 @@ sites want it); a chapter that would be shorter than the least length joins the 
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from ..results import ActionItem, Chapter, Digest
 from ..timeref import format_clock, seconds_of
 from .digest_prompts import KINDS
-from .parsing import json_object
+from .parsing import JSON_DECODER, json_object
 
 _BRACKETS = re.compile(r"^\[(.*)\]$")
 _RANGE = re.compile(r"\s*(?:-|–|—|\bto\b)\s*")  # between the start and the end of a chapter's span
@@ -74,8 +73,6 @@ def _digest_object(answer: str) -> dict | None:
     return found if found is not None else _object_with_fields(answer)
 
 
-_DECODER = json.JSONDecoder(parse_constant=lambda _: None,  # NaN, Infinity: none, as json_object reads them
-                            parse_float=lambda text: float(text) if math.isfinite(float(text)) else None)
 _CANDIDATES = 200  # braces tried at most: a giant answer of braces costs no more than this
 
 
@@ -86,7 +83,7 @@ def _object_with_fields(answer: str) -> dict | None:
         if at == -1:
             return None
         try:
-            found, _end = _DECODER.raw_decode(answer, at)
+            found, _end = JSON_DECODER.raw_decode(answer, at)
         except (ValueError, RecursionError):
             found = None
         if isinstance(found, dict) and found.keys() & {"summary", "short_summary", "chapters"}:

@@ -177,7 +177,7 @@ def json_object(answer: str) -> tuple[dict | None, str]:
         closed = body.find("```", opened + 1) if opened != -1 else -1
         body = body[opened + 1 : closed if closed != -1 else len(body)].strip() if opened != -1 else body
     try:
-        parsed = json.loads(body, parse_constant=_no_number, parse_float=_finite_float)
+        parsed = JSON_DECODER.decode(body)
     except (ValueError, RecursionError):
         return None, answer
     return (parsed, body) if isinstance(parsed, dict) else (None, answer)
@@ -190,3 +190,7 @@ def _no_number(_constant: str) -> None:
 def _finite_float(text: str) -> float | None:
     number = float(text)
     return number if math.isfinite(number) else None
+
+
+# What json_object reads a model's JSON with: NaN, Infinity and numbers past float's range as None.
+JSON_DECODER = json.JSONDecoder(parse_constant=_no_number, parse_float=_finite_float)
