@@ -191,8 +191,8 @@ def speech_chunks(rec: Recording, chunk_seconds: float) -> list:
 def run_baseline(engine: MossAudio, rec: Recording, chunks, tokens: int) -> int:
     """The official path's costs: per-request encoding, eager attention, full-prompt logits, batch 1."""
     model = engine.model
-    previous = model.config.language._attn_implementation
-    model.config.language._attn_implementation = "eager"
+    previous = model.config.language.attention
+    model.config.language.attention = "eager"
     produced = 0
     try:
         for chunk in chunks:
@@ -209,7 +209,7 @@ def run_baseline(engine: MossAudio, rec: Recording, chunks, tokens: int) -> int:
                 if step + 1 < tokens:
                     logits = model.decode_step(torch.tensor([[token]], device=model.device), cache)
     finally:
-        model.config.language._attn_implementation = previous
+        model.config.language.attention = previous
     return produced
 
 

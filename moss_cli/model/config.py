@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import Qwen3Config, WhisperConfig
-
 from ..errors import CheckpointError
 
 
@@ -42,21 +40,39 @@ class AudioEncoderConfig:
         # reads downsample_rate, so a checkpoint with another rate still has these shapes.
         return self.downsample_hidden_size * 16
 
-    def whisper_config(self) -> WhisperConfig:
-        """The config transformers' WhisperEncoderLayer reads."""
-        config = WhisperConfig(
-            d_model=self.d_model,
-            encoder_attention_heads=self.encoder_attention_heads,
-            encoder_ffn_dim=self.encoder_ffn_dim,
-            activation_function=self.activation_function,
-            dropout=0.0,
-            attention_dropout=0.0,
-            activation_dropout=0.0,
-        )
-        # The reference runs these layers with eager attention. Windows are only 50 tokens long,
-        # so a fused kernel would save little, and eager keeps results bit-close to the reference.
-        config._attn_implementation = "eager"
-        return config
+
+@dataclass
+class LanguageConfig:
+    """`language_config`: the Qwen3 decoder's shape, the fields Qwen3Config would hold for it (same
+    defaults). Read here rather than through transformers, whose config module pulls in its model code."""
+
+    vocab_size: int = 151936
+    hidden_size: int = 4096
+    intermediate_size: int = 22016
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = 32  # None: as many as the query heads
+    head_dim: int = 128
+    hidden_act: str = "silu"
+    max_position_embeddings: int = 32768
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    attention_bias: bool = False
+    pad_token_id: int | None = None
+    layer_types: tuple[str, ...] | None = None  # None: every layer full attention (no release slides)
+    # Not in config.json: "sdpa" (what transformers picks for Qwen3) or "eager" (the benchmark's baseline)
+    attention: str = "sdpa"
+
+    def __post_init__(self):
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.layer_types is None:
+            self.layer_types = ("full_attention",) * self.num_hidden_layers
+
+    @property
+    def has_sliding_layers(self) -> bool:
+        return "sliding_attention" in self.layer_types
+
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class MossAudioConfig:
     """Root of `config.json`: encoder, adapter width, DeepStack and the Qwen3 language model."""
 
     audio: AudioEncoderConfig
-    language: Qwen3Config
+    language: LanguageConfig
     adapter_hidden_size: int = 8192  # gated-MLP width of the adapter and DeepStack mergers
     deepstack_num_inject_layers: int | None = None  # None: one merger per encoder tap
     dtype: str = "bfloat16"  # dtype the weights were saved in
@@ -85,7 +101,7 @@ class MossAudioConfig:
         if not isinstance(raw.get("audio_config"), dict) or not isinstance(raw.get("language_config"), dict):
             raise CheckpointError("config.json: audio_config and language_config must both be present")
         audio = _audio_config(raw["audio_config"])
-        language = Qwen3Config(**{k: v for k, v in raw["language_config"].items() if k != "model_type"})
+        language = _language_config(raw["language_config"])
         return cls(
             audio=audio,
             language=language,
@@ -113,6 +129,26 @@ def _audio_config(raw: dict) -> AudioEncoderConfig:
     config = AudioEncoderConfig(**values)
     _check_taps(config)
     return config
+
+
+def _language_config(raw: dict) -> LanguageConfig:
+    """The fields moss reads; the rest (initializer_range, use_cache...) change nothing at inference. A
+    setting that would change the numbers and that moss's decoder does not implement is refused."""
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else rope
+    if rope_type != "default":
+        raise CheckpointError(f"config.json: language_config rope scaling {rope_type!r} is not supported")
+    sliding = bool(raw.get("use_sliding_window")) and raw.get("sliding_window") is not None
+    layer_types = raw.get("layer_types")
+    if sliding or (layer_types and "sliding_attention" in layer_types):
+        raise CheckpointError("config.json: language_config sliding-window attention is not supported")
+    known = {f.name for f in dataclasses.fields(LanguageConfig)} - {"attention", "layer_types"}
+    values = {k: v for k, v in raw.items() if k in known}
+    if isinstance(rope, dict) and "rope_theta" in rope:  # transformers 5 writes it inside rope_parameters
+        values.setdefault("rope_theta", rope["rope_theta"])
+    if layer_types:
+        values["layer_types"] = tuple(layer_types)
+    return LanguageConfig(**values)
 
 
 def _check_taps(config: AudioEncoderConfig) -> None:

@@ -1,7 +1,7 @@
 """Decoding steps through the Qwen3 layers with a preallocated key/value cache.
 
-A decoding step feeds one token per row. Through transformers' `Qwen3Model.forward` each step also
-rebuilds masks and position tensors, dispatches through generic hooks, and `DynamicCache` copies
+A decoding step feeds one token per row. Through `Qwen3Model.forward` (model/qwen3.py, transformers'
+operations) each step also rebuilds masks and position tensors, and the prefill's `KVCache` copies
 every layer's whole cache (`torch.cat`) to append one position: on CPU that was a quarter of a
 step. Here the step calls the same submodules (projections, norms, rotary embedding, MLP) in the
 same order, and each new key/value is written into room reserved up front. With the same attention
@@ -9,8 +9,8 @@ call (SDPA) as transformers, its numbers are bit-identical to the transformers p
 float32 attention is computed by plain products instead (faster for one query position), equal to
 float32 rounding (tests/test_decoder.py).
 
-Prefill stays with transformers (DeepStack hooks into its layers); its cache is then copied once
-into a `StaticCache` for the decoding loop.
+Prefill runs `Qwen3Model.forward` (with the DeepStack injection); its cache is then copied once into a
+`StaticCache` for the decoding loop.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import DynamicCache
-from transformers.models.qwen3.modeling_qwen3 import Qwen3Model, apply_rotary_pos_emb
+from .qwen3 import KVCache, Qwen3Model, apply_rotary_pos_emb
 
 GROWTH = 256  # positions reserved at a time
 
@@ -40,7 +39,7 @@ class StaticCache:
         self.keys_transposed = keys_transposed
 
     @classmethod
-    def from_dynamic(cls, cache: DynamicCache, room: int) -> StaticCache:
+    def from_dynamic(cls, cache: KVCache, room: int) -> StaticCache:
         """A copy of `cache` with space reserved for `room` more positions (at most GROWTH at first:
         most answers stop long before --max-new-tokens, and the room costs memory on every row)."""
         room = min(room, GROWTH)
@@ -57,7 +56,7 @@ class StaticCache:
 
     def batch_select_indices(self, rows: torch.Tensor) -> None:
         """Keep only `rows` (finished sequences leave; the rest decode on at the smaller size).
-        Named as DynamicCache's method, so the decoding loop takes either."""
+        Named as KVCache's method, so the decoding loop takes either."""
         self.keys = [k.index_select(0, rows) for k in self.keys]
         self.values = [v.index_select(0, rows) for v in self.values]
 
@@ -95,7 +94,7 @@ def _with_room(states: torch.Tensor, room: int, positions_last: bool = False) ->
 def supported(lm: Qwen3Model) -> bool:
     """Whether `decode_step` computes what the transformers path computes for this model: SDPA attention
     and no sliding-window layers (no MOSS-Audio checkpoint has them)."""
-    return lm.config._attn_implementation == "sdpa" and not getattr(lm, "has_sliding_layers", False)
+    return lm.config.attention == "sdpa" and not lm.has_sliding_layers
 
 
 @torch.inference_mode()

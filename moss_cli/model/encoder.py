@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
+from torch.nn import functional as F
 
+from ..errors import CheckpointError
 from .config import AudioEncoderConfig
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu, "swish": F.silu}  # as transformers' ACT2FN runs them
 
 
 @dataclass
@@ -41,6 +44,60 @@ def sinusoid_positions(length: int, dim: int, device: torch.device) -> torch.Ten
     return torch.cat([scaled.sin(), scaled.cos()], dim=1)
 
 
+class EncoderAttention(nn.Module):
+    """Whisper's self-attention for the encoder: k_proj without bias; the query scaled before the product."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, width // heads
+        self.scaling = self.head_dim**-0.5
+        self.k_proj = nn.Linear(width, width, bias=False)
+        self.v_proj = nn.Linear(width, width)
+        self.q_proj = nn.Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, fused: bool) -> torch.Tensor:
+        """x (B, L, d), mask additive (B, 1, 1, L). The operations of transformers' WhisperAttention, in its
+        order: eager (the reference's) or SDPA with the same mask and scale 1."""
+        shape = (x.shape[0], -1, self.heads, self.head_dim)
+        query = (self.q_proj(x) * self.scaling).view(shape).transpose(1, 2).contiguous()
+        key = self.k_proj(x).view(shape).transpose(1, 2).contiguous()
+        value = self.v_proj(x).view(shape).transpose(1, 2).contiguous()
+        if fused:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, scale=1.0)
+        else:
+            weights = torch.matmul(query, key.transpose(2, 3)) + mask  # the query carries the scale
+            out = torch.matmul(F.softmax(weights, dim=-1), value)
+        out = out.transpose(1, 2).contiguous()
+        return self.out_proj(out.reshape(*x.shape[:-1], -1).contiguous())
+
+
+class EncoderLayer(nn.Module):
+    """A Whisper encoder layer (pre-norm attention, then pre-norm MLP); submodule names are the checkpoint's."""
+
+    def __init__(self, config: AudioEncoderConfig):
+        super().__init__()
+        if config.activation_function not in ACTIVATIONS:
+            raise CheckpointError(
+                f"config.json: audio_config activation_function {config.activation_function!r} is not supported"
+            )
+        width = config.d_model
+        self.self_attn = EncoderAttention(width, config.encoder_attention_heads)
+        self.self_attn_layer_norm = nn.LayerNorm(width)
+        self.activation = ACTIVATIONS[config.activation_function]
+        self.fc1 = nn.Linear(width, config.encoder_ffn_dim)
+        self.fc2 = nn.Linear(config.encoder_ffn_dim, width)
+        self.final_layer_norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        x = x + self.self_attn(self.self_attn_layer_norm(x), mask, fused)
+        x = x + self.fc2(self.activation(self.fc1(self.final_layer_norm(x))))
+        if x.dtype == torch.float16:  # as Whisper's layer: keep half-precision states finite
+            limit = torch.finfo(x.dtype).max - 1000
+            x = torch.clamp(x, min=-limit, max=limit)
+        return x
+
+
 class MossAudioEncoder(nn.Module):
     """Attribute names are the checkpoint keys under `audio_encoder.`."""
 
@@ -52,8 +109,7 @@ class MossAudioEncoder(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
         self.conv3 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
         self.stem_proj = nn.Linear(config.stem_features, config.d_model)
-        whisper = config.whisper_config()
-        self.layers = nn.ModuleList(WhisperEncoderLayer(whisper) for _ in range(config.encoder_layers))
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         # As the official encoder: a bias-free projection only where output_dim differs (elsewhere an
         # identity, with no tensor in the checkpoint).
@@ -63,11 +119,15 @@ class MossAudioEncoder(nn.Module):
         # Taps go to the mergers in the order the config lists them (merger k gets the k-th listed
         # layer), as the official encoder hands them over; released configs happen to be sorted.
         self._tap_order = tuple(config.deepstack_encoder_layer_indexes)
-        self._whisper = whisper  # shared by every layer: switching its attention switches them all
+        # The reference runs these layers with eager attention. Windows are only 50 tokens long,
+        # so a fused kernel would save little on CPU, and eager keeps results bit-close to the reference.
+        self.attention = "eager"
 
     def use_attention(self, implementation: str) -> None:
         """"eager" (as the reference runs) or "sdpa" (fused kernels, for GPUs)."""
-        self._whisper._attn_implementation = implementation
+        if implementation not in ("eager", "sdpa"):
+            raise ValueError(f"attention {implementation!r}: not one of eager, sdpa")
+        self.attention = implementation
 
     def forward(self, mel: torch.Tensor) -> EncodedAudio:
         """mel (n_mels, T) -> EncodedAudio with ceil(T / 8) tokens."""
@@ -134,9 +194,9 @@ class MossAudioEncoder(nn.Module):
         mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
         mask = mask.masked_fill(padding, torch.finfo(x.dtype).min)[:, None, None, :]
         states: dict[int, torch.Tensor] = {}
+        fused = self.attention == "sdpa"
         for index, layer in enumerate(self.layers):
-            x = layer(x, mask)
-            x = x[0] if isinstance(x, tuple) else x  # transformers before 5.2 returned (states, attn)
+            x = layer(x, mask, fused)
             if index in self._tap_order:
                 states[index] = x
         return self._projected(self.layer_norm(x)), [self._projected(states[index]) for index in self._tap_order]

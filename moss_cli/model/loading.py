@@ -13,6 +13,7 @@ from ..errors import CheckpointError
 from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX, resolve_checkpoint, resolve_tokenizer  # noqa: F401 - the loading API, in one place
 from .config import MossAudioConfig
 from .modeling import MossAudioModel
+from .qwen3 import RotaryEmbedding
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -75,8 +76,6 @@ def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
 def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize: str | None = None) -> MossAudioModel:
     """Build the model without initialising it, check the weights, then load them onto `device`;
     quantize="int8": int8 linear layers (model/quantize.py), each made as soon as its weights are read."""
-    from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
-
     config = MossAudioConfig.from_file(folder / CONFIG_FILE)
     with torch.device("meta"):
         model = MossAudioModel(config)
@@ -99,7 +98,7 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize:
         if tied:
             model.lm_head.weight = model.language_model.embed_tokens.weight
     # Rotary frequencies are computed, not stored: rebuild them on the real device.
-    model.language_model.rotary_emb = Qwen3RotaryEmbedding(config.language).to(device)
+    model.language_model.rotary_emb = RotaryEmbedding(config.language).to(device)
     if device.type == "cuda":  # fused attention pays on GPUs; on CPU eager keeps the reference's numbers
         model.audio_encoder.use_attention("sdpa")
     leftover = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 from concurrent.futures import Future
-from contextlib import contextmanager
 
 import torch
 from torch import nn
-from transformers import DynamicCache
-from transformers.models.qwen3.modeling_qwen3 import Qwen3Model
 
 from ..interrupts import result_of, started
 from . import decoder
@@ -18,9 +14,7 @@ from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
 from .greedy_head import ScreenedHead, first_argmax
-
-# transformers 5.x renamed Qwen3Model's `past_key_values` argument to `cache`; accept either.
-_CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
+from .qwen3 import KVCache, Qwen3Model
 
 
 class GatedMLP(nn.Module):
@@ -79,10 +73,10 @@ class MossAudioModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.language_model.embed_tokens.weight.dtype
 
-    def new_cache(self) -> DynamicCache:
-        return DynamicCache(config=self.config.language)
+    def new_cache(self) -> KVCache:
+        return KVCache()
 
-    def joined_cache(self, caches: list[DynamicCache], width: int) -> DynamicCache:
+    def joined_cache(self, caches: list[KVCache], width: int) -> KVCache:
         """One-row caches as one batch, each row left-padded to `width` positions (masked later)."""
         joined = self.new_cache()
         for index in range(len(caches[0].layers)):
@@ -107,7 +101,7 @@ class MossAudioModel(nn.Module):
 
     @torch.inference_mode()
     def prefill(
-        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache,
+        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: KVCache,
     ) -> torch.Tensor:
         """Run prompts (B, S) of one length through the LLM, filling `cache`; returns last-position
         logits (B, V). `audio` holds the states of every row's audio in row order."""
@@ -115,7 +109,7 @@ class MossAudioModel(nn.Module):
 
     @torch.inference_mode()
     def prefill_hidden(
-        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: DynamicCache,
+        self, input_ids: torch.Tensor, audio_mask: torch.Tensor, audio: EncodedAudio | None, cache: KVCache,
     ) -> torch.Tensor:
         """`prefill`, returning the last position's hidden state (B, H) instead of its logits."""
         embeds = self.language_model.embed_tokens(input_ids)  # (B, S, H)
@@ -132,11 +126,10 @@ class MossAudioModel(nn.Module):
             # rest unused; their outputs would change nothing, so they are not computed.
             mergers = self.deepstack_audio_merger_list[: len(self.language_model.layers)]
             deepstack = [merge(tap) for merge, tap in zip(mergers, audio.taps)]
-        with self._inject_deepstack(audio_mask, deepstack):
-            hidden = self._run_llm(inputs_embeds=embeds, cache=cache)
+        hidden = self.language_model(embeds, cache, deepstack=deepstack, audio_mask=audio_mask)
         return hidden[:, -1]
 
-    def decoding_cache(self, cache: DynamicCache, room: int) -> DynamicCache | StaticCache:
+    def decoding_cache(self, cache: KVCache, room: int) -> KVCache | StaticCache:
         """The cache to decode `room` more tokens with: a prefilled cache copied into reserved space
         (see model/decoder.py), or the cache itself where the fast step does not apply."""
         if not decoder.supported(self.language_model):
@@ -145,7 +138,7 @@ class MossAudioModel(nn.Module):
 
     @torch.inference_mode()
     def decode_step(
-        self, token_ids: torch.Tensor, cache: DynamicCache | StaticCache, attention_mask: torch.Tensor | None = None,
+        self, token_ids: torch.Tensor, cache: KVCache | StaticCache, attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Feed new tokens (B, n) after the cached ones; returns last-position logits (B, V).
@@ -157,14 +150,15 @@ class MossAudioModel(nn.Module):
 
     @torch.inference_mode()
     def step_hidden(
-        self, token_ids: torch.Tensor, cache: DynamicCache | StaticCache, attention_mask: torch.Tensor | None = None,
+        self, token_ids: torch.Tensor, cache: KVCache | StaticCache, attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`decode_step`, returning the last position's hidden state (B, H) instead of its logits."""
         if isinstance(cache, StaticCache):
             return decoder.decode_step(self.language_model, token_ids, cache, position_ids, attention_mask)
-        padding = {} if attention_mask is None else {"attention_mask": attention_mask, "position_ids": position_ids}
-        hidden = self._run_llm(input_ids=token_ids, cache=cache, **padding)
+        if attention_mask is None:
+            position_ids = None
+        hidden = self.language_model(self.language_model.embed_tokens(token_ids), cache, attention_mask, position_ids)
         return hidden[:, -1]
 
     @torch.inference_mode()
@@ -206,26 +200,3 @@ class MossAudioModel(nn.Module):
         stop = threading.Event()  # set at exit: a run that ends first (no speech found) must not exit under the build
         self._screen_building = started(ScreenedHead, weight.detach(), self.logits, stop, name="moss-greedy-screen",
                                         stop=stop)
-
-    def _run_llm(self, cache: DynamicCache, **inputs: torch.Tensor) -> torch.Tensor:
-        out = self.language_model(**inputs, use_cache=True, **{_CACHE_ARG: cache})
-        return out.last_hidden_state
-
-    @contextmanager
-    def _inject_deepstack(self, audio_mask: torch.Tensor, deepstack: list[torch.Tensor]):
-        def make_hook(states: torch.Tensor):
-            def add_at_audio_positions(_module, _inputs, output):
-                hidden = output[0] if isinstance(output, tuple) else output
-                hidden = hidden.clone()
-                hidden[audio_mask] = hidden[audio_mask] + states.to(hidden.dtype)
-                return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-            return add_at_audio_positions
-
-        layers = self.language_model.layers
-        handles = [layers[k].register_forward_hook(make_hook(states)) for k, states in enumerate(deepstack)]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()

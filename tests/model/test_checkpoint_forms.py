@@ -6,6 +6,7 @@ the expected numbers come from the official formulas written out here, not from 
 import pytest
 import torch
 from support.recordings import synthetic_speechlike
+from support.reference_qwen3 import transformers_qwen3
 from support.tiny_checkpoint import TinySpec, random_weights, write_checkpoint
 from torch.nn import functional as F
 from typer.testing import CliRunner
@@ -22,8 +23,9 @@ TAPS_FIELD = "audio_config.deepstack_encoder_layer_indexes"
 def official_prefill_logits(model, ids, mask, encoded):
     """The official MossAudioModel.forward over a whole prompt, written out: adapter outputs scattered
     into the placeholder embeddings, merger k's output added after LLM layer k for the first
-    min(mergers, layers) layers (the hook loop stops at the last layer), logits at the last position."""
-    lm = model.language_model
+    min(mergers, layers) layers (the hook loop stops at the last layer), logits at the last position. The decoder is transformers'
+    Qwen3Model, as the official code runs it."""
+    lm = transformers_qwen3(model.language_model)
     embeds = lm.embed_tokens(ids).clone()
     audio = model.audio_adapter(encoded.last_hidden[None])
     embeds.masked_scatter_(mask.unsqueeze(-1).expand_as(embeds), audio)

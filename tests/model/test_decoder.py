@@ -79,9 +79,9 @@ def test_room_is_reserved_in_steps_not_for_the_whole_token_limit():
     assert static.length == 10 and static.capacity == 10 + decoder.GROWTH
 
 
-def test_other_attention_kernels_keep_the_transformers_path():
+def test_eager_attention_keeps_the_full_forward_path():
     model = random_model(torch.float32)
-    model.language_model.config._attn_implementation = "eager"
+    model.language_model.config.attention = "eager"
     dynamic, _, _ = prefilled(model, [5])
     assert model.decoding_cache(dynamic, room=8) is dynamic
 

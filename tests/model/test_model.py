@@ -107,7 +107,7 @@ def test_encoder_sdpa_matches_eager(tiny_engine):
     finally:
         tiny_engine.model.audio_encoder.use_attention("eager")
     assert torch.allclose(fused.last_hidden, eager.last_hidden, atol=1e-5)
-    assert tiny_engine.model.audio_encoder.layers[0].self_attn.config._attn_implementation == "eager"
+    assert tiny_engine.model.audio_encoder.attention == "eager"
 
 
 def test_int8_quantization_swaps_the_llm_and_head_layers(tiny_checkpoint):
