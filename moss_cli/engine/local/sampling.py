@@ -1,4 +1,4 @@
-"""Picking each next token: greedy, or sampled through transformers' logits warpers; what a decode ends with."""
+"""Picking each next token: greedy, or sampled as transformers' logits warpers sample; what a decode ends with."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class TokenSampler:
                 self.generator.seed()
             else:
                 self.generator.manual_seed(options.seed)
-            self.warpers = _logits_warpers(options)
 
     def __call__(self, logits: torch.Tensor) -> int:
         import torch
@@ -37,17 +36,25 @@ class TokenSampler:
         logits = logits.float()  # (1, V)
         if self.options.greedy:
             return int(logits.argmax(dim=-1))
-        scores = self.warpers(None, logits)
+        scores = warped(logits, self.options)
         probs = torch.softmax(scores, dim=-1)
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
 
-def _logits_warpers(options: DecodingOptions):
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+def warped(scores: torch.Tensor, options: DecodingOptions) -> torch.Tensor:
+    """Temperature, then top-k, then top-p over logits (1, V): the arithmetic of transformers'
+    Temperature/TopK/TopPLogitsWarper in that order (min_tokens_to_keep 1, filtered scores -inf), written
+    out because importing transformers' generation package costs a second of every start."""
+    import torch
 
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(options.temperature)])
+    scores = scores / options.temperature
     if options.top_k:
-        warpers.append(TopKLogitsWarper(options.top_k))
+        top_k = min(max(options.top_k, 1), scores.size(-1))
+        scores = scores.masked_fill(scores < torch.topk(scores, top_k)[0][..., -1, None], -float("inf"))
     if options.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(options.top_p))
-    return warpers
+        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - options.top_p)
+        remove[..., -1:] = 0  # the likeliest token always stays
+        scores = scores.masked_fill(remove.scatter(1, sorted_indices, remove), -float("inf"))
+    return scores
