@@ -38,10 +38,30 @@ def test_log_mel_is_the_reference_extractor_s_to_the_last_bit(length):
     rng = np.random.default_rng(length)
     samples = (synthetic_speechlike(length / 16_000 + 0.1, seed=length % 7)[:length]
                + 1e-3 * rng.standard_normal(length)).astype(np.float32)
-    reference = audio._feature_extractor()._np_extract_fbank_features(samples[None], device="cpu")[0]
+    reference = reference_extractor()._np_extract_fbank_features(samples[None], device="cpu")[0]
     ours = audio._whisper_log_mel(samples)
     assert ours.dtype == reference.dtype and ours.shape == reference.shape
     assert np.array_equal(ours, reference)
+
+
+def reference_extractor():
+    from transformers import WhisperFeatureExtractor
+
+    from moss_cli.audio.constants import HOP_LENGTH, N_FFT, SAMPLE_RATE
+
+    return WhisperFeatureExtractor(feature_size=N_MELS, sampling_rate=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT)
+
+
+def test_window_and_mel_filters_are_transformers_to_the_bit():
+    """features.py computes Whisper's window and filters without importing transformers."""
+    from transformers.audio_utils import window_function
+
+    from moss_cli.audio import features as audio
+    from moss_cli.audio.constants import N_FFT
+
+    assert np.array_equal(audio._hann_window(), window_function(N_FFT, "hann").astype(np.float64))
+    expected = reference_extractor().mel_filters
+    assert audio._mel_filters().dtype == expected.dtype and np.array_equal(audio._mel_filters(), expected)
 
 
 def test_short_and_empty_audio_are_refused():
