@@ -143,6 +143,13 @@ def _assign(module: torch.nn.Module, leaf: str, tensor: torch.Tensor) -> None:
 
 
 def load_tokenizer(folder: Path):
+    """Qwen's tokenizer built with the `tokenizers` library (model/tokenizer.py), else transformers'."""
+    from .tokenizer import qwen_tokenizer
+
+    return qwen_tokenizer(folder) or transformers_tokenizer(folder)
+
+
+def transformers_tokenizer(folder: Path):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
