@@ -77,7 +77,7 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize:
     """Build the model without initialising it, check the weights, then load them onto `device`;
     quantize="int8": int8 linear layers (model/quantize.py), each made as soon as its weights are read."""
     config = MossAudioConfig.from_file(folder / CONFIG_FILE)
-    with torch.device("meta"):
+    with torch.device("meta"), _no_initialisation():
         model = MossAudioModel(config)
     locations = weight_locations(folder)
     check_weights(model, locations)
@@ -105,6 +105,28 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize:
     if leftover:
         raise CheckpointError(f"tensor {leftover[0]} was not loaded")
     return model.eval()
+
+
+@contextmanager
+def _no_initialisation():
+    """Modules built without their random initialisation: the weights come from the checkpoint, and on
+    the meta device PyTorch's random fills go through its reference decompositions, which import
+    torch._dynamo (about a second of a start)."""
+    from torch import nn
+
+    classes = (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd, nn.LayerNorm)
+    saved = [cls.__dict__["reset_parameters"] for cls in classes]
+    for cls in classes:
+        cls.reset_parameters = _leave_uninitialised
+    try:
+        yield
+    finally:
+        for cls, method in zip(classes, saved):
+            cls.reset_parameters = method
+
+
+def _leave_uninitialised(_module) -> None:
+    return None
 
 
 def _load_quantizing(model: MossAudioModel, locations: dict[str, Path], dtype: torch.dtype, tied: bool) -> None:

@@ -41,7 +41,9 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, config: LanguageConfig):
         super().__init__()
         dim = config.head_dim
-        inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+        # On the CPU whatever the default device: transformers computes them there too, and a model built
+        # on the meta device (loading.py) would otherwise import torch._dynamo for meta arithmetic.
+        inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float, device="cpu") / dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
