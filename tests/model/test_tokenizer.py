@@ -37,10 +37,14 @@ def qwen3_files(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", params=["tiny checkpoint", "qwen3"])
+@pytest.fixture(scope="module", params=["tiny checkpoint", "qwen3", "tokenizer.json"])
 def pair(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tokenizer")
-    write_tokenizer(folder) if request.param == "tiny checkpoint" else qwen3_files(folder)
+    write_tokenizer(folder) if request.param != "qwen3" else qwen3_files(folder)
+    if request.param == "tokenizer.json":  # a checkpoint that ships one: both sides read it
+        qwen_tokenizer(folder).backend.save(str(folder / "tokenizer.json"))
+        (folder / "vocab.json").unlink()
+        (folder / "merges.txt").unlink()
     ours = load_tokenizer(folder)
     assert isinstance(ours, QwenTokenizer)
     return ours, transformers_tokenizer(folder)
