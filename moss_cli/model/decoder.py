@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
 from .qwen3 import KVCache, Qwen3Model, apply_rotary_pos_emb
 
 GROWTH = 256  # positions reserved at a time

@@ -21,14 +21,14 @@ greedy = engine.ask(clip, "Describe the audio.", DecodingOptions(max_new_tokens=
 sampled = engine.ask(clip, "Describe the audio.", DecodingOptions(max_new_tokens=4, temperature=0.8, top_p=0.9, seed=1))
 engine.ask_questions(clip, ["Who speaks?", "Where?"], DecodingOptions(max_new_tokens=2))
 assert len(greedy.token_ids) and len(sampled.token_ids)
-heavy = sorted(m for m in sys.modules if m.startswith(%r))
+heavy = sorted(m for m in sys.modules if m.startswith(HEAVY))
 print(type(engine.prompts.tokenizer).__name__, heavy)
-""" % (HEAVY,)
+""".replace("HEAVY", repr(HEAVY))
 
 
 @pytest.mark.parametrize("quantize", ["", "int8"])
 def test_loading_and_answering_import_no_transformers_model_code(tiny_checkpoint, quantize):
     done = subprocess.run([sys.executable, "-c", PROBE, str(tiny_checkpoint), quantize], capture_output=True,
-                          text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+                          text=True, timeout=300, check=False, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "QwenTokenizer []", done.stdout
