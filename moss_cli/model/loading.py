@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -109,24 +110,33 @@ def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize:
 
 @contextmanager
 def _no_initialisation():
-    """Modules built without their random initialisation: the weights come from the checkpoint, and on
-    the meta device PyTorch's random fills go through its reference decompositions, which import
-    torch._dynamo (about a second of a start)."""
+    """Modules built in this thread without their random initialisation: the weights come from the
+    checkpoint, and on the meta device PyTorch's random fills go through its reference decompositions,
+    which import torch._dynamo (about a second of a start). Other threads initialise as usual."""
     from torch import nn
 
     classes = (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd, nn.LayerNorm)
     saved = [cls.__dict__["reset_parameters"] for cls in classes]
-    for cls in classes:
-        cls.reset_parameters = _leave_uninitialised
+    for cls, method in zip(classes, saved):
+        cls.reset_parameters = _unless_building(method)
+    _building.active = True
     try:
         yield
     finally:
+        _building.active = False
         for cls, method in zip(classes, saved):
             cls.reset_parameters = method
 
 
-def _leave_uninitialised(_module) -> None:
-    return None
+_building = threading.local()
+
+
+def _unless_building(reset):
+    def reset_parameters(module) -> None:
+        if not getattr(_building, "active", False):
+            reset(module)
+
+    return reset_parameters
 
 
 def _load_quantizing(model: MossAudioModel, locations: dict[str, Path], dtype: torch.dtype, tied: bool) -> None:

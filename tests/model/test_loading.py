@@ -128,3 +128,23 @@ def test_truncated_weights_file_is_a_checkpoint_error_naming_it(checkpoint, keep
     result = CliRunner().invoke(app, ["ask", str(wav_file), "What is it?", "--model", str(checkpoint)])
     assert result.exit_code == 2
     assert "model.safetensors: damaged or truncated" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_only_the_loading_thread_skips_random_initialisation():
+    import threading
+
+    from moss_cli.model.loading import _no_initialisation
+
+    def seeded_linear():
+        torch.manual_seed(5)
+        return torch.nn.Linear(4, 4, device="cpu")
+
+    built = {}
+    with torch.device("meta"), _no_initialisation():
+        skipped = torch.nn.Linear(4, 4)  # on meta, where a random fill would import torch._dynamo
+        other = threading.Thread(target=lambda: built.setdefault("linear", seeded_linear()))
+        other.start()
+        other.join()
+    assert skipped.weight.is_meta
+    expected = seeded_linear().weight  # this thread's modules are initialised again after the load
+    assert torch.equal(built["linear"].weight, expected)  # another thread's were during it
