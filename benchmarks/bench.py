@@ -42,15 +42,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from moss_cli.model.allocator import keep_freed_memory  # noqa: E402
-from moss_cli.audio.constants import SAMPLE_RATE  # noqa: E402
 from moss_cli.audio.chunking import ChunkPolicy, plan_chunks  # noqa: E402
+from moss_cli.audio.constants import SAMPLE_RATE  # noqa: E402
+from moss_cli.audio.vad import speech_regions  # noqa: E402
 from moss_cli.engine.base import DecodingOptions  # noqa: E402
 from moss_cli.engine.local.engine import MossAudio, Request  # noqa: E402
+from moss_cli.model.allocator import keep_freed_memory  # noqa: E402
 from moss_cli.model.quantize import Int8Linear  # noqa: E402
 from moss_cli.tasks.recording import Recording  # noqa: E402
 from moss_cli.tasks.specs import TRANSCRIBE_SENTENCES  # noqa: E402
-from moss_cli.audio.vad import speech_regions  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from runs import Spread, ratios, read_event, run_interleaved  # noqa: E402
@@ -77,10 +77,11 @@ SIZES = {
 
 def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_size: int | None) -> MossAudio:
     """A random checkpoint of a named size, built in place (no file for 4b/8b: they are 8-16 GB)."""
+    from support.tiny_checkpoint import TinySpec, config_json, write_tokenizer
+
     from moss_cli.model.config import MossAudioConfig
     from moss_cli.model.loading import load_tokenizer
     from moss_cli.model.modeling import MossAudioModel
-    from support.tiny_checkpoint import TinySpec, config_json, write_tokenizer
 
     spec = TinySpec(**SIZES[size])
     config = MossAudioConfig.from_dict(config_json(spec))

@@ -37,14 +37,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +49,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from processes import PeakSampler, signal_tree
 from runs import Spread, read_event, run_interleaved
 
 REFERENCE = "moss-float32"
 CRISPASR_TYPES = {"crispasr-f32": "f32", "crispasr-f16": "f16", "crispasr-q8_0": "q8_0", "crispasr-q4_k": "q4_k"}
-VLLM_JOBS = 8  # requests in flight, as `moss transcribe --server --jobs 8`
 
 
 @dataclass(frozen=True)
@@ -117,63 +114,6 @@ def summary_table(per_request: dict[str, list[float]], whole: dict[str, list[flo
             f"{ratio_text(Spread.of(whole_times).median, base_whole) if whole_times else '-'} | "
             f"{warm_peak:.0f} / {whole_peak:.0f} |")
     return lines
-
-
-# Memory of a process tree
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants alive now (from /proc)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    pending += [int(child) for child in children.read().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        found.append(current)
-    return found
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident MB of `pid` and all its descendants (0 for processes already gone)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            with open(f"/proc/{member}/status") as status:
-                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total / 1024
-
-
-def signal_tree(pid: int, number: int) -> None:
-    for member in process_tree(pid):
-        try:
-            os.kill(member, number)
-        except ProcessLookupError:
-            continue
-
-
-class PeakSampler:
-    """Samples a process tree's resident memory in a thread; `peak` since the last reset()."""
-
-    def __init__(self, pid: int, every: float = 0.05):
-        self.pid, self.every, self.peak = pid, every, 0.0
-        self._stop = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.every):
-            self.peak = max(self.peak, tree_rss_mb(self.pid))
-
-    def reset(self) -> None:
-        self.peak = 0.0
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 # The parent: one process per side, spoken to in JSON lines
@@ -331,133 +271,6 @@ def parent(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-# Workers: each side in its own process
-
-
-class MossSide:
-    def __init__(self, job: dict, quantize: str | None):
-        import torch
-
-        from moss_cli.engine.local.engine import MossAudio
-        from moss_cli.model.allocator import keep_freed_memory
-
-        torch.set_num_threads(job["threads"])
-        keep_freed_memory()  # as `moss` does for a local model
-        self.engine = MossAudio.load(job["checkpoint"], device="cpu", dtype="float32", quantize=quantize)
-        self.engine.stop_ids = set()  # every request decodes exactly its tokens, as the peers are told to
-
-    def run(self, chunks: list, prompt: str, tokens: int) -> dict:
-        from moss_cli.engine.base import DecodingOptions
-        from moss_cli.engine.local.engine import Request
-
-        options = DecodingOptions(max_new_tokens=tokens)
-        self.engine._last_clip = None  # each run encodes its audio again, as a new recording would be
-        answers = self.engine.ask_many([Request(samples, prompt, options) for samples in chunks])
-        return {"tokens_per_request": [len(answer.token_ids) for answer in answers]}
-
-    def close(self) -> None:
-        pass
-
-
-class VllmSide:
-    def __init__(self, job: dict, python: str, log: Path):
-        from support.vllm_server import FLAGS, VllmServer
-
-        self.checkpoint = job["checkpoint"]
-        # No prefix or processor cache: the repeated runs of a case would be answered from them.
-        flags = (*FLAGS, "--no-enable-prefix-caching", "--mm-processor-cache-gb", "0")
-        self.server = VllmServer(python, Path(self.checkpoint), log, flags=flags).start()
-
-    def _ask(self, samples, prompt: str, tokens: int) -> tuple[int, int]:
-        """Completion tokens and prompt tokens taken from a cache, as vLLM reports them."""
-        import requests
-
-        from moss_cli.engine.remote.engine import audio_content
-
-        body = {"model": self.checkpoint, "max_tokens": tokens, "min_tokens": tokens, "temperature": 0,
-                "messages": [{"role": "user", "content": audio_content(samples, prompt)}]}
-        reply = requests.post(self.server.url + "/chat/completions", json=body, timeout=3600)
-        reply.raise_for_status()
-        usage = reply.json()["usage"]
-        return usage["completion_tokens"], (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-
-    def run(self, chunks: list, prompt: str, tokens: int) -> dict:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(VLLM_JOBS) as pool:
-            counts = list(pool.map(lambda samples: self._ask(samples, prompt, tokens), chunks))
-        return {"tokens_per_request": [n for n, _ in counts], "cached_prompt_tokens": [c for _, c in counts]}
-
-    def close(self) -> None:
-        self.server.stop()
-
-
-class CrispSide:
-    """CrispASR's `moss-audio` backend. It reports its token count only in its log ("generated N
-    tokens", at verbosity 1, on the C library's stderr), which is read back per request."""
-
-    REPORTED = re.compile(rb"generated (\d+) tokens")
-
-    def __init__(self, job: dict, gguf: str):
-        from crispasr import Session
-
-        self.session = Session(gguf, n_threads=job["threads"], backend="moss-audio", verbosity=1)
-
-    def run(self, chunks: list, prompt: str, tokens: int) -> dict:
-        self.session.set_ask(prompt)
-        self.session.set_max_new_tokens(tokens)  # version 0.8.45 decodes up to 512 whatever this says
-        counts = []
-        for samples in chunks:
-            log = self._logged(lambda samples=samples: self.session.transcribe(samples))
-            reported = self.REPORTED.findall(log)
-            counts.append(int(reported[-1]) if reported else None)
-        return {"tokens_per_request": counts}
-
-    @staticmethod
-    def _logged(call) -> bytes:
-        """What `call` writes to file descriptor 2 (the C library's log; kept from the terminal)."""
-        with tempfile.TemporaryFile() as capture:
-            saved = os.dup(2)
-            os.dup2(capture.fileno(), 2)
-            try:
-                call()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            capture.seek(0)
-            return capture.read()
-
-    def close(self) -> None:
-        self.session.close()
-
-
-def worker(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    started = time.perf_counter()
-    job = json.loads(args.job.read_text(encoding="utf-8"))
-    chunks = [np.load(args.job.parent / name) for name in job["chunks"]]
-    if args.worker == "moss":
-        side = MossSide(job, args.quantize)
-    elif args.worker == "vllm":
-        side = VllmSide(job, args.vllm_python, args.job.parent / f"vllm-{os.getpid()}.log")
-    else:
-        side = CrispSide(job, args.gguf)
-    emit({"event": "loaded", "seconds": time.perf_counter() - started})
-    try:
-        for line in sys.stdin:
-            if line.strip() == "run":
-                start = time.perf_counter()
-                record = side.run(chunks, job["prompt"], job["tokens"])
-                emit({"event": "run", "seconds": time.perf_counter() - start, "chunks": len(chunks), **record})
-    finally:
-        side.close()
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -501,7 +314,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    worker(args) if args.worker else parent(args)
+    if args.worker:
+        from peer_sides import worker
+
+        worker(args)
+    else:
+        parent(args)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from moss_cli.speakers.labels import label_speakers, speech_spans  # noqa: E402
 from moss_cli.audio.constants import SAMPLE_RATE  # noqa: E402
-from moss_cli.results import Segment  # noqa: E402
 from moss_cli.audio.sources import AudioSource, open_audio  # noqa: E402
-from moss_cli.speakers.voices import load_diarizer  # noqa: E402
 from moss_cli.audio.vad import speech_regions  # noqa: E402
+from moss_cli.results import Segment  # noqa: E402
+from moss_cli.speakers.labels import label_speakers, speech_spans  # noqa: E402
+from moss_cli.speakers.voices import load_diarizer  # noqa: E402
 
 
 class Nothing:

@@ -25,7 +25,9 @@ def load_peers():
     return module
 
 
-peers = load_peers()
+peers = load_peers()  # puts benchmarks/ on sys.path: its other modules import as peers.py imports them
+import peer_sides  # noqa: E402
+import processes  # noqa: E402
 
 
 def test_sides_default_to_what_is_installed():
@@ -84,8 +86,8 @@ def test_crispasr_count_is_read_from_what_its_library_logs_on_descriptor_2(capfd
     def library_call():  # writes as C code does, below Python's sys.stderr
         os.write(2, b"moss_audio: step 0 argmax=1\nmoss_audio: generated 512 tokens: \" NGO\"\n")
 
-    log = peers.CrispSide._logged(library_call)
-    assert peers.CrispSide.REPORTED.findall(log) == [b"512"]
+    log = peer_sides.CrispSide._logged(library_call)
+    assert peer_sides.CrispSide.REPORTED.findall(log) == [b"512"]
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"  # descriptor 2 is the real stderr again
 
@@ -115,11 +117,11 @@ def test_memory_is_the_whole_process_tree():
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         parent.stdout.readline()
-        tree = peers.process_tree(parent.pid)
+        tree = processes.process_tree(parent.pid)
         assert tree[0] == parent.pid and len(tree) == 2
-        assert peers.tree_rss_mb(parent.pid) > peers.tree_rss_mb(tree[1]) > 0
+        assert processes.tree_rss_mb(parent.pid) > processes.tree_rss_mb(tree[1]) > 0
     finally:
-        peers.signal_tree(parent.pid, 9)
+        processes.signal_tree(parent.pid, 9)
         parent.wait()
 
 
