@@ -113,6 +113,10 @@ class CrispSide:
 
 
 def worker(args: argparse.Namespace) -> None:
+    if args.worker == "moss":  # as the `moss` command does, before torch loads
+        from moss_cli.model.openmp import short_openmp_spin
+
+        short_openmp_spin()
     import numpy as np
 
     started = time.perf_counter()
