@@ -19,6 +19,7 @@ Remote engines run requests in parallel themselves and get whole batches, as abo
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,7 +67,9 @@ class SharedBatches:
         self._queue: list[_Call] = []  # calls with requests not yet sent, oldest first
         self._busy = False  # a batch is being decoded
         self._engine_lock = threading.Lock()  # other calls (text-only, several questions) one at a time
-        self._continuous = callable(getattr(engine, "decode_continuously", None))
+        # MOSS_CONTINUOUS=0 (a benchmark's baseline): whole batches, as for remote engines
+        continuous = callable(getattr(engine, "decode_continuously", None))
+        self._continuous = continuous and os.environ.get("MOSS_CONTINUOUS") != "0"
         self._tasks: list[_Task] = []  # ask_questions calls waiting for the decoding thread
         self._in_flight: dict[int, tuple[_Call, int]] = {}  # requests handed to the engine, by key
         self._keys = itertools.count()

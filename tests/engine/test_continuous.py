@@ -130,3 +130,11 @@ def test_an_unreadable_file_fails_only_its_own_request(tiny_engine, tmp_path):
     assert isinstance(answers[1], Exception) and "missing.wav" in str(answers[1])
     assert answers[0].token_ids == tiny_engine.ask_many([asked[0]])[0].token_ids
     assert answers[2].token_ids == tiny_engine.ask_many([asked[2]])[0].token_ids
+
+
+def test_static_batches_on_request_leave_finished_rows_empty(tiny_engine, joins, monkeypatch):
+    """MOSS_CONTINUOUS=0, the benchmark's baseline: batches of batch_size one after another."""
+    monkeypatch.setenv("MOSS_CONTINUOUS", "0")
+    alone, together = alone_then_together(tiny_engine, requests())
+    assert_same(alone, together)
+    assert joins == []

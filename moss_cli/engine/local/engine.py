@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,12 @@ class EncodedClip:
     @property
     def n_tokens(self) -> int:
         return int(self.states.last_hidden.shape[0])
+
+
+def static_batches() -> bool:
+    """MOSS_CONTINUOUS=0: whole batches one after another, a finished row left empty until its batch ends
+    (what continuous batching is measured against: benchmarks/overlap.py --compare continuous)."""
+    return os.environ.get("MOSS_CONTINUOUS") == "0"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -193,14 +200,17 @@ class MossAudio:
             if request.audio is not None:
                 self.prompts.check_question(request.question)
         answers: dict[int, Answer | Exception] = {}
-        waiting = list(enumerate(requests))
+        numbered = list(enumerate(requests))
+        step = self.batch_size if static_batches() else len(requests)  # static: the benchmark's baseline
+        for start in range(0, len(requests), step):
+            waiting = numbered[start : start + step]
 
-        def next_requests(count: int) -> list[tuple[int, Request]]:
-            taken = waiting[:count]
-            del waiting[:count]
-            return taken
+            def next_requests(count: int, waiting=waiting) -> list[tuple[int, Request]]:
+                taken = waiting[:count]
+                del waiting[:count]
+                return taken
 
-        self.decode_continuously(next_requests, answers.__setitem__)
+            self.decode_continuously(next_requests, answers.__setitem__)
         for index in range(len(requests)):
             if isinstance(answers[index], Exception):
                 raise answers[index]
