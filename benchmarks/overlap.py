@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def raise_end_of_turn(checkpoint: Path, scale: float) -> None:
     save_file(weights, str(path), metadata={"format": "pt"})
 
 
-def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, overlapped: bool) -> float:
+def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, overlapped: bool, cpu: list[float]) -> float:
+    """Wall seconds of one run; its CPU seconds (user + system) go to `cpu`, steadier on a shared machine."""
     command = [sys.executable, "-m", "moss_cli.cli", "transcribe", *map(str, paths), "-m", str(checkpoint),
                "--max-new-tokens", str(args.tokens), "--json", "-o", str(out), "--overwrite", "-q"]
     if args.threads:
@@ -82,9 +84,15 @@ def transcribe(paths: list[Path], checkpoint: Path, out: Path, args, overlapped:
         command += ["--batch-size", str(args.batch_size)]
     switch = SWITCHES[args.compare][0]
     env = {**os.environ, "PYTHONPATH": str(ROOT), switch: "1" if overlapped else "0"}
-    start = time.perf_counter()
+    start, used = time.perf_counter(), _children_cpu()
     subprocess.run(command, env=env, check=True)
+    cpu.append(_children_cpu() - used)
     return time.perf_counter() - start
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -119,16 +127,20 @@ def main() -> None:
         print(f"answers of varied lengths: the random output layer's <|im_end|> row scaled by {args.end_bias:g} "
               f"(each answer stops where that token first wins the greedy pick)", flush=True)
     on, off = args.compare, SWITCHES[args.compare][1]
-    sides = {on: lambda: transcribe(paths, checkpoint, work / "a", args, True),
-             off: lambda: transcribe(paths, checkpoint, work / "b", args, False)}
-    seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(f"run {n} {side:<14}{s:>8.2f} s",
-                                                                                   flush=True))
+    cpu: dict[str, list[float]] = {on: [], off: []}
+    sides = {on: lambda: transcribe(paths, checkpoint, work / "a", args, True, cpu[on]),
+             off: lambda: transcribe(paths, checkpoint, work / "b", args, False, cpu[off])}
+    seconds = run_interleaved(sides, args.repeats, report=lambda n, side, s: print(
+        f"run {n} {side:<14}{s:>8.2f} s  CPU {cpu[side][-1]:.2f} s", flush=True))
     for side, times in seconds.items():
         spread = Spread.of(times)
-        print(f"{side:<14} median {spread.median:.2f} s (min-max {spread.low:.2f}-{spread.high:.2f})")
+        used = Spread.of(cpu[side])
+        print(f"{side:<14} median {spread.median:.2f} s (min-max {spread.low:.2f}-{spread.high:.2f}); CPU median "
+              f"{used.median:.2f} s (min-max {used.low:.2f}-{used.high:.2f})")
     same = all((work / "a" / p.name).read_bytes() == (work / "b" / p.name).read_bytes()
                for p in (work / "a").glob("*.json"))
-    print(f"{on} is {ratios(seconds, on)[off]:.2f}x the speed of {off}; outputs {'identical' if same else 'DIFFER'}")
+    print(f"{on} is {ratios(seconds, on)[off]:.2f}x the speed of {off} ({ratios(cpu, on)[off]:.2f}x in CPU time); "
+          f"outputs {'identical' if same else 'DIFFER'}")
 
 
 if __name__ == "__main__":

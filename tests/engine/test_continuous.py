@@ -105,6 +105,21 @@ def test_int8_rows_join_and_run_to_their_own_ends(tiny_checkpoint, joins):
     assert_joined_shorter_and_longer(joins)
 
 
+def test_half_precision_rows_join_a_cache_with_keys_as_sdpa_takes_them(tiny_checkpoint, joins, monkeypatch):
+    """bfloat16 (a GPU's default): the StaticCache keeps keys untransposed and attention goes through SDPA."""
+    from moss_cli import MossAudio
+
+    layouts = []
+    original = RunningRows.step
+    monkeypatch.setattr(RunningRows, "step", lambda self, tokens: layouts.append(self.cache.keys_transposed)
+                        or original(self, tokens))
+    engine = MossAudio.load(str(tiny_checkpoint), device="cpu", dtype="bfloat16", batch_size=1)
+    alone, together = alone_then_together(engine, requests())
+    assert_same(alone, together)
+    assert set(layouts) == {False}
+    assert_joined_shorter_and_longer(joins)
+
+
 def test_without_the_fast_step_rows_join_a_dynamic_cache(tiny_engine, joins, monkeypatch):
     from transformers import DynamicCache
 
