@@ -11,18 +11,20 @@ long as its longest row, not as long as the run.
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
 
 from ...model import decoder
 from ...model.decoder import GROWTH, StaticCache
 from ...model.modeling import MossAudioModel
+
+# The prefill's cache, as model.new_cache() makes it: `layers` of .keys/.values, update(), get_seq_length().
+PrefillCache = object
 
 # Every layer's (keys, values, keys_transposed): keys (B, kv_heads, L, head_dim), or (B, kv_heads,
 # head_dim, L) where transposed; values (B, kv_heads, L, head_dim); the filled positions only.
 Layers = list[tuple[torch.Tensor, torch.Tensor, bool]]
 
 
-def layers_of(cache: DynamicCache | StaticCache) -> Layers:
+def layers_of(cache: PrefillCache | StaticCache) -> Layers:
     if isinstance(cache, StaticCache):
         return [(cache.filled_keys(k, cache.length), v[:, :, : cache.length], cache.keys_transposed)
                 for k, v in zip(cache.keys, cache.values)]
@@ -34,7 +36,7 @@ class RunningRows:
 
     def __init__(self, model: MossAudioModel):
         self.model = model
-        self.cache: DynamicCache | StaticCache | None = None
+        self.cache: PrefillCache | StaticCache | None = None
         self.lengths: list[int] = []
         self.mask: torch.Tensor | None = None  # (B, L) 1 at real tokens; None where no row is padded
 
@@ -88,10 +90,10 @@ class RunningRows:
             mask[row, width - n :] = 1
         return mask
 
-    def _assembled(self, sources: list[tuple[Layers, int, int, int]], room: int) -> DynamicCache | StaticCache:
+    def _assembled(self, sources: list[tuple[Layers, int, int, int]], room: int) -> PrefillCache | StaticCache:
         """One cache holding each source row's last `length` positions, right-aligned, zeros before them.
         Where the fast decoding step applies, a StaticCache with `room` free positions (model/decoder.py);
-        elsewhere a DynamicCache, as `decoding_cache` gives."""
+        elsewhere the prefill's kind of cache, as `decoding_cache` gives."""
         width = max(length for *_, length in sources)
         static = decoder.supported(self.model.language_model)
         first = sources[0][0][0][1]
