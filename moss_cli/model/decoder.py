@@ -112,8 +112,10 @@ def decode_step(lm: Qwen3Model, token_ids: torch.Tensor, cache: StaticCache, pos
         positions = torch.full((1, 1), cache.length, dtype=torch.long, device=token_ids.device)
     hidden = lm.embed_tokens(token_ids)
     cos, sin = lm.rotary_emb(hidden, positions)
-    keep = None if attention_mask is None else attention_mask[:, None, None, :].bool()
     lean = cache.keys_transposed  # CPU, float32
+    keep = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+    if lean and attention_mask is not None:  # each row's first real position (rows are left-padded)
+        keep = (attention_mask.shape[1] - attention_mask.sum(-1)).tolist()
     for index, layer in enumerate(lm.layers):
         hidden = hidden + _attention(layer.self_attn, _norm(layer.input_layernorm, hidden, lean), cos, sin, cache,
                                      index, keep)
@@ -124,8 +126,9 @@ def decode_step(lm: Qwen3Model, token_ids: torch.Tensor, cache: StaticCache, pos
 
 def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: int, keep) -> torch.Tensor:
     """Qwen3Attention.forward for one query position. SDPA gets the arguments transformers' SDPA path
-    passes (`enable_gqa` without a mask; with one, the query heads grouped by key/value head); on CPU
-    in float32 the products below stand in for it."""
+    passes (`enable_gqa` without a mask; with one, `keep` (B, 1, 1, L), the query heads grouped by
+    key/value head); on CPU in float32 the products below stand in for it, `keep` then each row's
+    first real position, or None where no row is padded."""
     batch = hidden.shape[0]
     shape = (batch, 1, -1, attn.head_dim)
     lean = cache.keys_transposed
@@ -134,8 +137,12 @@ def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: 
     value = _linear(attn.v_proj, hidden).view(shape).transpose(1, 2)
     query, key = apply_rotary_pos_emb(query, key, cos, sin)
     keys, values = cache.append(index, key, value)
-    if cache.keys_transposed:
-        out = _attention_by_products(query, keys, values, attn.scaling, keep)
+    if cache.keys_transposed and keep is not None:
+        out = torch.cat([_attention_by_products(query[row : row + 1], keys[row : row + 1, ..., start:],
+                                                values[row : row + 1, :, start:], attn.scaling, None)
+                         for row, start in enumerate(keep)])
+    elif cache.keys_transposed:
+        out = _attention_by_products(query, keys, values, attn.scaling, None)
     elif keep is None:
         out = F.scaled_dot_product_attention(query, keys, values, scale=attn.scaling, enable_gqa=True)
     else:
@@ -198,6 +205,12 @@ def _attention_by_products(query, keys, values, scale: float, keep) -> torch.Ten
     SDPA's fused CPU kernel is built for many query positions: for one it took 2-3x as long (0.47 ms
     against 0.24 ms a layer at 5 rows and 900 positions; 1.3 ms a layer on a 16-head model), 12% of
     a whole decoding step. The numbers agree with it to float32 rounding, not to the bit.
+
+    Rows of a left-padded batch are computed one by one over their own positions (decode_step): with
+    the padding masked instead, how far a row was padded changed the sums' order and their last bits,
+    and continuous batching pads every row that joins. One answer in 64 (random `small` checkpoint,
+    ten-second clips) then broke a near tie differently from the same request alone; computed row by
+    row, all 64 agree (a batch's linear layers still round some last bits differently from one row).
     """
     batch, heads, _, dim = query.shape
     grouped = query.reshape(batch, keys.shape[1], heads // keys.shape[1], dim)

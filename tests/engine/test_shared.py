@@ -1,6 +1,7 @@
 """SharedBatches: requests from several files at once fill the engine's batches, each caller gets its own answers."""
 
 import threading
+import time
 
 import pytest
 
@@ -129,3 +130,127 @@ def test_an_error_about_one_input_reaches_only_the_caller_it_is_about():
 @pytest.mark.parametrize("width", [1, 3])
 def test_parallelism_is_the_batch_width(width):
     assert SharedBatches(EchoEngine(parallelism=width)).parallelism == width
+
+
+class RowsEngine(EchoEngine):
+    """Decodes continuously, as the local engine does: `parallelism` rows; a request "name:n" takes n steps
+    and the question "bad:1" is refused on its own. Records the questions of the rows at each step."""
+
+    def __init__(self, parallelism=2, step_seconds=0.0):
+        super().__init__(parallelism)
+        self.steps, self.step_seconds = [], step_seconds
+
+    def decode_continuously(self, next_requests, deliver):
+        rows = {}  # key -> [request, steps left]
+        while True:
+            for key, request in next_requests(self.parallelism - len(rows)) if len(rows) < self.parallelism else []:
+                if request.question.startswith("bad"):
+                    deliver(key, QuestionError("the question holds '<|vision_pad|>'"))
+                else:
+                    rows[key] = [request, int(request.question.split(":")[1])]
+            if not rows:
+                return
+            self.steps.append(sorted(request.question for request, _ in rows.values()))
+            time.sleep(self.step_seconds)
+            for key in list(rows):
+                rows[key][1] -= 1
+                if rows[key][1] == 0:
+                    question = rows.pop(key)[0].question
+                    deliver(key, Answer(question, "", question, [], "stop", 0))
+
+    def ask_questions(self, audio, questions, options=None, guard=None):
+        self.steps.append(["questions"])
+        return super().ask_questions(audio, questions, options, guard)
+
+
+def test_a_finished_row_takes_the_next_request_of_any_file():
+    engine = RowsEngine(parallelism=2)
+    calls = [["a1:5", "a2:1", "a3:1"], ["b1:5", "b2:1", "b3:1"]]
+    answers, _ = members_ask(SharedBatches(engine, rows=4), calls)  # 4: both files ask before the rows start
+    assert answers == {0: calls[0], 1: calls[1]}
+    # Whole batches of two would take 5 + 5 + 1 steps; here the short requests fill the rows beside the
+    # long ones, and the second file's long request starts as soon as the first file's short ones end.
+    assert len(engine.steps) == 7 and all(len(step) <= 2 for step in engine.steps)
+    assert any({q[0] for q in step} == {"a", "b"} for step in engine.steps)
+
+
+def test_continuous_rows_wait_for_a_member_still_working_then_go():
+    engine = RowsEngine(parallelism=8)
+    shared = SharedBatches(engine)
+    with shared.member():
+        asked = threading.Thread(target=lambda: shared.ask_many([Request(None, "early:1")]))
+        with shared.member():
+            asked.start()
+            asked.join(0.5)
+            assert asked.is_alive() and engine.steps == []  # the first file does not decode alone
+        asked.join(5)
+    assert engine.steps == [["early:1"]]
+
+
+def test_text_questions_join_running_rows_and_several_questions_run_between_steps():
+    engine = RowsEngine(parallelism=2, step_seconds=0.05)
+    shared = SharedBatches(engine)
+    audio = threading.Thread(target=lambda: shared.ask_many([Request("clip.wav", "long:12")]))
+    audio.start()
+    while not engine.steps:
+        time.sleep(0.01)
+    assert shared.ask_text("text:1").text == "text:1"
+    assert [a.text for a in shared.ask_questions("clip.wav", ["q1", "q2"])] == ["q1", "q2"]
+    audio.join(5)
+    assert ["long:12", "text:1"] in engine.steps  # a row beside the audio request, not after it
+    at = engine.steps.index(["questions"])
+    assert engine.steps[at - 1] == engine.steps[at + 1] == ["long:12"]  # between two of its steps
+
+
+def test_a_continuous_error_about_one_input_reaches_only_its_caller():
+    answers, errors = members_ask(SharedBatches(RowsEngine(parallelism=4)), [["bad:1"], ["x:1"], ["y:2", "z:1"]])
+    assert errors == {0: "the question holds '<|vision_pad|>'"}
+    assert answers == {1: ["x:1"], 2: ["y:2", "z:1"]}
+
+
+class FailingRowsEngine(RowsEngine):
+    def decode_continuously(self, next_requests, deliver):
+        next_requests(self.parallelism)
+        raise RuntimeError("the model fell over")
+
+
+def test_a_failing_model_reaches_every_request_it_was_decoding():
+    answers, errors = members_ask(SharedBatches(FailingRowsEngine(parallelism=8)), [["x:1"], ["y:1", "z:1"]])
+    assert answers == {} and errors == {0: "the model fell over", 1: "the model fell over"}
+
+
+def test_local_rows_are_shared_across_files_with_the_answers_they_get_alone(tiny_engine, monkeypatch):
+    from support.recordings import synthetic_speechlike
+
+    from moss_cli import DecodingOptions
+    from moss_cli.engine.local.rows import RunningRows
+
+    def request(seconds, seed, budget):
+        return Request(synthetic_speechlike(seconds, seed=seed), "Describe the audio.", DecodingOptions(max_new_tokens=budget))
+
+    calls = [[request(1.3, 0, 12), request(2.2, 1, 3)], [request(4.0, 2, 4), request(1.0, 3, 6)]]
+    alone = [[tiny_engine.ask_many([r])[0].token_ids for r in call] for call in calls]
+    monkeypatch.setattr(tiny_engine, "batch_size", 2)
+    joined = []  # rows that joined a batch still decoding
+    original = RunningRows.rebuild
+
+    def rebuild(self, keep, joining=None, joining_rows=(), *rest):
+        joined.extend(joining_rows if keep else [])
+        return original(self, keep, joining, joining_rows, *rest)
+
+    monkeypatch.setattr(RunningRows, "rebuild", rebuild)
+    shared = SharedBatches(tiny_engine, rows=4)
+    results = {}
+
+    def member(index):
+        with shared.member():
+            results[index] = [a.token_ids for a in shared.ask_many(calls[index])]
+
+    with shared.member():  # both files ask before the rows start
+        threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {0: alone[0], 1: alone[1]}
+    assert joined  # a finished row took the next request while the other row decoded on

@@ -129,3 +129,32 @@ def test_rms_norm_in_one_call_is_bit_identical_to_qwen3s_in_float32(shape):
     for scale in (1e-3, 1.0, 1e3):
         x = torch.randn(*shape, generator=generator) * scale
         assert torch.equal(decoder._norm(norm, x, lean=True), norm(x))
+
+
+
+def test_more_padding_changes_no_bit_of_a_row():
+    """CPU float32: each row's attention runs over its own positions, so how far a row is padded changes
+    none of its bits (continuous batching pads every row that joins a longer batch)."""
+    model = random_model(torch.float32)
+    lengths = [37, 20, 45]
+    generator = torch.Generator().manual_seed(1)
+    caches, hidden = [], []
+    for n in lengths:
+        ids = torch.randint(0, model.config.language.vocab_size, (1, n), generator=generator)
+        caches.append(model.new_cache())
+        hidden.append(model.prefill_hidden(ids, ids < 0, None, caches[-1]))
+    tokens = model.logits(torch.cat(hidden)).argmax(-1)[:, None]
+    batches = []
+    for width in (max(lengths), max(lengths) + 29):  # the same rows, padded further on the left
+        mask = torch.zeros((len(lengths), width), dtype=torch.long)
+        for row, n in enumerate(lengths):
+            mask[row, width - n :] = 1
+        batches.append([StaticCache.from_dynamic(model.joined_cache(caches, width), room=8), mask])
+    for _ in range(5):
+        got = []
+        for batch in batches:
+            batch[1] = torch.cat([batch[1], batch[1].new_ones(len(lengths), 1)], dim=1)
+            got.append(model.step_hidden(tokens, batch[0], attention_mask=batch[1],
+                                         position_ids=batch[1].sum(-1, keepdim=True) - 1))
+        assert torch.equal(got[0], got[1])
+        tokens = model.logits(got[0]).argmax(-1)[:, None]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, 
 from ...model.modeling import MossAudioModel
 from ..base import Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint, split_reasoning
 from ..prompts import IM_END_ID, PromptBuilder, has_audio_span
-from .generation import Job, generate, generate_after_prefix
+from .generation import Job, decode_continuously, generate, generate_after_prefix
 
 AudioInput = str | Path | np.ndarray
 
@@ -38,6 +40,12 @@ class EncodedClip:
     @property
     def n_tokens(self) -> int:
         return int(self.states.last_hidden.shape[0])
+
+
+def static_batches() -> bool:
+    """MOSS_CONTINUOUS=0: whole batches one after another, a finished row left empty until its batch ends
+    (what continuous batching is measured against: benchmarks/overlap.py --compare continuous)."""
+    return os.environ.get("MOSS_CONTINUOUS") == "0"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -186,17 +194,84 @@ class MossAudio:
         return self.ask_many([Request(audio, question, options, guard)])[0]
 
     def ask_many(self, requests: list[Request]) -> list[Answer]:
-        """Many (audio, question) requests, encoded and decoded in batches of `batch_size`."""
+        """Many (audio, question) requests through `batch_size` rows: a row that finishes takes the next
+        request (see decode_continuously); answers in the order asked."""
         for request in requests:  # a question the prompt cannot hold fails before any audio is encoded
-            self.prompts.check_question(request.question)
-        answers: list[Answer] = []
-        for start in range(0, len(requests), self.batch_size):
-            batch = requests[start : start + self.batch_size]
-            clips = self._encode_all([r.audio for r in batch])
-            jobs = [Job(self.prompts.audio_question(r.question, c.n_tokens), c.states, r.options, r.guard)
-                    for r, c in zip(batch, clips)]
-            answers += [self._answer(job, d) for job, d in zip(jobs, generate(self.model, jobs, self.stop_ids))]
-        return answers
+            if request.audio is not None:
+                self.prompts.check_question(request.question)
+        answers: dict[int, Answer | Exception] = {}
+        numbered = list(enumerate(requests))
+        step = self.batch_size if static_batches() else len(requests)  # static: the benchmark's baseline
+        for start in range(0, len(requests), step):
+            waiting = numbered[start : start + step]
+
+            def next_requests(count: int, waiting=waiting) -> list[tuple[int, Request]]:
+                taken = waiting[:count]
+                del waiting[:count]
+                return taken
+
+            self.decode_continuously(next_requests, answers.__setitem__)
+        for index in range(len(requests)):
+            if isinstance(answers[index], Exception):
+                raise answers[index]
+        return [answers[index] for index in range(len(requests))]
+
+    def decode_continuously(self, next_requests: Callable[[int], list[tuple[Hashable, Request]]],
+                            deliver: Callable[[Hashable, Answer | Exception], None]) -> None:
+        """Answer requests as they come, `batch_size` rows at a time (continuous batching), until
+        `next_requests` has none while no row is decoding.
+
+        `next_requests(n)` hands out up to n (key, request) pairs, none when nothing waits; it is called
+        whenever rows are free, between decoding steps. `deliver(key, answer)` gets each answer as soon
+        as its row stops, or the error that kept that one request from being asked (a question the
+        prompt cannot hold, an unreadable file). A request whose audio is None is a text-only question
+        (ask_text). An error of the model itself ends the call (it raises) with rows still running.
+        """
+        jobs: dict[Hashable, Job] = {}
+
+        def pull(count: int) -> list[tuple[Hashable, Job]]:
+            while True:  # requests that fail before decoding leave their rows free for the next ones
+                requests = next_requests(count)
+                prepared = self._jobs(requests, deliver)
+                if prepared or not requests:
+                    jobs.update(prepared)
+                    return list(prepared.items())
+
+        def finished(key: Hashable, decoded) -> None:
+            deliver(key, self._answer(jobs.pop(key), decoded))
+
+        decode_continuously(self.model, self.stop_ids, self.batch_size, pull, finished)
+
+    def _jobs(self, requests: list[tuple[Hashable, Request]], deliver) -> dict[Hashable, Job]:
+        """Each request's prompt and encoded audio (audio encoded together); one that cannot be asked
+        gets its error delivered and is left out."""
+        jobs: dict[Hashable, Job] = {}
+        asked = []
+        for key, request in requests:
+            try:
+                if request.audio is None:
+                    jobs[key] = Job(self.prompts.text_question(request.question), None, request.options, request.guard)
+                else:
+                    self.prompts.check_question(request.question)
+                    asked.append((key, request))
+            except Exception as exc:  # noqa: BLE001 - about this request alone
+                deliver(key, exc)
+        for (key, request), clip in zip(asked, self._encoded_each([r.audio for _, r in asked])):
+            if isinstance(clip, Exception):
+                deliver(key, clip)
+            else:
+                prompt = self.prompts.audio_question(request.question, clip.n_tokens)
+                jobs[key] = Job(prompt, clip.states, request.options, request.guard)
+        return jobs
+
+    def _encoded_each(self, audios: list[AudioInput | EncodedClip]) -> list[EncodedClip | Exception]:
+        """`_encode_all`; where that fails for several, each alone, so an error reaches only its input."""
+        try:
+            return self._encode_all(audios)
+        except Exception as exc:  # noqa: BLE001 - told to the requests it is about
+            if len(audios) < 2:
+                return [exc]
+        return [self._encoded_each([audio])[0] for audio in audios]
 
     def ask_questions(
         self, audio: AudioInput | EncodedClip, questions: list[str], options: DecodingOptions = DecodingOptions(),
