@@ -249,8 +249,8 @@ def test_a_server_that_keeps_failing_is_set_aside(wav_file, tmp_path):
 def test_a_file_fails_only_when_every_server_failed_it(wav_file, tmp_path):
     refuse = lambda n, body, headers: (400, {"error": {"message": "no thanks"}})
     with FakeServer(FakeMoss(override=refuse)) as first, FakeServer(FakeMoss(override=refuse)) as second:
-        result = moss("caption", wav_file, "--server", first.url, "--server", second.url, "--errors",
-                      tmp_path / "e.jsonl", code=1)
+        moss("caption", wav_file, "--server", first.url, "--server", second.url, "--errors",
+             tmp_path / "e.jsonl", code=1)
     error = json.loads((tmp_path / "e.jsonl").read_text())["error"]
     assert f"server {first.url}: HTTP 400 no thanks" in error and f"server {second.url}: HTTP 400 no thanks" in error
 

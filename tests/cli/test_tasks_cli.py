@@ -85,12 +85,16 @@ def test_custom_prompt_is_sent(wav_file, tiny_checkpoint, monkeypatch):
     from moss_cli.engine.local.engine import MossAudio
 
     asked = []
-    original = MossAudio.ask_many
+    original = MossAudio.decode_continuously  # the local engine's rows, shared by the files of a run
 
-    def spy(self, requests):
-        asked.extend(request.question for request in requests)
-        return original(self, requests)
+    def spy(self, next_requests, deliver):
+        def pulled(count):
+            requests = next_requests(count)
+            asked.extend(request.question for _, request in requests)
+            return requests
 
-    monkeypatch.setattr(MossAudio, "ask_many", spy)
+        return original(self, pulled, deliver)
+
+    monkeypatch.setattr(MossAudio, "decode_continuously", spy)
     run("caption", wav_file, "--prompt", "What instrument is this?", "-m", tiny_checkpoint, "--max-new-tokens", 4, "-q")
     assert asked == ["What instrument is this?"]
