@@ -31,13 +31,17 @@ def sent_prompts(monkeypatch):
     from moss_cli.engine.local import engine
 
     prompts = []
-    original = engine.generate
+    original = engine.decode_continuously  # the rows every local request goes through
 
-    def spy(model, jobs, stop_ids):
-        prompts.extend(job.prompt.input_ids for job in jobs)
-        return original(model, jobs, stop_ids)
+    def spy(model, stop_ids, width, pull, finished):
+        def pulled(count):
+            jobs = pull(count)
+            prompts.extend(job.prompt.input_ids for _, job in jobs)
+            return jobs
 
-    monkeypatch.setattr(engine, "generate", spy)
+        return original(model, stop_ids, width, pulled, finished)
+
+    monkeypatch.setattr(engine, "decode_continuously", spy)
     return prompts
 
 
