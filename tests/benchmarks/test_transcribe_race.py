@@ -32,14 +32,15 @@ def test_commands_differ_only_in_the_server():
 
 
 def test_report_gives_medians_ratio_work_and_whether_transcripts_match():
-    lines = race({"moss-local": "a", "moss-on-vllm": "a"}, [(10, 331)]).report(
+    lines = race({"moss-local": {"a"}, "moss-on-vllm": {"a"}}, [(10, 331)]).report(
         {"moss-local": [4.0, 2.0, 3.0], "moss-on-vllm": [6.0, 9.0, 7.5]})
     assert lines[0] == "| moss-local | 3.00 s (2.00-4.00) | 1.00x |"
     assert lines[1] == "| moss-on-vllm | 7.50 s (6.00-9.00) | 2.50x |"
-    assert lines[2] == "(server: 10 requests, 331 tokens a run; transcripts identical)"
-    differing = race({"moss-local": "a", "moss-on-vllm": "b"}, [(10, 331)]).report(
-        {"moss-local": [1.0], "moss-on-vllm": [1.0]})
-    assert "DIFFER" in differing[2]
+    assert lines[2] == "(server runs: 10 requests and 331 tokens; transcripts identical)"
+    differing = race({"moss-local": {"a"}, "moss-on-vllm": {"a", "b"}}, [(10, 331), (11, 340)]).report(
+        {"moss-local": [1.0], "moss-on-vllm": [1.0, 1.2]})
+    assert differing[2].startswith("(server runs: 10 requests and 331 tokens, 11 requests and 340 tokens; ")
+    assert "DIFFER (local: 1 distinct over its runs, server: 2)" in differing[2]
 
 
 def test_options_are_checked():
