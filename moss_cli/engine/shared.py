@@ -71,6 +71,9 @@ class SharedBatches:
         continuous = callable(getattr(engine, "decode_continuously", None))
         self._continuous = continuous and os.environ.get("MOSS_CONTINUOUS") != "0"
         self._tasks: list[_Task] = []  # ask_questions calls waiting for the decoding thread
+        # Set when the interpreter exits with the decoding thread alive: it takes no more requests and
+        # ends, and the exit waits for it (a thread still inside torch at shutdown aborts the process).
+        self._stopping = threading.Event()
         self._in_flight: dict[int, tuple[_Call, int]] = {}  # requests handed to the engine, by key
         self._keys = itertools.count()
 
@@ -227,7 +230,7 @@ class SharedBatches:
         while not done():
             if not self._busy and (self._tasks or self._ready()):
                 self._busy = True
-                started(self._drive, name="moss-rows")
+                started(self._drive, name="moss-rows", stop=self._stopping)
             self._state.wait(WAIT_SLICE)
 
     def _drive(self) -> None:
@@ -237,7 +240,7 @@ class SharedBatches:
                 self._run_tasks()
                 self.engine.decode_continuously(self._pull, self._deliver)
                 with self._state:
-                    if not self._tasks and not self._ready():
+                    if self._stopping.is_set() or (not self._tasks and not self._ready()):
                         return
         except BaseException as exc:  # noqa: BLE001 - the model itself failed: every request decoding hears it
             with self._state:
@@ -256,7 +259,7 @@ class SharedBatches:
         the calls are ready to go, as a batch would be (the first file does not decode alone)."""
         self._run_tasks()
         with self._state:
-            if not self._in_flight and not self._ready():
+            if self._stopping.is_set() or (not self._in_flight and not self._ready()):
                 return []
             pulled = []
             for call, index in self._take(count):

@@ -254,3 +254,28 @@ def test_local_rows_are_shared_across_files_with_the_answers_they_get_alone(tiny
         thread.join(60)
     assert results == {0: alone[0], 1: alone[1]}
     assert joined  # a finished row took the next request while the other row decoded on
+
+
+class LingeringRowsEngine(RowsEngine):
+    """Still busy for a moment after its last answer, as a decoding thread is with its last tensors."""
+
+    def __init__(self):
+        super().__init__(parallelism=2)
+        self.finished = threading.Event()
+
+    def decode_continuously(self, next_requests, deliver):
+        super().decode_continuously(next_requests, deliver)
+        time.sleep(0.3)
+        self.finished.set()
+
+
+def test_the_exit_waits_for_the_decoding_thread_and_it_takes_no_more_work():
+    from moss_cli import interrupts
+
+    engine = LingeringRowsEngine()
+    shared = SharedBatches(engine)
+    assert [a.text for a in shared.ask_many([Request(None, "a:2"), Request(None, "b:1")])] == ["a:2", "b:1"]
+    assert not engine.finished.is_set()  # the answers are in; the decoding thread is not done yet
+    interrupts._stop_background_work()  # what the interpreter's exit runs
+    assert engine.finished.is_set()  # waited for: no thread inside the engine while the process ends
+    assert shared._stopping.is_set() and shared._pull(2) == []
