@@ -5,7 +5,7 @@ import json
 
 import pytest
 import soundfile as sf
-from support.conversations import VOICES, best_mapping_accuracy, conversation
+from support.conversations import VOICES, best_mapping_accuracy, two_voice_dialogue
 from support.fake_server import FakeServer
 from typer.testing import CliRunner
 
@@ -16,11 +16,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory):
-    """Two voices in turn, sentence i at peak (100 + i)/1000, so the stand-in server hears which."""
-    conv = conversation(VOICES[:2], 20, seed=4, peaks=True)
-    path = tmp_path_factory.mktemp("talk") / "dialogue.wav"
-    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
-    return path, conv
+    return two_voice_dialogue(tmp_path_factory.mktemp("talk"), 20)
 
 
 def transcribe(server, *args):

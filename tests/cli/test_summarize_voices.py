@@ -10,8 +10,7 @@ import json
 import re
 
 import pytest
-import soundfile as sf
-from support.conversations import VOICES, conversation
+from support.conversations import two_voice_dialogue
 from support.fake_server import FakeServer, completion, request_parts
 from test_speakers_cli import captions_of_what_is_heard
 from typer.testing import CliRunner
@@ -25,11 +24,7 @@ SCRIPTED: list[str] = []  # the prompts of the requests answered by the script
 
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory):
-    """Two voices in turn, sentence i at peak (100 + i)/1000, so the stand-in server hears which."""
-    conv = conversation(VOICES[:2], 12, seed=4, peaks=True)
-    path = tmp_path_factory.mktemp("talk") / "dialogue.wav"
-    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
-    return path, conv
+    return two_voice_dialogue(tmp_path_factory.mktemp("talk"), 12)
 
 
 def digest_naming_speakers(number: int, body: dict, headers: dict):

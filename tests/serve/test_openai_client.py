@@ -8,10 +8,9 @@ import json
 
 import openai
 import pytest
-import soundfile as sf
 import srt
 import webvtt
-from support.conversations import VOICES, best_mapping_accuracy, conversation
+from support.conversations import best_mapping_accuracy, two_voice_dialogue
 from support.fake_server import phrase_file
 from support.serving import Serving
 from typer.testing import CliRunner
@@ -95,9 +94,7 @@ def test_stream_sends_a_delta_per_segment_then_the_text(client, recording):
 
 
 def test_diarized_json_labels_the_speakers(fake, remote_worker, tmp_path):
-    conv = conversation(VOICES[:2], 8, seed=4, peaks=True)
-    path = tmp_path / "dialogue.wav"
-    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
+    path, conv = two_voice_dialogue(tmp_path, 8)
     with Serving(remote_worker) as serving:
         client = openai.OpenAI(base_url=serving.url + "/v1", api_key="unused", max_retries=0)
         result = transcribe(client, path, response_format="diarized_json", extra_body={"speakers": "2"})

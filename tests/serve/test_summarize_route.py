@@ -148,12 +148,9 @@ def captions_and_digest(n: int, body: dict, headers: dict):
 
 
 def test_voices_through_the_route_are_the_cli_s(serving, fake, tmp_path):
-    import soundfile as sf
-    from support.conversations import VOICES, conversation
+    from support.conversations import two_voice_dialogue
 
-    conv = conversation(VOICES[:2], 8, seed=4, peaks=True)
-    path = tmp_path / "dialogue.wav"
-    sf.write(path, conv.samples, 16_000, subtype="PCM_16")
+    path, conv = two_voice_dialogue(tmp_path, 8)
     fake.fake.override = captions_and_digest
     reply = post(serving, path, voices="true", speakers="2", min_chapter_seconds="5")
     assert reply.status_code == 200, reply.text

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,15 @@ def conversation(voices: tuple[str, ...], sentences: int, seed: int = 0, gaps=(0
         pieces += [audio, np.zeros(gap, np.float32)]
         position += audio.size + gap
     return Conversation(np.concatenate(pieces), tuple(turns))
+
+
+def two_voice_dialogue(folder: Path, sentences: int) -> tuple[Path, Conversation]:
+    """Two voices in turn, sentence i at peak (100 + i)/1000 so the stand-in server hears which, written
+    to folder/dialogue.wav (16 kHz PCM)."""
+    conv = conversation(VOICES[:2], sentences, seed=4, peaks=True)
+    path = folder / "dialogue.wav"
+    sf.write(path, conv.samples, RATE, subtype="PCM_16")
+    return path, conv
 
 
 def best_mapping_accuracy(predicted: list, truth: list[int]) -> float:
