@@ -170,8 +170,60 @@ def _linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if type(module) is nn.Linear:
         if x.shape[0] > 1 and _onednn_rows(x):
             return torch.ops.mkldnn._linear_pointwise(x, module.weight, module.bias, "none", [], "")
-        return F.linear(x, module.weight, module.bias)
+        return one_row_linear(x, module.weight, module.bias)
     return module(x)
+
+
+def one_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear(x, weight, bias), for one row of x on CPU in float32 on every thread.
+
+    MKL runs a one-row product on one thread whatever torch's thread count (2 threads, the `small`
+    model's 2048x512 layer: 10 GB/s of weights read, the 151,936x512 output layer 9.5 GB/s), while a
+    decoding step is bound by reading the weights. The weight's rows are cut into one block per
+    thread and multiplied as a batch (`torch.bmm`, which MKL runs a block per thread): 18-19 GB/s on
+    those layers, 25-29 at 4B's shapes, close to oneDNN's 19-27. Each output is the same dot product
+    over the same row as in the one-row call, and was bit-equal to it at every shape measured;
+    `_splits_bit_equal` checks it once per shape on the real weight, so a BLAS where it is not keeps
+    the one-row call and the official code's bits.
+    """
+    parts = _parts(x, weight, bias)
+    if parts < 2 or not _splits_bit_equal(weight, parts):
+        return F.linear(x, weight, bias)
+    return _by_parts(x, weight, parts)
+
+
+def _parts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> int:
+    """How many blocks of rows to cut `weight` into for x: 1 where the one-row call stays (a bias, which
+    BLAS adds inside its product; several rows; not float32 on CPU; a single thread)."""
+    if bias is not None or x.numel() != weight.shape[1] or x.dtype != torch.float32 or x.device.type != "cpu":
+        return 1
+    if weight.dtype != torch.float32 or not weight.is_contiguous():
+        return 1
+    parts = min(torch.get_num_threads(), 16)
+    while parts > 1 and weight.shape[0] % parts:
+        parts -= 1
+    return parts
+
+
+def _by_parts(x: torch.Tensor, weight: torch.Tensor, parts: int) -> torch.Tensor:
+    out_features, in_features = weight.shape
+    blocks = weight.view(parts, out_features // parts, in_features).transpose(1, 2)
+    product = torch.bmm(x.reshape(1, 1, in_features).expand(parts, 1, in_features), blocks)
+    return product.reshape(*x.shape[:-1], out_features)
+
+
+_SPLIT_CHECKED: dict[tuple, bool] = {}
+
+
+def _splits_bit_equal(weight: torch.Tensor, parts: int) -> bool:
+    """Whether the product by blocks gives the one-row product's bits at this shape (a probe row on the
+    first weight of each shape and block count: the order of a kernel's sums depends on the shapes,
+    not the numbers)."""
+    key = (tuple(weight.shape), parts)
+    if key not in _SPLIT_CHECKED:
+        probe = torch.randn(1, weight.shape[1], generator=torch.Generator().manual_seed(len(_SPLIT_CHECKED)))
+        _SPLIT_CHECKED[key] = torch.equal(_by_parts(probe, weight, parts), F.linear(probe, weight))
+    return _SPLIT_CHECKED[key]
 
 
 def _onednn_rows(x: torch.Tensor) -> bool:

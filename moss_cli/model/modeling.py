@@ -179,6 +179,8 @@ class MossAudioModel(nn.Module):
         """
         plain = isinstance(self.lm_head, nn.Linear) and self.dtype == torch.float32  # not int8, not half
         row_major = plain and self.lm_head.weight.stride(1) == 1
+        if self.device.type == "cpu" and plain and last_hidden.shape[0] == 1:
+            return decoder.one_row_linear(last_hidden, self.lm_head.weight, self.lm_head.bias)
         if self.device.type != "cpu" or last_hidden.shape[0] == 1 or not row_major:
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()

@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 from support.tiny_checkpoint import TinySpec, config_json
+from torch.nn import functional as F
 
 from moss_cli.model import decoder
 from moss_cli.model.config import MossAudioConfig
@@ -158,3 +159,42 @@ def test_more_padding_changes_no_bit_of_a_row():
                                          position_ids=batch[1].sum(-1, keepdim=True) - 1))
         assert torch.equal(got[0], got[1])
         tokens = model.logits(got[0]).argmax(-1)[:, None]
+
+
+@pytest.fixture
+def thread_count():
+    """Sets torch's thread count for the test; the count before comes back after it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(2048, 512), (1536, 512), (512, 1536), (1000, 64), (151936, 64), (7, 33)])
+def test_a_one_row_product_on_every_thread_keeps_the_one_row_products_bits(thread_count, threads, shape):
+    """model/decoder.one_row_linear cuts the weight's rows into one block per thread: every output is the
+    one-row product's, bit for bit (the official code decodes through the one-row product)."""
+    thread_count(threads)
+    generator = torch.Generator().manual_seed(threads)
+    weight = torch.randn(*shape, generator=generator)
+    for scale in (1e-3, 1.0, 50.0):
+        x = torch.randn(1, 1, shape[1], generator=generator) * scale
+        assert torch.equal(decoder.one_row_linear(x, weight), F.linear(x, weight))
+    cut = decoder._parts(x, weight, None)
+    assert cut > 1 and shape[0] % cut == 0 or shape == (7, 33) and cut == 1
+
+
+def test_the_one_row_product_stays_where_blocks_would_round_otherwise(thread_count, monkeypatch):
+    thread_count(2)
+    weight, x = torch.randn(256, 48), torch.randn(1, 48)
+    assert decoder._parts(x, weight, torch.zeros(256)) == 1  # a bias: BLAS adds it inside the product
+    assert decoder._parts(torch.randn(2, 48), weight, None) == 1  # several rows: oneDNN's
+    assert decoder._parts(x, weight.t().contiguous().t(), None) == 1  # column-major: no block view
+    thread_count(1)
+    assert decoder._parts(x, weight, None) == 1
+    thread_count(2)
+    # A BLAS whose blocks round differently: the probe sees it and the one-row product stays.
+    monkeypatch.setattr(decoder, "_SPLIT_CHECKED", {})
+    monkeypatch.setattr(decoder, "_by_parts", lambda x, w, parts: F.linear(x, w) * (1 + 2**-20))
+    assert torch.equal(decoder.one_row_linear(x, weight), F.linear(x, weight))
+    assert decoder._SPLIT_CHECKED == {((256, 48), 2): False}
