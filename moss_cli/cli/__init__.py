@@ -5,5 +5,11 @@ from ..model.openmp import short_openmp_spin
 short_openmp_spin()  # before anything imports torch: OpenMP reads it when it loads
 
 from .app import app  # noqa: E402
+from .process import run_and_exit  # noqa: E402
 
-__all__ = ["app"]
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """The `moss` console script."""
+    run_and_exit(app)

@@ -1,5 +1,5 @@
 """python -m moss_cli.cli: the same app as the `moss` command."""
 
-from .app import app
+from . import main
 
-app()
+main()
