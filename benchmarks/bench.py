@@ -88,7 +88,7 @@ def random_engine(size: str, device: torch.device, dtype: torch.dtype, batch_siz
     torch.manual_seed(0)
     with torch.device(device):
         model = MossAudioModel(config).to(dtype).eval()
-    model.prepare_head_for_cpu()  # as MossAudio.load does
+    model.prepare_for_cpu()  # as MossAudio.load does
     model.greedy_screen  # built before any timing (and before compare_int8 copies the model)
     folder = Path(tempfile.mkdtemp(prefix="moss-bench-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .qwen3 import KVCache, Qwen3Model, apply_rotary_pos_emb
+from .qwen3 import KVCache, Qwen3Model, apply_rotary_pos_emb, rotate_half
 
 GROWTH = 256  # positions reserved at a time
 
@@ -132,10 +132,14 @@ def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: 
     batch = hidden.shape[0]
     shape = (batch, 1, -1, attn.head_dim)
     lean = cache.keys_transposed
-    query = _norm(attn.q_norm, _linear(attn.q_proj, hidden).view(shape), lean).transpose(1, 2)
-    key = _norm(attn.k_norm, _linear(attn.k_proj, hidden).view(shape), lean).transpose(1, 2)
-    value = _linear(attn.v_proj, hidden).view(shape).transpose(1, 2)
-    query, key = apply_rotary_pos_emb(query, key, cos, sin)
+    joined = getattr(attn, "joined", None) if lean else None
+    if joined is not None and (batch == 1 or joined.several_rows):
+        query, key, value = _joined_query_key_value(attn, joined, hidden, cos, sin)
+    else:
+        query = _norm(attn.q_norm, _linear(attn.q_proj, hidden).view(shape), lean).transpose(1, 2)
+        key = _norm(attn.k_norm, _linear(attn.k_proj, hidden).view(shape), lean).transpose(1, 2)
+        value = _linear(attn.v_proj, hidden).view(shape).transpose(1, 2)
+        query, key = apply_rotary_pos_emb(query, key, cos, sin)
     keys, values = cache.append(index, key, value)
     if cache.keys_transposed and keep is not None:
         out = torch.cat([_attention_by_products(query[row : row + 1], keys[row : row + 1, ..., start:],
@@ -152,8 +156,27 @@ def _attention(attn, hidden: torch.Tensor, cos, sin, cache: StaticCache, index: 
     return _linear(attn.o_proj, out)
 
 
+def _joined_query_key_value(attn, joined, hidden: torch.Tensor, cos, sin):
+    """Query, key and value (B, heads, 1, head_dim) from the joined projection (model/joining.py): one
+    product, the query and key heads normed as one block (RMSNorm without its weight, then each
+    head's weight: the same operations on the same numbers) and rotated as one."""
+    heads = plain_product(hidden, joined.weight).view(hidden.shape[0], 1, -1, attn.head_dim)
+    query_and_key = heads[:, :, : joined.query_heads + joined.key_heads]
+    normed = F.rms_norm(query_and_key, (attn.head_dim,), None, attn.q_norm.variance_epsilon).mul_(joined.norm_weight)
+    normed = normed.transpose(1, 2)
+    rotated = normed * cos.unsqueeze(1) + rotate_half(normed) * sin.unsqueeze(1)  # apply_rotary_pos_emb's sums
+    value = heads[:, :, joined.query_heads + joined.key_heads :].transpose(1, 2)
+    return rotated[:, : joined.query_heads], rotated[:, joined.query_heads :], value
+
+
 def _mlp(mlp, hidden: torch.Tensor) -> torch.Tensor:
-    """Qwen3MLP.forward, with the product taken in place."""
+    """Qwen3MLP.forward, with the product taken in place; the gate and up products as one where they
+    are joined (model/joining.py)."""
+    joined = getattr(mlp, "joined", None)
+    if joined is not None and (hidden.shape[0] == 1 or joined.several_rows):
+        both = plain_product(hidden, joined.weight)
+        size = both.shape[-1] // 2
+        return _linear(mlp.down_proj, mlp.act_fn(both[..., :size]).mul_(both[..., size:]))
     return _linear(mlp.down_proj, mlp.act_fn(_linear(mlp.gate_proj, hidden)).mul_(_linear(mlp.up_proj, hidden)))
 
 
@@ -168,10 +191,15 @@ def _linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     never bit-equal to one row through BLAS either; oneDNN rounds each row the same at any count.
     """
     if type(module) is nn.Linear:
-        if x.shape[0] > 1 and _onednn_rows(x):
-            return torch.ops.mkldnn._linear_pointwise(x, module.weight, module.bias, "none", [], "")
-        return one_row_linear(x, module.weight, module.bias)
+        return plain_product(x, module.weight, module.bias)
     return module(x)
+
+
+def plain_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear(x, weight, bias) through the kernel `_linear` picks for the rows of x."""
+    if x.shape[0] > 1 and _onednn_rows(x):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return one_row_linear(x, weight, bias)
 
 
 def one_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -217,9 +245,9 @@ _SPLIT_CHECKED: dict[tuple, bool] = {}
 
 def _splits_bit_equal(weight: torch.Tensor, parts: int) -> bool:
     """Whether the product by blocks gives the one-row product's bits at this shape (a probe row on the
-    first weight of each shape and block count: the order of a kernel's sums depends on the shapes,
-    not the numbers)."""
-    key = (tuple(weight.shape), parts)
+    first weight of each shape, block count and alignment: the order of a kernel's sums depends on
+    those, not on the numbers; weights mapped from a file may start off a 64-byte boundary)."""
+    key = (tuple(weight.shape), parts, weight.data_ptr() % 64)
     if key not in _SPLIT_CHECKED:
         probe = torch.randn(1, weight.shape[1], generator=torch.Generator().manual_seed(len(_SPLIT_CHECKED)))
         _SPLIT_CHECKED[key] = torch.equal(_by_parts(probe, weight, parts), F.linear(probe, weight))

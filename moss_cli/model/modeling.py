@@ -14,6 +14,7 @@ from .config import MossAudioConfig
 from .decoder import StaticCache
 from .encoder import EncodedAudio, MossAudioEncoder
 from .greedy_head import ScreenedHead, first_argmax
+from .joining import join_projections
 from .qwen3 import KVCache, Qwen3Model
 
 
@@ -184,6 +185,13 @@ class MossAudioModel(nn.Module):
         if self.device.type != "cpu" or last_hidden.shape[0] == 1 or not row_major:
             return self.lm_head(last_hidden)
         return torch.mm(self.lm_head.weight, last_hidden.t()).t()
+
+    def prepare_for_cpu(self) -> None:
+        """On CPU in float32: the decoding step's projections joined (model/joining.py) and the output
+        layer's greedy screen started (prepare_head_for_cpu)."""
+        if self.device.type == "cpu" and self.dtype == torch.float32 and decoder.supported(self.language_model):
+            join_projections(self.language_model)
+        self.prepare_head_for_cpu()
 
     def prepare_head_for_cpu(self) -> None:
         """On CPU, a float32 output layer gets an int8 greedy screen (model/greedy_head.py), built in a

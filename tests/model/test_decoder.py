@@ -197,4 +197,4 @@ def test_the_one_row_product_stays_where_blocks_would_round_otherwise(thread_cou
     monkeypatch.setattr(decoder, "_SPLIT_CHECKED", {})
     monkeypatch.setattr(decoder, "_by_parts", lambda x, w, parts: F.linear(x, w) * (1 + 2**-20))
     assert torch.equal(decoder.one_row_linear(x, weight), F.linear(x, weight))
-    assert decoder._SPLIT_CHECKED == {((256, 48), 2): False}
+    assert list(decoder._SPLIT_CHECKED.values()) == [False]

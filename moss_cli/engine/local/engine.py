@@ -168,7 +168,7 @@ class MossAudio:
             check_int8_target(target, precision)
         weights = load_model(folder, target, precision, quantize=quantize)
         if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
-            weights.prepare_head_for_cpu()
+            weights.prepare_for_cpu()
         return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
                    time_markers=time_markers, batch_size=batch_size, thinking=thinking)
 
