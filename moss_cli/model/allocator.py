@@ -51,3 +51,36 @@ def _glibc(name: str, argtypes: list):
         return None
     function.argtypes, function.restype = argtypes, ctypes.c_int
     return function
+
+
+MADV_DONTNEED = 4  # from Linux's mman.h
+PAGE = 4096
+
+
+def drop_file_pages(tensor) -> int:
+    """Let the kernel drop this process's resident pages of `tensor` where it lies in a file mapping
+    (weights read straight from a safetensors file) and nothing will read it again: a copy replaced
+    it. The pages stay in the page cache and would come back from the file if read. Anonymous memory
+    is left alone (dropped, it would read as zeros). Bytes dropped; 0 where this is not Linux."""
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()  # contiguous: a weight
+    first, last = -(-start // PAGE) * PAGE, end // PAGE * PAGE
+    madvise = _glibc("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
+    if madvise is None or last <= first or not _in_file_mapping(first, last):
+        return 0
+    return last - first if madvise(first, last - first, MADV_DONTNEED) == 0 else 0
+
+
+def _in_file_mapping(start: int, end: int) -> bool:
+    """Whether [start, end) lies inside one mapping of a regular file (/proc/self/maps)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                low, high = (int(part, 16) for part in fields[0].split("-"))
+                if low <= start and end <= high:
+                    path = fields[5].strip() if len(fields) > 5 else ""
+                    return fields[4] != "0" and path.startswith("/")  # an inode: a file, not [heap] or anonymous
+    except OSError:
+        pass
+    return False

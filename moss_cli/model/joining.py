@@ -8,6 +8,8 @@ its query and key heads are normed and rotated as one block (model/decoder.py).
 
 Each joined weight is one tensor holding the projections' rows one after the other; the projections
 keep their weights as views of it, so nothing is stored twice and the prompt's path is unchanged.
+Weights mapped from the checkpoint's file have their pages let go once copied (they stayed resident
+and counted: a random `small` model held 75 MB more).
 The joined products are used only where they give each projection's own product bit for bit, checked
 once per layer on a probe (one row, through BLAS by blocks; several rows, through oneDNN): a kernel
 whose sums depend on how many output rows it computes keeps the separate products. The joined weight
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from . import decoder
+from .allocator import drop_file_pages
 from .qwen3 import Qwen3Model
 
 ALIGNMENT = 64  # bytes: the widest vector loads BLAS aligns its sums to
@@ -73,10 +76,12 @@ def _joined(projections: list[nn.Linear]) -> Joined | None:
     if not one_row:
         return None
     start = 0
-    for projection in projections:
+    for projection, replaced in zip(projections, weights):
         end = start + projection.out_features
         projection.weight = nn.Parameter(weight[start:end], requires_grad=False)
         start = end
+        if replaced.is_contiguous():
+            drop_file_pages(replaced)  # read from the weights file and copied: not counted twice
     return Joined(weight, several_rows)
 
 

@@ -75,3 +75,27 @@ def test_freed_heap_is_given_back_on_request():
     assert out.returncode == 0, out.stderr
     kept, after = map(int, out.stdout.split())
     assert kept > 250 and after < 60, (kept, after)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps and madvise: Linux")
+def test_pages_of_a_weight_read_from_its_file_are_let_go_and_read_back_the_same(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from moss_cli.model.allocator import drop_file_pages
+
+    def resident_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+    weight = torch.randn(4096, 1024)  # 16 MB
+    save_file({"w": weight}, tmp_path / "weights.safetensors")
+    with safe_open(tmp_path / "weights.safetensors", framework="pt") as handle:
+        mapped = handle.get_tensor("w")
+    assert torch.equal(mapped, weight)  # every page read: resident
+    before = resident_mb()
+    dropped = drop_file_pages(mapped)
+    assert dropped > 15 * 2**20 and resident_mb() < before - 14
+    assert torch.equal(mapped, weight)  # read again from the file
+    anonymous = weight.clone()
+    assert drop_file_pages(anonymous) == 0 and torch.equal(anonymous, weight)  # never dropped: it would read zeros
