@@ -30,9 +30,10 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from .packing import PackingStopped, blocks_product, packed_in_blocks
 
 OUTLIER_RATIO = 6.0  # a dimension above this many times its row's RMS is multiplied exactly
 MAX_OUTLIERS = 64  # at most this many dimensions (a column of the layer kept for each)
@@ -40,8 +41,7 @@ _BLOCK = 8192  # vocabulary rows quantized at a time (bounds the temporary memor
 _EPS = 2.0**-24  # float32's unit roundoff
 
 
-class BuildStopped(Exception):
-    pass
+BuildStopped = PackingStopped  # the build's stop event was set
 
 
 class ScreenedHead:
@@ -179,26 +179,11 @@ class _FbgemmProduct:
     number of steps: it recovers those integers exactly. Rows are first scaled by powers of two (exact)
     to about the same size, as they share one grid.
 
-    The layer is packed in blocks of rows, one per thread at a time: FBGEMM packs on one core, and the
-    151,936-row output layer took 0.8-0.9 s to pack whole, 0.33-0.39 s as 4 blocks on 2 threads. The
-    blocks' products are the whole one's (the same integers, the same grid), no slower per step.
+    The layer is packed in blocks of rows on every thread (model/packing.py).
     """
 
-    BLOCKS = 4
-
     def __init__(self, quantized: torch.Tensor, scales: torch.Tensor, stop: threading.Event | None = None):
-        rows = quantized.shape[0]
-        bounds = [rows * k // self.BLOCKS for k in range(self.BLOCKS + 1)]
-        blocks = [slice(start, end) for start, end in zip(bounds, bounds[1:]) if end > start]
-
-        def pack(rows: slice):
-            if stop is not None and stop.is_set():
-                raise BuildStopped("the int8 screen's build was stopped")
-            return _packed(quantized[rows], scales[rows])
-
-        with ThreadPoolExecutor(max(1, min(len(blocks), torch.get_num_threads())),
-                                thread_name_prefix="moss-screen-pack") as pool:
-            self.packed = list(pool.map(pack, blocks))
+        self.packed = packed_in_blocks(quantized.shape[0], lambda rows: _packed(quantized[rows], scales[rows]), stop)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Approximate x @ dequantized.T (B, V), and each row's |x - x_int| (B, 1), rounded up."""
@@ -206,8 +191,7 @@ class _FbgemmProduct:
         pinned = torch.empty((x.shape[0], x.shape[1] + 2))
         pinned[:, :-2] = integers * step
         pinned[:, -2], pinned[:, -1] = -64 * step, 63 * step
-        parts = [torch.ops.quantized.linear_dynamic(pinned, packed, True) for packed in self.packed]
-        approx = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).div_(row_scale)
+        approx = blocks_product(pinned, self.packed, _fbgemm_linear).div_(row_scale)
         return approx, _activation_error(scaled, pinned[:, :-2]) / row_scale
 
     @staticmethod
@@ -220,6 +204,10 @@ class _FbgemmProduct:
         scaled = x * row_scale
         step = float(scaled.abs().max()) / 63 or 1.0
         return scaled, row_scale, step, torch.round(scaled / step).clamp_(-64, 63)
+
+
+def _fbgemm_linear(x: torch.Tensor, packed) -> torch.Tensor:
+    return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
 def _packed(quantized: torch.Tensor, scales: torch.Tensor):

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import MossError
+from .packing import blocks_product, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
 FEW_ROWS_ONLY = ("lm_head",)  # computed for a prompt's last position only, never for the whole prompt
@@ -40,10 +41,8 @@ class Int8Linear(nn.Module):
         self.scales, integers = int8_rows(linear.weight.detach())
         self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
-            warnings.simplefilter("ignore")  # (once per process: on the first, here)
-            quantized = torch._make_per_channel_quantized_tensor(integers, self.scales.double(), self.zero_points, 0)
-        self._few_rows = torch.ops.quantized.linear_prepack(quantized, self.bias)
+        # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
+        self._few_rows = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows))
         self._many_rows = torch.ops.onednn.qlinear_prepack(integers, None) if many_rows and onednn_works() else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +50,16 @@ class Int8Linear(nn.Module):
             return self.by_onednn(x)
         return self.by_fbgemm(x)
 
+    def _packed(self, integers: torch.Tensor, rows: slice):
+        """FBGEMM's packed form of these rows."""
+        with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
+            warnings.simplefilter("ignore")  # (once per process: on the first, here)
+            quantized = torch._make_per_channel_quantized_tensor(
+                integers[rows], self.scales[rows].double(), self.zero_points[rows], 0)
+            return torch.ops.quantized.linear_prepack(quantized, None if self.bias is None else self.bias[rows])
+
     def by_fbgemm(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x, self._few_rows, True)
+        return blocks_product(x, self._few_rows, _fbgemm_linear)
 
     def by_onednn(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).float()
@@ -71,6 +78,10 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         kernels = "fbgemm" + (f", onednn from {self.MANY_ROWS} rows" if self._many_rows is not None else "")
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernels})"
+
+
+def _fbgemm_linear(x: torch.Tensor, packed) -> torch.Tensor:
+    return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
 def int8_rows(weight: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
