@@ -84,3 +84,19 @@ def _in_file_mapping(start: int, end: int) -> bool:
     except OSError:
         pass
     return False
+
+
+ALIGNMENT = 64  # bytes: the widest vector loads BLAS aligns its sums to
+
+
+def aligned_like(like, rows: int):
+    """An empty (rows, like's columns) tensor of like's dtype starting at the same offset from a 64-byte
+    boundary as `like`: BLAS peels unaligned leading elements off its sums, so a weight's products round
+    by where it starts (weights mapped from a safetensors file start 8 bytes past a boundary, say)."""
+    import torch
+
+    columns = like.shape[1]
+    spare = ALIGNMENT // like.element_size()
+    buffer = torch.empty(rows * columns + spare, dtype=like.dtype)
+    shift = (like.data_ptr() - buffer.data_ptr()) % ALIGNMENT // like.element_size()
+    return buffer[shift : shift + rows * columns].view(rows, columns)

@@ -15,10 +15,12 @@ output layer reads 4 bytes per weight at every step; an int8 copy reads 1. So ea
 4. Those few candidates are rescored in float32; the largest wins (the lowest id on a tie, as
    argmax picks).
 
-The answer is the float32 argmax, up to float32 rounding: two float32 products of the same numbers
-summed in different orders can already swap logits within ~1e-6 of each other, as a batched and a
-one-row product do. A row whose bound leaves too many candidates (a very flat distribution) gets
-its full float32 product instead.
+The answer is the float32 argmax of the product the step would otherwise compute: for one row, the
+candidates are rescored as the one-row product of the whole layer scores them, to the bit (so a near
+tie within float32 rounding goes the way the official code's greedy step sends it); several rows'
+candidates are rescored as the batched product, which rounds as the batched full product does. A row
+whose bound leaves too many candidates (a very flat distribution) gets its full float32 product
+instead.
 
 The integer product runs on FBGEMM's int8 kernel where it reproduces the exact integer products
 (checked once on a probe when the head is built), else on `torch._int_mm`, exact by definition
@@ -32,7 +34,9 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from torch.nn import functional as F
 
+from .allocator import aligned_like
 from .packing import PackingStopped, blocks_product, packed_in_blocks
 
 OUTLIER_RATIO = 6.0  # a dimension above this many times its row's RMS is multiplied exactly
@@ -105,12 +109,26 @@ class ScreenedHead:
             rows, tokens = rows[screened], tokens[screened]
         if tokens.numel():
             # The candidates' float32 logits, all rows' candidates read in one pass over their weights.
-            scores = (self.weight.index_select(0, tokens) @ x.t()).gather(1, rows[:, None]).squeeze(1)
+            if x.shape[0] == 1:
+                scores = self._one_row_scores(x, tokens)
+            else:
+                scores = (self.weight.index_select(0, tokens) @ x.t()).gather(1, rows[:, None]).squeeze(1)
             best = torch.full_like(x[:, 0], float("-inf")).scatter_reduce(0, rows, scores, "amax")
             tops = scores == best[rows]  # argmax takes the first maximum: the lowest id
             lowest = torch.full_like(picks, self.weight.shape[0]).scatter_reduce(0, rows[tops], tokens[tops], "amin")
             picks[~flat] = lowest[~flat]
         return picks.tolist()
+
+    def _one_row_scores(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The candidates' logits for one row x (1, H) as the one-row product of the whole layer computes
+        them, bit for bit (the official code's greedy step): their rows gathered into a block laid at the
+        layer's offset from a 64-byte boundary and padded to a multiple of 16 rows, as BLAS's sums
+        depend on where a row starts and it sums the last few rows of a product its own way."""
+        count = tokens.numel()
+        padded = torch.cat([tokens, tokens[-1:].expand(-count % 16)]) if count % 16 else tokens
+        block = aligned_like(self.weight, padded.numel())
+        torch.index_select(self.weight, 0, padded, out=block)
+        return F.linear(x, block)[0, :count]
 
     def bound(self, terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Each approximate logit's largest possible distance from float32's, (B, V)."""

@@ -24,10 +24,8 @@ import torch
 from torch import nn
 
 from . import decoder
-from .allocator import drop_file_pages
+from .allocator import ALIGNMENT, aligned_like, drop_file_pages
 from .qwen3 import Qwen3Model
-
-ALIGNMENT = 64  # bytes: the widest vector loads BLAS aligns its sums to
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def _joined(projections: list[nn.Linear]) -> Joined | None:
         return None
     if len({w.shape[1] for w in weights}) != 1 or len({w.data_ptr() % ALIGNMENT for w in weights}) != 1:
         return None
-    weight = _aligned_as(weights[0], sum(w.shape[0] for w in weights))
+    weight = aligned_like(weights[0], sum(w.shape[0] for w in weights))
     torch.cat([w.detach() for w in weights], out=weight)
     one_row, several_rows = (_bit_equal(weight, weights, rows) for rows in (1, 3))
     if not one_row:
@@ -83,17 +81,6 @@ def _joined(projections: list[nn.Linear]) -> Joined | None:
         if replaced.is_contiguous():
             drop_file_pages(replaced)  # read from the weights file and copied: not counted twice
     return Joined(weight, several_rows)
-
-
-def _aligned_as(like: torch.Tensor, rows: int) -> torch.Tensor:
-    """An empty (rows, like's columns) float32 tensor starting at the same offset from a 64-byte boundary
-    as `like`: BLAS peels unaligned leading elements off its sums, so a weight's products round by
-    where it starts (weights mapped from a safetensors file start 8 bytes past a boundary, say)."""
-    columns = like.shape[1]
-    spare = ALIGNMENT // like.element_size()
-    buffer = torch.empty(rows * columns + spare, dtype=like.dtype)
-    shift = (like.data_ptr() - buffer.data_ptr()) % ALIGNMENT // like.element_size()
-    return buffer[shift : shift + rows * columns].view(rows, columns)
 
 
 def _bit_equal(weight: torch.Tensor, parts: list[torch.Tensor], rows: int) -> bool:

@@ -238,3 +238,22 @@ def test_the_models_screen_build_is_stopped_at_exit(tiny_checkpoint):
     building = model._screen_building  # started by the load, not yet taken by a decoding step
     assert building is not None and building in interrupts._stoppable
     assert model.greedy_screen is not None
+
+
+@pytest.mark.parametrize("offset", [0, 2, 14])
+def test_one_rows_candidates_are_scored_as_the_whole_one_row_product_scores_them_to_the_bit(offset):
+    """Rescored through a block of their rows laid as the layer lies (its offset from a 64-byte boundary,
+    rows padded to 16), each candidate's logit is the one-row product's, bit for bit, whatever the
+    number of candidates: near ties go the way the official code's greedy step sends them."""
+    generator = torch.Generator().manual_seed(offset)
+    dense = torch.randn(4096, 96, generator=generator) * 0.05
+    buffer = torch.empty(dense.numel() + 16)
+    start = (16 - buffer.data_ptr() % 64 // 4 + offset) % 16
+    weight = buffer[start : start + dense.numel()].view(4096, 96)
+    weight.copy_(dense)
+    head = ScreenedHead(weight)
+    for count in (1, 3, 5, 16, 17, 63, 200):
+        x = torch.randn(1, 96, generator=generator)
+        tokens = torch.randperm(4096, generator=generator)[:count].sort().values
+        full = torch.nn.functional.linear(x, weight)
+        assert torch.equal(head._one_row_scores(x, tokens), full[0, tokens])
