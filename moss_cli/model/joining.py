@@ -59,6 +59,15 @@ def join_projections(lm: Qwen3Model) -> int:
     return joined
 
 
+def unjoin_projections(lm: Qwen3Model) -> None:
+    """Decoding steps go back to each projection's own module (which keeps its weight, a view of the
+    joined one): before the projections are swapped for others, int8 ones say, which the joined float32
+    product would otherwise stand in for."""
+    for layer in lm.layers:
+        for module in (layer.self_attn, layer.mlp):
+            module.__dict__.pop("joined", None)
+
+
 def _joined(projections: list[nn.Linear]) -> Joined | None:
     """The projections' weights as one tensor, each projection's weight a view of it; None (and nothing
     changed) where they cannot be joined or the joined product is not bit-equal for one row."""

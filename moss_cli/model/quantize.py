@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import MossError
+from .joining import unjoin_projections
 from .packing import blocks_product, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
@@ -123,6 +124,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     """Swap the linear layers of QUANTIZED_PARTS for Int8Linear, in place (a model already in memory;
     loading.load_model(..., quantize="int8") swaps each layer as it is read instead)."""
     check_int8_target(model.device, model.dtype)
+    unjoin_projections(model.language_model)  # the float32 joined products must not stand in for int8 layers
     with LayerQuantizer(model) as quantizer:
         for name, module in list(model.named_modules()):
             if isinstance(module, nn.Linear):

@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from support.padding import left_padded_mask
 from support.tiny_checkpoint import TinySpec, config_json
 from torch.nn import functional as F
 
@@ -35,11 +36,7 @@ def prefilled(model: MossAudioModel, lengths: list[int]):
         ids = torch.randint(0, vocab, (1, n), generator=generator)
         caches.append(model.new_cache())
         logits.append(model.prefill(ids, ids < 0, None, caches[-1]))
-    width = max(lengths)
-    mask = torch.zeros((len(lengths), width), dtype=torch.long)
-    for row, n in enumerate(lengths):
-        mask[row, width - n :] = 1
-    return model.joined_cache(caches, width), torch.cat(logits), mask
+    return model.joined_cache(caches, max(lengths)), torch.cat(logits), left_padded_mask(lengths)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -147,9 +144,7 @@ def test_more_padding_changes_no_bit_of_a_row():
     tokens = model.logits(torch.cat(hidden)).argmax(-1)[:, None]
     batches = []
     for width in (max(lengths), max(lengths) + 29):  # the same rows, padded further on the left
-        mask = torch.zeros((len(lengths), width), dtype=torch.long)
-        for row, n in enumerate(lengths):
-            mask[row, width - n :] = 1
+        mask = left_padded_mask(lengths, width)
         batches.append([StaticCache.from_dynamic(model.joined_cache(caches, width), room=8), mask])
     for _ in range(5):
         got = []
@@ -159,14 +154,6 @@ def test_more_padding_changes_no_bit_of_a_row():
                                          position_ids=batch[1].sum(-1, keepdim=True) - 1))
         assert torch.equal(got[0], got[1])
         tokens = model.logits(got[0]).argmax(-1)[:, None]
-
-
-@pytest.fixture
-def thread_count():
-    """Sets torch's thread count for the test; the count before comes back after it."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])

@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from support.padding import left_padded_mask
 from support.tiny_checkpoint import TinySpec, config_json
 
 from moss_cli.model import joining
@@ -41,12 +42,9 @@ def decoded(model: MossAudioModel, lengths: list[int], steps: int = 8) -> list[t
         ids = torch.randint(0, model.config.language.vocab_size, (1, n), generator=generator)
         caches.append(model.new_cache())
         hidden.append(model.prefill_hidden(ids, ids < 0, None, caches[-1]))
-    width = max(lengths)
-    mask = torch.zeros((len(lengths), width), dtype=torch.long)
-    for row, n in enumerate(lengths):
-        mask[row, width - n :] = 1
+    mask = left_padded_mask(lengths)
     padded = len(set(lengths)) > 1
-    cache = StaticCache.from_dynamic(model.joined_cache(caches, width) if len(lengths) > 1 else caches[0], room=4)
+    cache = StaticCache.from_dynamic(model.joined_cache(caches, max(lengths)) if len(lengths) > 1 else caches[0], room=4)
     tokens = model.logits(torch.cat(hidden)).argmax(-1)[:, None]
     states = []
     for _ in range(steps):
@@ -59,20 +57,16 @@ def decoded(model: MossAudioModel, lengths: list[int], steps: int = 8) -> list[t
 
 @pytest.mark.parametrize("lengths", [[23], [23, 23], [23, 9, 31]])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_joined_projections_decode_the_separate_projections_numbers_bit_for_bit(lengths, threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        separate = random_model()
-        joined = copy.deepcopy(separate)
-        for mine, theirs in zip(joined.parameters(), separate.parameters()):  # deepcopy realigned them
-            mine.data = _shifted(theirs.data, 2)
-        assert joining.join_projections(joined.language_model) == 2 * 3  # every layer, both groups
-        assert all(hasattr(layer.self_attn, "joined") for layer in joined.language_model.layers)
-        for got, expected in zip(decoded(joined, lengths), decoded(separate, lengths)):
-            assert torch.equal(got, expected)
-    finally:
-        torch.set_num_threads(before)
+def test_joined_projections_decode_the_separate_projections_numbers_bit_for_bit(thread_count, lengths, threads):
+    thread_count(threads)
+    separate = random_model()
+    joined = copy.deepcopy(separate)
+    for mine, theirs in zip(joined.parameters(), separate.parameters()):  # deepcopy realigned them
+        mine.data = _shifted(theirs.data, 2)
+    assert joining.join_projections(joined.language_model) == 2 * 3  # every layer, both groups
+    assert all(hasattr(layer.self_attn, "joined") for layer in joined.language_model.layers)
+    for got, expected in zip(decoded(joined, lengths), decoded(separate, lengths)):
+        assert torch.equal(got, expected)
 
 
 def test_the_projections_are_views_of_the_joined_weight_nothing_is_stored_twice():

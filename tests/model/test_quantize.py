@@ -116,9 +116,16 @@ def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp
         assert (layer.bias is None) == (twin.bias is None) and (layer.bias is None or torch.equal(layer.bias, twin.bias))
     ids = torch.randint(0, 1000, (1, 80), generator=torch.Generator().manual_seed(0))
     no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    caches = [streamed.new_cache(), whole.new_cache()]
     with torch.inference_mode():
-        assert torch.equal(streamed.prefill_hidden(ids, no_audio, None, streamed.new_cache()),
-                           whole.prefill_hidden(ids, no_audio, None, whole.new_cache()))
+        assert torch.equal(streamed.prefill_hidden(ids, no_audio, None, caches[0]),
+                           whole.prefill_hidden(ids, no_audio, None, caches[1]))
+        # Decoding steps too: the float32 model's joined projections (model/joining.py) must not stand in
+        # for the int8 layers that replaced them.
+        steps = [model.decoding_cache(cache, 4) for model, cache in zip((streamed, whole), caches)]
+        token = torch.tensor([[7]])
+        for _ in range(3):
+            assert torch.equal(streamed.step_hidden(token, steps[0]), whole.step_hidden(token, steps[1]))
     assert streamed.language_model.embed_tokens.weight.dtype == torch.float32
     if spec.tied:
         assert torch.equal(streamed.language_model.embed_tokens.weight, whole.language_model.embed_tokens.weight)
