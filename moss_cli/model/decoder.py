@@ -160,7 +160,7 @@ def _joined_query_key_value(attn, joined, hidden: torch.Tensor, cos, sin):
     """Query, key and value (B, heads, 1, head_dim) from the joined projection (model/joining.py): one
     product, the query and key heads normed as one block (RMSNorm without its weight, then each
     head's weight: the same operations on the same numbers) and rotated as one."""
-    heads = plain_product(hidden, joined.weight).view(hidden.shape[0], 1, -1, attn.head_dim)
+    heads = joined.project(hidden).view(hidden.shape[0], 1, -1, attn.head_dim)
     query_and_key = heads[:, :, : joined.query_heads + joined.key_heads]
     normed = F.rms_norm(query_and_key, (attn.head_dim,), None, attn.q_norm.variance_epsilon).mul_(joined.norm_weight)
     normed = normed.transpose(1, 2)
@@ -174,7 +174,7 @@ def _mlp(mlp, hidden: torch.Tensor) -> torch.Tensor:
     are joined (model/joining.py)."""
     joined = getattr(mlp, "joined", None)
     if joined is not None and (hidden.shape[0] == 1 or joined.several_rows):
-        both = plain_product(hidden, joined.weight)
+        both = joined.project(hidden)
         size = both.shape[-1] // 2
         return _linear(mlp.down_proj, mlp.act_fn(both[..., :size]).mul_(both[..., size:]))
     return _linear(mlp.down_proj, mlp.act_fn(_linear(mlp.gate_proj, hidden)).mul_(_linear(mlp.up_proj, hidden)))

@@ -18,7 +18,7 @@ starts where the separate ones did relative to a 64-byte boundary, as BLAS's sum
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -30,11 +30,15 @@ from .qwen3 import Qwen3Model
 
 @dataclass(frozen=True)
 class Joined:
-    weight: torch.Tensor  # (sum of the projections' outputs, hidden)
+    weight: torch.Tensor | None  # (sum of the projections' outputs, hidden); None: `module` multiplies
     several_rows: bool  # several rows' joined product is bit-equal to the separate ones, too
     query_heads: int = 0
     key_heads: int = 0
     norm_weight: torch.Tensor | None = None  # (query_heads + key_heads, head_dim): each head's norm weight
+    module: nn.Module | None = None  # an int8 model's joined layer (qkv_proj, gate_up_proj)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x) if self.module is not None else decoder.plain_product(x, self.weight)
 
 
 def join_projections(lm: Qwen3Model) -> int:
@@ -46,17 +50,21 @@ def join_projections(lm: Qwen3Model) -> int:
         if attn.q_norm.variance_epsilon == attn.k_norm.variance_epsilon:
             group = _joined([attn.q_proj, attn.k_proj, attn.v_proj])
             if group is not None:
-                query_heads = attn.q_proj.out_features // attn.head_dim
-                key_heads = attn.k_proj.out_features // attn.head_dim
-                norm = torch.cat([attn.q_norm.weight.detach().expand(query_heads, -1),
-                                  attn.k_norm.weight.detach().expand(key_heads, -1)])
-                attn.joined = Joined(group.weight, group.several_rows, query_heads, key_heads, norm)
+                attn.joined = _with_heads(attn, group)
                 joined += 1
         group = _joined([mlp.gate_proj, mlp.up_proj])
         if group is not None:
             mlp.joined = group
             joined += 1
     return joined
+
+
+def _with_heads(attn, group: Joined) -> Joined:
+    """`group` with what the step needs to norm and rotate the query and key heads as one block."""
+    query_heads, key_heads = attn.config.num_attention_heads, attn.config.num_key_value_heads
+    norm = torch.cat([attn.q_norm.weight.detach().expand(query_heads, -1),
+                      attn.k_norm.weight.detach().expand(key_heads, -1)])
+    return replace(group, query_heads=query_heads, key_heads=key_heads, norm_weight=norm)
 
 
 def unjoin_projections(lm: Qwen3Model) -> None:
@@ -96,3 +104,65 @@ def _bit_equal(weight: torch.Tensor, parts: list[torch.Tensor], rows: int) -> bo
     probe = torch.randn(rows, 1, weight.shape[1], generator=torch.Generator().manual_seed(rows))
     separate = torch.cat([decoder.plain_product(probe, part) for part in parts], dim=-1)
     return torch.equal(decoder.plain_product(probe, weight), separate)
+
+
+# int8: the projections are joined before they are quantized, as one layer (`qkv_proj`, `gate_up_proj`)
+# that the prompt's path uses too; an int8 product takes its activations' grid from the input alone,
+# so the joined layer's numbers are the separate layers' (tests/model/test_quantize.py).
+
+GROUPS = {"self_attn": ("qkv_proj", ("q_proj", "k_proj", "v_proj")), "mlp": ("gate_up_proj", ("gate_proj", "up_proj"))}
+
+
+def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:
+    """Replace `parent`'s projections (a layer's self_attn or mlp, `kind`) by one float linear layer of
+    their rows; its name, or None where they stay apart (a bias on some only, different inputs)."""
+    joined_name, names = GROUPS[kind]
+    members = [parent._modules.get(name) for name in names]
+    if any(type(m) is not nn.Linear for m in members) or len({m.in_features for m in members}) != 1:
+        return None
+    biases = [m.bias for m in members]
+    if len({b is None for b in biases}) != 1:
+        return None
+    # Built at the smallest size and given its weights: a meta-device layer's random initialisation would
+    # import torch._dynamo (see loading._no_initialisation), a full-size one fill memory for nothing.
+    layer = nn.Linear(1, 1, bias=biases[0] is not None)
+    layer.in_features, layer.out_features = members[0].in_features, sum(m.out_features for m in members)
+    layer.weight = nn.Parameter(torch.cat([m.weight.detach().float() for m in members]), requires_grad=False)
+    if layer.bias is not None:
+        layer.bias = nn.Parameter(torch.cat([b.detach().float() for b in biases]), requires_grad=False)
+    for name in names:
+        delattr(parent, name)
+    parent.add_module(joined_name, layer)
+    return joined_name
+
+
+def mark_quantized_joins(lm: Qwen3Model) -> None:
+    """Once the joined layers are quantized: the decoding step's joined path multiplies through them."""
+    for layer in lm.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        if "qkv_proj" in attn._modules:
+            attn.joined = _with_heads(attn, Joined(None, True, module=attn.qkv_proj))
+        if "gate_up_proj" in mlp._modules:
+            mlp.joined = Joined(None, True, module=mlp.gate_up_proj)
+
+
+class JoinsAsLoaded:
+    """For a loader that quantizes each layer as soon as its weights are read: what to quantize once the
+    module `name` has its weights. A language-model projection waits for the rest of its group, which
+    is then joined; anything else goes at once."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def ready(self, name: str) -> list[str]:
+        parent_name, _, leaf = name.rpartition(".")
+        kind = parent_name.rpartition(".")[2]
+        if not parent_name.startswith("language_model.layers.") or leaf not in GROUPS.get(kind, ("", ()))[1]:
+            return [name]
+        parent = self.model.get_submodule(parent_name)
+        names = GROUPS[kind][1]
+        loaded = [n in parent._modules and not any(t.is_meta for t in parent._modules[n].parameters()) for n in names]
+        if not all(loaded):
+            return []
+        joined = join_before_quantizing(parent, kind)
+        return [f"{parent_name}.{joined}"] if joined else [f"{parent_name}.{n}" for n in names]

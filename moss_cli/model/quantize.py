@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import MossError
-from .joining import unjoin_projections
+from .joining import join_before_quantizing, mark_quantized_joins, unjoin_projections
 from .packing import blocks_product, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
@@ -125,10 +125,14 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     loading.load_model(..., quantize="int8") swaps each layer as it is read instead)."""
     check_int8_target(model.device, model.dtype)
     unjoin_projections(model.language_model)  # the float32 joined products must not stand in for int8 layers
+    for layer in model.language_model.layers:  # joined as the int8 loader joins them
+        join_before_quantizing(layer.self_attn, "self_attn")
+        join_before_quantizing(layer.mlp, "mlp")
     with LayerQuantizer(model) as quantizer:
         for name, module in list(model.named_modules()):
             if isinstance(module, nn.Linear):
                 quantizer.offer(name)
+    mark_quantized_joins(model.language_model)
     model.greedy_screen = None  # it screens the float32 head, which int8 replaces
     return model
 

@@ -91,9 +91,10 @@ class Attention(nn.Module):
         (B, 1, S, L) of the positions each query sees."""
         input_shape = hidden.shape[:-1]
         shape = (*input_shape, -1, self.head_dim)
-        query = self.q_norm(self.q_proj(hidden).view(shape)).transpose(1, 2)
-        key = self.k_norm(self.k_proj(hidden).view(shape)).transpose(1, 2)
-        value = self.v_proj(hidden).view(shape).transpose(1, 2)
+        query, key, value = self.projections(hidden)
+        query = self.q_norm(query.view(shape)).transpose(1, 2)
+        key = self.k_norm(key.view(shape)).transpose(1, 2)
+        value = value.view(shape).transpose(1, 2)
         query, key = apply_rotary_pos_emb(query, key, *cos_sin)
         key, value = cache.update(key, value, self.layer_idx)
         if self.config.attention == "eager":
@@ -101,6 +102,15 @@ class Attention(nn.Module):
         else:
             out = self._sdpa(query, key, value, mask)
         return self.o_proj(out.reshape(*input_shape, -1).contiguous())
+
+    def projections(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query, key and value projections of `hidden`; one product where an int8 model joined them
+        (`qkv_proj`, model/joining.py)."""
+        joined = self._modules.get("qkv_proj")
+        if joined is None:
+            return self.q_proj(hidden), self.k_proj(hidden), self.v_proj(hidden)
+        kv_size = self.config.num_key_value_heads * self.head_dim
+        return joined(hidden).split([joined.out_features - 2 * kv_size, kv_size, kv_size], dim=-1)
 
     def _sdpa(self, query, key, value, mask) -> torch.Tensor:
         """What transformers' sdpa_attention_forward passes: GQA by `enable_gqa` without a mask; with one,
@@ -142,6 +152,10 @@ class MLP(nn.Module):
         self.act_fn = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        joined = self._modules.get("gate_up_proj")  # an int8 model's gate and up projections as one
+        if joined is not None:
+            gate, up = joined(x).chunk(2, dim=-1)
+            return self.down_proj(self.act_fn(gate) * up)
         return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
 
 

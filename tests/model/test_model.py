@@ -116,7 +116,7 @@ def test_int8_quantization_swaps_the_llm_and_head_layers(tiny_checkpoint):
 
     engine = MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
     model = engine.model
-    assert isinstance(model.lm_head, Int8Linear) and isinstance(model.language_model.layers[0].mlp.up_proj, Int8Linear)
+    assert isinstance(model.lm_head, Int8Linear) and isinstance(model.language_model.layers[0].mlp.gate_up_proj, Int8Linear)
     assert isinstance(model.audio_encoder.stem_proj, torch.nn.Linear)  # the encoder stays float32
     assert model.dtype == torch.float32 and model.device.type == "cpu"
     clip = synthetic_speechlike(3.0)

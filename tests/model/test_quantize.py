@@ -81,12 +81,20 @@ def test_head_keeps_one_layout_and_the_encoder_stays_float32(tiny_checkpoint):
     quantize_int8(model)
     swapped = {name for name, m in model.named_modules() if isinstance(m, Int8Linear)}
     kept = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    assert swapped | kept == float_linears and swapped and kept
+    # A layer's query/key/value and gate/up projections became one int8 layer each (model/joining.py).
+    joined = {".q_proj": ".qkv_proj", ".k_proj": ".qkv_proj", ".v_proj": ".qkv_proj", ".gate_proj": ".gate_up_proj",
+              ".up_proj": ".gate_up_proj"}
+
+    def as_quantized(name: str) -> str:
+        suffix = "." + name.rpartition(".")[2]
+        return name.removesuffix(suffix) + joined[suffix] if name.startswith("language_model.") and suffix in joined else name
+
+    assert swapped | kept == {as_quantized(name) for name in float_linears} and swapped and kept
     assert all(name.startswith("audio_encoder.") for name in kept)
     assert all(not name.startswith("audio_encoder.") for name in swapped)
     assert model.lm_head._many_rows is None
     if onednn_works():
-        assert model.language_model.layers[0].self_attn.q_proj._many_rows is not None
+        assert model.language_model.layers[0].self_attn.qkv_proj._many_rows is not None
     assert model.greedy_screen is None
 
 
@@ -193,3 +201,36 @@ def test_a_layer_that_cannot_be_quantized_fails_the_load_with_a_clear_error(tiny
     monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
     with pytest.raises(MossError, match=r"--quantize int8 is not available here: Didn't find engine .*NoQEngine$"):
         MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
+
+
+def test_joined_int8_projections_give_the_separate_int8_layers_numbers(tmp_path):
+    """A layer's query/key/value (and gate/up) quantized as one int8 layer: each row keeps its own scale
+    and the activations' grid comes from the input alone, so prompt and steps are the separate layers'."""
+    from moss_cli.model.joining import unjoin_projections
+    from moss_cli.model.quantize import LayerQuantizer
+
+    folder = write_checkpoint(tmp_path / "ckpt", TinySpec())
+    joined = MossAudio.load(str(folder), device="cpu", quantize="int8").model
+    separate = MossAudio.load(str(folder), device="cpu").model
+    unjoin_projections(separate.language_model)
+    with LayerQuantizer(separate) as quantizer:  # every linear layer on its own
+        for name, module in list(separate.named_modules()):
+            if isinstance(module, nn.Linear):
+                quantizer.offer(name)
+    attn = joined.language_model.layers[0].self_attn
+    assert isinstance(attn.qkv_proj, Int8Linear) and "q_proj" not in attn._modules and attn.joined.module is attn.qkv_proj
+    assert isinstance(separate.language_model.layers[0].self_attn.q_proj, Int8Linear)
+    ids = torch.randint(0, 1000, (2, 90), generator=torch.Generator().manual_seed(0))  # oneDNN's rows
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    caches = [joined.new_cache(), separate.new_cache()]
+    with torch.inference_mode():
+        assert torch.equal(joined.prefill_hidden(ids, no_audio, None, caches[0]),
+                           separate.prefill_hidden(ids, no_audio, None, caches[1]))
+        steps = [model.decoding_cache(cache, 4) for model, cache in zip((joined, separate), caches)]
+        for tokens in ([[7], [9]], [[3], [5]]):  # FBGEMM's rows, through the step's joined path
+            token = torch.tensor(tokens)
+            assert torch.equal(joined.step_hidden(token, steps[0]), separate.step_hidden(token, steps[1]))
+        one = [model.decoding_cache(cache, 4) for model, cache in zip((joined, separate), caches)]
+        for cache in one:
+            cache.batch_select_indices(torch.tensor([1]))
+        assert torch.equal(joined.step_hidden(torch.tensor([[4]]), one[0]), separate.step_hidden(torch.tensor([[4]]), one[1]))
