@@ -1,5 +1,5 @@
-"""A CPU float32 decoding step's projections joined: query, key and value as one product, gate and
-up as one.
+"""A CPU decoding step's projections joined: query, key and value as one product, gate and up as
+one (float32 here; int8 at the end of this file).
 
 A decoding step reads every weight once, so its time is the weights' bytes plus a fixed cost per
 operation; on a small model the operations weigh (the random `small` checkpoint's 8 layers: about
