@@ -122,18 +122,9 @@ def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp
         twin = whole.get_submodule(name)
         assert torch.equal(layer.scales, twin.scales), name
         assert (layer.bias is None) == (twin.bias is None) and (layer.bias is None or torch.equal(layer.bias, twin.bias))
-    ids = torch.randint(0, 1000, (1, 80), generator=torch.Generator().manual_seed(0))
-    no_audio = torch.zeros_like(ids, dtype=torch.bool)
-    caches = [streamed.new_cache(), whole.new_cache()]
-    with torch.inference_mode():
-        assert torch.equal(streamed.prefill_hidden(ids, no_audio, None, caches[0]),
-                           whole.prefill_hidden(ids, no_audio, None, caches[1]))
-        # Decoding steps too: the float32 model's joined projections (model/joining.py) must not stand in
-        # for the int8 layers that replaced them.
-        steps = [model.decoding_cache(cache, 4) for model, cache in zip((streamed, whole), caches)]
-        token = torch.tensor([[7]])
-        for _ in range(3):
-            assert torch.equal(streamed.step_hidden(token, steps[0]), whole.step_hidden(token, steps[1]))
+    # Decoding steps too: the float32 model's joined projections (model/joining.py) must not stand in
+    # for the int8 layers that replaced them.
+    assert_same_prompt_and_steps(streamed, whole, rows=1, steps=[[[7]]] * 3)
     assert streamed.language_model.embed_tokens.weight.dtype == torch.float32
     if spec.tied:
         assert torch.equal(streamed.language_model.embed_tokens.weight, whole.language_model.embed_tokens.weight)
@@ -203,6 +194,21 @@ def test_a_layer_that_cannot_be_quantized_fails_the_load_with_a_clear_error(tiny
         MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
 
 
+def assert_same_prompt_and_steps(first, second, rows: int, steps: list) -> None:
+    """Both models' hidden states are bit-equal over a random prompt of 90 positions (`rows` of them),
+    then over decoding steps feeding `steps` tokens."""
+    ids = torch.randint(0, 1000, (rows, 90), generator=torch.Generator().manual_seed(rows))
+    no_audio = torch.zeros_like(ids, dtype=torch.bool)
+    caches = [first.new_cache(), second.new_cache()]
+    with torch.inference_mode():
+        assert torch.equal(first.prefill_hidden(ids, no_audio, None, caches[0]),
+                           second.prefill_hidden(ids, no_audio, None, caches[1]))
+        decoding = [model.decoding_cache(cache, 4) for model, cache in zip((first, second), caches)]
+        for tokens in steps:
+            token = torch.tensor(tokens)
+            assert torch.equal(first.step_hidden(token, decoding[0]), second.step_hidden(token, decoding[1]))
+
+
 def test_joined_int8_projections_give_the_separate_int8_layers_numbers(tmp_path):
     """A layer's query/key/value (and gate/up) quantized as one int8 layer: each row keeps its own scale
     and the activations' grid comes from the input alone, so prompt and steps are the separate layers'."""
@@ -220,17 +226,6 @@ def test_joined_int8_projections_give_the_separate_int8_layers_numbers(tmp_path)
     attn = joined.language_model.layers[0].self_attn
     assert isinstance(attn.qkv_proj, Int8Linear) and "q_proj" not in attn._modules and attn.joined.module is attn.qkv_proj
     assert isinstance(separate.language_model.layers[0].self_attn.q_proj, Int8Linear)
-    ids = torch.randint(0, 1000, (2, 90), generator=torch.Generator().manual_seed(0))  # oneDNN's rows
-    no_audio = torch.zeros_like(ids, dtype=torch.bool)
-    caches = [joined.new_cache(), separate.new_cache()]
-    with torch.inference_mode():
-        assert torch.equal(joined.prefill_hidden(ids, no_audio, None, caches[0]),
-                           separate.prefill_hidden(ids, no_audio, None, caches[1]))
-        steps = [model.decoding_cache(cache, 4) for model, cache in zip((joined, separate), caches)]
-        for tokens in ([[7], [9]], [[3], [5]]):  # FBGEMM's rows, through the step's joined path
-            token = torch.tensor(tokens)
-            assert torch.equal(joined.step_hidden(token, steps[0]), separate.step_hidden(token, steps[1]))
-        one = [model.decoding_cache(cache, 4) for model, cache in zip((joined, separate), caches)]
-        for cache in one:
-            cache.batch_select_indices(torch.tensor([1]))
-        assert torch.equal(joined.step_hidden(torch.tensor([[4]]), one[0]), separate.step_hidden(torch.tensor([[4]]), one[1]))
+    # A prompt of 90 positions goes through oneDNN's layout, steps of 2 rows and of 1 through FBGEMM's.
+    assert_same_prompt_and_steps(joined, separate, rows=2, steps=[[[7], [9]], [[3], [5]]])
+    assert_same_prompt_and_steps(joined, separate, rows=1, steps=[[[4]]])
