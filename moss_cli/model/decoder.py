@@ -227,10 +227,12 @@ def _parts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
         return 1
     if weight.dtype != torch.float32 or not weight.is_contiguous():
         return 1
-    parts = min(torch.get_num_threads(), 16)
-    while parts > 1 and weight.shape[0] % parts:
-        parts -= 1
-    return parts
+    rows = weight.shape[0]
+    counts = range(min(torch.get_num_threads(), 16), 1, -1)
+    # Blocks of a multiple of 16 rows first: MKL sums a product's last 1-3 rows its own way, so a block
+    # that ends off a multiple of 4 rounds those rows unlike the whole product (the probe would see it
+    # and keep the one-row call).
+    return next((n for n in counts if rows % (n * 16) == 0), next((n for n in counts if rows % n == 0), 1))
 
 
 def _by_parts(x: torch.Tensor, weight: torch.Tensor, parts: int) -> torch.Tensor:
