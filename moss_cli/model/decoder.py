@@ -227,11 +227,16 @@ def _parts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
         return 1
     if weight.dtype != torch.float32 or not weight.is_contiguous():
         return 1
-    rows = weight.shape[0]
-    counts = range(min(torch.get_num_threads(), 16), 1, -1)
-    # Blocks of a multiple of 16 rows first: MKL sums a product's last 1-3 rows its own way, so a block
-    # that ends off a multiple of 4 rounds those rows unlike the whole product (the probe would see it
-    # and keep the one-row call).
+    return _block_count(weight.shape[0], min(torch.get_num_threads(), 16))
+
+
+@functools.cache
+def _block_count(rows: int, threads: int) -> int:
+    """Blocks for a weight of `rows` rows on `threads` threads (asked at every product of a step).
+    Blocks of a multiple of 16 rows first: MKL sums a product's last 1-3 rows its own way, so a block
+    that ends off a multiple of 4 rounds those rows unlike the whole product (the probe would see it
+    and keep the one-row call)."""
+    counts = range(threads, 1, -1)
     return next((n for n in counts if rows % (n * 16) == 0), next((n for n in counts if rows % n == 0), 1))
 
 

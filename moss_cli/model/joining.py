@@ -27,6 +27,9 @@ from . import decoder
 from .allocator import ALIGNMENT, aligned_like, drop_file_pages
 from .qwen3 import Qwen3Model
 
+# Each layer's groups: where they sit, the int8 joined layer's name, the projections joined.
+GROUPS = {"self_attn": ("qkv_proj", ("q_proj", "k_proj", "v_proj")), "mlp": ("gate_up_proj", ("gate_proj", "up_proj"))}
+
 
 @dataclass(frozen=True)
 class Joined:
@@ -48,11 +51,11 @@ def join_projections(lm: Qwen3Model) -> int:
     for layer in lm.layers:
         attn, mlp = layer.self_attn, layer.mlp
         if attn.q_norm.variance_epsilon == attn.k_norm.variance_epsilon:
-            group = _joined([attn.q_proj, attn.k_proj, attn.v_proj])
+            group = _joined([getattr(attn, name) for name in GROUPS["self_attn"][1]])
             if group is not None:
                 attn.joined = _with_heads(attn, group)
                 joined += 1
-        group = _joined([mlp.gate_proj, mlp.up_proj])
+        group = _joined([getattr(mlp, name) for name in GROUPS["mlp"][1]])
         if group is not None:
             mlp.joined = group
             joined += 1
@@ -109,9 +112,6 @@ def _bit_equal(weight: torch.Tensor, parts: list[torch.Tensor], rows: int) -> bo
 # int8: the projections are joined before they are quantized, as one layer (`qkv_proj`, `gate_up_proj`)
 # that the prompt's path uses too; an int8 product takes its activations' grid from the input alone,
 # so the joined layer's numbers are the separate layers' (tests/model/test_quantize.py).
-
-GROUPS = {"self_attn": ("qkv_proj", ("q_proj", "k_proj", "v_proj")), "mlp": ("gate_up_proj", ("gate_proj", "up_proj"))}
-
 
 def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:
     """Replace `parent`'s projections (a layer's self_attn or mlp, `kind`) by one float linear layer of
