@@ -146,14 +146,15 @@ def _load_quantizing(model: MossAudioModel, locations: dict[str, Path], dtype: t
     reads the mapping and lets it go; a tensor that stays gets memory of its own, except the
     embedding table, which stays in its mapping as the float32 path leaves it (a prompt reads a few of
     its rows). Read through one long-lived mapping, every quantized layer's pages stayed resident,
-    and int8 held more memory than float32 (2.9 GB against 2.6 GB on a random `mid` checkpoint)."""
+    and int8 held more memory than float32 (2.9 GB against 2.6 GB on a random `mid` checkpoint).
+    The output layer goes on building in the background after the load returns (LayerQuantizer)."""
     from .allocator import release_freed_memory
     from .joining import JoinsAsLoaded, mark_quantized_joins
     from .quantize import LayerQuantizer, quantized_part
 
-    first = (EMBEDDINGS, TIED_HEAD)  # the output layer, the longest to pack, is packed beside the others
+    first = (EMBEDDINGS, TIED_HEAD)  # the output layer, the longest to pack, is begun first
     joins = JoinsAsLoaded(model)  # a layer's query/key/value and gate/up projections: one int8 layer each
-    with LayerQuantizer(model) as quantizer:
+    with LayerQuantizer(model, head_in_background=True) as quantizer:
         for name in sorted(locations, key=lambda name: name not in first):
             owner, _, leaf = name.rpartition(".")
             with open_weights(locations[name]) as handle:

@@ -16,6 +16,7 @@ rounding. The output layer only ever sees a few rows and keeps FBGEMM's layout a
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import MossError
+from ..interrupts import result_of, started
 from .joining import join_before_quantizing, mark_quantized_joins, unjoin_projections
 from .packing import blocks_product, packed_in_blocks
 
@@ -36,33 +38,65 @@ class Int8Linear(nn.Module):
 
     MANY_ROWS = 64  # from here on oneDNN's layout is the faster (0.37-0.44 ms against 0.48 ms at 64 rows)
 
-    def __init__(self, linear: nn.Linear, many_rows: bool = True):
+    def __init__(self, linear: nn.Linear, many_rows: bool = True, in_background: bool = False):
+        """in_background: quantized and packed in a thread begun here, the first product waiting for it
+        (the output layer: 0.6 s of a random `small` model's load on one core, see LayerQuantizer)."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.scales, integers = int8_rows(linear.weight.detach())
         self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
-        self._few_rows = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows))
-        self._many_rows = torch.ops.onednn.qlinear_prepack(integers, None) if many_rows and onednn_works() else None
+        self._many_rows = None
+        self._building: Future | None = None
+        weight = linear.weight.detach()
+        if in_background:
+            stop = threading.Event()  # set at exit: the process must not end inside FBGEMM's packing
+            self._building = started(self._build, weight, many_rows, stop, name="moss-int8-build", stop=stop)
+        else:
+            self._build(weight, many_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._wait()
         if self._many_rows is not None and x.numel() >= self.MANY_ROWS * self.in_features:
             return self.by_onednn(x)
         return self.by_fbgemm(x)
+
+    def _build(self, weight: torch.Tensor, many_rows: bool, stop: threading.Event | None = None) -> None:
+        try:
+            with torch.no_grad():
+                self._scales, integers = int8_rows(weight)
+                # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
+                self._few_rows = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows), stop)
+                if many_rows and onednn_works():
+                    self._many_rows = torch.ops.onednn.qlinear_prepack(integers, None)
+        except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
+            raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
+
+    @property
+    def scales(self) -> torch.Tensor:
+        """One float32 scale per output channel."""
+        self._wait()
+        return self._scales
+
+    def _wait(self) -> None:
+        """A layer built in the background: wait for it (its error, if it failed, at every call)."""
+        if self._building is not None:
+            result_of(self._building)
+            self._building = None
 
     def _packed(self, integers: torch.Tensor, rows: slice):
         """FBGEMM's packed form of these rows."""
         with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
             warnings.simplefilter("ignore")  # (once per process: on the first, here)
             quantized = torch._make_per_channel_quantized_tensor(
-                integers[rows], self.scales[rows].double(), self.zero_points[rows], 0)
+                integers[rows], self._scales[rows].double(), self.zero_points[rows], 0)
             return torch.ops.quantized.linear_prepack(quantized, None if self.bias is None else self.bias[rows])
 
     def by_fbgemm(self, x: torch.Tensor) -> torch.Tensor:
+        self._wait()
         return blocks_product(x, self._few_rows, _fbgemm_linear)
 
     def by_onednn(self, x: torch.Tensor) -> torch.Tensor:
+        self._wait()
         flat = x.reshape(-1, self.in_features).float()
         q = torch.quantize_per_tensor_dynamic(flat, torch.quint8, True)
         out = torch.ops.onednn.qlinear_pointwise(
@@ -73,7 +107,7 @@ class Int8Linear(nn.Module):
     def int8_bytes(self) -> int:
         """Memory of the int8 weights in every layout kept, with the float scales and bias."""
         layouts = 1 + (self._many_rows is not None)
-        extra = self.scales.numel() * 4 + (0 if self.bias is None else self.bias.numel() * 4)
+        extra = self.out_features * 4 + (0 if self.bias is None else self.bias.numel() * 4)
         return layouts * self.in_features * self.out_features + extra
 
     def extra_repr(self) -> str:
@@ -85,10 +119,11 @@ def _fbgemm_linear(x: torch.Tensor, packed) -> torch.Tensor:
     return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
-def int8_rows(weight: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def int8_rows(weight: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(scales, int8 weights): one scale per row (output channel), so the int8 grid follows each row's
     own range. Blocks of rows keep the float temporaries small (the output layer's whole-matrix ones
-    took 1.9 GB at a 1024-wide model)."""
+    took 1.9 GB at a 1024-wide model) and, at 1024 rows, near the core's caches for the five passes
+    over each: a 151,936x512 output layer took 0.11 s on one thread, 0.24 s in blocks of 4096 rows."""
     rows = weight.shape[0]
     scales = torch.empty(rows, dtype=torch.float32)
     integers = torch.empty(weight.shape, dtype=torch.int8)
@@ -147,14 +182,19 @@ def quantized_part(model: nn.Module, name: str) -> str | None:
 class LayerQuantizer:
     """Swaps linear layers of QUANTIZED_PARTS for Int8Linear as they are offered, built in a pool of
     threads: FBGEMM's and oneDNN's packing each run on one core (sixteen 1024x3072 layers: 0.91 s one
-    at a time, 0.55 s two at a time on 2 cores), and the output layer, the largest (2-3 s at a
-    1024-wide model), is best offered first, to be packed beside the others. At most two layers per
-    thread are in flight, so a loader's float32 weights waiting to be quantized stay few. Swaps
-    happen in the offering thread."""
+    at a time, 0.55 s two at a time on 2 cores). At most two layers per thread are in flight, so a
+    loader's float32 weights waiting to be quantized stay few. Swaps happen in the offering thread.
 
-    def __init__(self, model: nn.Module, threads: int | None = None):
+    The output layer, the largest (0.6 s of a random `small` model's 1.7 s of quantizing on one core,
+    2-3 s at a 1024-wide model), is best offered first. head_in_background: it is swapped in at once
+    and built in a thread of its own (Int8Linear(in_background=True)), on beside the first request's
+    audio decoding and encoding, the first product with it waiting for it; else it is packed beside
+    the other layers and ready when finish() returns."""
+
+    def __init__(self, model: nn.Module, threads: int | None = None, head_in_background: bool = False):
         self.model = model
         self.threads = max(1, threads or torch.get_num_threads())
+        self.head_in_background = head_in_background
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="moss-int8")
         self._pending: dict[Future, str] = {}
         onednn_works()  # probed once, before the threads ask
@@ -166,7 +206,11 @@ class LayerQuantizer:
         module = self.model.get_submodule(name)
         if part is None or any(t.is_meta for t in module.parameters()):
             return False
-        self._pending[self._pool.submit(_int8_layer, module, part not in FEW_ROWS_ONLY)] = name
+        many_rows = part not in FEW_ROWS_ONLY
+        if not many_rows and self.head_in_background:
+            self.model.set_submodule(name, Int8Linear(module, many_rows, in_background=True))
+            return True
+        self._pending[self._pool.submit(Int8Linear, module, many_rows)] = name
         if len(self._pending) > 2 * self.threads:
             self._swap(wait(self._pending, return_when=FIRST_COMPLETED).done)
         return True
@@ -187,11 +231,3 @@ class LayerQuantizer:
                 self.finish()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _int8_layer(linear: nn.Linear, many_rows: bool) -> Int8Linear:
-    try:
-        with torch.no_grad():
-            return Int8Linear(linear, many_rows)
-    except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
-        raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None

@@ -3,6 +3,9 @@
 import math
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -130,6 +133,46 @@ def test_loading_quantized_layer_by_layer_equals_quantizing_the_loaded_model(tmp
         assert torch.equal(streamed.language_model.embed_tokens.weight, whole.language_model.embed_tokens.weight)
 
 
+
+def test_an_int8_load_returns_while_the_output_layer_builds_and_its_first_product_waits(tiny_checkpoint, monkeypatch):
+    from moss_cli.model import quantize
+    from moss_cli.model.loading import load_model
+
+    vocabulary, packing_may_go = 151936, threading.Event()
+    pack = Int8Linear._packed
+
+    def held_for_the_head(layer, integers, rows):
+        if layer.out_features == vocabulary:
+            assert packing_may_go.wait(60)
+        return pack(layer, integers, rows)
+
+    monkeypatch.setattr(quantize.Int8Linear, "_packed", held_for_the_head)
+    model = load_model(tiny_checkpoint, torch.device("cpu"), torch.float32, quantize="int8")  # the head's packing held
+    assert model.lm_head.out_features == vocabulary
+    x = torch.randn(1, model.config.language.hidden_size, generator=torch.Generator().manual_seed(0))
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(model.logits, x)
+        time.sleep(0.3)
+        assert not first.done()  # waiting for the head
+        packing_may_go.set()
+        logits = first.result(timeout=60)
+    monkeypatch.undo()
+    whole = quantize_int8(load_model(tiny_checkpoint, torch.device("cpu"), torch.float32))
+    assert torch.equal(logits, whole.logits(x))
+
+
+def test_an_output_layer_that_fails_to_build_in_the_background_fails_each_product(monkeypatch):
+    from moss_cli.errors import MossError
+
+    def no_kernels(*args, **kwargs):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
+    layer = Int8Linear(_linear(64, 40000, bias=False), many_rows=False, in_background=True)
+    for _ in range(2):
+        with pytest.raises(MossError, match="--quantize int8 is not available here: Didn't find engine"):
+            layer(torch.randn(1, 64))
+
 MEMORY_PROBE = """
 import sys, torch
 from pathlib import Path
@@ -146,6 +189,7 @@ if sys.argv[2] == "while-loading":
     model = load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32, quantize="int8")
 else:
     model = quantize_int8(load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32))
+model.logits(torch.zeros(1, model.config.language.hidden_size))  # the output layer, built in the background, waited for
 print(resident() - before)
 """
 
