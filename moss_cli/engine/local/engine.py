@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,15 +166,11 @@ class MossAudio:
             from ...model.quantize import check_int8_target
 
             check_int8_target(target, precision)
-        # The tokenizer is read beside the weights: its 0.3 s on one core overlaps their quantizing and
-        # packing, which wait on their own threads.
-        with ThreadPoolExecutor(1, thread_name_prefix="moss-tokenizer") as pool:
-            tokenizer = pool.submit(load_tokenizer, folder)
-            weights = load_model(folder, target, precision, quantize=quantize)
-            if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
-                weights.prepare_for_cpu()
-            return cls(weights, tokenizer.result(), name=model, stop_ids=_stop_ids(folder),
-                       time_markers=time_markers, batch_size=batch_size, thinking=thinking)
+        weights = load_model(folder, target, precision, quantize=quantize)
+        if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
+            weights.prepare_for_cpu()
+        return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
+                   time_markers=time_markers, batch_size=batch_size, thinking=thinking)
 
     def encode(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> EncodedClip:
         """Run a file or a mono array through the audio encoder (the same samples twice in a row: once)."""
