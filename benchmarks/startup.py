@@ -3,6 +3,7 @@ request (weights and tokenizer), (b) a whole `moss transcribe CLIP -m CHECKPOINT
 
     python benchmarks/startup.py                         # this tree alone
     python benchmarks/startup.py --before /work/main     # and another source tree, interleaved
+    python benchmarks/startup.py --quantize int8         # loading as --quantize int8 does
 
 Both sides load the same random checkpoint (`--size`, written once in the official layout, bf16, as
 bench.py writes it) and transcribe the same synthetic clip; runs alternate between the sides and the
@@ -31,7 +32,7 @@ start = time.perf_counter()
 import sys
 from moss_cli.engine.local.engine import MossAudio
 imported = time.perf_counter()
-MossAudio.load(sys.argv[1], device="cpu")
+MossAudio.load(sys.argv[1], device="cpu", quantize=sys.argv[2] or None)
 print(imported - start, time.perf_counter() - start)
 """
 
@@ -60,16 +61,16 @@ def run_in(source: Path, command: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=environment(source), cwd=source, check=True)
 
 
-def time_ready(source: Path, checkpoint: Path, split: dict[str, list[float]], side: str) -> float:
-    done = run_in(source, [sys.executable, "-c", READY, str(checkpoint)])
+def time_ready(source: Path, checkpoint: Path, quantize: str, split: dict[str, list[float]], side: str) -> float:
+    done = run_in(source, [sys.executable, "-c", READY, str(checkpoint), quantize])
     imported, ready = map(float, done.stdout.split()[-2:])
     split.setdefault(side, []).append(imported)
     return ready
 
 
-def time_transcribe(source: Path, checkpoint: Path, clip: Path, tokens: int) -> float:
+def time_transcribe(source: Path, checkpoint: Path, clip: Path, tokens: int, quantize: str) -> float:
     command = [sys.executable, "-m", "moss_cli.cli", "transcribe", str(clip), "-m", str(checkpoint),
-               "--max-new-tokens", str(tokens), "-q"]
+               "--max-new-tokens", str(tokens), "-q", *(["--quantize", quantize] if quantize else [])]
     start = time.perf_counter()
     run_in(source, command)
     return time.perf_counter() - start
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
                              "(then loading converts them to float32)")
     parser.add_argument("--measures", nargs="+", choices=["ready", "transcribe"], default=["ready", "transcribe"],
                         help="(a) ready, (b) transcribe; (b) decodes every speech chunk and takes minutes on a busy machine")
+    parser.add_argument("--quantize", default="", choices=["", "int8"], help="int8: load as --quantize int8 does")
     parser.add_argument("--before", type=Path, help="another source tree to time beside this one (e.g. main's)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each side and measure")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the transcribed clip")
@@ -100,14 +102,14 @@ def main(argv: list[str] | None = None) -> None:
         imports: dict[str, list[float]] = {}
         ready = whole = {}
         if "ready" in args.measures:
-            ready = run_interleaved({side: (lambda s=source, side=side: time_ready(s, checkpoint, imports, side))
+            ready = run_interleaved({side: (lambda s=source, side=side: time_ready(s, checkpoint, args.quantize, imports, side))
                                      for side, source in sources.items()}, args.repeats)
         if "transcribe" in args.measures:
-            whole = run_interleaved({side: (lambda s=source: time_transcribe(s, checkpoint, clip, args.tokens))
+            whole = run_interleaved({side: (lambda s=source: time_transcribe(s, checkpoint, clip, args.tokens, args.quantize))
                                      for side, source in sources.items()}, args.repeats)
     load_after = os.getloadavg()
-    print(f"random {args.size} checkpoint saved in {args.dtype}, {args.seconds:g} s clip, {args.tokens} tokens, "
-          f"medians of {args.repeats}")
+    print(f"random {args.size} checkpoint saved in {args.dtype}{', --quantize ' + args.quantize if args.quantize else ''}, "
+          f"{args.seconds:g} s clip, {args.tokens} tokens, medians of {args.repeats}")
     for side, source in sources.items():
         print(f"{side} ({source}):")
         if ready:
