@@ -100,7 +100,7 @@ class Int8Linear(nn.Module):
         flat = x.reshape(-1, self.in_features).float()
         q = torch.quantize_per_tensor_dynamic(flat, torch.quint8, True)
         out = torch.ops.onednn.qlinear_pointwise(
-            q.int_repr(), q.q_scale(), q.q_zero_point(), self._many_rows, self.scales, self.zero_points, self.bias,
+            q.int_repr(), q.q_scale(), q.q_zero_point(), self._many_rows, self._scales, self.zero_points, self.bias,
             1.0, 0, torch.float32, "none", [], "")
         return out.reshape(*x.shape[:-1], self.out_features)
 
