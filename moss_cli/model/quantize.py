@@ -47,12 +47,14 @@ class Int8Linear(nn.Module):
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
         self._many_rows = None
         self._building: Future | None = None
-        weight = linear.weight.detach()
+        # Held here, not by the building thread, so that the build can let it go once it is rounded: a
+        # weight read from a checkpoint keeps its file's pages resident until it is freed.
+        self._weight: torch.Tensor | None = linear.weight.detach()
         if in_background:
             stop = threading.Event()  # set at exit: the process must not end inside FBGEMM's packing
-            self._building = started(self._build, weight, many_rows, stop, name="moss-int8-build", stop=stop)
+            self._building = started(self._build, many_rows, stop, name="moss-int8-build", stop=stop)
         else:
-            self._build(weight, many_rows)
+            self._build(many_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._wait()
@@ -60,10 +62,12 @@ class Int8Linear(nn.Module):
             return self.by_onednn(x)
         return self.by_fbgemm(x)
 
-    def _build(self, weight: torch.Tensor, many_rows: bool, stop: threading.Event | None = None) -> None:
+    def _build(self, many_rows: bool, stop: threading.Event | None = None) -> None:
         try:
             with torch.no_grad():
+                weight, self._weight = self._weight, None
                 self._scales, integers = int8_rows(weight)
+                del weight  # before packing, which holds both the int8 rows and their packed copy
                 # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
                 self._few_rows = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows), stop)
                 if many_rows and onednn_works():
