@@ -29,7 +29,7 @@ from ..interrupts import WAIT_SLICE, started
 from .base import Answer, DecodingOptions, Engine, RepetitionGuard, Request
 
 
-@dataclass
+@dataclass(eq=False)  # found in the queue by identity: fields would compare the requests' audio arrays
 class _Call:
     """One caller's requests, answered as the batches holding them come back."""
 

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from moss_cli.engine.base import Answer, Engine, Request
@@ -107,6 +108,44 @@ def test_an_error_reaches_every_caller_in_that_batch_and_no_other():
     assert set(answers) == {0, 1, 2, 3} - failed and all(answers[i] == [q] for i, q in
                                                         zip(range(1, 4), "xyz") if i in answers)
     assert 0 in failed and len(failed) == 2  # "bad" and the one that shared its batch
+
+
+def test_a_failed_batch_leaves_the_calls_queued_behind_it_to_go_on():
+    # Calls are found in the queue by identity: compared field by field, the failed call was compared
+    # with the one queued behind it, and so their audio arrays, which numpy refuses ("the truth value
+    # of an array ... is ambiguous"): the caller got that error and the queue stopped.
+    engine = HeldEngine(parallelism=1, fail_on="bad")
+    shared = SharedBatches(engine)
+    heard = {}
+
+    def ask(question):
+        try:
+            heard[question] = shared.ask(np.zeros(1600, dtype=np.float32), question).text
+        except Exception as exc:  # noqa: BLE001 - what the caller heard
+            heard[question] = str(exc)
+
+    failing = threading.Thread(target=ask, args=("bad",))
+    failing.start()
+    assert engine.holding.wait(5)  # "bad" is being decoded
+    behind = threading.Thread(target=ask, args=("next",))
+    behind.start()
+    time.sleep(0.2)  # "next" waits in the queue
+    engine.release.set()
+    failing.join(5), behind.join(5)
+    assert heard == {"bad": "the model fell over", "next": "next"}
+
+
+class HeldEngine(EchoEngine):
+    """EchoEngine that holds each batch until `release` is set."""
+
+    def __init__(self, parallelism=8, fail_on=None):
+        super().__init__(parallelism, fail_on)
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def ask_many(self, requests):
+        self.holding.set()
+        assert self.release.wait(5)
+        return super().ask_many(requests)
 
 
 class RefusingEngine(EchoEngine):
