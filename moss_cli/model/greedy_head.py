@@ -209,7 +209,7 @@ class _FbgemmProduct:
         pinned = torch.empty((x.shape[0], x.shape[1] + 2))
         pinned[:, :-2] = integers * step
         pinned[:, -2], pinned[:, -1] = -64 * step, 63 * step
-        approx = blocks_product(pinned, self.packed, _fbgemm_linear).div_(row_scale)
+        approx = blocks_product(pinned, self.packed).div_(row_scale)
         return approx, _activation_error(scaled, pinned[:, :-2]) / row_scale
 
     @staticmethod
@@ -223,9 +223,6 @@ class _FbgemmProduct:
         step = float(scaled.abs().max()) / 63 or 1.0
         return scaled, row_scale, step, torch.round(scaled / step).clamp_(-64, 63)
 
-
-def _fbgemm_linear(x: torch.Tensor, packed) -> torch.Tensor:
-    return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
 def _packed(quantized: torch.Tensor, scales: torch.Tensor):

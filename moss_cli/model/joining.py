@@ -138,12 +138,13 @@ def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:
 
 def mark_quantized_joins(lm: Qwen3Model) -> None:
     """Once the joined layers are quantized: the decoding step's joined path multiplies through them."""
+    (query_key_value, _), (gate_up, _) = GROUPS["self_attn"], GROUPS["mlp"]
     for layer in lm.layers:
         attn, mlp = layer.self_attn, layer.mlp
-        if "qkv_proj" in attn._modules:
-            attn.joined = _with_heads(attn, Joined(None, True, module=attn.qkv_proj))
-        if "gate_up_proj" in mlp._modules:
-            mlp.joined = Joined(None, True, module=mlp.gate_up_proj)
+        if query_key_value in attn._modules:
+            attn.joined = _with_heads(attn, Joined(None, True, module=attn._modules[query_key_value]))
+        if gate_up in mlp._modules:
+            mlp.joined = Joined(None, True, module=mlp._modules[gate_up])
 
 
 class JoinsAsLoaded:

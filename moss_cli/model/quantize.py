@@ -97,7 +97,7 @@ class Int8Linear(nn.Module):
 
     def by_fbgemm(self, x: torch.Tensor) -> torch.Tensor:
         self._wait()
-        return blocks_product(x, self._few_rows, _fbgemm_linear)
+        return blocks_product(x, self._few_rows)
 
     def by_onednn(self, x: torch.Tensor) -> torch.Tensor:
         self._wait()
@@ -118,9 +118,6 @@ class Int8Linear(nn.Module):
         kernels = "fbgemm" + (f", onednn from {self.MANY_ROWS} rows" if self._many_rows is not None else "")
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernels})"
 
-
-def _fbgemm_linear(x: torch.Tensor, packed) -> torch.Tensor:
-    return torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
 def int8_rows(weight: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
