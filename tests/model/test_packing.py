@@ -26,7 +26,7 @@ def test_a_vocabulary_sized_layer_packed_in_blocks_gives_the_whole_layers_produc
     torch.manual_seed(0)
     linear = nn.Linear(48, packing.BLOCKED_FROM + 13, bias=bias)  # blocks of unequal size
     layer = Int8Linear(linear, many_rows=False)
-    assert len(layer._few_rows) == packing.BLOCKS
+    assert len(layer._few_rows) == packing.block_count(linear.out_features) == 2
     from moss_cli.model.quantize import int8_rows
 
     integers = int8_rows(linear.weight.detach())[1]
@@ -38,7 +38,9 @@ def test_a_vocabulary_sized_layer_packed_in_blocks_gives_the_whole_layers_produc
 def test_a_small_layer_is_one_block_and_a_stopped_packing_stops():
     assert packing.packed_in_blocks(100, lambda rows: (rows.start, rows.stop)) == [(0, 100)]
     assert packing.packed_in_blocks(packing.BLOCKED_FROM, lambda rows: rows.stop - rows.start) == [
-        packing.BLOCKED_FROM // packing.BLOCKS] * packing.BLOCKS
+        packing.BLOCKED_FROM // 2] * 2
+    vocabulary = packing.packed_in_blocks(151_936, lambda rows: rows.stop - rows.start)
+    assert sum(vocabulary) == 151_936 and len(vocabulary) == 8 and max(vocabulary) <= packing.BLOCK_ROWS
     stop = threading.Event()
     stop.set()
     with pytest.raises(packing.PackingStopped):
