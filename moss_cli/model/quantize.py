@@ -5,17 +5,16 @@ channel; activations are quantized on the fly, one scale per call, as PyTorch's 
 does. The audio encoder stays float32: it is a small share of the time and carries the fine detail.
 Never the default: greedy tokens can differ from float32 (the benchmark reports how often they agree).
 
-Each layer keeps its int8 weights in two kernel layouts, because no one CPU kernel is fast at both
-shapes a model asks for (measured on this project's 2-core machine, a 1024x3072 layer):
-- a decoding step's few rows: FBGEMM 0.07-0.11 ms at 5 rows, oneDNN 0.12-0.23 ms;
-- a prompt's hundreds of rows: oneDNN 2.2-3.2 ms at 900 rows, FBGEMM 6.8-9.2 ms (float32: 24 ms).
-Both quantize the activations the same way (reduce_range, per tensor), so the two agree to float
-rounding. The output layer only ever sees a few rows and keeps FBGEMM's layout alone.
+Every layer's int8 weights are kept in one layout, FBGEMM's (the kernel of PyTorch's dynamic
+quantization on x86): the fastest at a decoding step's few rows, and within 5% of oneDNN's int8
+kernel on whole prompts (five 60 s chunks of a random `mid` checkpoint: 3.56 s against 3.40 s; on
+`small`, 0.87 s against 0.90 s). A second, oneDNN layout for prompts would double the int8 weights'
+memory and about double the packing at every load (`mid` loads in 1.1 s with FBGEMM's alone, 2.3 s
+with both).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -29,49 +28,42 @@ from .joining import join_before_quantizing, mark_quantized_joins, unjoin_projec
 from .packing import blocks_product, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
-FEW_ROWS_ONLY = ("lm_head",)  # computed for a prompt's last position only, never for the whole prompt
+IN_BACKGROUND = ("lm_head",)  # the longest to pack, and needed last: after the prompt
 
 
 class Int8Linear(nn.Module):
     """y = x W^T + b with W int8 (per output channel) and x quantized per call (per tensor, 7 bits as
     FBGEMM's `reduce_range` asks, so that its AVX2 kernels cannot saturate)."""
 
-    MANY_ROWS = 64  # from here on oneDNN's layout is the faster (0.37-0.44 ms against 0.48 ms at 64 rows)
-
-    def __init__(self, linear: nn.Linear, many_rows: bool = True, in_background: bool = False):
+    def __init__(self, linear: nn.Linear, in_background: bool = False):
         """in_background: quantized and packed in a thread begun here, the first product waiting for it
-        (the output layer: 0.6 s of a random `small` model's load on one core, see LayerQuantizer)."""
+        (the output layer, see LayerQuantizer)."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        self._many_rows = None
         self._building: Future | None = None
         # Held here, not by the building thread, so that the build can let it go once it is rounded: a
         # weight read from a checkpoint keeps its file's pages resident until it is freed.
         self._weight: torch.Tensor | None = linear.weight.detach()
         if in_background:
             stop = threading.Event()  # set at exit: the process must not end inside FBGEMM's packing
-            self._building = started(self._build, many_rows, stop, name="moss-int8-build", stop=stop)
+            self._building = started(self._build, stop, name="moss-int8-build", stop=stop)
         else:
-            self._build(many_rows)
+            self._build()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._wait()
-        if self._many_rows is not None and x.numel() >= self.MANY_ROWS * self.in_features:
-            return self.by_onednn(x)
-        return self.by_fbgemm(x)
+        return blocks_product(x, self._packed_blocks)
 
-    def _build(self, many_rows: bool, stop: threading.Event | None = None) -> None:
+    def _build(self, stop: threading.Event | None = None) -> None:
         try:
             with torch.no_grad():
                 weight, self._weight = self._weight, None
                 self._scales, integers = int8_rows(weight)
                 del weight  # before packing, which holds both the int8 rows and their packed copy
                 # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
-                self._few_rows = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows), stop)
-                if many_rows and onednn_works():
-                    self._many_rows = torch.ops.onednn.qlinear_prepack(integers, None)
+                self._packed_blocks = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows), stop)
         except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
             raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
 
@@ -95,28 +87,13 @@ class Int8Linear(nn.Module):
                 integers[rows], self._scales[rows].double(), self.zero_points[rows], 0)
             return torch.ops.quantized.linear_prepack(quantized, None if self.bias is None else self.bias[rows])
 
-    def by_fbgemm(self, x: torch.Tensor) -> torch.Tensor:
-        self._wait()
-        return blocks_product(x, self._few_rows)
-
-    def by_onednn(self, x: torch.Tensor) -> torch.Tensor:
-        self._wait()
-        flat = x.reshape(-1, self.in_features).float()
-        q = torch.quantize_per_tensor_dynamic(flat, torch.quint8, True)
-        out = torch.ops.onednn.qlinear_pointwise(
-            q.int_repr(), q.q_scale(), q.q_zero_point(), self._many_rows, self._scales, self.zero_points, self.bias,
-            1.0, 0, torch.float32, "none", [], "")
-        return out.reshape(*x.shape[:-1], self.out_features)
-
     def int8_bytes(self) -> int:
-        """Memory of the int8 weights in every layout kept, with the float scales and bias."""
-        layouts = 1 + (self._many_rows is not None)
+        """Memory of the int8 weights, with the float scales and bias."""
         extra = self.out_features * 4 + (0 if self.bias is None else self.bias.numel() * 4)
-        return layouts * self.in_features * self.out_features + extra
+        return self.in_features * self.out_features + extra
 
     def extra_repr(self) -> str:
-        kernels = "fbgemm" + (f", onednn from {self.MANY_ROWS} rows" if self._many_rows is not None else "")
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 ({kernels})"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 (fbgemm)"
 
 
 
@@ -134,19 +111,6 @@ def int8_rows(weight: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, to
         integers[start : start + block] = part.div_(scale[:, None]).round_().clamp_(-127, 127)
         scales[start : start + block] = scale
     return scales, integers
-
-
-@functools.cache
-def onednn_works() -> bool:
-    """Whether this PyTorch has oneDNN's int8 linear and it agrees with FBGEMM on a small probe."""
-    try:
-        probe = nn.Linear(64, 32)
-        layer = Int8Linear(probe, many_rows=False)
-        layer._many_rows = torch.ops.onednn.qlinear_prepack(int8_rows(probe.weight.detach())[1], None)
-        x = torch.randn(70, 64, generator=torch.Generator().manual_seed(0))
-        return torch.allclose(layer.by_onednn(x), layer.by_fbgemm(x), rtol=1e-3, atol=1e-3)
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return False
 
 
 def check_int8_target(device: torch.device, dtype: torch.dtype) -> None:
@@ -182,15 +146,15 @@ def quantized_part(model: nn.Module, name: str) -> str | None:
 
 class LayerQuantizer:
     """Swaps linear layers of QUANTIZED_PARTS for Int8Linear as they are offered, built in a pool of
-    threads: FBGEMM's and oneDNN's packing each run on one core (sixteen 1024x3072 layers: 0.91 s one
-    at a time, 0.55 s two at a time on 2 cores). At most two layers per thread are in flight, so a
-    loader's float32 weights waiting to be quantized stay few. Swaps happen in the offering thread.
+    threads: FBGEMM packs a layer on one core, so layers pack side by side. At most two layers per
+    thread are in flight, so a loader's float32 weights waiting to be quantized stay few. Swaps happen
+    in the offering thread.
 
-    The output layer, the largest (0.6 s of a random `small` model's 1.7 s of quantizing on one core,
-    2-3 s at a 1024-wide model), is best offered first. head_in_background: it is swapped in at once
-    and built in a thread of its own (Int8Linear(in_background=True)), on beside the first request's
-    audio decoding and encoding, the first product with it waiting for it; else it is packed beside
-    the other layers and ready when finish() returns."""
+    The output layer, the largest (about half of a random `small` model's quantizing: 0.55 s of CPU),
+    is best offered first. head_in_background: it is swapped in at once and built in a thread of its
+    own (Int8Linear(in_background=True)), on beside the first request's audio decoding and encoding,
+    the first product with it waiting for it; else it is packed beside the other layers and ready
+    when finish() returns."""
 
     def __init__(self, model: nn.Module, threads: int | None = None, head_in_background: bool = False):
         self.model = model
@@ -198,7 +162,6 @@ class LayerQuantizer:
         self.head_in_background = head_in_background
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="moss-int8")
         self._pending: dict[Future, str] = {}
-        onednn_works()  # probed once, before the threads ask
 
     def offer(self, name: str) -> bool:
         """Quantize the module `name` if it is a linear layer of QUANTIZED_PARTS whose weights are all
@@ -207,11 +170,10 @@ class LayerQuantizer:
         module = self.model.get_submodule(name)
         if part is None or any(t.is_meta for t in module.parameters()):
             return False
-        many_rows = part not in FEW_ROWS_ONLY
-        if not many_rows and self.head_in_background:
-            self.model.set_submodule(name, Int8Linear(module, many_rows, in_background=True))
+        if part in IN_BACKGROUND and self.head_in_background:
+            self.model.set_submodule(name, Int8Linear(module, in_background=True))
             return True
-        self._pending[self._pool.submit(Int8Linear, module, many_rows)] = name
+        self._pending[self._pool.submit(Int8Linear, module)] = name
         if len(self._pending) > 2 * self.threads:
             self._swap(wait(self._pending, return_when=FIRST_COMPLETED).done)
         return True

@@ -25,8 +25,8 @@ def whole_fbgemm_product(layer: Int8Linear, integers: torch.Tensor, x: torch.Ten
 def test_a_vocabulary_sized_layer_packed_in_blocks_gives_the_whole_layers_product(bias):
     torch.manual_seed(0)
     linear = nn.Linear(48, packing.BLOCKED_FROM + 13, bias=bias)  # blocks of unequal size
-    layer = Int8Linear(linear, many_rows=False)
-    assert len(layer._few_rows) == packing.block_count(linear.out_features) == 2
+    layer = Int8Linear(linear)
+    assert len(layer._packed_blocks) == packing.block_count(linear.out_features) == 2
     from moss_cli.model.quantize import int8_rows
 
     integers = int8_rows(linear.weight.detach())[1]

@@ -1,10 +1,11 @@
-"""--quantize int8: the int8 layer against float32, its two kernels against each other, the model swap."""
+"""--quantize int8: the int8 layer against float32 and against PyTorch's own dynamic quantization, the model swap."""
 
 import math
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,13 +15,12 @@ from support.tiny_checkpoint import TinySpec, official_shapes, write_checkpoint
 from torch import nn
 
 from moss_cli import MossAudio
-from moss_cli.model.quantize import Int8Linear, onednn_works, quantize_int8
+from moss_cli.model.quantize import Int8Linear, int8_rows, quantize_int8
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
                                 reason="int8 kernels need an x86 CPU (FBGEMM)")
-needs_onednn = pytest.mark.skipif(not onednn_works(), reason="this PyTorch has no working oneDNN int8 linear")
 
 
 def _linear(inputs: int, outputs: int, seed: int = 0, bias: bool = True) -> nn.Linear:
@@ -55,29 +55,24 @@ def test_each_output_channel_keeps_its_own_scale():
     assert _relative_error(got[:, 2:], want[:, 2:]) < 0.03
 
 
-@needs_onednn
-@pytest.mark.parametrize("rows", [5, 64, 900])
-def test_the_two_kernels_agree_to_float_rounding(rows):
-    # Both quantize the activations the same way, so only the order of float rounding differs.
-    layer = Int8Linear(_linear(512, 768, seed=2))
+@pytest.mark.parametrize("rows", [1, 5, 900])
+def test_every_row_count_is_pytorchs_dynamically_quantized_product_to_the_bit(rows):
+    # A decoding step's rows and a prompt's go through the one kernel: what torch.ao's dynamic int8
+    # linear computes from the same per-channel weights, whatever the rows.
+    linear = _linear(512, 768, seed=2)
+    layer = Int8Linear(linear)
     x = 3 * torch.randn(rows, 512, generator=torch.Generator().manual_seed(3)) + 0.5
-    few, many = layer.by_fbgemm(x), layer.by_onednn(x)
-    assert torch.allclose(few, many, rtol=1e-5, atol=1e-4 * float(few.abs().max()))
+    reference = torch.ao.nn.quantized.dynamic.Linear(512, 768, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weight = torch._make_per_channel_quantized_tensor(
+            int8_rows(linear.weight.detach())[1], layer.scales.double(), layer.zero_points, 0)
+    reference.set_weight_bias(weight, layer.bias)
+    with torch.no_grad():
+        assert torch.equal(layer(x), reference(x))
 
 
-@needs_onednn
-def test_prompts_go_to_onednn_and_decoding_steps_to_fbgemm(monkeypatch):
-    layer = Int8Linear(_linear(64, 32))
-    calls = []
-    for kernel in ("by_fbgemm", "by_onednn"):
-        original = getattr(layer, kernel)
-        monkeypatch.setattr(layer, kernel, lambda x, k=kernel, f=original: calls.append(k) or f(x))
-    for shape in [(5, 64), (1, 5, 64), (Int8Linear.MANY_ROWS - 1, 64), (1, Int8Linear.MANY_ROWS, 64), (2, 300, 64)]:
-        layer(torch.randn(shape))
-    assert calls == ["by_fbgemm"] * 3 + ["by_onednn"] * 2
-
-
-def test_head_keeps_one_layout_and_the_encoder_stays_float32(tiny_checkpoint):
+def test_int8_swaps_the_llm_adapters_and_head_and_the_encoder_stays_float32(tiny_checkpoint):
     engine = MossAudio.load(str(tiny_checkpoint), device="cpu")
     model = engine.model
     float_linears = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
@@ -95,23 +90,7 @@ def test_head_keeps_one_layout_and_the_encoder_stays_float32(tiny_checkpoint):
     assert swapped | kept == {as_quantized(name) for name in float_linears} and swapped and kept
     assert all(name.startswith("audio_encoder.") for name in kept)
     assert all(not name.startswith("audio_encoder.") for name in swapped)
-    assert model.lm_head._many_rows is None
-    if onednn_works():
-        assert model.language_model.layers[0].self_attn.qkv_proj._many_rows is not None
     assert model.greedy_screen is None
-
-
-@needs_onednn
-def test_a_prompt_through_onednn_matches_one_through_fbgemm(tiny_checkpoint, monkeypatch):
-    engine = MossAudio.load(str(tiny_checkpoint), device="cpu", quantize="int8")
-    model = engine.model
-    ids = torch.randint(0, 1000, (1, 200), generator=torch.Generator().manual_seed(0))
-    no_audio = torch.zeros_like(ids, dtype=torch.bool)
-    with torch.inference_mode():
-        onednn = model.prefill_hidden(ids, no_audio, None, model.new_cache())
-        monkeypatch.setattr(Int8Linear, "MANY_ROWS", 10**9)
-        fbgemm = model.prefill_hidden(ids, no_audio, None, model.new_cache())
-    assert torch.allclose(onednn, fbgemm, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("spec", [TinySpec(), TinySpec(tied=True), TinySpec(dtype="bfloat16")], ids=["plain", "tied", "bf16"])
@@ -168,7 +147,7 @@ def test_an_output_layer_that_fails_to_build_in_the_background_fails_each_produc
         raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
 
     monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
-    layer = Int8Linear(_linear(64, 40000, bias=False), many_rows=False, in_background=True)
+    layer = Int8Linear(_linear(64, 40000, bias=False), in_background=True)
     for _ in range(2):
         with pytest.raises(MossError, match="--quantize int8 is not available here: Didn't find engine"):
             layer(torch.randn(1, 64))
@@ -178,12 +157,11 @@ import sys, torch
 from pathlib import Path
 from moss_cli.model.allocator import keep_freed_memory
 from moss_cli.model.loading import load_model
-from moss_cli.model.quantize import onednn_works, quantize_int8
+from moss_cli.model.quantize import quantize_int8
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 keep_freed_memory()
 import transformers.models.qwen3.modeling_qwen3
-onednn_works()
 before = resident()
 if sys.argv[2] == "while-loading":
     model = load_model(Path(sys.argv[1]), torch.device("cpu"), torch.float32, quantize="int8")
