@@ -96,7 +96,6 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 (fbgemm)"
 
 
-
 def int8_rows(weight: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(scales, int8 weights): one scale per row (output channel), so the int8 grid follows each row's
     own range. Blocks of rows keep the float temporaries small (the output layer's whole-matrix ones
