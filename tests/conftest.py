@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,13 @@ import soundfile as sf
 from support.paths import FIXTURES
 from support.recordings import synthetic_speechlike
 from support.tiny_checkpoint import TinySpec, write_checkpoint
+
+# A suite started as a background job of a script (`pytest &`, `nohup pytest &`) inherits SIGINT
+# ignored, which moss rightly keeps ignored (interrupts.signals_interrupt), so the Ctrl-C tests would
+# send a signal nobody takes. They test moss as a terminal runs it: Python's own handler here, and so
+# the default disposition in the processes the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
