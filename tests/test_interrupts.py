@@ -99,3 +99,19 @@ def test_a_signal_that_ended_an_earlier_run_does_not_end_the_next_one_s_process(
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["alive", "2"], done.stderr[-2000:]
+
+
+def test_a_sigint_the_caller_ignores_stays_ignored_while_sigterm_is_taken():
+    # `moss ... &` from a script starts with SIGINT ignored: a Ctrl-C meant for the foreground job
+    # must not stop it, while a SIGTERM still ends it cleanly.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(Interrupted) as caught, signals_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # nothing happens
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(1)
+        assert caught.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
