@@ -30,14 +30,13 @@ and about half as fast on this project's CPU.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
 
 from .allocator import aligned_like
-from .packing import PackingStopped, blocks_product, packed_in_blocks
+from .packing import PackingStopped, blocks_product, fbgemm_packed, packed_in_blocks
 
 OUTLIER_RATIO = 6.0  # a dimension above this many times its row's RMS is multiplied exactly
 MAX_OUTLIERS = 64  # at most this many dimensions (a column of the layer kept for each)
@@ -224,16 +223,12 @@ class _FbgemmProduct:
         return scaled, row_scale, step, torch.round(scaled / step).clamp_(-64, 63)
 
 
-
 def _packed(quantized: torch.Tensor, scales: torch.Tensor):
     """FBGEMM's packed form of int8 rows with per-row scales, two zero columns added (the pinned inputs)."""
     rows, hidden = quantized.shape
     padded = torch.zeros((rows, hidden + 2), dtype=torch.int8)
     padded[:, :hidden] = quantized
-    with warnings.catch_warnings():  # torch.ao announces its move to torchao; the ops stay in torch
-        warnings.simplefilter("ignore")
-        weight = torch._make_per_channel_quantized_tensor(padded, scales.double(), torch.zeros(rows, dtype=torch.long), 0)
-        return torch.ops.quantized.linear_prepack(weight, None)
+    return fbgemm_packed(padded, scales)
 
 
 def _fbgemm_product(quantized: torch.Tensor, scales: torch.Tensor,

@@ -13,6 +13,7 @@ blocks 2.39 ms, 4 blocks 2.31 ms, medians of 7).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +50,15 @@ def packed_in_blocks(rows: int, pack: Callable[[slice], object], stop: threading
     # (model/allocator.py): 160 MB more at the peak of a random `small` model's run until given back.
     release_freed_memory()
     return packed
+
+
+def fbgemm_packed(integers: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None = None):
+    """FBGEMM's packed form of int8 rows (N, K) with one float scale per row (zero points 0)."""
+    with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
+        warnings.simplefilter("ignore")  # (once per process: on the first, here)
+        weight = torch._make_per_channel_quantized_tensor(
+            integers, scales.double(), torch.zeros(integers.shape[0], dtype=torch.long), 0)
+        return torch.ops.quantized.linear_prepack(weight, bias)
 
 
 def block_count(rows: int) -> int:

@@ -16,7 +16,6 @@ with both).
 from __future__ import annotations
 
 import threading
-import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import torch
@@ -25,7 +24,7 @@ from torch import nn
 from ..errors import MossError
 from ..interrupts import result_of, started
 from .joining import join_before_quantizing, mark_quantized_joins, unjoin_projections
-from .packing import blocks_product, packed_in_blocks
+from .packing import blocks_product, fbgemm_packed, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
 IN_BACKGROUND = ("lm_head",)  # the longest to pack, and needed last: after the prompt
@@ -40,7 +39,6 @@ class Int8Linear(nn.Module):
         (the output layer, see LayerQuantizer)."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.zero_points = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
         self._building: Future | None = None
         # Held here, not by the building thread, so that the build can let it go once it is rounded: a
@@ -63,7 +61,8 @@ class Int8Linear(nn.Module):
                 self._scales, integers = int8_rows(weight)
                 del weight  # before packing, which holds both the int8 rows and their packed copy
                 # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
-                self._packed_blocks = packed_in_blocks(self.out_features, lambda rows: self._packed(integers, rows), stop)
+                self._packed_blocks = packed_in_blocks(
+                    self.out_features, lambda rows: self._packed(integers, rows), stop)
         except RuntimeError as error:  # no int8 kernels for this CPU (FBGEMM needs x86 with AVX2)
             raise MossError(f"--quantize int8 is not available here: {str(error).splitlines()[0]}") from None
 
@@ -81,11 +80,7 @@ class Int8Linear(nn.Module):
 
     def _packed(self, integers: torch.Tensor, rows: slice):
         """FBGEMM's packed form of these rows."""
-        with warnings.catch_warnings():  # PyTorch announces the end of quantized tensors, which FBGEMM still takes
-            warnings.simplefilter("ignore")  # (once per process: on the first, here)
-            quantized = torch._make_per_channel_quantized_tensor(
-                integers[rows], self._scales[rows].double(), self.zero_points[rows], 0)
-            return torch.ops.quantized.linear_prepack(quantized, None if self.bias is None else self.bias[rows])
+        return fbgemm_packed(integers[rows], self._scales[rows], None if self.bias is None else self.bias[rows])
 
     def int8_bytes(self) -> int:
         """Memory of the int8 weights, with the float scales and bias."""

@@ -17,7 +17,8 @@ from moss_cli.model.quantize import Int8Linear
 def whole_fbgemm_product(layer: Int8Linear, integers: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        weight = torch._make_per_channel_quantized_tensor(integers, layer.scales.double(), layer.zero_points, 0)
+        zero_points = torch.zeros(layer.out_features, dtype=torch.long)
+        weight = torch._make_per_channel_quantized_tensor(integers, layer.scales.double(), zero_points, 0)
     return torch.ops.quantized.linear_dynamic(x, torch.ops.quantized.linear_prepack(weight, layer.bias), True)
 
 
