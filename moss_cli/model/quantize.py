@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import MossError
 from ..interrupts import result_of, started
-from .joining import join_before_quantizing, mark_quantized_joins, unjoin_projections
+from .joining import StackedRows, join_before_quantizing, mark_quantized_joins, unjoin_projections
 from .packing import blocks_product, fbgemm_packed, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
@@ -34,7 +34,7 @@ class Int8Linear(nn.Module):
     """y = x W^T + b with W int8 (per output channel) and x quantized per call (per tensor, 7 bits as
     FBGEMM's `reduce_range` asks, so that its AVX2 kernels cannot saturate)."""
 
-    def __init__(self, linear: nn.Linear, in_background: bool = False):
+    def __init__(self, linear: nn.Linear | StackedRows, in_background: bool = False):
         """in_background: quantized and packed in a thread begun here, the first product waiting for it
         (the output layer, see LayerQuantizer)."""
         super().__init__()
@@ -43,7 +43,8 @@ class Int8Linear(nn.Module):
         self._building: Future | None = None
         # Held here, not by the building thread, so that the build can let it go once it is rounded: a
         # weight read from a checkpoint keeps its file's pages resident until it is freed.
-        self._weight: torch.Tensor | None = linear.weight.detach()
+        self._weights: list[torch.Tensor] | None = (
+            linear.weights() if isinstance(linear, StackedRows) else [linear.weight.detach()])
         if in_background:
             stop = threading.Event()  # set at exit: the process must not end inside FBGEMM's packing
             self._building = started(self._build, stop, name="moss-int8-build", stop=stop)
@@ -57,9 +58,9 @@ class Int8Linear(nn.Module):
     def _build(self, stop: threading.Event | None = None) -> None:
         try:
             with torch.no_grad():
-                weight, self._weight = self._weight, None
-                self._scales, integers = int8_rows(weight)
-                del weight  # before packing, which holds both the int8 rows and their packed copy
+                weights, self._weights = self._weights, None
+                self._scales, integers = int8_rows(*weights)
+                del weights  # before packing, which holds both the int8 rows and their packed copy
                 # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
                 self._packed_blocks = packed_in_blocks(
                     self.out_features, lambda rows: self._packed(integers, rows), stop)
@@ -91,19 +92,24 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 (fbgemm)"
 
 
-def int8_rows(weight: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scales, int8 weights): one scale per row (output channel), so the int8 grid follows each row's
-    own range. Blocks of rows keep the float temporaries small (the output layer's whole-matrix ones
-    took 1.9 GB at a 1024-wide model) and, at 1024 rows, near the core's caches for the five passes
-    over each: a 151,936x512 output layer took 0.11 s on one thread, 0.24 s in blocks of 4096 rows."""
-    rows = weight.shape[0]
+def int8_rows(*weights: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scales, int8 weights) of the weights' rows, one after the other: one scale per row (output
+    channel), so the int8 grid follows each row's own range. Blocks of rows keep the float temporaries
+    small (the output layer's whole-matrix ones took 1.9 GB at a 1024-wide model) and, at 1024 rows,
+    near the core's caches for the five passes over each: a 151,936x512 output layer took 0.11 s on one
+    thread, 0.24 s in blocks of 4096 rows."""
+    rows = sum(weight.shape[0] for weight in weights)
     scales = torch.empty(rows, dtype=torch.float32)
-    integers = torch.empty(weight.shape, dtype=torch.int8)
-    for start in range(0, rows, block):
-        part = weight[start : start + block].to(torch.float32, copy=True)  # divided in place below
-        scale = (part.abs().amax(dim=1) / 127).clamp_(min=torch.finfo(torch.float32).tiny)
-        integers[start : start + block] = part.div_(scale[:, None]).round_().clamp_(-127, 127)
-        scales[start : start + block] = scale
+    integers = torch.empty((rows, weights[0].shape[1]), dtype=torch.int8)
+    first = 0  # the weight's first row among all
+    for weight in weights:
+        for start in range(0, weight.shape[0], block):
+            part = weight[start : start + block].to(torch.float32, copy=True)  # divided in place below
+            scale = (part.abs().amax(dim=1) / 127).clamp_(min=torch.finfo(torch.float32).tiny)
+            rounded = slice(first + start, first + start + part.shape[0])
+            integers[rounded] = part.div_(scale[:, None]).round_().clamp_(-127, 127)
+            scales[rounded] = scale
+        first += weight.shape[0]
     return scales, integers
 
 
@@ -124,7 +130,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         join_before_quantizing(layer.mlp, "mlp")
     with LayerQuantizer(model) as quantizer:
         for name, module in list(model.named_modules()):
-            if isinstance(module, nn.Linear):
+            if isinstance(module, (nn.Linear, StackedRows)):
                 quantizer.offer(name)
     mark_quantized_joins(model.language_model)
     model.greedy_screen = None  # it screens the float32 head, which int8 replaces
@@ -133,7 +139,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 def quantized_part(model: nn.Module, name: str) -> str | None:
     """The part of QUANTIZED_PARTS that the module `name` belongs to, if it is a linear layer there."""
-    if not isinstance(model.get_submodule(name), nn.Linear):
+    if not isinstance(model.get_submodule(name), (nn.Linear, StackedRows)):
         return None
     return next((part for part in QUANTIZED_PARTS if name == part or name.startswith(part + ".")), None)
 

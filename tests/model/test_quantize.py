@@ -55,6 +55,19 @@ def test_each_output_channel_keeps_its_own_scale():
     assert _relative_error(got[:, 2:], want[:, 2:]) < 0.03
 
 
+def test_stacked_weights_round_as_their_concatenation_does():
+    # A joined layer's parts are rounded where they lie (joining.StackedRows), never copied into one
+    # float tensor first: each row's scale and integers must be those of the concatenated weight,
+    # parts that end inside a block of rows and a bfloat16 part included.
+    generator = torch.Generator().manual_seed(3)
+    parts = [torch.randn(rows, 48, generator=generator) * scale for rows, scale in [(70, 1.0), (33, 0.01), (5, 50.0)]]
+    parts[2] = parts[2].bfloat16()
+    want = int8_rows(torch.cat([part.float() for part in parts]), block=32)
+    for block in (16, 32, 1024):
+        got = int8_rows(*parts, block=block)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
 @pytest.mark.parametrize("rows", [1, 5, 900])
 def test_every_row_count_is_pytorchs_dynamically_quantized_product_to_the_bit(rows):
     # A decoding step's rows and a prompt's go through the one kernel: what torch.ao's dynamic int8
