@@ -109,6 +109,10 @@ EXAMPLES = {
         "moss mcp --allow ~/Recordings",
         "moss mcp --allow ~/Recordings --server http://gpu-box:8000/v1",
     ],
+    "quantize": [
+        "moss quantize -m 4b moss-4b-int8",
+        "moss transcribe talk.wav -m moss-4b-int8",
+    ],
     "models": [
         "moss models",
         "moss models --available",

@@ -105,7 +105,7 @@ class EngineOptions(OptionGroup):
     quantize: Annotated[Quantize | None, typer.Option(
         rich_help_panel="Model", show_default="off",
         help="int8: int8 weights for the LLM and output layer on the CPU (faster; answers can differ from "
-        "float32).")] = None
+        "float32). `moss quantize` stores them once.")] = None
 
     def spec(self, server: ServerOptions) -> EngineSpec:
         """The engine the run asks for: this model, run here or on `server`'s servers."""

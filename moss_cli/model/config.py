@@ -85,6 +85,7 @@ class MossAudioConfig:
     deepstack_num_inject_layers: int | None = None  # None: one merger per encoder tap
     dtype: str = "bfloat16"  # dtype the weights were saved in
     tie_word_embeddings: bool = False  # root key: lm_head shares embed_tokens (a stored lm_head is ignored)
+    quantization: str | None = None  # "int8": written by `moss quantize` (model/int8_checkpoint.py)
     extra: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -109,6 +110,7 @@ class MossAudioConfig:
             deepstack_num_inject_layers=raw.get("deepstack_num_inject_layers"),
             dtype=str(raw.get("dtype") or raw.get("torch_dtype") or "bfloat16"),
             tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
+            quantization=_quantization(raw),
             extra=raw,
         )
 
@@ -119,6 +121,19 @@ class MossAudioConfig:
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot read config ({exc})") from None
         return cls.from_dict(raw)
+
+
+QUANTIZATION_KEY = "moss_quantization"  # config.json's record of how `moss quantize` stored the weights
+
+
+def _quantization(raw: dict) -> str | None:
+    entry = raw.get(QUANTIZATION_KEY)
+    if entry is None:
+        return None
+    method = entry.get("method") if isinstance(entry, dict) else None
+    if method != "int8":
+        raise CheckpointError(f"config.json: {QUANTIZATION_KEY} {entry!r} is not one this version reads (int8)")
+    return method
 
 
 def _audio_config(raw: dict) -> AudioEncoderConfig:

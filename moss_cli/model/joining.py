@@ -134,6 +134,15 @@ class StackedRows(nn.Module):
         return torch.cat([part(x) for part in self.parts], dim=-1)
 
 
+def weights_loaded(layer: nn.Module) -> bool:
+    """Whether a layer being loaded has all its weights: none left on the meta device, and int8 rows
+    (an int8 checkpoint's) with their scales."""
+    if any(t.is_meta for t in layer.parameters()):
+        return False
+    weight = layer._parameters.get("weight")
+    return weight is None or weight.dtype != torch.int8 or "weight_scale" in layer._buffers
+
+
 def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:
     """Replace `parent`'s projections (a layer's self_attn or mlp, `kind`) by one StackedRows of them;
     its name, or None where they stay apart (a bias on some only, different inputs)."""
@@ -175,8 +184,7 @@ class JoinsAsLoaded:
             return [name]
         parent = self.model.get_submodule(parent_name)
         names = GROUPS[kind][1]
-        loaded = [n in parent._modules and not any(t.is_meta for t in parent._modules[n].parameters()) for n in names]
-        if not all(loaded):
+        if not all(n in parent._modules and weights_loaded(parent._modules[n]) for n in names):
             return []
         joined = join_before_quantizing(parent, kind)
         return [f"{parent_name}.{joined}"] if joined else [f"{parent_name}.{n}" for n in names]

@@ -46,15 +46,25 @@ def weight_locations(folder: Path) -> dict[str, Path]:
 
 
 TIED_HEAD = "lm_head.weight"
+INT8_SCALES = "weight_scale"  # beside an int8 checkpoint's `<layer>.weight`: one float32 scale per row
 EMBEDDINGS = "language_model.embed_tokens.weight"
 
 
 def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
-    """Every parameter present with its shape, nothing extra; the message names the first mismatch."""
-    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        expected.pop(TIED_HEAD)  # shared with the embeddings: may be absent, and is ignored if stored
-        locations = {name: file for name, file in locations.items() if name != TIED_HEAD}
+    """Every parameter present with its shape, nothing extra; the message names the first mismatch.
+    An int8 checkpoint (`moss quantize`) stores each rounded layer's weight as int8 with its scales."""
+    expected = {name: (tuple(p.shape), None) for name, p in model.state_dict().items()}
+    if model.config.quantization == "int8":
+        from .quantize import int8_layers
+
+        for layer in int8_layers(model):
+            rows = expected[f"{layer}.weight"][0]
+            expected[f"{layer}.weight"] = (rows, "I8")
+            expected[f"{layer}.{INT8_SCALES}"] = ((rows[0],), "F32")
+    if model.config.tie_word_embeddings:  # shared with the embeddings: may be absent, and is ignored if stored
+        ignored = (TIED_HEAD, f"lm_head.{INT8_SCALES}")
+        expected = {name: entry for name, entry in expected.items() if name not in ignored}
+        locations = {name: file for name, file in locations.items() if name not in ignored}
     missing = sorted(set(expected) - set(locations))
     if missing:
         raise CheckpointError(f"checkpoint lacks tensor {missing[0]} ({len(missing)} missing in all)")
@@ -69,22 +79,41 @@ def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
             for name in names:
                 if name not in present:
                     raise CheckpointError(f"tensor {name} is not in {file.name} as the index says")
-                shape = tuple(handle.get_slice(name).get_shape())
-                if shape != expected[name]:
-                    raise CheckpointError(f"tensor {name} has shape {list(shape)}, expected {list(expected[name])}")
+                stored = handle.get_slice(name)
+                shape, dtype = tuple(stored.get_shape()), expected[name][1]
+                if shape != expected[name][0]:
+                    raise CheckpointError(f"tensor {name} has shape {list(shape)}, expected {list(expected[name][0])}")
+                if dtype is not None and stored.get_dtype() != dtype:
+                    raise CheckpointError(f"tensor {name} is {stored.get_dtype()}, expected {dtype} in an int8 checkpoint")
 
 
-def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize: str | None = None) -> MossAudioModel:
-    """Build the model without initialising it, check the weights, then load them onto `device`;
-    quantize="int8": int8 linear layers (model/quantize.py), each made as soon as its weights are read."""
+def stored_quantization(folder: Path) -> str | None:
+    """How the checkpoint's weights are stored, if quantized ("int8": written by `moss quantize`)."""
+    return MossAudioConfig.from_file(folder / CONFIG_FILE).quantization
+
+
+def checked_model(folder: Path) -> tuple[MossAudioModel, dict[str, Path]]:
+    """The checkpoint's model built on the meta device (nothing allocated or initialised), with where
+    each of its tensors is, every one checked against it."""
     config = MossAudioConfig.from_file(folder / CONFIG_FILE)
     with torch.device("meta"), _no_initialisation():
         model = MossAudioModel(config)
     locations = weight_locations(folder)
     check_weights(model, locations)
+    return model, locations
+
+
+def load_model(folder: Path, device: torch.device, dtype: torch.dtype, quantize: str | None = None) -> MossAudioModel:
+    """Build the model without initialising it, check the weights, then load them onto `device`;
+    quantize="int8": int8 linear layers (model/quantize.py), each made as soon as its weights are read
+    (an int8 checkpoint's are read as they are stored: it takes nothing else)."""
+    model, locations = checked_model(folder)
+    config = model.config
+    if config.quantization == "int8" and quantize != "int8":
+        raise CheckpointError(f"{folder} holds int8 weights (moss quantize): it loads with --quantize int8 only")
     tied = config.tie_word_embeddings
     if tied:  # as the official loader ties them: the file's lm_head, if any, is not used
-        locations = {name: file for name, file in locations.items() if name != TIED_HEAD}
+        locations = {name: file for name, file in locations.items() if not name.startswith("lm_head.")}
     if quantize == "int8":
         _load_quantizing(model, locations, dtype, tied)
     else:
@@ -174,7 +203,8 @@ def _load_quantizing(model: MossAudioModel, locations: dict[str, Path], dtype: t
 def _assign(module: torch.nn.Module, leaf: str, tensor: torch.Tensor) -> None:
     """What load_state_dict(assign=True) does for one entry: the tensor itself becomes the parameter or buffer."""
     if leaf in module._parameters:
-        module._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=module._parameters[leaf].requires_grad)
+        wanted = module._parameters[leaf].requires_grad and tensor.is_floating_point()  # int8 rows take none
+        module._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=wanted)
     else:
         module._buffers[leaf] = tensor
 

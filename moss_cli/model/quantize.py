@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import MossError
 from ..interrupts import result_of, started
-from .joining import StackedRows, join_before_quantizing, mark_quantized_joins, unjoin_projections
+from .joining import StackedRows, join_before_quantizing, mark_quantized_joins, unjoin_projections, weights_loaded
 from .packing import blocks_product, fbgemm_packed, packed_in_blocks
 
 QUANTIZED_PARTS = ("language_model", "audio_adapter", "deepstack_audio_merger_list", "lm_head")
@@ -43,8 +43,7 @@ class Int8Linear(nn.Module):
         self._building: Future | None = None
         # Held here, not by the building thread, so that the build can let it go once it is rounded: a
         # weight read from a checkpoint keeps its file's pages resident until it is freed.
-        self._weights: list[torch.Tensor] | None = (
-            linear.weights() if isinstance(linear, StackedRows) else [linear.weight.detach()])
+        self._parts: list[nn.Linear] | None = list(linear.parts) if isinstance(linear, StackedRows) else [linear]
         if in_background:
             stop = threading.Event()  # set at exit: the process must not end inside FBGEMM's packing
             self._building = started(self._build, stop, name="moss-int8-build", stop=stop)
@@ -58,9 +57,9 @@ class Int8Linear(nn.Module):
     def _build(self, stop: threading.Event | None = None) -> None:
         try:
             with torch.no_grad():
-                weights, self._weights = self._weights, None
-                self._scales, integers = int8_rows(*weights)
-                del weights  # before packing, which holds both the int8 rows and their packed copy
+                parts, self._parts = self._parts, None
+                self._scales, integers = rounded_rows(parts)
+                del parts  # before packing, which holds both the int8 rows and their packed copy
                 # A vocabulary-sized layer is packed in blocks of rows on every thread (model/packing.py).
                 self._packed_blocks = packed_in_blocks(
                     self.out_features, lambda rows: self._packed(integers, rows), stop)
@@ -113,6 +112,20 @@ def int8_rows(*weights: torch.Tensor, block: int = 1024) -> tuple[torch.Tensor, 
     return scales, integers
 
 
+def rounded_rows(parts: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scales, int8 weights) of the layers' rows one after the other: an int8 checkpoint's as stored
+    (rounded by int8_rows when it was written), float weights rounded here."""
+    weights = [part.weight.detach() for part in parts]
+    if all(weight.dtype != torch.int8 for weight in weights):
+        return int8_rows(*weights)
+    if not all(weight.dtype == torch.int8 and "weight_scale" in part._buffers for part, weight in zip(parts, weights)):
+        raise MossError("a joined layer mixes int8 rows with float ones, or int8 rows without their scales")
+    scales = [part._buffers["weight_scale"].float() for part in parts]
+    if len(parts) == 1:
+        return scales[0], weights[0]
+    return torch.cat(scales), torch.cat(weights)
+
+
 def check_int8_target(device: torch.device, dtype: torch.dtype) -> None:
     if device.type != "cpu":
         raise MossError(f"--quantize int8 runs on the CPU only (the model is on {device.type})")
@@ -135,6 +148,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     mark_quantized_joins(model.language_model)
     model.greedy_screen = None  # it screens the float32 head, which int8 replaces
     return model
+
+
+def int8_layers(model: nn.Module) -> list[str]:
+    """The names of the linear layers that int8 rounds (QUANTIZED_PARTS), as the checkpoint names them."""
+    return [name for name, module in model.named_modules() if type(module) is nn.Linear and quantized_part(model, name)]
 
 
 def quantized_part(model: nn.Module, name: str) -> str | None:
@@ -168,7 +186,7 @@ class LayerQuantizer:
         loaded (none left on the meta device); whether it will be."""
         part = quantized_part(self.model, name)
         module = self.model.get_submodule(name)
-        if part is None or any(t.is_meta for t in module.parameters()):
+        if part is None or (isinstance(module, nn.Linear) and not weights_loaded(module)):
             return False
         if part in IN_BACKGROUND and self.head_in_background:
             self.model.set_submodule(name, Int8Linear(module, in_background=True))

@@ -21,7 +21,7 @@ from ...audio.features import duration, load_audio, log_mel, to_model_rate
 from ...errors import MossError
 from ...model.checkpoint import model_name
 from ...model.encoder import EncodedAudio
-from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint
+from ...model.loading import DEFAULT_MODEL, DTYPES, load_model, load_tokenizer, resolve_checkpoint, stored_quantization
 from ...model.modeling import MossAudioModel
 from ..base import Answer, DecodingOptions, RepetitionGuard, Request, is_thinking_checkpoint, split_reasoning
 from ..prompts import IM_END_ID, PromptBuilder, has_audio_span
@@ -160,6 +160,8 @@ class MossAudio:
             raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
         model = model_name(model)  # -m 4b: the hub id names the engine, as it does the checkpoint
         folder = resolve_checkpoint(model, revision=revision)
+        if quantize is None and stored_quantization(folder) == "int8":  # written by `moss quantize`
+            quantize, device = "int8", "cpu" if device == "auto" else device  # int8 runs on the CPU
         target = resolve_device(device)
         precision = resolve_dtype(dtype, target)
         if quantize == "int8":
