@@ -16,7 +16,8 @@ VLLM_JOBS = 8  # requests in flight, as `moss transcribe --server --jobs 8`
 
 
 class MossSide:
-    def __init__(self, job: dict, quantize: str | None):
+    def __init__(self, job: dict, quantize: str | None, model: str | None = None):
+        """model: another checkpoint of the same weights (moss quantize's int8 one), else the job's."""
         import torch
 
         from moss_cli.engine.local.engine import MossAudio
@@ -24,7 +25,7 @@ class MossSide:
 
         torch.set_num_threads(job["threads"])
         keep_freed_memory()  # as `moss` does for a local model
-        self.engine = MossAudio.load(job["checkpoint"], device="cpu", dtype="float32", quantize=quantize)
+        self.engine = MossAudio.load(model or job["checkpoint"], device="cpu", dtype="float32", quantize=quantize)
         self.engine.stop_ids = set()  # every request decodes exactly its tokens, as the peers are told to
 
     def run(self, chunks: list, prompt: str, tokens: int) -> dict:
@@ -123,7 +124,7 @@ def worker(args: argparse.Namespace) -> None:
     job = json.loads(args.job.read_text(encoding="utf-8"))
     chunks = [np.load(args.job.parent / name) for name in job["chunks"]]
     if args.worker == "moss":
-        side = MossSide(job, args.quantize)
+        side = MossSide(job, args.quantize, args.model)
     elif args.worker == "vllm":
         side = VllmSide(job, args.vllm_python, args.job.parent / f"vllm-{os.getpid()}.log")
     else:

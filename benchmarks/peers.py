@@ -11,8 +11,11 @@ converted from it). Cases: a 30 s clip as one request at 64 and 256 tokens, and 
 recording cut into moss's speech chunks (a transcription), every chunk a request.
 
 Sides, each a process of its own (this script with --worker), timed from outside:
-- moss-float32, moss-int8: the local engine (`MossAudio.load`, `--quantize int8`), end of turn
-  ignored so every request decodes exactly --tokens tokens.
+- moss-float32, moss-int8, moss-int8-at-load: the local engine (`MossAudio.load`), end of turn
+  ignored so every request decodes exactly --tokens tokens. moss-int8 loads the int8 checkpoint
+  `moss quantize` writes from the checkpoint once (as CrispASR's quantized sides load GGUFs written
+  once); moss-int8-at-load rounds the float checkpoint at every load (`--quantize int8`), the same
+  numbers.
 - vllm-float32: vLLM's OpenAI server from PyPI's CPU build, eager and float32 (started by
   benchmarks/vllm_serve.py as tests/support/vllm_server.py does), min_tokens = max_tokens, the
   chunks of a case sent 8 at a time. Install: a venv with `pip install torch==2.13.0
@@ -155,7 +158,9 @@ class Worker:
 def worker_command(side: str, job: Path, args: argparse.Namespace, models: dict[str, Path]) -> list[str]:
     script = [str(Path(__file__).resolve()), "--job", str(job)]
     if side.startswith("moss-"):
-        return [sys.executable, *script, "--worker", "moss", *(["--quantize", "int8"] if side == "moss-int8" else [])]
+        int8 = ["--quantize", "int8"] if side.startswith("moss-int8") else []
+        stored = ["--model", str(models[side])] if side in models else []
+        return [sys.executable, *script, "--worker", "moss", *int8, *stored]
     if side == "vllm-float32":
         return [sys.executable, *script, "--worker", "vllm", "--vllm-python", args.vllm_python]
     return [args.crispasr_python, *script, "--worker", "crispasr", "--gguf", str(models[side])]
@@ -258,6 +263,11 @@ def parent(args: argparse.Namespace) -> None:
         spec = dataclasses.replace(spec, inject=spec.inject or len(spec.taps))
         checkpoint = write_servable_checkpoint(work / "checkpoint", spec=spec, seed=0)
         models = convert_for_crispasr(checkpoint, work, args) if args.crispasr_convert else {}
+        if "moss-int8" in args.sides:
+            from moss_cli.model.int8_checkpoint import write_int8_checkpoint
+
+            write_int8_checkpoint(checkpoint, work / "checkpoint-int8")
+            models["moss-int8"] = work / "checkpoint-int8"
         print(f"random {args.size} checkpoint, {args.threads} threads, {os.cpu_count()} cores, "
               f"sides: {', '.join(args.sides)}; load average {os.getloadavg()[0]:.1f}", flush=True)
         for index, case in enumerate(cases(args.tokens, args.long_seconds, args.long_tokens, args.clip_seconds)):
@@ -292,13 +302,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--quantize", help=argparse.SUPPRESS)
     parser.add_argument("--gguf", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return args
-    available = ["moss-float32", "moss-int8", *(["vllm-float32"] if args.vllm_python else []),
+    available = ["moss-float32", "moss-int8", "moss-int8-at-load", *(["vllm-float32"] if args.vllm_python else []),
                  *([s for s in CRISPASR_TYPES if args.crispasr_quantize or s in ("crispasr-f32", "crispasr-f16")]
                    if args.crispasr_convert else [])]
-    args.sides = args.sides or available
+    args.sides = args.sides or [side for side in available if side != "moss-int8-at-load"]  # that one: asked for
     missing = [side for side in args.sides if side not in available]
     if missing:
         parser.error(f"--sides {' '.join(missing)}: not available (installed: {', '.join(available)}; "

@@ -39,6 +39,16 @@ def test_sides_default_to_what_is_installed():
     assert quantized[-2:] == ["crispasr-q8_0", "crispasr-q4_k"]
 
 
+def test_the_int8_sides_load_the_stored_int8_checkpoint_or_round_at_load():
+    args = peers.parse_args(["--sides", "moss-float32", "moss-int8", "moss-int8-at-load"])
+    stored = {"moss-int8": Path("/work/checkpoint-int8")}
+    command = peers.worker_command("moss-int8", Path("job.json"), args, stored)
+    assert command[-4:] == ["--quantize", "int8", "--model", "/work/checkpoint-int8"]
+    at_load = peers.worker_command("moss-int8-at-load", Path("job.json"), args, stored)
+    assert at_load[-2:] == ["--quantize", "int8"] and "--model" not in at_load
+    assert "--quantize" not in peers.worker_command("moss-float32", Path("job.json"), args, stored)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--sides", "moss-float32", "vllm-float32"], "vllm-float32: not available"),
     (["--crispasr-convert", "c.py", "--sides", "moss-float32", "crispasr-q8_0"], "crispasr-q8_0: not available"),
