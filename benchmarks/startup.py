@@ -4,6 +4,7 @@ request (weights and tokenizer), (b) a whole `moss transcribe CLIP -m CHECKPOINT
     python benchmarks/startup.py                         # this tree alone
     python benchmarks/startup.py --before /work/main     # and another source tree, interleaved
     python benchmarks/startup.py --quantize int8         # loading as --quantize int8 does
+    python benchmarks/startup.py --quantize stored-int8  # loading the int8 checkpoint moss quantize writes
 
 Both sides load the same random checkpoint (`--size`, written once in the official layout, bf16, as
 bench.py writes it) and transcribe the same synthetic clip; runs alternate between the sides and the
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(then loading converts them to float32)")
     parser.add_argument("--measures", nargs="+", choices=["ready", "transcribe"], default=["ready", "transcribe"],
                         help="(a) ready, (b) transcribe; (b) decodes every speech chunk and takes minutes on a busy machine")
-    parser.add_argument("--quantize", default="", choices=["", "int8"], help="int8: load as --quantize int8 does")
+    parser.add_argument("--quantize", default="", choices=["", "int8", "stored-int8"],
+                        help="int8: load as --quantize int8 does; stored-int8: load the int8 checkpoint `moss quantize` "
+                             "writes from the checkpoint (once, before the runs)")
     parser.add_argument("--before", type=Path, help="another source tree to time beside this one (e.g. main's)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each side and measure")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the transcribed clip")
@@ -99,13 +102,19 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="moss-startup-") as scratch:
         checkpoint, clip = write_inputs(Path(scratch), args.size, args.dtype, args.seconds)
+        quantize = args.quantize
+        if quantize == "stored-int8":  # runs take it as int8 without being told
+            from moss_cli.model.int8_checkpoint import write_int8_checkpoint
+
+            write_int8_checkpoint(checkpoint, checkpoint.with_name(checkpoint.name + "-int8"))
+            checkpoint, quantize = checkpoint.with_name(checkpoint.name + "-int8"), ""
         imports: dict[str, list[float]] = {}
         ready = whole = {}
         if "ready" in args.measures:
-            ready = run_interleaved({side: (lambda s=source, side=side: time_ready(s, checkpoint, args.quantize, imports, side))
+            ready = run_interleaved({side: (lambda s=source, side=side: time_ready(s, checkpoint, quantize, imports, side))
                                      for side, source in sources.items()}, args.repeats)
         if "transcribe" in args.measures:
-            whole = run_interleaved({side: (lambda s=source: time_transcribe(s, checkpoint, clip, args.tokens, args.quantize))
+            whole = run_interleaved({side: (lambda s=source: time_transcribe(s, checkpoint, clip, args.tokens, quantize))
                                      for side, source in sources.items()}, args.repeats)
     load_after = os.getloadavg()
     print(f"random {args.size} checkpoint saved in {args.dtype}{', --quantize ' + args.quantize if args.quantize else ''}, "

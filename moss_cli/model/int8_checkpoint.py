@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,9 +28,9 @@ SHARD_SIZE = "2GB"  # a shard is built whole in memory before it is written
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5")
 
 
-def write_int8_checkpoint(source: Path, target: Path, on_tensor: Callable[[str], None] | None = None) -> None:
+def write_int8_checkpoint(source: Path, target: Path) -> None:
     """Write `source`'s int8 checkpoint into the new folder `target`, which appears only once complete
-    (built beside it, then renamed). on_tensor(name): told as each stored tensor is written."""
+    (built beside it, then renamed)."""
     model, locations = checked_model(source)
     if model.config.quantization is not None:
         raise CheckpointError(f"{source} already holds {model.config.quantization} weights")
@@ -50,7 +49,7 @@ def write_int8_checkpoint(source: Path, target: Path, on_tensor: Callable[[str],
     shutil.rmtree(building, ignore_errors=True)  # what an interrupted run left
     try:
         building.mkdir(parents=True)
-        _write_weights(building, sources, rounded, on_tensor)
+        _write_weights(building, sources, rounded)
         _copy_other_files(source, building, model.config.tie_word_embeddings)
         os.replace(building, target)
     except BaseException as exc:
@@ -63,7 +62,7 @@ def write_int8_checkpoint(source: Path, target: Path, on_tensor: Callable[[str],
 Sources = dict[str, tuple[Path, str]]  # stored weight -> (file, name in it)
 
 
-def _write_weights(folder: Path, sources: Sources, rounded: set[str], on_tensor: Callable[[str], None] | None) -> None:
+def _write_weights(folder: Path, sources: Sources, rounded: set[str]) -> None:
     from huggingface_hub import split_torch_state_dict_into_shards
     from safetensors.torch import save_file
 
@@ -77,8 +76,6 @@ def _write_weights(folder: Path, sources: Sources, rounded: set[str], on_tensor:
             if name not in waiting:
                 waiting.update(_tensors_for(_weight_of(name), sources, rounded))
             tensors[name] = waiting.pop(name)
-            if on_tensor is not None:
-                on_tensor(name)
         save_file(tensors, str(folder / shard), metadata={"format": "pt"})
         _readable_as_copied(folder / shard)
     if plan.is_sharded:
