@@ -409,9 +409,10 @@ def quantize(
     from .console import say
 
     try:
-        source = resolve_checkpoint(model_name(engine.model))
+        name = model_name(engine.model)
+        source = resolve_checkpoint(name)
         say(f"writing the int8 weights of {source} into {output}")
-        write_int8_checkpoint(source, output)
+        write_int8_checkpoint(source, output, source_name=name)
     except (Exception, KeyboardInterrupt) as exc:
         raise typer.Exit(report(exc)) from None
     size = sum(path.stat().st_size for path in output.iterdir())

@@ -28,9 +28,10 @@ SHARD_SIZE = "2GB"  # a shard is built whole in memory before it is written
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5")
 
 
-def write_int8_checkpoint(source: Path, target: Path) -> None:
+def write_int8_checkpoint(source: Path, target: Path, source_name: str | None = None) -> None:
     """Write `source`'s int8 checkpoint into the new folder `target`, which appears only once complete
-    (built beside it, then renamed)."""
+    (built beside it, then renamed). source_name: how the source was named (a hub id), recorded with
+    the int8 record: runs tell a Thinking checkpoint by it, whatever `target` is called."""
     model, locations = checked_model(source)
     if model.config.quantization is not None:
         raise CheckpointError(f"{source} already holds {model.config.quantization} weights")
@@ -50,7 +51,7 @@ def write_int8_checkpoint(source: Path, target: Path) -> None:
     try:
         building.mkdir(parents=True)
         _write_weights(building, sources, rounded)
-        _copy_other_files(source, building, model.config.tie_word_embeddings)
+        _copy_other_files(source, building, model.config.tie_word_embeddings, source_name or str(source))
         os.replace(building, target)
     except BaseException as exc:
         shutil.rmtree(building, ignore_errors=True)
@@ -124,14 +125,15 @@ def _readable_as_copied(path: Path) -> None:
     path.chmod(0o666 & ~umask)
 
 
-def _copy_other_files(source: Path, folder: Path, tied: bool) -> None:
+def _copy_other_files(source: Path, folder: Path, tied: bool, source_name: str) -> None:
     """The tokenizer, generation and processor files as they are; config.json with the int8 record."""
     for path in sorted(source.iterdir()):
         if path.is_file() and path.name not in (CONFIG_FILE, WEIGHTS_INDEX) and not path.name.endswith(WEIGHT_SUFFIXES):
             shutil.copyfile(path, folder / path.name)  # a hub snapshot's links: the files they point to
     config = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
     config[QUANTIZATION_KEY] = {"method": "int8", "weights": "int8 rows, one float32 scale per row (output channel)",
-                                "layers": "the language model, adapters and output layer; the audio encoder as stored"}
+                                "layers": "the language model, adapters and output layer; the audio encoder as stored",
+                                "source": source_name}
     if tied:  # the output layer is stored as its own int8 rows
         config["tie_word_embeddings"] = False
         if isinstance(config.get("language_config"), dict) and "tie_word_embeddings" in config["language_config"]:

@@ -12,7 +12,7 @@ import torch
 from .. import DEFAULT_MODEL  # noqa: F401 - engine.py takes it from here
 from ..errors import CheckpointError
 from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX, resolve_checkpoint, resolve_tokenizer  # noqa: F401 - the loading API, in one place
-from .config import MossAudioConfig
+from .config import QUANTIZATION_KEY, MossAudioConfig
 from .modeling import MossAudioModel
 from .qwen3 import RotaryEmbedding
 
@@ -87,9 +87,11 @@ def check_weights(model: MossAudioModel, locations: dict[str, Path]) -> None:
                     raise CheckpointError(f"tensor {name} is {stored.get_dtype()}, expected {dtype} in an int8 checkpoint")
 
 
-def stored_quantization(folder: Path) -> str | None:
-    """How the checkpoint's weights are stored, if quantized ("int8": written by `moss quantize`)."""
-    return MossAudioConfig.from_file(folder / CONFIG_FILE).quantization
+def stored_quantization(folder: Path) -> dict | None:
+    """config.json's record of how `moss quantize` stored the checkpoint's weights ("method": "int8",
+    "source": the checkpoint it was written from), or None for the weights as released."""
+    config = MossAudioConfig.from_file(folder / CONFIG_FILE)
+    return config.extra[QUANTIZATION_KEY] if config.quantization else None
 
 
 def checked_model(folder: Path) -> tuple[MossAudioModel, dict[str, Path]]:

@@ -127,10 +127,12 @@ def rounded_rows(parts: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_int8_target(device: torch.device, dtype: torch.dtype) -> None:
+    # Both for --quantize int8 and for an int8 checkpoint (moss quantize), which implies it.
     if device.type != "cpu":
-        raise MossError(f"--quantize int8 runs on the CPU only (the model is on {device.type})")
+        raise MossError(f"int8 weights (--quantize int8) run on the CPU only, not on {device.type}")
     if dtype != torch.float32:
-        raise MossError(f"--quantize int8 starts from float32 weights, not {str(dtype).removeprefix('torch.')}")
+        raise MossError(f"int8 weights (--quantize int8) run beside float32, not {str(dtype).removeprefix('torch.')}: "
+                        "--dtype float32 or auto")
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from moss_cli import MossAudio
 from moss_cli.cli import app
 from moss_cli.engine.base import DecodingOptions
-from moss_cli.errors import CheckpointError, OutputError, UsageError
+from moss_cli.errors import CheckpointError, MossError, OutputError, UsageError
 from moss_cli.model import int8_checkpoint
 from moss_cli.model.int8_checkpoint import write_int8_checkpoint
 from moss_cli.model.loading import load_model
@@ -85,6 +85,8 @@ def test_what_cannot_be_written_or_read_is_refused_in_one_line(tmp_path, monkeyp
         write_int8_checkpoint(tmp_path / "int8", tmp_path / "again")
     with pytest.raises(CheckpointError, match="--quantize int8 only"):
         load_model(tmp_path / "int8", torch.device("cpu"), torch.float32)
+    with pytest.raises(MossError, match="int8 weights .* run beside float32, not bfloat16: --dtype float32 or auto"):
+        MossAudio.load(str(tmp_path / "int8"), device="cpu", dtype="bfloat16")
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -115,3 +117,12 @@ def test_moss_quantize_writes_the_folder_that_runs_take(tmp_path):
     assert MossAudio.load(str(tmp_path / "int8"), device="cpu").model.lm_head.__class__ is Int8Linear
     again = CliRunner().invoke(app, ["quantize", "-m", str(source), str(tmp_path / "int8")])
     assert again.exit_code == 2 and "already exists" in again.stderr and "Traceback" not in again.output
+
+
+def test_a_thinking_checkpoint_stays_one_under_any_folder_name(tmp_path):
+    thinking = write_checkpoint(tmp_path / "MOSS-Audio-4B-Thinking", TinySpec())
+    write_int8_checkpoint(thinking, tmp_path / "int8-a")
+    write_int8_checkpoint(write_checkpoint(tmp_path / "MOSS-Audio-4B-Instruct", TinySpec()), tmp_path / "int8-b")
+    assert MossAudio.load(str(tmp_path / "int8-a"), device="cpu").thinking is True
+    assert MossAudio.load(str(tmp_path / "int8-b"), device="cpu").thinking is False
+    assert MossAudio.load(str(tmp_path / "int8-a"), device="cpu", thinking=False).thinking is False  # --no-thinking

@@ -160,8 +160,11 @@ class MossAudio:
             raise MossError(f"quantize {quantize!r}: only 'int8' is supported")
         model = model_name(model)  # -m 4b: the hub id names the engine, as it does the checkpoint
         folder = resolve_checkpoint(model, revision=revision)
-        if quantize is None and stored_quantization(folder) == "int8":  # written by `moss quantize`
-            quantize, device = "int8", "cpu" if device == "auto" else device  # int8 runs on the CPU
+        stored = stored_quantization(folder)  # written by `moss quantize`: int8, on the CPU
+        if stored is not None:
+            quantize, device = "int8", "cpu" if device == "auto" else device
+            if thinking is None:  # the folder may be named anything: its source's name says
+                thinking = is_thinking_checkpoint(model) or is_thinking_checkpoint(str(stored.get("source", "")))
         target = resolve_device(device)
         precision = resolve_dtype(dtype, target)
         if quantize == "int8":
