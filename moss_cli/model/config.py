@@ -124,6 +124,7 @@ class MossAudioConfig:
 
 
 QUANTIZATION_KEY = "moss_quantization"  # config.json's record of how `moss quantize` stored the weights
+INT8_SCALES = "weight_scale"  # beside an int8 checkpoint's `<layer>.weight`: one float32 scale per row
 
 
 def _quantization(raw: dict) -> str | None:

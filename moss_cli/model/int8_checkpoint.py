@@ -20,8 +20,8 @@ import torch
 
 from ..errors import CheckpointError, OutputError, UsageError
 from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX
-from .config import QUANTIZATION_KEY
-from .loading import EMBEDDINGS, INT8_SCALES, TIED_HEAD, checked_model, open_weights
+from .config import INT8_SCALES, QUANTIZATION_KEY
+from .loading import EMBEDDINGS, TIED_HEAD, checked_model, open_weights
 from .quantize import int8_layers, int8_rows
 
 SHARD_SIZE = "2GB"  # a shard is built whole in memory before it is written

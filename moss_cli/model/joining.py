@@ -25,6 +25,7 @@ from torch import nn
 
 from . import decoder
 from .allocator import ALIGNMENT, aligned_like, drop_file_pages
+from .config import INT8_SCALES
 from .qwen3 import Qwen3Model
 
 # Each layer's groups: where they sit, the int8 joined layer's name, the projections joined.
@@ -140,7 +141,7 @@ def weights_loaded(layer: nn.Module) -> bool:
     if any(t.is_meta for t in layer.parameters()):
         return False
     weight = layer._parameters.get("weight")
-    return weight is None or weight.dtype != torch.int8 or "weight_scale" in layer._buffers
+    return weight is None or weight.dtype != torch.int8 or INT8_SCALES in layer._buffers
 
 
 def join_before_quantizing(parent: nn.Module, kind: str) -> str | None:

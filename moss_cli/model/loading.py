@@ -12,7 +12,7 @@ import torch
 from .. import DEFAULT_MODEL  # noqa: F401 - engine.py takes it from here
 from ..errors import CheckpointError
 from .checkpoint import CONFIG_FILE, SINGLE_WEIGHTS, WEIGHTS_INDEX, resolve_checkpoint, resolve_tokenizer  # noqa: F401 - the loading API, in one place
-from .config import QUANTIZATION_KEY, MossAudioConfig
+from .config import INT8_SCALES, QUANTIZATION_KEY, MossAudioConfig
 from .modeling import MossAudioModel
 from .qwen3 import RotaryEmbedding
 
@@ -46,7 +46,6 @@ def weight_locations(folder: Path) -> dict[str, Path]:
 
 
 TIED_HEAD = "lm_head.weight"
-INT8_SCALES = "weight_scale"  # beside an int8 checkpoint's `<layer>.weight`: one float32 scale per row
 EMBEDDINGS = "language_model.embed_tokens.weight"
 
 

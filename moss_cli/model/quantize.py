@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import MossError
 from ..interrupts import result_of, started
+from .config import INT8_SCALES
 from .joining import StackedRows, join_before_quantizing, mark_quantized_joins, unjoin_projections, weights_loaded
 from .packing import blocks_product, fbgemm_packed, packed_in_blocks
 
@@ -118,9 +119,9 @@ def rounded_rows(parts: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
     weights = [part.weight.detach() for part in parts]
     if all(weight.dtype != torch.int8 for weight in weights):
         return int8_rows(*weights)
-    if not all(weight.dtype == torch.int8 and "weight_scale" in part._buffers for part, weight in zip(parts, weights)):
+    if not all(weight.dtype == torch.int8 and INT8_SCALES in part._buffers for part, weight in zip(parts, weights)):
         raise MossError("a joined layer mixes int8 rows with float ones, or int8 rows without their scales")
-    scales = [part._buffers["weight_scale"].float() for part in parts]
+    scales = [part._buffers[INT8_SCALES].float() for part in parts]
     if len(parts) == 1:
         return scales[0], weights[0]
     return torch.cat(scales), torch.cat(weights)
