@@ -66,6 +66,9 @@ SIZES = {
     # Mid-size: layers, not the output layer, dominate (for --quantize figures).
     "mid": dict(d_model=256, encoder_layers=4, encoder_heads=4, encoder_ffn=1024, conv_channels=32,
                 adapter_hidden=2048, hidden=1024, intermediate=3072, llm_layers=12, heads=16, kv_heads=4, head_dim=64),
+    # The 4B model's language width with 8 of its 36 layers: weights, not operations, dominate a step.
+    "large": dict(d_model=256, encoder_layers=4, encoder_heads=4, encoder_ffn=1024, conv_channels=32,
+                  adapter_hidden=2048, hidden=2560, intermediate=9728, llm_layers=8, heads=32, kv_heads=8, head_dim=128),
     "4b": dict(d_model=1280, encoder_layers=32, encoder_heads=20, encoder_ffn=5120, conv_channels=480,
                adapter_hidden=8192, hidden=2560, intermediate=9728, llm_layers=36, heads=32, kv_heads=8, head_dim=128,
                taps=[8, 16, 24], inject=3),
