@@ -128,9 +128,6 @@ class StackedRows(nn.Module):
         biases = [p.bias for p in parts]
         self.bias = None if biases[0] is None else torch.cat([b.detach().float() for b in biases])
 
-    def weights(self) -> list[torch.Tensor]:
-        return [p.weight.detach() for p in self.parts]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([part(x) for part in self.parts], dim=-1)
 

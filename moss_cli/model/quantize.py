@@ -189,7 +189,7 @@ class LayerQuantizer:
         loaded (none left on the meta device); whether it will be."""
         part = quantized_part(self.model, name)
         module = self.model.get_submodule(name)
-        if part is None or (isinstance(module, nn.Linear) and not weights_loaded(module)):
+        if part is None or not weights_loaded(module):  # a StackedRows is made of loaded layers
             return False
         if part in IN_BACKGROUND and self.head_in_background:
             self.model.set_submodule(name, Int8Linear(module, in_background=True))
