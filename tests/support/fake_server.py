@@ -268,6 +268,11 @@ class FakeServer:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+        # A handler still writing to a client that hung up records what it sent once its write fails: wait
+        # for every connection's handler to end, so that a test reads the whole record.
+        deadline = time.monotonic() + 10
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def kill(self) -> None:
         """Stop as a crashed server does: connecting is refused from now on, open connections are cut."""
