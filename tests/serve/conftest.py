@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -21,6 +22,17 @@ def _upload_root_removed():
     """The upload folder a test process made is removed after, as `moss serve` removes its own."""
     yield
     remove_root()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """`moss serve` run in this process (CliRunner) points the root logger at its stderr, which the
+    runner closes after: later servers' log lines would go to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
