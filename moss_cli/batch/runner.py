@@ -139,6 +139,9 @@ class _Batch:
         kind = not_regular(item.path)
         if kind:
             return self._refuse(item, AudioError(f"{item.name}: is {kind}, not an audio file"))
+        problem = _unopenable(item.path)
+        if problem:  # found before the model starts loading: a mistyped name is said at once
+            return self._refuse(item, problem)
         targets = self.outputs.targets(item)
         if not targets:
             return None
@@ -276,6 +279,17 @@ def _opened_ahead(todo, workdir: Path, ahead: int, prepare=None) -> Iterator[tup
         for _, _, future in queue:
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().close()
+
+
+def _unopenable(path: Path) -> AudioError | None:
+    """Why the file cannot be opened as audio (missing, unreadable, empty, ...), or None."""
+    from ..audio.handles import open_regular
+
+    try:
+        open_regular(path).close()
+    except AudioError as exc:
+        return exc
+    return None
 
 
 def _open(path: Path, workdir: Path, prepare) -> AudioSource:

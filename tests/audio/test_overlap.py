@@ -167,6 +167,20 @@ def test_nothing_is_loaded_when_no_input_is_left_to_open(tmp_path):
     assert started == [True]
 
 
+def test_a_missing_or_empty_file_is_said_before_the_model_loads(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    started, recorder, out = [], Recorder(), io.StringIO()
+    policy = BatchPolicy(warm_up=lambda: started.append(True), prepare=recorder.prepare)
+    observer = BatchObserver()
+    failures = []
+    observer.failure = failures.append
+    inputs = expand_inputs([str(tmp_path / "typo.wav"), str(tmp_path / "empty.wav")])
+    assert run_batch(inputs, recorder.work, OutputSpec(("txt",)), policy, "testing", observer=observer,
+                     stream=out) == 1
+    assert started == [] and out.getvalue() == ""
+    assert failures == [f"{tmp_path / 'typo.wav'}: no such file", f"{tmp_path / 'empty.wav'}: empty file"]
+
+
 def test_help_and_the_model_check_import_nothing_heavy(tiny_checkpoint):
     """Start-up: --help needs no model, no audio and no width tables; a checkpoint is checked
     without torch, whose import then runs beside the first file's decoding."""
