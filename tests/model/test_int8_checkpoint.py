@@ -46,6 +46,7 @@ def test_an_int8_checkpoint_loads_to_the_numbers_quantizing_its_source_gives(tmp
     stored = MossAudio.load(str(tmp_path / "int8"), device="cpu")  # int8 without being asked: it is stored so
     rounded_at_load = MossAudio.load(str(source), device="cpu", quantize="int8")
     _same(_int8_numbers(stored.model), _int8_numbers(rounded_at_load.model))
+    assert stored.where == rounded_at_load.where == "cpu in float32, int8 weights"  # what the CLI says it runs
     # What is not rounded (the encoder, norms, embeddings) is the source's, converted as a load converts it.
     floats = {name: t for name, t in rounded_at_load.model.state_dict().items() if t.is_floating_point()}
     assert {name: t for name, t in stored.model.state_dict().items() if t.is_floating_point()}.keys() == floats.keys()

@@ -174,8 +174,11 @@ class MossAudio:
         weights = load_model(folder, target, precision, quantize=quantize)
         if quantize is None:  # int8 replaces the head: a screen of the float32 one would only cost memory
             weights.prepare_for_cpu()
-        return cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
-                   time_markers=time_markers, batch_size=batch_size, thinking=thinking)
+        engine = cls(weights, load_tokenizer(folder), name=model, stop_ids=_stop_ids(folder),
+                     time_markers=time_markers, batch_size=batch_size, thinking=thinking)
+        if quantize == "int8":  # also when the checkpoint's own: say so, the dtype alone would not
+            engine.where += ", int8 weights"
+        return engine
 
     def encode(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> EncodedClip:
         """Run a file or a mono array through the audio encoder (the same samples twice in a row: once)."""
