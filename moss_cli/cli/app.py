@@ -14,7 +14,7 @@ import typer
 from .. import __version__
 from ..engine.factory import validated
 from ..errors import EXIT_FAILED, EXIT_OK, MossError, UsageError
-from .ask import ask_every_recording, ask_one_recording, asked_questions
+from .ask import ask_every_recording, ask_one_recording, asked_questions, refuse_empty_questions
 from .console import report
 from .engine import run_check
 from .groups import Change, changing, only, options, without
@@ -286,6 +286,7 @@ def ask(
             raise UsageError("ask writes a file only with --html (-o DIR is where its page goes)")
         if asked is None and len(audio) < 2:
             raise UsageError("ask needs a question: moss ask FILE QUESTION..., or -Q QUESTION for every recording")
+        refuse_empty_questions(audio[1:] if asked is None else asked)
         if asked is not None and output.html:
             raise UsageError("--html is for one recording: moss ask FILE QUESTION... --html")
     except (MossError, KeyboardInterrupt) as exc:  # Ctrl-C while the questions are read from stdin

@@ -40,6 +40,13 @@ def asked_questions(given: list[str] | None, from_file: str | None, stdin_inputs
     return asked
 
 
+def refuse_empty_questions(questions: list[str]) -> None:
+    """An empty question would send the audio alone, whose answer is anyone's guess: most likely a
+    quoting slip ("$QUESTION" unset)."""
+    if any(not question.strip() for question in questions):
+        raise UsageError("a question is empty: give its words (moss ask FILE \"What is said?\")")
+
+
 def ask_every_recording(inputs, questions, spec, sampling, flags: BatchOptions, json_lines, show_reasoning) -> None:
     """Every recording, every question: the batch machinery of the other commands, answers as JSON Lines
     (or, for one recording without --json, as text). Several questions share one encode and prefill."""

@@ -103,3 +103,13 @@ def test_usage_errors(tmp_path):
         result = moss(*args, "-m", tmp_path / "no-model")
         assert result.exit_code == 2, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and reason in result.stderr
+
+
+def test_an_empty_question_is_a_usage_error_before_anything_runs(tmp_path):
+    (clip,) = recordings(tmp_path, (1.0,))
+    with FakeServer() as server:
+        for args in ([clip, ""], [clip, "Who speaks?", "  "], [clip, "-Q", " "], [clip, clip, "-Q", "Why?", "-Q", ""]):
+            result = moss(*args, "--server", server.url)
+            assert result.exit_code == 2, args
+            assert result.stderr.strip() == 'moss: error: a question is empty: give its words (moss ask FILE "What is said?")'
+        assert server.fake.requests == []
