@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..audio.handles import open_regular
 from ..errors import EXIT_INTERRUPTED, AudioError, MossError, OutputError, UsageError
-from ..files import folder_problem, not_regular, run_folder, sweep_parts, write_atomically
+from ..files import folder_problem, run_folder, sweep_parts, write_atomically
 from ..interrupts import result_of, signals_interrupt, started
 from ..progress import Progress
 from ..results import Result
@@ -136,11 +137,10 @@ class _Batch:
 
     def _plan(self, item: InputFile) -> str | None | bool:
         """The input's content hash (None when writing to the stream), or False when it is skipped or fails."""
-        kind = not_regular(item.path)
-        if kind:
-            return self._refuse(item, AudioError(f"{item.name}: is {kind}, not an audio file"))
+        # Opened once now, as its turn opens it (a FIFO, /dev/zero, a missing or empty file refused), so
+        # that what cannot be read is said before the model starts loading: a mistyped name at once.
         problem = _unopenable(item.path)
-        if problem:  # found before the model starts loading: a mistyped name is said at once
+        if problem:
             return self._refuse(item, problem)
         targets = self.outputs.targets(item)
         if not targets:
@@ -282,9 +282,7 @@ def _opened_ahead(todo, workdir: Path, ahead: int, prepare=None) -> Iterator[tup
 
 
 def _unopenable(path: Path) -> AudioError | None:
-    """Why the file cannot be opened as audio (missing, unreadable, empty, ...), or None."""
-    from ..audio.handles import open_regular
-
+    """Why the file cannot be opened as audio (missing, unreadable, empty, not a regular file), or None."""
     try:
         open_regular(path).close()
     except AudioError as exc:
